@@ -1,0 +1,23 @@
+# Two commands: `make run` (the embedded stack) and `make test`. Each creates .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_WORKERS ?= 2
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+.PHONY: install run test bench
+install: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(PY) -m workers.embedded
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
+bench: $(VENV)/.installed
+	$(PY) bench/simulate_speed.py

@@ -1,0 +1,154 @@
+"""The mailer: renders a template in the org's language and delivers it over SMTP, at most
+once per (org, template, occasion, recipient).
+
+The outbox row is written before the SMTP conversation and marked sent right after it, so a
+retry of this activity after a successful send finds the row sent and delivers nothing. The
+Message-ID is derived from the outbox key, so even the one unavoidable window (SMTP accepted,
+process died before the commit) yields a duplicate that receivers can recognise."""
+
+import asyncio
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage as MimeMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from babel.dates import format_date
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import select
+from temporalio import activity
+
+from activities.errors import business_errors_are_final
+from activities.messages import EmailRequest, EmailResult
+from activities import metrics
+from db.events import record_event
+from db.models import EmailMessage, Organisation
+from db.session import Database
+from domain.money import format_money
+
+def _templates_dir() -> Path:
+    configured = os.environ.get("BILLING_TEMPLATES_DIR")
+    if configured:
+        return Path(configured)
+    beside_source = Path(__file__).resolve().parents[1] / "templates"
+    return beside_source if beside_source.is_dir() else Path.cwd() / "templates"
+
+
+TEMPLATES_DIR = _templates_dir()
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = "127.0.0.1"
+    port: int = 1025
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    sender: str = "Billing <billing@localhost>"
+    timeout: float = 20.0
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class TemplateRenderer:
+    def __init__(self, templates_dir: Path = TEMPLATES_DIR) -> None:
+        self.env = Environment(loader=FileSystemLoader(str(templates_dir)), undefined=StrictUndefined,
+                               autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+                               keep_trailing_newline=True)
+
+    def render(self, template: str, locale: str, context: dict[str, Any]) -> RenderedEmail:
+        base = f"{locale}/{template}"
+        subject = self.env.get_template(f"{base}/subject.txt.j2").render(context).strip()
+        return RenderedEmail(subject=" ".join(subject.split()),
+                             text=self.env.get_template(f"{base}/body.txt.j2").render(context),
+                             html=self.env.get_template(f"{base}/body.html.j2").render(context))
+
+
+def message_id(org_id: str, template: str, occasion: str, recipient: str) -> str:
+    digest = hashlib.sha256(f"{org_id}|{template}|{occasion}|{recipient}".encode()).hexdigest()[:32]
+    return f"<{digest}@billing.local>"
+
+
+class MailActivities:
+    def __init__(self, db: Database, smtp: SmtpConfig, renderer: TemplateRenderer | None = None) -> None:
+        self.db, self.smtp = db, smtp
+        self.renderer = renderer or TemplateRenderer()
+
+    def _context(self, org: Organisation, request: EmailRequest, recipient: str) -> dict[str, Any]:
+        context: dict[str, Any] = {"org_name": org.name, "org_id": org.id, "admin_email": org.admin_email,
+                                   "recipient": recipient, "locale": org.locale}
+        context.update(request.values)
+        for name, amount in request.money.items():
+            context[name] = format_money(amount, org.currency, org.locale)
+        for name, moment in request.dates.items():
+            context[name] = format_date(moment, format="long", locale=org.locale)
+        return context
+
+    def _claim(self, request: EmailRequest) -> tuple[Organisation, list[EmailMessage]]:
+        """Create the outbox rows (once) and return those not yet delivered."""
+        with self.db.transaction() as session:
+            org = session.get(Organisation, request.org_id)
+            if org is None:
+                raise LookupError(f"unknown org {request.org_id}")
+            recipients = [r.strip().lower() for r in (request.to or [org.admin_email])]
+            pending = []
+            for recipient in dict.fromkeys(recipients):
+                row = session.scalar(select(EmailMessage).where(
+                    EmailMessage.org_id == org.id, EmailMessage.template == request.template,
+                    EmailMessage.occasion == request.occasion, EmailMessage.recipient == recipient))
+                if row is None:
+                    row = EmailMessage(org_id=org.id, template=request.template, occasion=request.occasion,
+                                       recipient=recipient, status="pending", requested_at=request.at,
+                                       message_id=message_id(org.id, request.template, request.occasion, recipient))
+                    session.add(row)
+                    session.flush()
+                if row.status != "sent":
+                    pending.append(row)
+            session.expunge_all()
+            return org, pending
+
+    def _mark_sent(self, row: EmailMessage, subject: str, at: datetime) -> None:
+        with self.db.transaction() as session:
+            stored = session.get(EmailMessage, row.id)
+            stored.status, stored.subject, stored.sent_at = "sent", subject, at
+            record_event(session, row.org_id, at, "email", {"template": row.template, "to": row.recipient,
+                                                            "message_id": row.message_id},
+                         dedupe_key=f"email:{row.id}")
+
+    async def _deliver(self, org: Organisation, row: EmailMessage, rendered: RenderedEmail, at: datetime) -> None:
+        message = MimeMessage()
+        message["From"] = self.smtp.sender
+        message["To"] = row.recipient
+        message["Subject"] = rendered.subject
+        message["Message-ID"] = row.message_id
+        message["Date"] = format_datetime(at)
+        message["X-Billing-Org"] = org.id
+        message["X-Billing-Template"] = row.template
+        message["X-Billing-Locale"] = org.locale
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        await aiosmtplib.send(message, hostname=self.smtp.host, port=self.smtp.port, username=self.smtp.username,
+                              password=self.smtp.password, start_tls=self.smtp.starttls, timeout=self.smtp.timeout)
+
+    @activity.defn
+    @business_errors_are_final
+    async def send_email(self, request: EmailRequest) -> EmailResult:
+        org, pending = await asyncio.to_thread(self._claim, request)
+        delivered = []
+        for row in pending:
+            rendered = self.renderer.render(request.template, org.locale, self._context(org, request, row.recipient))
+            await self._deliver(org, row, rendered, request.at)
+            await asyncio.to_thread(self._mark_sent, row, rendered.subject, request.at)
+            metrics.email_sent(request.template)
+            delivered.append(row.recipient)
+        recipients = [r.strip().lower() for r in (request.to or [org.admin_email])]
+        return EmailResult(delivered=delivered, already_sent=[r for r in recipients if r not in delivered])

@@ -1,0 +1,108 @@
+"""Charging invoices through a payment gateway, exactly once.
+
+Each attempt carries the idempotency key `org:invoice:attempt`; the gateway answers a
+repeated key with its first result, and the `payments` table's unique key records it once.
+Declines are business outcomes returned to the workflow; gateway outages raise and are
+retried by Temporal, so they never count as a dunning attempt."""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from temporalio import activity
+
+from activities.errors import business_errors_are_final_sync
+from activities.messages import ChargeInput, ChargeResult
+from activities import metrics
+from db.billing import invoice_by_number, set_invoice_status
+from db.events import record_event
+from db.models import GatewayCharge, Payment, Subscription
+from db.session import Database
+from domain.cards import sandbox_behaviour
+from domain.states import ChargeOutcome, InvoiceStatus
+
+
+class GatewayUnavailable(Exception):
+    """A timeout or 5xx from the gateway: retried, never a decline."""
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    charge_id: str
+    outcome: ChargeOutcome
+    decline_reason: str | None = None
+
+
+class PaymentGateway(Protocol):
+    def charge(self, token: str, amount: int, currency: str, idempotency_key: str, at: datetime) -> GatewayResult: ...
+
+
+class SandboxGateway:
+    """The default gateway: outcomes follow the test card behind the token; its ledger lives in
+    its own table, as a real gateway's would live on its side."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def charge(self, token: str, amount: int, currency: str, idempotency_key: str, at: datetime) -> GatewayResult:
+        with self.db.transaction() as session:
+            first = session.get(GatewayCharge, idempotency_key)
+            if first is not None:
+                return GatewayResult(first.charge_id, ChargeOutcome(first.outcome), first.decline_reason)
+            behaviour = sandbox_behaviour(token)
+            outcome = ChargeOutcome.SUCCEEDED if behaviour == "ok" else ChargeOutcome.DECLINED
+            charge_id = "ch_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+            session.add(GatewayCharge(idempotency_key=idempotency_key, charge_id=charge_id, token=token, amount=amount,
+                                      currency=currency, outcome=outcome,
+                                      decline_reason=None if behaviour == "ok" else behaviour, created_at=at))
+            return GatewayResult(charge_id, outcome, None if behaviour == "ok" else behaviour)
+
+
+def idempotency_key(org_id: str, invoice_number: str, attempt: int) -> str:
+    return f"{org_id}:{invoice_number}:{attempt}"
+
+
+class PaymentActivities:
+    def __init__(self, db: Database, gateway: PaymentGateway) -> None:
+        self.db, self.gateway = db, gateway
+
+    @activity.defn
+    @business_errors_are_final_sync
+    def charge_invoice(self, request: ChargeInput) -> ChargeResult:
+        key = idempotency_key(request.org_id, request.invoice_number, request.attempt)
+        with self.db.transaction() as session:
+            invoice = invoice_by_number(session, request.invoice_number)
+            recorded = session.scalar(select(Payment).where(Payment.idempotency_key == key))
+            if recorded is not None:
+                return ChargeResult(invoice.number, request.attempt, str(recorded.outcome), recorded.amount,
+                                    recorded.currency, recorded.decline_reason)
+            if invoice.status == InvoiceStatus.PAID or invoice.total <= 0:
+                set_invoice_status(session, invoice, InvoiceStatus.PAID, request.at)
+                return ChargeResult(invoice.number, request.attempt, "succeeded", 0, invoice.currency)
+            if invoice.status != InvoiceStatus.OPEN:
+                return ChargeResult(invoice.number, request.attempt, "declined", invoice.total, invoice.currency,
+                                    f"invoice_{invoice.status}")
+            token = session.scalar(select(Subscription.card_token).where(Subscription.org_id == request.org_id))
+            amount, currency = invoice.total, invoice.currency
+        if token is None:
+            result = GatewayResult("", ChargeOutcome.DECLINED, "no_card")
+        else:
+            activity.heartbeat()
+            result = self.gateway.charge(token, amount, currency, key, request.at)
+        with self.db.transaction() as session:
+            invoice = invoice_by_number(session, request.invoice_number)
+            if session.scalar(select(Payment.id).where(Payment.idempotency_key == key)) is None:
+                session.add(Payment(invoice_id=invoice.id, attempt=request.attempt, idempotency_key=key, amount=amount,
+                                    currency=currency, outcome=result.outcome, decline_reason=result.decline_reason,
+                                    gateway_charge_id=result.charge_id or None, created_at=request.at))
+                record_event(session, request.org_id, request.at, "charge",
+                             {"amount": amount, "currency": currency, "outcome": str(result.outcome),
+                              "reason": result.decline_reason, "invoice": invoice.number,
+                              "attempt": request.attempt}, dedupe_key=f"charge:{key}")
+                metrics.charge(str(result.outcome))
+            if result.outcome == ChargeOutcome.SUCCEEDED:
+                set_invoice_status(session, invoice, InvoiceStatus.PAID, request.at)
+        return ChargeResult(request.invoice_number, request.attempt, str(result.outcome), amount, currency,
+                            result.decline_reason)

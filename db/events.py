@@ -1,0 +1,29 @@
+"""The org event log: timeline and audit trail in one table."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import OrgEvent
+
+
+def record_event(session: Session, org_id: str, at: datetime, type: str, data: dict[str, Any] | None = None,
+                 actor: str | None = None, reason: str | None = None, dedupe_key: str | None = None) -> None:
+    if dedupe_key and session.scalar(select(OrgEvent.id).where(OrgEvent.dedupe_key == dedupe_key)):
+        return
+    session.add(OrgEvent(org_id=org_id, at=at, type=type, data=data or {}, actor=actor or None,
+                         reason=reason or None, dedupe_key=dedupe_key))
+
+
+def already_done(session: Session, operation_key: str) -> bool:
+    """True when an activity already committed the operation with this business key: the
+    activity was retried after its transaction committed."""
+    return session.scalar(select(OrgEvent.id).where(OrgEvent.dedupe_key == f"op:{operation_key}")) is not None
+
+
+def mark_done(session: Session, org_id: str, at: datetime, operation_key: str, what: str,
+              actor: str | None = None, reason: str | None = None, data: dict[str, Any] | None = None) -> None:
+    record_event(session, org_id, at, "operation", {"operation": what, **(data or {})}, actor=actor, reason=reason,
+                 dedupe_key=f"op:{operation_key}")

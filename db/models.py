@@ -1,0 +1,223 @@
+"""Database schema: the source of truth for every org. Lifecycle states are stored as strings
+(native_enum=False) to spare PostgreSQL enum migrations."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from domain.states import ChargeOutcome, Cycle, InvoiceKind, InvoiceStatus, OrgStatus
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware UTC in and out, on SQLite (which forgets the zone) as on PostgreSQL."""
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use timezone-aware UTC")
+        from datetime import timezone
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        from datetime import timezone
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _enum(cls: type) -> Enum:
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PlanRow(Base):
+    """A mirror of the catalog's plans, kept in sync at start-up so the database can be read
+    and joined on its own (quotas for set-based storage enforcement)."""
+    __tablename__ = "plans"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    quota_mb: Mapped[int] = mapped_column(BigInteger)
+    user_cap: Mapped[int | None] = mapped_column(Integer)
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    admin_email: Mapped[str] = mapped_column(String(254))
+    locale: Mapped[str] = mapped_column(String(8))
+    currency: Mapped[str] = mapped_column(String(3))
+    auto_allocate_storage: Mapped[bool] = mapped_column(Boolean, default=False)
+    contacts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    subscription: Mapped["Subscription"] = relationship(back_populates="org", uselist=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("org_id", "email"), Index("ix_users_org_blocked", "org_id", "blocked"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    # Megabytes, an integer: 5.1 GB is 5223 MB (1 GB = 1024 MB).
+    storage_mb: Mapped[int] = mapped_column(BigInteger, default=0)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    blocked_reason: Mapped[str | None] = mapped_column(String(20))
+    # Order of arrival; "newest first" for the free plan's user cap.
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
+    status: Mapped[OrgStatus] = mapped_column(_enum(OrgStatus))
+    cycle: Mapped[Cycle | None] = mapped_column(_enum(Cycle))
+    cycle_anchor: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    period_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    renews_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    trial_ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    trial_choice_plan: Mapped[str | None] = mapped_column(String(40))
+    trial_choice_cycle: Mapped[Cycle | None] = mapped_column(_enum(Cycle))
+    licences: Mapped[int] = mapped_column(Integer, default=0)
+    card_token: Mapped[str | None] = mapped_column(String(80))
+    card_brand: Mapped[str | None] = mapped_column(String(20))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    scheduled_plan: Mapped[str | None] = mapped_column(String(40))
+    scheduled_licences: Mapped[int | None] = mapped_column(Integer)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    pending_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", use_alter=True))
+    pending_change: Mapped[dict | None] = mapped_column(JSON)
+    dunning_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", use_alter=True))
+    dunning_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    dunning_retries_done: Mapped[int] = mapped_column(Integer, default=0)
+    dunning_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_response_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    determination_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    tier_contacts: Mapped[int] = mapped_column(Integer, default=0)
+    scheduled_tier_contacts: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    org: Mapped[Organisation] = relationship(back_populates="subscription")
+
+
+class StorageUnit(Base):
+    __tablename__ = "storage_units"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    size_gb: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    remove_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    purchased_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OrgAddon(Base):
+    __tablename__ = "org_addons"
+    __table_args__ = (UniqueConstraint("org_id", "addon_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    addon_id: Mapped[str] = mapped_column(String(40))
+    remove_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    # What the invoice is for, unique per org: a renewal period, a change request.
+    business_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind))
+    status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus))
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    period_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lines: Mapped[list["InvoiceLine"]] = relationship(back_populates="invoice", order_by="InvoiceLine.id")
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    description: Mapped[str] = mapped_column(String(300))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+
+class Payment(Base):
+    """One charge attempt; the idempotency key (org:invoice:attempt) is what the gateway sees."""
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    outcome: Mapped[ChargeOutcome] = mapped_column(_enum(ChargeOutcome))
+    decline_reason: Mapped[str | None] = mapped_column(String(60))
+    gateway_charge_id: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class GatewayCharge(Base):
+    """The sandbox gateway's own ledger (a real gateway keeps this on its side): one row per
+    idempotency key, so a repeated key returns the first result."""
+    __tablename__ = "sandbox_gateway_charges"
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    charge_id: Mapped[str] = mapped_column(String(80), unique=True)
+    token: Mapped[str] = mapped_column(String(80))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    outcome: Mapped[ChargeOutcome] = mapped_column(_enum(ChargeOutcome))
+    decline_reason: Mapped[str | None] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EmailMessage(Base):
+    """The outbox: one row per (org, template, occasion). The unique key is what keeps an
+    e-mail from being sent twice when the mailer activity is retried."""
+    __tablename__ = "emails"
+    __table_args__ = (UniqueConstraint("org_id", "template", "occasion", "recipient"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    template: Mapped[str] = mapped_column(String(60))
+    occasion: Mapped[str] = mapped_column(String(200))
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    message_id: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(12))  # pending | sent
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OrgEvent(Base):
+    """Audit and event log: what happened to an org, when (workflow time), who asked and why."""
+    __tablename__ = "org_events"
+    __table_args__ = (Index("ix_org_events_org_at", "org_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    actor: Mapped[str | None] = mapped_column(String(254))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # Deduplicates events written by a retried activity.
+    dedupe_key: Mapped[str | None] = mapped_column(String(240), unique=True)

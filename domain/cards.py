@@ -1,0 +1,65 @@
+"""Card numbers as the sandbox gateway sees them (modelled on common gateway test cards).
+A number never leaves the tokenising call: we keep a token, the brand and the last four."""
+
+from dataclasses import dataclass
+
+from domain.errors import CardRejected, InvalidInput
+
+# Sandbox behaviours, keyed by the full test number (SIMULATE.md).
+SANDBOX_CARDS = {
+    "4242424242424242": "ok",
+    "4000000000000341": "card_declined",
+    "4000000000009995": "insufficient_funds",
+    "4000000000000002": "rejected",
+}
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    token: str
+    brand: str
+    last4: str
+
+
+def luhn_valid(number: str) -> bool:
+    digits = [int(d) for d in reversed(number)]
+    checksum = sum(digits[0::2]) + sum(sum(divmod(2 * d, 10)) for d in digits[1::2])
+    return checksum % 10 == 0
+
+
+def brand_of(number: str) -> str:
+    if number.startswith("4"):
+        return "visa"
+    if number[:2] in {"51", "52", "53", "54", "55"} or 2221 <= int(number[:4]) <= 2720:
+        return "mastercard"
+    if number[:2] in {"34", "37"}:
+        return "amex"
+    return "card"
+
+
+def normalise_number(raw: str) -> str:
+    number = str(raw).replace(" ", "").replace("-", "")
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        raise InvalidInput("card: a card number is 12 to 19 digits")
+    if not luhn_valid(number):
+        raise InvalidInput(f"card: number ending {number[-4:]} fails the checksum; check the digits")
+    return number
+
+
+def sandbox_tokenise(raw: str) -> CardDetails:
+    """Validate a number the way the sandbox gateway does and return what may be stored."""
+    number = normalise_number(raw)
+    behaviour = SANDBOX_CARDS.get(number)
+    if behaviour is None:
+        raise InvalidInput(f"card: number ending {number[-4:]} is not a sandbox test card")
+    if behaviour == "rejected":
+        raise CardRejected(f"card ending {number[-4:]} was rejected by the gateway; the previous card stays in place")
+    return CardDetails(token=f"tok_sandbox_{behaviour}_{number[-4:]}", brand=brand_of(number), last4=number[-4:])
+
+
+def sandbox_behaviour(token: str) -> str:
+    """What the sandbox does with a token it issued: 'ok' or a decline code."""
+    for behaviour in ("card_declined", "insufficient_funds", "ok"):
+        if token.startswith(f"tok_sandbox_{behaviour}_"):
+            return behaviour
+    return "card_declined"

@@ -1,0 +1,297 @@
+"""Which requests an org accepts, and why not. Pure checks against the workflow's snapshot:
+they run as Temporal Update validators, so a refusal is answered at once and leaves no trace
+in the workflow history. Messages name the rule and the numbers, never internal lists."""
+
+import re
+from datetime import datetime, timedelta
+
+from domain import requests as rq
+from domain.errors import (BelowUsage, InvalidInput, NotAllowed, OutsideDowngradeWindow,
+                           PendingChange, StaffOnly, UnknownPlan)
+from domain.policy import Policy
+from domain.snapshot import CatalogFacts, OrgSnapshot
+from domain.states import FREE_PLAN, Cycle, OrgStatus
+
+EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+PAID_STATUSES = (OrgStatus.ACTIVE, OrgStatus.CANCELLING, OrgStatus.PAST_DUE, OrgStatus.ESCALATED)
+
+
+def check_email(value: str, field: str) -> str:
+    if not isinstance(value, str) or not EMAIL.match(value.strip()):
+        raise InvalidInput(f"{field}: {value!r} is not a valid e-mail address")
+    return value.strip().lower()
+
+
+def check_count(value: int, field: str = "count") -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidInput(f"{field} must be a positive whole number, got {value!r}")
+    return value
+
+
+def check_storage_gb(value: float, field: str = "storage_gb") -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or value != value:
+        raise InvalidInput(f"{field} must be a number of GB >= 0, got {value!r}")
+    return float(value)
+
+
+def _plan(catalog: CatalogFacts, plan_id: str):
+    plan = catalog.plan(plan_id)
+    if plan is None:
+        known = ", ".join(p.id for p in catalog.plans)
+        raise UnknownPlan(f"unknown plan {plan_id!r}; known plans: {known}")
+    return plan
+
+
+def _cycle(value: str | None, field: str = "cycle") -> Cycle | None:
+    if value is None:
+        return None
+    try:
+        return Cycle(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be 'monthly' or 'yearly', got {value!r}") from None
+
+
+def _no_pending_change(org: OrgSnapshot) -> None:
+    if org.pending_invoice:
+        raise PendingChange(
+            f"another change ({org.pending_change}) is waiting for payment of invoice {org.pending_invoice}; "
+            "only one change may wait for payment at a time: pay it (update the card) first")
+
+
+def _not_cancelling(org: OrgSnapshot, what: str) -> None:
+    if org.status == OrgStatus.CANCELLING:
+        raise NotAllowed(f"cannot {what}: the subscription is cancelled and ends on {org.renews_at:%Y-%m-%d}; "
+                         "undo the cancellation first")
+
+
+def _in_good_standing(org: OrgSnapshot, what: str) -> None:
+    if org.status in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED):
+        raise NotAllowed(f"cannot {what}: the org is {org.status} on invoice {org.dunning_invoice}; "
+                         "the open invoice must be paid first")
+
+
+def _on_paid_plan(org: OrgSnapshot, what: str) -> None:
+    if org.status not in PAID_STATUSES:
+        raise NotAllowed(f"cannot {what}: the org is on {'a trial' if org.status == OrgStatus.TRIALING else 'the free plan'}, "
+                         "not a paid plan")
+
+
+def _staff(policy: Policy, requested_by: str, what: str) -> None:
+    if not requested_by:
+        raise InvalidInput(f"requested_by is required to {what}")
+    if not policy.is_staff(requested_by):
+        raise StaffOnly(f"only billing staff may {what}; {requested_by} is not billing staff")
+
+
+def _reason(reason: str, what: str) -> None:
+    if not reason or not reason.strip():
+        raise InvalidInput(f"reason is required to {what} (staff actions are audited)")
+
+
+def check_upgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.UpgradeRequest, now: datetime) -> None:
+    target = _plan(catalog, req.plan)
+    cycle = _cycle(req.cycle)
+    if target.id == FREE_PLAN:
+        raise NotAllowed("the free plan is not an upgrade; cancel the subscription to move to it at the cycle end")
+    _not_cancelling(org, "upgrade")
+    _in_good_standing(org, "upgrade")
+    _no_pending_change(org)
+    if org.status == OrgStatus.TRIALING:
+        return  # seed 003: the choice takes effect (and is charged) when the trial ends
+    if org.status == OrgStatus.FREE:
+        if not org.has_card:
+            raise NotAllowed("cannot upgrade from the free plan without a card on file; update the card first")
+        if target.user_cap is not None and org.user_count > target.user_cap:
+            raise BelowUsage(f"plan {target.id} allows {target.user_cap} users; the org has {org.user_count}")
+        return
+    current = _plan(catalog, org.plan)
+    if cycle is not None and cycle != org.cycle:
+        raise NotAllowed(f"an upgrade keeps the {org.cycle} cycle; switch to yearly separately")
+    if target.monthly_price <= current.monthly_price:
+        raise NotAllowed(f"{target.id} is not an upgrade from {current.id}; downgrades are requested through "
+                         "billing staff and take effect at the cycle end")
+
+
+def check_add_licences(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.AddLicencesRequest, now: datetime) -> None:
+    check_count(req.count)
+    _on_paid_plan(org, "add licences")
+    _not_cancelling(org, "add licences")
+    _in_good_standing(org, "add licences")
+    _no_pending_change(org)
+
+
+def check_add_user(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.AddUserRequest, now: datetime) -> None:
+    check_email(req.email, "email")
+    check_storage_gb(req.storage_gb)
+    if org.status in PAID_STATUSES and org.user_count + 1 > org.licences:
+        raise BelowUsage(f"every user needs a licence: {org.user_count + 1} users would need {org.user_count + 1} "
+                         f"licences, the org holds {org.licences}; add a licence first")
+    plan = _plan(catalog, org.plan)
+    if org.status == OrgStatus.FREE and plan.user_cap is not None and org.user_count + 1 > plan.user_cap:
+        raise BelowUsage(f"the free plan allows {plan.user_cap} users; the org already has {org.user_count}")
+
+
+def _check_unit(catalog: CatalogFacts, unit_gb: int) -> None:
+    if unit_gb not in catalog.storage_unit_sizes:
+        sizes = ", ".join(str(s) for s in catalog.storage_unit_sizes)
+        raise InvalidInput(f"unit_gb: no {unit_gb} GB storage unit; units are {sizes} GB")
+
+
+def check_buy_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.BuyStorageRequest, now: datetime) -> None:
+    _check_unit(catalog, req.unit_gb)
+    check_count(req.count)
+    _on_paid_plan(org, "buy storage")
+    _not_cancelling(org, "buy storage")
+    _in_good_standing(org, "buy storage")
+    _no_pending_change(org)
+
+
+def check_remove_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.RemoveStorageRequest, now: datetime) -> None:
+    _check_unit(catalog, req.unit_gb)
+    check_count(req.count)
+    free = org.storage_free(req.unit_gb)
+    if req.count > free:
+        raise BelowUsage(f"only {free} unallocated {req.unit_gb} GB unit(s) can be removed; {req.count} requested")
+
+
+def check_allocate_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.AllocateStorageRequest, now: datetime) -> None:
+    check_email(req.user, "user")
+    _check_unit(catalog, req.unit_gb)
+    if org.storage_free(req.unit_gb) < 1:
+        raise NotAllowed(f"no unallocated {req.unit_gb} GB unit left; buy one first")
+
+
+def check_set_usage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SetUsageRequest, now: datetime) -> None:
+    check_email(req.user, "user")
+    check_storage_gb(req.storage_gb)
+
+
+def check_buy_addon(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.BuyAddonRequest, now: datetime) -> None:
+    if req.addon not in catalog.flat_addons:
+        raise InvalidInput(f"addon: unknown add-on {req.addon!r}; add-ons are {', '.join(catalog.flat_addons)}")
+    if req.addon in org.addons and req.addon not in org.addons_removing:
+        raise NotAllowed(f"add-on {req.addon} is already active")
+    _on_paid_plan(org, "buy an add-on")
+    _not_cancelling(org, "buy an add-on")
+    _in_good_standing(org, "buy an add-on")
+    _no_pending_change(org)
+
+
+def check_remove_addon(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.RemoveAddonRequest, now: datetime) -> None:
+    if req.addon not in org.addons or req.addon in org.addons_removing:
+        raise NotAllowed(f"add-on {req.addon!r} is not active")
+
+
+def check_change_tier(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.ChangeTierRequest, now: datetime) -> None:
+    if catalog.tier_addon is None:
+        raise NotAllowed("the catalog has no tiered add-on")
+    if not isinstance(req.contacts, int) or req.contacts % catalog.tier_step or not catalog.tier_min <= req.contacts <= catalog.tier_max:
+        raise InvalidInput(f"contacts must be a multiple of {catalog.tier_step} between {catalog.tier_min} and "
+                           f"{catalog.tier_max}, got {req.contacts!r}")
+    _on_paid_plan(org, "change the subscriber tier")
+    _not_cancelling(org, "change the subscriber tier")
+    if req.contacts == org.tier_contacts:
+        raise NotAllowed(f"the tier is already {req.contacts} contacts")
+    if req.contacts < org.tier_contacts:
+        if req.contacts < org.contacts:
+            raise BelowUsage(f"a {req.contacts}-contact tier is below current usage of {org.contacts} contacts")
+        return
+    _in_good_standing(org, "raise the subscriber tier")
+    _no_pending_change(org)
+
+
+def check_set_contacts(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SetContactsRequest, now: datetime) -> None:
+    if not isinstance(req.contacts, int) or isinstance(req.contacts, bool) or req.contacts < 0:
+        raise InvalidInput(f"contacts must be a whole number >= 0, got {req.contacts!r}")
+
+
+def check_switch_to_yearly(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SwitchToYearlyRequest, now: datetime) -> None:
+    _on_paid_plan(org, "switch to yearly")
+    if org.cycle == Cycle.YEARLY:
+        raise NotAllowed("the org is already billed yearly")
+    _not_cancelling(org, "switch to yearly")
+    _in_good_standing(org, "switch to yearly")
+    _no_pending_change(org)
+    if not org.has_card:
+        raise NotAllowed("cannot switch to yearly without a card on file")
+
+
+def check_update_card(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.UpdateCardRequest, now: datetime) -> None:
+    if not req.token or not req.token.startswith("tok_"):
+        raise InvalidInput("token: a gateway card token (tok_...) is required; card numbers are never accepted here")
+    if not re.fullmatch(r"\d{4}", req.last4 or ""):
+        raise InvalidInput(f"last4 must be four digits, got {req.last4!r}")
+
+
+def check_request_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.DowngradeRequest, now: datetime) -> None:
+    _staff(policy, req.requested_by, "request a downgrade")
+    target = _plan(catalog, req.plan)
+    if req.licences is not None:
+        check_count(req.licences, "licences")
+    if org.status in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED):
+        raise NotAllowed(f"cannot schedule a downgrade while the org is {org.status}: the current cycle is unpaid; "
+                         "resolve the open invoice first")
+    _on_paid_plan(org, "downgrade")
+    _not_cancelling(org, "downgrade")
+    if org.scheduled_plan:
+        raise PendingChange(f"a downgrade to {org.scheduled_plan} is already scheduled; cancel it first")
+    current = _plan(catalog, org.plan)
+    licences = req.licences if req.licences is not None else org.licences
+    if target.id == current.id and licences >= org.licences:
+        raise NotAllowed(f"the org is already on {current.id} with {org.licences} licences; nothing to downgrade")
+    if target.monthly_price > current.monthly_price:
+        raise NotAllowed(f"{target.id} costs more than {current.id}; that is an upgrade, not a downgrade")
+    if target.id == FREE_PLAN:
+        raise NotAllowed("a downgrade to the free plan is a cancellation; cancel the subscription instead")
+    if target.user_cap is not None and org.user_count > target.user_cap:
+        raise BelowUsage(f"plan {target.id} allows {target.user_cap} users; the org has {org.user_count}")
+    if licences < org.user_count:
+        raise BelowUsage(f"{licences} licences is below usage: the org has {org.user_count} users, and every user "
+                         "needs a licence")
+    assert org.renews_at is not None
+    days_left = (org.renews_at - now) / timedelta(days=1)
+    if not policy.downgrade_window_min_days <= days_left <= policy.downgrade_window_max_days:
+        raise OutsideDowngradeWindow(
+            f"downgrades are accepted only {policy.downgrade_window_min_days} to {policy.downgrade_window_max_days} "
+            f"days before the renewal date ({org.renews_at:%Y-%m-%d}); it is {days_left:.1f} days away")
+
+
+def check_cancel_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.CancelDowngradeRequest, now: datetime) -> None:
+    _staff(policy, req.requested_by, "cancel a scheduled downgrade")
+    if not org.scheduled_plan:
+        raise NotAllowed("no downgrade is scheduled")
+
+
+def check_cancel(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.CancelRequest, now: datetime) -> None:
+    if not req.requested_by:
+        raise InvalidInput("requested_by is required to cancel")
+    if org.status == OrgStatus.CANCELLING:
+        raise NotAllowed(f"the subscription is already cancelled; it ends on {org.renews_at:%Y-%m-%d}")
+    if org.status == OrgStatus.TRIALING:
+        raise NotAllowed("a trial cannot be cancelled: it ends by itself and the org moves to the free plan")
+    if org.status == OrgStatus.FREE:
+        raise NotAllowed("the org is on the free plan; there is no subscription to cancel")
+
+
+def check_undo_cancel(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.UndoCancelRequest, now: datetime) -> None:
+    if org.status != OrgStatus.CANCELLING:
+        raise NotAllowed("the subscription is not cancelled; nothing to undo")
+
+
+def check_retry_payment(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.RetryPaymentRequest, now: datetime) -> None:
+    _staff(policy, req.requested_by, "retry a payment")
+    if not org.open_invoice:
+        raise NotAllowed("no open invoice to retry")
+    if not org.has_card:
+        raise NotAllowed("no card on file to charge")
+
+
+def check_resolve_escalation(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.ResolveEscalationRequest, now: datetime) -> None:
+    _staff(policy, req.requested_by, "resolve an escalation")
+    _reason(req.reason, "resolve an escalation")
+    if org.status != OrgStatus.ESCALATED:
+        raise NotAllowed(f"the org is not escalated (status {org.status})")
+    if req.action not in ("extend", "downgrade", "retry"):
+        raise InvalidInput(f"action must be extend, downgrade or retry, got {req.action!r}")
+    if req.action == "extend":
+        check_count(req.extend_days, "extend_days")

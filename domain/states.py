@@ -1,0 +1,54 @@
+"""Lifecycle vocabulary shared by the database, the workflow and the CLI."""
+
+from enum import StrEnum
+
+
+class OrgStatus(StrEnum):
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELLING = "cancelling"
+    FREE = "free"
+    ESCALATED = "escalated"
+
+
+class Cycle(StrEnum):
+    MONTHLY = "monthly"
+    YEARLY = "yearly"
+
+
+class InvoiceStatus(StrEnum):
+    OPEN = "open"
+    PAID = "paid"
+    # Written off after the last dunning retry: the grace-period service was given, the debt is
+    # kept on the books for finance instead of being erased (which "void" would mean).
+    UNCOLLECTIBLE = "uncollectible"
+    # Never collectable: a pending change dropped before it was paid.
+    VOID = "void"
+
+
+class InvoiceKind(StrEnum):
+    RENEWAL = "renewal"
+    TRIAL_CONVERSION = "trial_conversion"
+    UPGRADE = "upgrade"
+    PRORATION = "proration"
+    CYCLE_SWITCH = "cycle_switch"
+
+
+class ChargeOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+
+
+class PlanChangeReason(StrEnum):
+    TRIAL_EXPIRED = "trial_expired"
+    TRIAL_CONVERTED = "trial_converted"
+    UPGRADE = "upgrade"
+    DOWNGRADE = "downgrade"
+    CANCELLED = "cancelled"
+    PAYMENT_FAILED = "payment_failed"
+    STAFF_DOWNGRADE = "staff_downgrade"
+
+
+FREE_PLAN = "free"
+TRIAL_PLAN = "professional"

@@ -1,0 +1,75 @@
+"""The mailer activity against a real SMTP server on loopback."""
+
+from datetime import datetime, timezone
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.mail import MailActivities, SmtpConfig
+from activities.messages import EmailRequest
+from db.orgs import NewOrg, create_org, validate_new_org
+from domain.policy import Policy
+
+AT = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def mailer(pg_db, smtp_sink):
+    return MailActivities(pg_db, SmtpConfig(host="127.0.0.1", port=smtp_sink.port))
+
+
+def make_org(db, catalog, org_id: str, name: str, locale: str = "en", currency: str = "USD") -> None:
+    org = validate_new_org(NewOrg(id=org_id, name=name, admin_email=f"admin@{org_id}.test", users=[],
+                                  locale=locale, currency=currency), catalog)
+    with db.transaction() as session:
+        create_org(session, org, catalog, Policy(), AT)
+
+
+def expired_mail(org_id: str) -> EmailRequest:
+    return EmailRequest(org_id, "trial_expired", "trial:t1", AT, values={"plan_name": "Free", "blocked_users": []})
+
+
+async def test_org_name_with_html_is_escaped_in_the_html_part(mailer, pg_db, catalog, smtp_sink):
+    make_org(pg_db, catalog, "htmlorg", '<script>alert("x")</script> & Co')
+    await ActivityEnvironment().run(mailer.send_email, expired_mail("htmlorg"))
+    [received] = smtp_sink.for_org("htmlorg")
+    html = received.part("html")
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co" in html
+    assert "<script>" not in html
+    assert '<script>alert("x")</script> & Co' in received.part("plain")
+
+
+async def test_retrying_after_a_successful_send_delivers_nothing_more(mailer, pg_db, catalog, smtp_sink):
+    make_org(pg_db, catalog, "retryorg", "Retry Org")
+    env = ActivityEnvironment()
+    first = await env.run(mailer.send_email, expired_mail("retryorg"))
+    retried = await env.run(mailer.send_email, expired_mail("retryorg"))
+    assert first.delivered == ["admin@retryorg.test"]
+    assert retried.delivered == [] and retried.already_sent == ["admin@retryorg.test"]
+    assert len(smtp_sink.for_org("retryorg")) == 1
+
+
+async def test_a_failed_smtp_conversation_is_retried_and_delivers_once(mailer, pg_db, catalog, smtp_sink):
+    make_org(pg_db, catalog, "downorg", "Down Org")
+    env = ActivityEnvironment()
+    smtp_sink.handler.refuse = True
+    try:
+        with pytest.raises(Exception):
+            await env.run(mailer.send_email, expired_mail("downorg"))
+    finally:
+        smtp_sink.handler.refuse = False
+    await env.run(mailer.send_email, expired_mail("downorg"))
+    await env.run(mailer.send_email, expired_mail("downorg"))
+    assert len(smtp_sink.for_org("downorg")) == 1
+
+
+async def test_mail_is_rendered_in_the_org_language(mailer, pg_db, catalog, smtp_sink):
+    make_org(pg_db, catalog, "idorg", "Toko", locale="id", currency="IDR")
+    await ActivityEnvironment().run(mailer.send_email, EmailRequest(
+        "idorg", "receipt", "receipt:INV-1", AT,
+        values={"invoice_number": "INV-idorg-0001", "lines": [], "card": None, "period_start": None,
+                "period_end": None}, money={"amount": 150000}))
+    [received] = smtp_sink.for_org("idorg")
+    assert "INV-idorg-0001" in received.part("plain")
+    assert "Rp150.000" in received.part("plain")  # IDR in whole rupiah, Indonesian grouping
+    assert "Terima kasih atas pembayaran Anda" in received.part("plain")

@@ -1,0 +1,88 @@
+from workers.binaries import temporal_test_server
+import uuid
+
+import pytest
+import pytest_asyncio
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.testing import WorkflowEnvironment
+
+from db.migrate import upgrade
+from db.orgs import sync_plans
+from db.session import Database
+from domain.catalog import load_catalog
+from domain.policy import Policy
+from tests.support.databases import create_pg_database, drop_pg_database, require_postgres
+from tests.support.smtp import SmtpSink
+from tests.support.stack import Stack
+from workers.search_attributes import api_types
+
+
+
+async def register_search_attributes(client, namespace: str = "default") -> None:
+    await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=namespace, search_attributes=api_types()))
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="session")
+def smtp_sink():
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def ts_env():
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_test_server())
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def pg_url():
+    require_postgres()
+    name, url = create_pg_database()
+    upgrade(url)
+    yield url
+    drop_pg_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    upgrade(url)
+    return url
+
+
+def _database(url: str, catalog) -> Database:
+    db = Database(url)
+    with db.transaction() as session:
+        sync_plans(session, catalog)
+    return db
+
+
+@pytest.fixture
+def pg_db(pg_url, catalog):
+    db = _database(pg_url, catalog)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url, catalog):
+    db = _database(sqlite_url, catalog)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def stack(ts_env, pg_db, catalog, smtp_sink):
+    """The real workflows and activities on the time-skipping server, PostgreSQL and SMTP."""
+    return Stack(env=ts_env, db=pg_db, catalog=catalog, policy=Policy(billing_staff=("rina@billing.test",)),
+                 smtp_port=smtp_sink.port, task_queue=f"tq-{uuid.uuid4().hex[:8]}")

@@ -1,0 +1,71 @@
+"""Wiring the real workflows and activities to a test database, SMTP sink and Temporal env."""
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.mail import SmtpConfig
+from activities.payments import PaymentGateway, SandboxGateway
+from db.orgs import NewOrg, NewUser, create_org, validate_new_org
+from db.session import Database
+from domain.catalog import Catalog
+from domain.policy import Policy
+from workers.worker import Components, build_worker
+from workflows.org import OrgWorkflow
+from workflows.starter import org_handle, start_org_workflow
+
+
+@dataclass
+class Stack:
+    env: WorkflowEnvironment
+    db: Database
+    catalog: Catalog
+    policy: Policy
+    smtp_port: int
+    task_queue: str
+    gateway: PaymentGateway | None = None
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    def components(self) -> Components:
+        return Components(db=self.db, catalog=self.catalog, policy=self.policy,
+                          smtp=SmtpConfig(host="127.0.0.1", port=self.smtp_port),
+                          gateway=self.gateway or SandboxGateway(self.db))
+
+    @contextlib.asynccontextmanager
+    async def worker(self) -> AsyncIterator[Worker]:
+        async with build_worker(self.client, self.task_queue, self.components(),
+                                graceful_shutdown=timedelta(seconds=5)) as worker:
+            yield worker
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    async def create_org(self, org_id: str | None = None, users: list[tuple[str, float]] | None = None,
+                         start: datetime | None = None, **fields) -> str:
+        org_id = org_id or f"org{uuid.uuid4().hex[:8]}"
+        fields.setdefault("name", f"Org {org_id}")
+        fields.setdefault("admin_email", f"admin@{org_id}.test")
+        new = validate_new_org(NewOrg(id=org_id, users=[NewUser(e, gb) for e, gb in (users or [])], **fields),
+                               self.catalog)
+        with self.db.transaction() as session:
+            create_org(session, new, self.catalog, self.policy, start or await self.now())
+        await start_org_workflow(self.client, org_id, self.task_queue, new.name, new.admin_email)
+        return org_id
+
+    def handle(self, org_id: str):
+        return org_handle(self.client, org_id)
+
+    async def state(self, org_id: str):
+        return await self.handle(org_id).query(OrgWorkflow.state)
+
+    def with_policy(self, **changes) -> "Stack":
+        return replace(self, policy=replace(self.policy, **changes))

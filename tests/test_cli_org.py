@@ -1,0 +1,41 @@
+"""`billing org create` refuses bad input with the field named, and writes nothing."""
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from db.models import Organisation, User
+from workers.cli import app
+
+
+@pytest.fixture
+def cli_env(sqlite_url, monkeypatch):
+    monkeypatch.setenv("BILLING_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("BILLING_TEMPORAL_ADDRESS", "127.0.0.1:1")  # no server: must not be reached
+    return sqlite_url
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--admin", "not-an-email"], "admin_email"),
+    (["--user", "bob@x.test:-3"], "users[0].storage_gb"),
+    (["--user", "bob@x.test:lots"], "users[0].storage_gb"),
+    (["--user", "bad email:1"], "users[0].email"),
+    (["--locale", "fr"], "locale"),
+    (["--currency", "EUR"], "currency"),
+    (["--plan", "platinum"], "platinum"),
+])
+def test_bad_input_names_the_field_and_writes_nothing(cli_env, sqlite_db, args, field):
+    base = {"--name": "Acme", "--admin": "admin@acme.test"}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    argv = ["org", "create", "acme"]
+    for flag, value in base.items():
+        argv += [flag, value]
+    if "--user" in args:
+        argv += ["--user", args[args.index("--user") + 1]]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code != 0
+    assert field in result.output
+    with sqlite_db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Organisation)) == 0
+        assert session.scalar(select(func.count()).select_from(User)) == 0

@@ -1,0 +1,417 @@
+"""`billing`: the command line for billing staff and operators.
+
+Every change goes through the org's workflow as a Temporal Update, so the CLI, the Temporal
+UI and the simulator give the same answers; a refusal exits 1 with the workflow's message."""
+
+import asyncio
+import csv
+import json
+from dataclasses import asdict, fields, is_dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from domain import requests as rq
+from domain.errors import DomainError
+
+app = typer.Typer(help="Renewal and dunning pipeline for SaaS organisations.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+org_app = typer.Typer(help="Create and inspect organisations.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+temporal_app = typer.Typer(help="Temporal cluster set-up.", no_args_is_help=True)
+storage_app = typer.Typer(help="Storage units.", no_args_is_help=True)
+usage_app = typer.Typer(help="Mailbox usage reports.", no_args_is_help=True)
+dunning_app = typer.Typer(help="Orgs in dunning.", no_args_is_help=True)
+escalation_app = typer.Typer(help="Large-account escalations.", no_args_is_help=True)
+for sub, name in ((org_app, "org"), (db_app, "db"), (temporal_app, "temporal"), (storage_app, "storage"),
+                  (usage_app, "usage"), (dunning_app, "dunning"), (escalation_app, "escalation")):
+    app.add_typer(sub, name=name)
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def settings():
+    from workers.config import Settings
+    return Settings()
+
+
+def database():
+    from db.session import Database
+    return Database(settings().database_url)
+
+
+def to_jsonable(value: Any) -> Any:
+    if is_dataclass(value):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+# ---- database and cluster ----------------------------------------------------------------------
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to BILLING_DATABASE_URL."""
+    from db.migrate import upgrade
+    upgrade(settings().database_url)
+    console.print("database schema is up to date")
+
+
+@temporal_app.command("register-search-attributes")
+def register_search_attributes() -> None:
+    """Register the custom search attributes on the configured namespace (once per cluster)."""
+    async def run() -> None:
+        from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+        from workers.search_attributes import api_types
+        from workers.temporal import connect
+        config = settings()
+        client = await connect(config)
+        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=config.temporal_namespace, search_attributes=api_types()))
+    asyncio.run(run())
+    console.print("search attributes registered")
+
+
+# ---- organisations -----------------------------------------------------------------------------------
+
+def parse_user(spec: str, index: int):
+    from db.orgs import NewUser
+    email, _, gb = spec.partition(":")
+    try:
+        storage = float(gb) if gb else 0.0
+    except ValueError:
+        fail(f"users[{index}].storage_gb: {gb!r} is not a number (use EMAIL:GB)", 2)
+    return NewUser(email, storage)
+
+
+@org_app.command("create")
+def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters, digits, '-', '_'"),
+               name: str = typer.Option(..., help="Org name shown in e-mails"),
+               admin: str = typer.Option(..., help="Admin e-mail"),
+               user: list[str] = typer.Option([], help="A user as EMAIL:GB (repeatable)"),
+               locale: str = typer.Option("en", help="en | id"),
+               currency: str = typer.Option("USD", help="USD | IDR"),
+               plan: str = typer.Option("trial", help="trial, free or a paid plan id"),
+               cycle: Optional[str] = typer.Option(None, help="monthly | yearly, for a paid plan")) -> None:
+    """Create an org (a 15-day Professional trial by default) and start its workflow."""
+    from db.orgs import NewOrg, create_org, validate_new_org
+    from domain.catalog import load_catalog
+    config = settings()
+    catalog = load_catalog(config.catalog_path)
+    try:
+        new = validate_new_org(NewOrg(id=org_id, name=name, admin_email=admin,
+                                      users=[parse_user(u, i) for i, u in enumerate(user)], locale=locale,
+                                      currency=currency, plan=plan, cycle=cycle), catalog)
+        db = database()
+        with db.transaction() as session:
+            create_org(session, new, catalog, config.policy, datetime.now(timezone.utc))
+    except DomainError as err:
+        fail(err.message, 2)
+
+    async def start() -> None:
+        from workers.temporal import connect
+        from workflows.starter import start_org_workflow
+        client = await connect(config)
+        await start_org_workflow(client, new.id, config.temporal_task_queue, new.name, new.admin_email)
+    try:
+        asyncio.run(start())
+    except Exception as err:  # noqa: BLE001
+        errors.print(f"[yellow]warning:[/] org saved, but its workflow did not start ({err}); "
+                     "the nightly reconciliation (or `billing reconcile`) will start it")
+        raise typer.Exit(1)
+    console.print(f"org {new.id} created ({len(new.users)} users); workflow org-{new.id} started")
+
+
+async def _state(org_id: str):
+    from workers.temporal import connect
+    from workflows.org import OrgWorkflow
+    from workflows.starter import org_handle
+    client = await connect(settings())
+    return await org_handle(client, org_id).query(OrgWorkflow.state)
+
+
+@org_app.command("show")
+def org_show(org_id: str, as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
+    """The org's state as its workflow sees it (falls back to the database)."""
+    from db.orgs import load_snapshot
+    next_action, next_at = None, None
+    try:
+        view = asyncio.run(_state(org_id))
+        snapshot, next_action, next_at = view.snapshot, view.next_action, view.next_action_at
+    except Exception:  # noqa: BLE001  (workflow unreachable: show the database's view)
+        try:
+            with database().transaction() as session:
+                snapshot = load_snapshot(session, org_id, settings().policy)
+        except DomainError as err:
+            fail(err.message)
+    data = to_jsonable(snapshot)
+    data["next_action"], data["next_action_at"] = next_action, to_jsonable(next_at)
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    table = Table(title=f"org {org_id}", show_header=False)
+    for key in ("name", "admin_email", "status", "plan", "cycle", "licences", "user_count", "renews_at",
+                "trial_ends_at", "scheduled_plan", "pending_change", "pending_invoice", "dunning_invoice",
+                "dunning_attempts", "next_retry_at", "blocked_users", "next_action", "next_action_at"):
+        value = data.get(key)
+        if value not in (None, [], ""):
+            table.add_row(key, str(value))
+    console.print(table)
+
+
+@org_app.command("history")
+def org_history(org_id: str) -> None:
+    """The audit log: who asked what, when, and why."""
+    from sqlalchemy import select
+    from db.models import OrgEvent, Organisation
+    with database().transaction() as session:
+        if session.get(Organisation, org_id) is None:
+            fail(f"unknown org {org_id!r}")
+        events = session.scalars(select(OrgEvent).where(OrgEvent.org_id == org_id).order_by(OrgEvent.at, OrgEvent.id))
+        table = Table(title=f"history of {org_id}")
+        for column in ("at", "event", "details", "by", "reason"):
+            table.add_column(column)
+        for event in events:
+            if event.type == "operation":
+                continue
+            table.add_row(f"{event.at:%Y-%m-%d %H:%M:%S}", event.type,
+                          ", ".join(f"{k}={v}" for k, v in (event.data or {}).items()), event.actor or "",
+                          event.reason or "")
+    console.print(table)
+
+
+@app.command("invoices")
+def invoices(org_id: str) -> None:
+    """Payment history: every invoice with its status and payments."""
+    from sqlalchemy import select
+    from db.models import Invoice, Organisation, Payment
+    from domain.money import format_money
+    with database().transaction() as session:
+        org = session.get(Organisation, org_id)
+        if org is None:
+            fail(f"unknown org {org_id!r}")
+        table = Table(title=f"invoices of {org_id}")
+        for column in ("number", "date", "kind", "total", "status", "payments"):
+            table.add_column(column)
+        for invoice in session.scalars(select(Invoice).where(Invoice.org_id == org_id).order_by(Invoice.id)):
+            payments = session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)
+                                       .order_by(Payment.attempt))
+            table.add_row(invoice.number, f"{invoice.created_at:%Y-%m-%d}", str(invoice.kind),
+                          format_money(invoice.total, invoice.currency, org.locale), str(invoice.status),
+                          ", ".join(f"#{p.attempt} {p.outcome}" + (f" ({p.decline_reason})" if p.decline_reason else "")
+                                    for p in payments))
+    console.print(table)
+
+
+@app.command("invoice")
+def invoice_render(number: str, out: Path = typer.Option(..., help="File to write (.html)")) -> None:
+    """Render an invoice to an HTML file."""
+    from workers.invoice_render import render_invoice_html
+    with database().transaction() as session:
+        try:
+            html = render_invoice_html(session, number)
+        except LookupError as err:
+            fail(str(err))
+    out.write_text(html, encoding="utf-8")
+    console.print(f"invoice {number} written to {out}")
+
+
+# ---- changes through the workflow ------------------------------------------------------------
+
+def operate(org_id: str, kind: str, request: Any) -> None:
+    from workers.operations import OperationRefused, send_operation
+    from workers.temporal import connect
+
+    async def run():
+        client = await connect(settings())
+        return await send_operation(client, org_id, kind, request)
+    try:
+        outcome = asyncio.run(run())
+    except OperationRefused as err:
+        fail(f"{kind} refused: {err.message}")
+    console.print(f"[green]{kind}:[/] {outcome.message} (status {outcome.status})", highlight=False)
+    if outcome.payment == "declined":
+        raise typer.Exit(1)
+
+
+@app.command("upgrade")
+def upgrade_plan(org_id: str, plan: str = typer.Option(..., "--plan"), cycle: Optional[str] = None,
+                 by: str = typer.Option("", "--by")) -> None:
+    """Upgrade the plan (during a trial: from the trial end)."""
+    operate(org_id, "upgrade", rq.UpgradeRequest(plan=plan, cycle=cycle, requested_by=by))
+
+
+@app.command("add-licences")
+def add_licences(org_id: str, count: int, by: str = typer.Option("", "--by")) -> None:
+    """Buy licences, charged pro rata to the renewal date."""
+    operate(org_id, "add_licences", rq.AddLicencesRequest(count=count, requested_by=by))
+
+
+@app.command("add-user")
+def add_user(org_id: str, email: str, storage_gb: float = typer.Option(0.0, "--storage-gb"),
+             by: str = typer.Option("", "--by")) -> None:
+    """Add a user (a paid plan needs a free licence)."""
+    operate(org_id, "add_user", rq.AddUserRequest(email=email, storage_gb=storage_gb, requested_by=by))
+
+
+@app.command("switch-to-yearly")
+def switch_to_yearly(org_id: str, by: str = typer.Option("", "--by")) -> None:
+    """Switch to yearly billing now: the unused part of the month is credited."""
+    operate(org_id, "switch_to_yearly", rq.SwitchToYearlyRequest(requested_by=by))
+
+
+@app.command("update-card")
+def update_card(org_id: str, card: str = typer.Option(..., help="Card number (tokenised here, never stored)"),
+                by: str = typer.Option("", "--by")) -> None:
+    """Store a new card; an open invoice is retried at once."""
+    from domain.cards import sandbox_tokenise
+    try:
+        details = sandbox_tokenise(card)
+    except DomainError as err:
+        fail(f"update_card refused: {err.message}")
+    operate(org_id, "update_card", rq.UpdateCardRequest(token=details.token, brand=details.brand,
+                                                        last4=details.last4, requested_by=by))
+
+
+@app.command("downgrade")
+def downgrade(org_id: str, to: str = typer.Option(..., "--to", help="Target plan"),
+              by: str = typer.Option(..., "--by", help="Billing staff e-mail"),
+              reason: str = typer.Option(..., "--reason"),
+              licences: Optional[int] = typer.Option(None, help="Licences from the next cycle")) -> None:
+    """Staff: schedule a downgrade for the cycle end (accepted 15-30 days before renewal)."""
+    operate(org_id, "request_downgrade", rq.DowngradeRequest(plan=to, licences=licences, requested_by=by,
+                                                             reason=reason))
+
+
+@app.command("cancel-downgrade")
+def cancel_downgrade(org_id: str, by: str = typer.Option(..., "--by"), reason: str = typer.Option("", "--reason")) -> None:
+    """Staff: cancel a scheduled downgrade."""
+    operate(org_id, "cancel_downgrade", rq.CancelDowngradeRequest(requested_by=by, reason=reason))
+
+
+@app.command("cancel")
+def cancel(org_id: str, by: str = typer.Option(..., "--by"), reason: str = typer.Option("", "--reason")) -> None:
+    """Cancel at the cycle end; the paid service continues until then."""
+    operate(org_id, "cancel", rq.CancelRequest(requested_by=by, reason=reason))
+
+
+@app.command("undo-cancel")
+def undo_cancel(org_id: str, by: str = typer.Option(..., "--by")) -> None:
+    """Undo a cancellation before the cycle end."""
+    operate(org_id, "undo_cancel", rq.UndoCancelRequest(requested_by=by))
+
+
+@app.command("retry-payment")
+def retry_payment(org_id: str, by: str = typer.Option(..., "--by"), reason: str = typer.Option("", "--reason")) -> None:
+    """Staff: retry the open invoice now."""
+    operate(org_id, "retry_payment", rq.RetryPaymentRequest(requested_by=by, reason=reason))
+
+
+@escalation_app.command("resolve")
+def resolve_escalation(org_id: str, action: str = typer.Option(..., help="extend | downgrade | retry"),
+                       by: str = typer.Option(..., "--by"), reason: str = typer.Option(..., "--reason"),
+                       extend_days: int = typer.Option(7, "--extend-days")) -> None:
+    """Staff: resolve a large-account escalation."""
+    operate(org_id, "resolve_escalation", rq.ResolveEscalationRequest(action=action, requested_by=by, reason=reason,
+                                                                      extend_days=extend_days))
+
+
+@storage_app.command("buy")
+def storage_buy(org_id: str, unit: int = typer.Option(..., "--unit", help="Unit size in GB"),
+                count: int = typer.Option(1, "--count")) -> None:
+    """Buy storage units, charged pro rata."""
+    operate(org_id, "buy_storage", rq.BuyStorageRequest(unit_gb=unit, count=count))
+
+
+@storage_app.command("allocate")
+def storage_allocate(org_id: str, user: str, unit: int = typer.Option(..., "--unit")) -> None:
+    """Allocate a free storage unit to a user."""
+    operate(org_id, "allocate_storage", rq.AllocateStorageRequest(user=user, unit_gb=unit))
+
+
+@storage_app.command("remove")
+def storage_remove(org_id: str, unit: int = typer.Option(..., "--unit"), count: int = typer.Option(1, "--count")) -> None:
+    """Remove unallocated units from the next renewal."""
+    operate(org_id, "remove_storage", rq.RemoveStorageRequest(unit_gb=unit, count=count))
+
+
+@usage_app.command("set")
+def usage_set(org_id: str, user: str, gb: float) -> None:
+    """Report one user's mailbox usage in GB."""
+    operate(org_id, "set_usage", rq.SetUsageRequest(user=user, storage_gb=gb))
+
+
+@usage_app.command("import")
+def usage_import(org_id: str, file: Path) -> None:
+    """Import usage from a CSV file (columns: email,storage_gb). A malformed row refuses the
+    whole file, naming the line; nothing is applied."""
+    from workers.usage_import import UsageImportError, parse_usage_csv
+    try:
+        rows = parse_usage_csv(file.read_text(encoding="utf-8"))
+    except (UsageImportError, OSError) as err:
+        fail(str(err), 2)
+    for row in rows:
+        operate(org_id, "set_usage", rq.SetUsageRequest(user=row.email, storage_gb=row.storage_gb))
+
+
+@dunning_app.command("list")
+def dunning_list() -> None:
+    """Orgs in dunning, with the attempt number and the next retry."""
+    from sqlalchemy import select
+    from db.models import Invoice, Subscription
+    from domain.states import OrgStatus
+    table = Table(title="orgs in dunning")
+    for column in ("org", "status", "invoice", "attempts", "next retry", "first response due"):
+        table.add_column(column)
+    with database().transaction() as session:
+        rows = session.execute(select(Subscription, Invoice.number).join(Invoice, Invoice.id == Subscription.dunning_invoice_id)
+                               .where(Subscription.status.in_([OrgStatus.PAST_DUE, OrgStatus.ESCALATED]))
+                               .order_by(Subscription.next_retry_at))
+        for sub, number in rows:
+            table.add_row(sub.org_id, str(sub.status), number, str(sub.dunning_attempts),
+                          f"{sub.next_retry_at:%Y-%m-%d %H:%M}" if sub.next_retry_at else "-",
+                          f"{sub.first_response_due:%Y-%m-%d %H:%M}" if sub.first_response_due else "-")
+    console.print(table)
+
+
+@app.command("reconcile")
+def reconcile(schedule: bool = typer.Option(False, help="Create the nightly Temporal Schedule instead")) -> None:
+    """Start a workflow for every org that has none; report disagreements."""
+    from workers.schedules import ensure_reconcile_schedule, run_reconcile_now
+    config = settings()
+    if schedule:
+        asyncio.run(ensure_reconcile_schedule(config))
+        console.print("nightly reconciliation schedule is in place")
+        return
+    report = asyncio.run(run_reconcile_now(config))
+    console.print(f"checked {report.checked} org(s); started {report.started or 'none'}")
+    for line in report.disagreements:
+        console.print(f"[yellow]disagreement:[/] {line}")
+
+
+@app.command("simulate")
+def simulate(scenario: Optional[Path] = typer.Argument(None, help="Scenario YAML file"),
+             as_json: bool = typer.Option(False, "--json", help="Print the timeline as JSON"),
+             example: bool = typer.Option(False, "--example", help="Print a commented example scenario")) -> None:
+    """Dry-run one org through its life on the time-skipping test server (see SIMULATE.md)."""
+    from workers.simulate import run_simulate_command
+    raise typer.Exit(run_simulate_command(scenario, as_json, example))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,65 @@
+"""Configuration from the environment (prefix BILLING_), via pydantic-settings."""
+
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from domain.policy import Policy
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLING_", env_file=None, extra="ignore")
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "billing-orgs"
+    temporal_tls: bool = False
+    temporal_tls_cert_path: str | None = None
+    temporal_tls_key_path: str | None = None
+    temporal_tls_ca_path: str | None = None
+    temporal_api_key: str | None = None
+
+    database_url: str = "sqlite:///var/billing.db"
+    catalog_path: str | None = None
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "Billing <billing@localhost>"
+
+    metrics_port: int = 9464
+    log_format: str = "text"
+    graceful_shutdown_seconds: int = 60
+
+    trial_days: int = 15
+    trial_reminder_days: Annotated[tuple[int, ...], NoDecode] = (3, 1)
+    retry_days: Annotated[tuple[int, ...], NoDecode] = (1, 3, 5, 7)
+    downgrade_window_min_days: int = 15
+    downgrade_window_max_days: int = 30
+    large_account_licences: int = 100
+    billing_staff: Annotated[tuple[str, ...], NoDecode] = ("billing@localhost",)
+    staff_notify_email: str = "billing-staff@localhost"
+
+    @field_validator("trial_reminder_days", "retry_days", "billing_staff", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split(value)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return Policy(trial_days=self.trial_days, trial_reminder_days=tuple(self.trial_reminder_days),
+                      retry_days=tuple(self.retry_days), downgrade_window_min_days=self.downgrade_window_min_days,
+                      downgrade_window_max_days=self.downgrade_window_max_days,
+                      large_account_licences=self.large_account_licences,
+                      billing_staff=tuple(s.lower() for s in self.billing_staff),
+                      staff_notify_email=self.staff_notify_email)

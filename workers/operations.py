@@ -1,0 +1,57 @@
+"""Sending change requests to an org's workflow, as the CLI and the simulator do, and turning
+the workflow's refusals into one clear message."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain import requests as rq
+from workflows.messages import ChangeOutcome
+from workflows.org import OrgWorkflow
+from workflows.starter import org_handle
+
+OPERATIONS: dict[str, type] = {
+    "upgrade": rq.UpgradeRequest, "add_licences": rq.AddLicencesRequest, "add_user": rq.AddUserRequest,
+    "buy_storage": rq.BuyStorageRequest, "remove_storage": rq.RemoveStorageRequest,
+    "allocate_storage": rq.AllocateStorageRequest, "set_usage": rq.SetUsageRequest,
+    "buy_addon": rq.BuyAddonRequest, "remove_addon": rq.RemoveAddonRequest, "change_tier": rq.ChangeTierRequest,
+    "set_contacts": rq.SetContactsRequest, "switch_to_yearly": rq.SwitchToYearlyRequest,
+    "update_card": rq.UpdateCardRequest, "request_downgrade": rq.DowngradeRequest,
+    "cancel_downgrade": rq.CancelDowngradeRequest, "cancel": rq.CancelRequest, "undo_cancel": rq.UndoCancelRequest,
+    "retry_payment": rq.RetryPaymentRequest, "resolve_escalation": rq.ResolveEscalationRequest,
+}
+
+
+@dataclass
+class OperationRefused(Exception):
+    message: str
+    type: str = "invalid_request"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def refusal_from(err: BaseException) -> OperationRefused:
+    cause = err
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.__cause__
+    if isinstance(cause, ApplicationError):
+        return OperationRefused(cause.message, cause.type or "invalid_request")
+    return OperationRefused(str(err))
+
+
+async def send_operation(client: Client, org_id: str, kind: str, request: Any) -> ChangeOutcome:
+    if kind not in OPERATIONS:
+        raise OperationRefused(f"unknown operation {kind!r}; operations: {', '.join(OPERATIONS)}", "invalid_input")
+    handle = org_handle(client, org_id)
+    try:
+        return await handle.execute_update(getattr(OrgWorkflow, kind), request, result_type=ChangeOutcome)
+    except WorkflowUpdateFailedError as err:
+        raise refusal_from(err) from None
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise OperationRefused(f"unknown org {org_id!r}: no workflow org-{org_id}", "unknown_org") from None
+        raise

@@ -1,0 +1,101 @@
+"""The worker: the only place where workflows, activities and configuration meet.
+
+`python -m workers.worker` runs it; SIGTERM (or Ctrl-C) stops polling and lets in-flight
+activities finish (graceful shutdown) before the process exits."""
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.billing import BillingActivities
+from activities.mail import MailActivities, SmtpConfig
+from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
+from db.migrate import upgrade
+from db.orgs import sync_plans
+from db.session import Database
+from domain.catalog import Catalog, load_catalog
+from domain.policy import Policy
+from workers import logs
+from workers.config import Settings
+from workers.temporal import connect, metrics_runtime
+from workflows.org import OrgWorkflow
+
+log = logging.getLogger("billing.worker")
+
+
+@dataclass
+class Components:
+    db: Database
+    catalog: Catalog
+    policy: Policy
+    smtp: SmtpConfig
+    gateway: PaymentGateway
+
+    def activities(self) -> list:
+        billing = BillingActivities(self.db, self.catalog, self.policy)
+        payments = PaymentActivities(self.db, self.gateway)
+        mail = MailActivities(self.db, self.smtp)
+        return [billing.load_org, billing.expire_trial, billing.convert_trial, billing.open_renewal,
+                billing.settle_paid_invoice, billing.enter_dunning, billing.record_failed_attempt,
+                billing.write_off_and_free, billing.escalate, billing.apply_change, billing.enforce_storage,
+                payments.charge_invoice, mail.send_email]
+
+
+def smtp_from(settings: Settings) -> SmtpConfig:
+    return SmtpConfig(host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+                      password=settings.smtp_password, starttls=settings.smtp_starttls, sender=settings.mail_from)
+
+
+def components_from(settings: Settings, migrate: bool = True) -> Components:
+    catalog = load_catalog(settings.catalog_path)
+    if migrate:
+        upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    with db.transaction() as session:
+        sync_plans(session, catalog)
+    return Components(db=db, catalog=catalog, policy=settings.policy, smtp=smtp_from(settings),
+                      gateway=SandboxGateway(db))
+
+
+def build_worker(client: Client, task_queue: str, components: Components, max_threads: int = 16,
+                 graceful_shutdown: timedelta = timedelta(seconds=60)) -> Worker:
+    from workflows.reconcile import ReconcileWorkflow, reconcile_activities
+    return Worker(client, task_queue=task_queue, workflows=[OrgWorkflow, ReconcileWorkflow],
+                  activities=components.activities() + reconcile_activities(components, client, task_queue),
+                  activity_executor=ThreadPoolExecutor(max_workers=max_threads),
+                  max_concurrent_activities=max_threads,
+                  graceful_shutdown_timeout=graceful_shutdown)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    components = components_from(settings)
+    client = await connect(settings, runtime=metrics_runtime(settings.metrics_port))
+    worker = build_worker(client, settings.temporal_task_queue, components,
+                          graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_seconds))
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling %s on %s (metrics on :%s)", settings.temporal_task_queue, settings.temporal_address,
+             settings.metrics_port)
+    async with worker:
+        await stop.wait()
+        log.info("stopping: draining in-flight activities (up to %ss)", settings.graceful_shutdown_seconds)
+    components.db.dispose()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    settings = Settings()
+    logs.configure(settings.log_format)
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()
