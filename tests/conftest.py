@@ -81,8 +81,10 @@ def sqlite_db(sqlite_url, catalog):
     db.dispose()
 
 
-@pytest.fixture
-def stack(ts_env, pg_db, catalog, smtp_sink):
+@pytest_asyncio.fixture(loop_scope="session")
+async def stack(ts_env, pg_db, catalog, smtp_sink):
     """The real workflows and activities on the time-skipping server, PostgreSQL and SMTP."""
-    return Stack(env=ts_env, db=pg_db, catalog=catalog, policy=Policy(billing_staff=("rina@billing.test",)),
-                 smtp_port=smtp_sink.port, task_queue=f"tq-{uuid.uuid4().hex[:8]}")
+    stack = Stack(env=ts_env, db=pg_db, catalog=catalog, policy=Policy(billing_staff=("rina@billing.test",)),
+                  smtp_port=smtp_sink.port, task_queue=f"tq-{uuid.uuid4().hex[:8]}")
+    yield stack
+    await stack.terminate_all()

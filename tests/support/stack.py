@@ -3,7 +3,7 @@
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from temporalio.client import Client
@@ -12,7 +12,8 @@ from temporalio.worker import Worker
 
 from activities.mail import SmtpConfig
 from activities.payments import PaymentGateway, SandboxGateway
-from db.orgs import NewOrg, NewUser, create_org, validate_new_org
+from db.orgs import NewOrg, NewUser, create_org, set_card, validate_new_org
+from domain.cards import sandbox_tokenise
 from db.session import Database
 from domain.catalog import Catalog
 from domain.policy import Policy
@@ -30,6 +31,7 @@ class Stack:
     smtp_port: int
     task_queue: str
     gateway: PaymentGateway | None = None
+    started: list[str] = field(default_factory=list)
 
     @property
     def client(self) -> Client:
@@ -50,7 +52,7 @@ class Stack:
         return await self.env.get_current_time()
 
     async def create_org(self, org_id: str | None = None, users: list[tuple[str, float]] | None = None,
-                         start: datetime | None = None, **fields) -> str:
+                         start: datetime | None = None, card: str | None = None, **fields) -> str:
         org_id = org_id or f"org{uuid.uuid4().hex[:8]}"
         fields.setdefault("name", f"Org {org_id}")
         fields.setdefault("admin_email", f"admin@{org_id}.test")
@@ -58,14 +60,36 @@ class Stack:
                                self.catalog)
         with self.db.transaction() as session:
             create_org(session, new, self.catalog, self.policy, start or await self.now())
+            if card:
+                details = sandbox_tokenise(card)
+                set_card(session, org_id, details.token, details.brand, details.last4)
         await start_org_workflow(self.client, org_id, self.task_queue, new.name, new.admin_email)
+        self.started.append(org_id)
         return org_id
+
+    async def terminate_all(self) -> None:
+        """A shared time-skipping server will not skip past the timers of workflows nobody polls
+        any more: end this test's workflows so the next test's clock can move."""
+        for org_id in self.started:
+            try:
+                await self.handle(org_id).terminate("test finished")
+            except Exception:  # noqa: BLE001  (already closed)
+                pass
 
     def handle(self, org_id: str):
         return org_handle(self.client, org_id)
 
     async def state(self, org_id: str):
         return await self.handle(org_id).query(OrgWorkflow.state)
+
+    async def advance_to(self, moment: datetime) -> None:
+        delta = moment - await self.now()
+        if delta > timedelta(0):
+            await self.env.sleep(delta)
+
+    async def send(self, org_id: str, kind: str, request):
+        from workers.operations import send_operation
+        return await send_operation(self.client, org_id, kind, request)
 
     def with_policy(self, **changes) -> "Stack":
         return replace(self, policy=replace(self.policy, **changes))
