@@ -186,7 +186,9 @@ def open_renewal(session: Session, org_id: str, period_start: datetime, catalog:
     if sub.scheduled_plan:
         change_plan(session, sub, sub.scheduled_plan, PlanChangeReason.DOWNGRADE, now)
         if sub.scheduled_licences is not None:
-            sub.licences = sub.scheduled_licences
+            users = session.scalar(select(func.count(User.id)).where(User.org_id == org_id)) or 0
+            # Users may never outnumber licences on a paid plan, whatever was scheduled.
+            sub.licences = max(sub.scheduled_licences, users)
         sub.scheduled_plan = sub.scheduled_licences = None
     if sub.scheduled_tier_contacts is not None:
         sub.tier_contacts = sub.scheduled_tier_contacts

@@ -110,10 +110,10 @@ def parse_catalog(raw: Any) -> Catalog:
         if not isinstance(spec, dict):
             raise CatalogError(f"{where}: must be a mapping")
         quota = spec.get("quota_gb")
-        if not isinstance(quota, int) or quota <= 0:
+        if not isinstance(quota, int) or isinstance(quota, bool) or quota <= 0:
             raise CatalogError(f"{where}.quota_gb: must be a positive integer, got {quota!r}")
         cap = spec.get("user_cap")
-        if cap is not None and (not isinstance(cap, int) or cap <= 0):
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0):
             raise CatalogError(f"{where}.user_cap: must be a positive integer, got {cap!r}")
         plans[str(plan_id)] = Plan(id=str(plan_id), name=str(spec.get("name", plan_id)), quota_gb=quota,
                                    prices=_price_table(spec.get("prices"), f"{where}.prices"), user_cap=cap)

@@ -126,6 +126,10 @@ def check_add_user(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req:
     if org.status in PAID_STATUSES and org.user_count + 1 > org.licences:
         raise BelowUsage(f"every user needs a licence: {org.user_count + 1} users would need {org.user_count + 1} "
                          f"licences, the org holds {org.licences}; add a licence first")
+    if org.scheduled_licences is not None and org.user_count + 1 > org.scheduled_licences:
+        raise BelowUsage(f"a downgrade to {org.scheduled_licences} licences is scheduled for "
+                         f"{org.renews_at:%Y-%m-%d}; {org.user_count + 1} users would not fit: cancel or change "
+                         "the downgrade first")
     plan = _plan(catalog, org.plan)
     if org.status == OrgStatus.FREE and plan.user_cap is not None and org.user_count + 1 > plan.user_cap:
         raise BelowUsage(f"the free plan allows {plan.user_cap} users; the org already has {org.user_count}")

@@ -58,6 +58,10 @@ def _operation(kind: str, request_type: type, check: Callable[..., None], descri
 
 @workflow.defn(name="OrgLifecycle")
 class OrgWorkflow:
+    """Continue-as-new happens only after a timer-driven step (trial end, renewal, dunning
+    outcome), never straight after an Update: the history of one run stays one cycle long,
+    and an Update is never completed in the same task that closes its run."""
+
     @workflow.init
     def __init__(self, input: OrgWorkflowInput) -> None:
         self.org_id = input.org_id
@@ -237,8 +241,6 @@ class OrgWorkflow:
         charge = await self._charge(invoice, attempt)
         if charge.outcome == "succeeded":
             await self._settle(charge)
-            if in_dunning:
-                self._continue_as_new = True
         elif in_dunning:
             result = await self._db(BillingActivities.record_failed_attempt,
                                     DunningUpdate(self.org_id, invoice, workflow.now(), attempt=attempt,
@@ -341,7 +343,6 @@ class OrgWorkflow:
                                            "staff_downgrade" if kind == "resolve_escalation" else "cancelled",
                                            occasion=key)
             await self._storage_emails(await self._enforce_storage(key), key)
-            self._continue_as_new = True
         if kind == "request_downgrade":
             await self._email("downgrade_scheduled", key,
                               values={"from_plan_name": self._plan_name(self.org.plan),

@@ -196,3 +196,14 @@ def test_flat_addon_missing_idr(raw):
 def test_flat_addon_must_be_a_mapping(raw):
     data = broken(raw, lambda d: d["flat_addons"].__setitem__("support_essentials", 5000))
     assert catalog_error(data) == "catalog.flat_addons.support_essentials: must be a mapping"
+
+
+def test_boolean_quota_is_rejected(raw):
+    # YAML reads `quota_gb: yes` as True, which is an int in Python; prices already reject bools.
+    data = broken(raw, lambda d: d["plans"]["standard"].__setitem__("quota_gb", True))
+    assert catalog_error(data) == "catalog.plans.standard.quota_gb: must be a positive integer, got True"
+
+
+def test_boolean_user_cap_is_rejected(raw):
+    data = broken(raw, lambda d: d["plans"]["free"].__setitem__("user_cap", True))
+    assert catalog_error(data) == "catalog.plans.free.user_cap: must be a positive integer, got True"

@@ -73,8 +73,8 @@ class Stack:
         for org_id in self.started:
             try:
                 await self.handle(org_id).terminate("test finished")
-            except Exception:  # noqa: BLE001  (already closed)
-                pass
+            except Exception as err:  # noqa: BLE001  (already closed)
+                print("terminate", org_id, err)
 
     def handle(self, org_id: str):
         return org_handle(self.client, org_id)
