@@ -85,7 +85,8 @@ class MailActivities:
 
     def _context(self, org: Organisation, request: EmailRequest, recipient: str) -> dict[str, Any]:
         context: dict[str, Any] = {"org_name": org.name, "org_id": org.id, "admin_email": org.admin_email,
-                                   "recipient": recipient, "locale": org.locale}
+                                   "recipient": recipient, "locale": org.locale,
+                                   "recipient_is_admin": recipient == org.admin_email.lower()}
         context.update(request.values)
         for name, amount in request.money.items():
             context[name] = format_money(amount, org.currency, org.locale)

@@ -292,7 +292,7 @@ class OrgWorkflow:
             await self._email("storage_blocked", f"blocked:{key}",
                               to=[self.org.admin_email] + [b.email for b in enforcement.blocked
                                                            if b.email != self.org.admin_email],
-                              values={"users": users, "recipient_is_admin": None})
+                              values={"users": users})
         for allocation in enforcement.auto_allocated:
             user, unit = allocation.rsplit(":", 1)
             await self._email("storage_auto_allocated", f"auto:{key}:{allocation}",
