@@ -92,7 +92,23 @@ class MailActivities:
             context[name] = format_money(amount, org.currency, org.locale)
         for name, moment in request.dates.items():
             context[name] = format_date(moment, format="long", locale=org.locale)
+        if request.template == "receipt" and request.values.get("invoice_number"):
+            context.update(self._invoice_details(org, request.values["invoice_number"]))
         return context
+
+    def _invoice_details(self, org: Organisation, number: str) -> dict[str, Any]:
+        """A receipt shows the invoice as stored: its lines, period and total."""
+        from db.models import Invoice
+        with self.db.transaction() as session:
+            invoice = session.scalar(select(Invoice).where(Invoice.number == number))
+            if invoice is None:
+                return {}
+            money = lambda amount: format_money(amount, invoice.currency, org.locale)  # noqa: E731
+            date = lambda moment: format_date(moment, format="long", locale=org.locale) if moment else None  # noqa: E731
+            return {"amount": money(invoice.total), "period_start": date(invoice.period_start),
+                    "period_end": date(invoice.period_end),
+                    "lines": [{"description": line.description, "amount": money(line.amount)}
+                              for line in invoice.lines]}
 
     def _claim(self, request: EmailRequest) -> tuple[Organisation, list[EmailMessage]]:
         """Create the outbox rows (once) and return those not yet delivered."""

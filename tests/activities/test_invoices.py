@@ -1,0 +1,29 @@
+"""Invoices in the database: renewal lines, numbering, and the downloadable HTML."""
+
+from datetime import datetime, timezone
+
+from db.billing import open_renewal
+from db.orgs import NewOrg, NewUser, create_org, validate_new_org
+from domain.policy import Policy
+from workers.invoice_render import render_invoice_html
+
+START = datetime(2026, 1, 31, 9, 0, tzinfo=timezone.utc)
+
+
+def test_renewal_invoice_is_numbered_once_and_renders_to_html(pg_db, catalog):
+    org = validate_new_org(NewOrg(id="inv", name="Invoice <Co>", admin_email="admin@inv.test", locale="id",
+                                  currency="IDR", plan="mail_premium", cycle="monthly",
+                                  users=[NewUser("b@inv.test", 1.0)]), catalog)
+    with pg_db.transaction() as session:
+        create_org(session, org, catalog, Policy(), START)
+    renewal = datetime(2026, 2, 28, 9, 0, tzinfo=timezone.utc)
+    with pg_db.transaction() as session:
+        first = open_renewal(session, "inv", renewal, catalog, renewal)
+    with pg_db.transaction() as session:
+        again = open_renewal(session, "inv", renewal, catalog, renewal)  # a retried activity
+    assert first.invoice.number == again.invoice.number == "INV-inv-0001"
+    assert first.invoice.total == 2 * 60000 and first.invoice.currency == "IDR"
+    with pg_db.transaction() as session:
+        html = render_invoice_html(session, "INV-inv-0001")
+    assert "Invoice &lt;Co&gt;" in html
+    assert "Rp120.000" in html and "2026-02-28 to 2026-03-31" in html
