@@ -39,3 +39,25 @@ def test_bad_input_names_the_field_and_writes_nothing(cli_env, sqlite_db, args, 
     with sqlite_db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Organisation)) == 0
         assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_dunning_list_shows_attempts_and_next_retry(cli_env, sqlite_db, catalog):
+    from datetime import datetime, timedelta, timezone
+
+    from db.billing import enter_dunning, open_renewal
+    from db.orgs import NewOrg, create_org, validate_new_org
+    from domain.policy import Policy
+
+    start = datetime(2026, 1, 31, 9, 0, tzinfo=timezone.utc)
+    renewal = datetime(2026, 2, 28, 9, 0, tzinfo=timezone.utc)
+    org = validate_new_org(NewOrg(id="late", name="Late Co", admin_email="admin@late.test", users=[],
+                                  plan="standard", cycle="monthly"), catalog)
+    with sqlite_db.transaction() as session:
+        create_org(session, org, catalog, Policy(), start)
+    with sqlite_db.transaction() as session:
+        opened = open_renewal(session, "late", renewal, catalog, renewal)
+        enter_dunning(session, "late", opened.invoice.number, renewal, renewal + timedelta(days=1), renewal)
+    result = CliRunner().invoke(app, ["dunning", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    line = next(row for row in result.output.splitlines() if "late" in row)
+    assert "past_due" in line and "INV-late-0001" in line and "2026-03-01 09:00" in line and " 1 " in line
