@@ -26,16 +26,7 @@ from domain.pricing import LineDraft, prorated_line, recurring_lines
 from domain.proration import prorate
 from domain.states import FREE_PLAN, Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
 
-REQUEST_TYPES: dict[str, type] = {
-    "upgrade": rq.UpgradeRequest, "add_licences": rq.AddLicencesRequest, "add_user": rq.AddUserRequest,
-    "buy_storage": rq.BuyStorageRequest, "remove_storage": rq.RemoveStorageRequest,
-    "allocate_storage": rq.AllocateStorageRequest, "set_usage": rq.SetUsageRequest,
-    "buy_addon": rq.BuyAddonRequest, "remove_addon": rq.RemoveAddonRequest, "change_tier": rq.ChangeTierRequest,
-    "set_contacts": rq.SetContactsRequest, "switch_to_yearly": rq.SwitchToYearlyRequest,
-    "update_card": rq.UpdateCardRequest, "request_downgrade": rq.DowngradeRequest,
-    "cancel_downgrade": rq.CancelDowngradeRequest, "cancel": rq.CancelRequest, "undo_cancel": rq.UndoCancelRequest,
-    "retry_payment": rq.RetryPaymentRequest, "resolve_escalation": rq.ResolveEscalationRequest,
-}
+REQUEST_TYPES = rq.OPERATIONS
 
 
 @dataclass(frozen=True)

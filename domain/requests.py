@@ -144,3 +144,15 @@ class ResolveEscalationRequest:
 
 
 STAFF_ONLY = (DowngradeRequest, CancelDowngradeRequest, RetryPaymentRequest, ResolveEscalationRequest)
+
+# Operation name (the Temporal Update's name) -> its request type.
+OPERATIONS: dict[str, type] = {
+    "upgrade": UpgradeRequest, "add_licences": AddLicencesRequest, "add_user": AddUserRequest,
+    "buy_storage": BuyStorageRequest, "remove_storage": RemoveStorageRequest,
+    "allocate_storage": AllocateStorageRequest, "set_usage": SetUsageRequest, "buy_addon": BuyAddonRequest,
+    "remove_addon": RemoveAddonRequest, "change_tier": ChangeTierRequest, "set_contacts": SetContactsRequest,
+    "switch_to_yearly": SwitchToYearlyRequest, "update_card": UpdateCardRequest,
+    "request_downgrade": DowngradeRequest, "cancel_downgrade": CancelDowngradeRequest, "cancel": CancelRequest,
+    "undo_cancel": UndoCancelRequest, "retry_payment": RetryPaymentRequest,
+    "resolve_escalation": ResolveEscalationRequest,
+}

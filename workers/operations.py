@@ -13,16 +13,7 @@ from workflows.messages import ChangeOutcome
 from workflows.org import OrgWorkflow
 from workflows.starter import org_handle
 
-OPERATIONS: dict[str, type] = {
-    "upgrade": rq.UpgradeRequest, "add_licences": rq.AddLicencesRequest, "add_user": rq.AddUserRequest,
-    "buy_storage": rq.BuyStorageRequest, "remove_storage": rq.RemoveStorageRequest,
-    "allocate_storage": rq.AllocateStorageRequest, "set_usage": rq.SetUsageRequest,
-    "buy_addon": rq.BuyAddonRequest, "remove_addon": rq.RemoveAddonRequest, "change_tier": rq.ChangeTierRequest,
-    "set_contacts": rq.SetContactsRequest, "switch_to_yearly": rq.SwitchToYearlyRequest,
-    "update_card": rq.UpdateCardRequest, "request_downgrade": rq.DowngradeRequest,
-    "cancel_downgrade": rq.CancelDowngradeRequest, "cancel": rq.CancelRequest, "undo_cancel": rq.UndoCancelRequest,
-    "retry_payment": rq.RetryPaymentRequest, "resolve_escalation": rq.ResolveEscalationRequest,
-}
+OPERATIONS = rq.OPERATIONS
 
 
 @dataclass
