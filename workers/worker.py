@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from activities.billing import BillingActivities
 from activities.mail import MailActivities, SmtpConfig
+from activities.reconcile import ReconcileActivities
 from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
 from db.migrate import upgrade
 from db.orgs import sync_plans
@@ -25,6 +26,7 @@ from workers import logs
 from workers.config import Settings
 from workers.temporal import connect, metrics_runtime
 from workflows.org import OrgWorkflow
+from workflows.reconcile import ReconcileWorkflow
 
 log = logging.getLogger("billing.worker")
 
@@ -65,9 +67,9 @@ def components_from(settings: Settings, migrate: bool = True) -> Components:
 
 def build_worker(client: Client, task_queue: str, components: Components, max_threads: int = 16,
                  graceful_shutdown: timedelta = timedelta(seconds=60)) -> Worker:
-    from workflows.reconcile import ReconcileWorkflow, reconcile_activities
+    reconciler = ReconcileActivities(components.db, components.policy, client, task_queue)
     return Worker(client, task_queue=task_queue, workflows=[OrgWorkflow, ReconcileWorkflow],
-                  activities=components.activities() + reconcile_activities(components, client, task_queue),
+                  activities=components.activities() + [reconciler.reconcile_orgs],
                   activity_executor=ThreadPoolExecutor(max_workers=max_threads),
                   max_concurrent_activities=max_threads,
                   graceful_shutdown_timeout=graceful_shutdown)

@@ -24,9 +24,3 @@ class ReconcileWorkflow:
                                     len(report.disagreements), "; ".join(report.disagreements[:20]))
         return report
 
-
-def reconcile_activities(components, client=None, task_queue: str = ""):  # noqa: ANN001
-    """Bound at worker build time; the reconciler needs the client to start workflows."""
-    if client is None:
-        return []
-    return [ReconcileActivities(components.db, components.policy, client, task_queue).reconcile_orgs]
