@@ -31,7 +31,8 @@ class Step:
 
 def _pending_trial_reminder(org: OrgSnapshot, policy: Policy, now: datetime) -> tuple[int, datetime] | None:
     """The next reminder still worth sending. A reminder whose successor is already due is
-    skipped: one late e-mail is enough, two at once is noise."""
+    skipped (one late e-mail is enough, two at once is noise), and so is one more than half its
+    lead time late ("3 days left" sent with hours left would mislead)."""
     assert org.trial_ends_at is not None
     schedule = sorted(((days, org.trial_ends_at - timedelta(days=days)) for days in policy.trial_reminder_days),
                       key=lambda item: item[1])
@@ -39,7 +40,8 @@ def _pending_trial_reminder(org: OrgSnapshot, policy: Policy, now: datetime) -> 
         if days in org.trial_reminders_sent:
             continue
         successor_due = index + 1 < len(schedule) and schedule[index + 1][1] <= now
-        if successor_due or org.trial_ends_at <= now:
+        too_late = now - at > timedelta(days=days) / 2
+        if successor_due or too_late or org.trial_ends_at <= now:
             continue
         return days, at
     return None
