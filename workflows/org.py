@@ -444,11 +444,10 @@ class OrgWorkflow:
 
     async def _payment_failed_email(self, charge: ChargeResult, next_retry: datetime | None,
                                     final_action: str | None) -> None:
-        if final_action is None and next_retry is None:
-            final_action = None
-        last_scheduled = next_retry is not None and next_retry == (self.org.dunning_started_at + timedelta(
-            days=self.policy.retry_days[-1]) if self.org.dunning_started_at else None)
-        if last_scheduled:
+        started = self.org.dunning_started_at
+        if next_retry is not None and started is not None and \
+                next_retry == started + timedelta(days=self.policy.retry_days[-1]):
+            # Before the last retry, say what its failure would mean.
             final_action = "escalated" if self.org.large_account else "free"
         await self._email("payment_failed", f"failed:{charge.invoice_number}:{charge.attempt}",
                           values={"invoice_number": charge.invoice_number, "attempt": charge.attempt,
