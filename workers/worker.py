@@ -21,6 +21,7 @@ from db.migrate import upgrade
 from db.orgs import sync_plans
 from db.session import Database
 from domain.catalog import Catalog, load_catalog
+from domain.errors import DomainError
 from domain.policy import Policy
 from workers import logs
 from workers.config import Settings
@@ -96,7 +97,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 def main() -> None:
     settings = Settings()
     logs.configure(settings.log_format)
-    asyncio.run(run_worker(settings))
+    try:
+        asyncio.run(run_worker(settings))
+    except DomainError as err:  # a bad catalog or policy: say what, do not start
+        log.error("cannot start: %s", err.message)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
