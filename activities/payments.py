@@ -101,8 +101,12 @@ class PaymentActivities:
                              {"amount": amount, "currency": currency, "outcome": str(result.outcome),
                               "reason": result.decline_reason, "invoice": invoice.number,
                               "attempt": request.attempt}, dedupe_key=f"charge:{key}")
-                metrics.charge(str(result.outcome))
+                newly_recorded = True
+            else:
+                newly_recorded = False
             if result.outcome == ChargeOutcome.SUCCEEDED:
                 set_invoice_status(session, invoice, InvoiceStatus.PAID, request.at)
+        if newly_recorded:  # counted once the record is committed
+            metrics.charge(str(result.outcome))
         return ChargeResult(request.invoice_number, request.attempt, str(result.outcome), amount, currency,
                             result.decline_reason)

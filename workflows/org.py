@@ -94,6 +94,7 @@ class OrgWorkflow:
                 self._continue_as_new = True
         # Drain Updates in flight before handing over to the next run.
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked())
+        self._publish()  # the closed run keeps accurate search attributes in visibility
         workflow.continue_as_new(OrgWorkflowInput(self.org_id))
 
     async def _sleep_until(self, due: datetime | None) -> bool:
