@@ -1,11 +1,14 @@
 """Wiring the real workflows and activities to a test database, SMTP sink and Temporal env."""
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -79,7 +82,22 @@ class Stack:
     def handle(self, org_id: str):
         return org_handle(self.client, org_id)
 
+    async def settle(self, org_id: str, attempts: int = 400) -> None:
+        """Wait until the org's workflow has no activity or workflow task in flight. The
+        time-skipping server drops a query that arrives during a task ending in
+        continue-as-new (and then stops skipping time), so tests query only a settled workflow."""
+        request = DescribeWorkflowExecutionRequest(namespace=self.client.namespace,
+                                                   execution=WorkflowExecution(workflow_id=f"org-{org_id}"))
+        for _ in range(attempts):
+            described = await self.client.workflow_service.describe_workflow_execution(request)
+            loaded = described.workflow_execution_info.history_length > 5
+            if loaded and not described.pending_activities and not described.HasField("pending_workflow_task"):
+                return
+            await asyncio.sleep(0.025)
+        raise TimeoutError(f"org-{org_id} did not settle")
+
     async def state(self, org_id: str):
+        await self.settle(org_id)
         return await self.handle(org_id).query(OrgWorkflow.state)
 
     async def advance_to(self, moment: datetime) -> None:

@@ -1,0 +1,443 @@
+"""Scenario files for `billing simulate` (SIMULATE.md): parsing and validation.
+
+Everything a scenario can get wrong is found here, before anything runs: the error names the
+field (`actions[2].at`, `org.users[1].email`, `policy.retry_days`). Whether an action is
+*allowed* at its time is not decided here: that is the workflow's business, and a refusal
+shows in the timeline as `action_rejected`."""
+
+import re
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dateutil.relativedelta import relativedelta
+
+from db.orgs import NewOrg, NewUser, validate_new_org
+from domain.cards import CardDetails, sandbox_tokenise
+from domain.catalog import Catalog
+from domain.errors import CardRejected, DomainError
+from domain.policy import Policy
+from domain.states import FREE_PLAN, Cycle
+from workers.operations import OPERATIONS
+
+MAX_UNTIL_YEARS = 100
+
+
+class ScenarioError(Exception):
+    """An invalid scenario file: `path` names the field, `message` says what is wrong."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path, self.message = path, message
+
+
+# ---- ISO-8601 durations ---------------------------------------------------------------------
+
+_DURATION = re.compile(
+    r"P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?")
+
+
+def parse_duration(text: Any, path: str) -> relativedelta:
+    """A strict ISO-8601 duration, PnYnMnWnDTnHnMnS with whole numbers. Months and years are
+    calendar months and years (P1M from Jan 31 is Feb 28), days are 24 hours."""
+    hint = "an ISO-8601 duration such as P10D, P1M, PT36H or P1Y2M3DT4H"
+    if not isinstance(text, str):
+        raise ScenarioError(path, f"expected {hint}, got {text!r}")
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ScenarioError(path, f"{text!r} is not {hint}")
+    parts = {name: int(value) for name, value in match.groupdict().items() if value is not None}
+    return relativedelta(years=parts.get("years", 0), months=parts.get("months", 0),
+                         days=7 * parts.get("weeks", 0) + parts.get("days", 0), hours=parts.get("hours", 0),
+                         minutes=parts.get("minutes", 0), seconds=parts.get("seconds", 0))
+
+
+# ---- the parsed scenario ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Action:
+    index: int                 # position in the file: `actions[index]`
+    at_text: str               # the duration as written
+    at: datetime               # start + at (real calendar, not shifted)
+    kind: str                  # the Update name (SIMULATE.md action name)
+    request: Any               # the Update argument; None when `rejection` is set
+    rejection: str | None = None  # a refusal known before the workflow is asked (gateway-rejected card)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    start: datetime
+    until: datetime
+    until_text: str
+    policy: Policy
+    org: NewOrg
+    card: CardDetails | None
+    actions: list[Action]          # in application order: by time, then file order
+    description: str = ""
+
+
+# ---- small typed readers ----------------------------------------------------------------------
+
+def _type_name(value: Any) -> str:
+    return {bool: "true/false", int: "a whole number", float: "a number", str: "text", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _mapping(value: Any, path: str) -> dict:
+    if not isinstance(value, dict):
+        raise ScenarioError(path, f"expected a mapping of fields, got {_type_name(value)}")
+    return value
+
+
+def _no_unknown(data: dict, allowed: list[str], path: str) -> None:
+    for key in data:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            raise ScenarioError(where, f"unknown field; allowed here: {', '.join(allowed)}")
+
+
+def _str(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise ScenarioError(path, f"expected text, got {_type_name(value)} {value!r}")
+    return value
+
+
+def _int(value: Any, path: str, minimum: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ScenarioError(path, f"expected a whole number, got {_type_name(value)} {value!r}")
+    if minimum is not None and value < minimum:
+        raise ScenarioError(path, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _number(value: Any, path: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ScenarioError(path, f"expected a number, got {_type_name(value)} {value!r}")
+    return value
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ScenarioError(path, f"expected true or false, got {value!r}")
+    return value
+
+
+def _int_list(value: Any, path: str) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise ScenarioError(path, f"expected a list of whole numbers, got {_type_name(value)} {value!r}")
+    return tuple(_int(item, f"{path}[{i}]") for i, item in enumerate(value))
+
+
+def _card_number(value: Any, path: str) -> str:
+    # An unquoted card number is read by YAML as an integer: accept it as the digits it is.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _str(value, path)
+
+
+def _moment(value: Any, path: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        raise ScenarioError(path, f"{value.isoformat()} is a date; give a date and time with a UTC offset, "
+                                  "e.g. \"2026-01-31T09:00:00+00:00\"")
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ScenarioError(path, f"{value!r} is not an ISO-8601 date and time such as "
+                                      "\"2026-01-31T09:00:00+00:00\"") from None
+    else:
+        raise ScenarioError(path, f"expected an ISO-8601 date and time, got {_type_name(value)} {value!r}")
+    if moment.tzinfo is None:
+        raise ScenarioError(path, f"{value!s} has no UTC offset; add one, e.g. +00:00")
+    return moment.astimezone(timezone.utc)
+
+
+# ---- policy ----------------------------------------------------------------------------------
+
+POLICY_FIELDS = ["trial_days", "trial_reminder_days", "retry_days", "downgrade_window_min_days",
+                 "downgrade_window_max_days", "large_account_licences", "billing_staff", "staff_notify_email",
+                 "escalation_first_response_hours", "escalation_determination_hours"]
+
+
+def parse_policy(raw: Any, base: Policy) -> Policy:
+    """The configured policy with the scenario's overrides. In a simulation everyone counts as
+    billing staff unless `policy.billing_staff` lists who does (SIMULATE.md)."""
+    changes: dict[str, Any] = {"billing_staff": None}
+    if raw is None:
+        raw = {}
+    data = _mapping(raw, "policy")
+    _no_unknown(data, POLICY_FIELDS, "policy")
+    for name, value in data.items():
+        path = f"policy.{name}"
+        if name in ("trial_reminder_days", "retry_days"):
+            days = _int_list(value, path)
+            if name == "retry_days" and not days:
+                raise ScenarioError(path, "needs at least one retry day")
+            for i, day in enumerate(days):
+                if day <= 0:
+                    raise ScenarioError(f"{path}[{i}]", f"days must be positive, got {day}")
+            if name == "retry_days" and list(days) != sorted(set(days)):
+                raise ScenarioError(path, f"retry days must be strictly increasing, got {list(days)}")
+            changes[name] = days
+        elif name == "billing_staff":
+            if not isinstance(value, list):
+                raise ScenarioError(path, f"expected a list of e-mail addresses, got {_type_name(value)}")
+            changes[name] = tuple(_str(v, f"{path}[{i}]").strip().lower() for i, v in enumerate(value))
+        elif name == "staff_notify_email":
+            changes[name] = _str(value, path)
+        elif name == "downgrade_window_min_days":
+            changes[name] = _int(value, path, minimum=0)
+        else:
+            changes[name] = _int(value, path, minimum=1)
+    trial_days = changes.get("trial_days", base.trial_days)
+    reminders = changes.get("trial_reminder_days", base.trial_reminder_days)
+    if any(day >= trial_days for day in reminders):
+        if "trial_reminder_days" in changes:
+            raise ScenarioError("policy.trial_reminder_days",
+                                f"reminders must come before the trial ends: each day below trial_days "
+                                f"({trial_days}), got {list(reminders)}")
+        raise ScenarioError("policy.trial_days", f"{trial_days} days leaves no room for the trial reminders "
+                                                 f"{list(reminders)} days before the end; set "
+                                                 "policy.trial_reminder_days too")
+    low = changes.get("downgrade_window_min_days", base.downgrade_window_min_days)
+    high = changes.get("downgrade_window_max_days", base.downgrade_window_max_days)
+    if low > high:
+        raise ScenarioError("policy.downgrade_window_min_days",
+                            f"the window's minimum ({low} days) is above its maximum ({high} days)")
+    try:
+        return replace(base, **changes)
+    except ValueError as err:  # Policy's own checks, should the ones above miss a case
+        raise ScenarioError("policy", str(err)) from None
+
+
+# ---- org ----------------------------------------------------------------------------------------
+
+ORG_FIELDS = ["id", "name", "admin_email", "locale", "currency", "plan", "cycle", "licences", "card",
+              "auto_allocate_storage", "users"]
+
+
+def _field_error(prefix: str, err: DomainError) -> ScenarioError:
+    """validate_new_org's messages start with the field (`users[1].email: ...`)."""
+    match = re.match(r"([A-Za-z_][\w\[\]\.]*): (.*)", err.message, re.S)
+    if match:
+        return ScenarioError(f"{prefix}.{match.group(1)}", match.group(2))
+    return ScenarioError(prefix, err.message)
+
+
+def parse_org(raw: Any, catalog: Catalog) -> tuple[NewOrg, CardDetails | None]:
+    if raw is None:
+        raise ScenarioError("org", "required: the organisation to simulate")
+    data = _mapping(raw, "org")
+    _no_unknown(data, ORG_FIELDS, "org")
+    for required in ("id", "admin_email"):
+        if required not in data:
+            raise ScenarioError(f"org.{required}", "required")
+    org_id = _str(data["id"], "org.id")
+    plan = _str(data.get("plan", "trial"), "org.plan")
+    if plan != "trial" and plan not in catalog.plans:
+        raise ScenarioError("org.plan", f"unknown plan {plan!r}; use trial or one of {', '.join(catalog.plans)}")
+    cycle = data.get("cycle")
+    if cycle is not None:
+        cycle = _str(cycle, "org.cycle")
+        if cycle not in [c.value for c in Cycle]:
+            raise ScenarioError("org.cycle", f"{cycle!r} is not a cycle; use monthly or yearly")
+    if plan not in ("trial", FREE_PLAN) and cycle is None:
+        raise ScenarioError("org.cycle", f"required for the paid plan {plan}: monthly or yearly")
+    licences = data.get("licences")
+    if licences is not None:
+        licences = _int(licences, "org.licences", minimum=0)
+    users_raw = data.get("users", [])
+    if not isinstance(users_raw, list):
+        raise ScenarioError("org.users", f"expected a list of users, got {_type_name(users_raw)}")
+    users = []
+    for i, user in enumerate(users_raw):
+        path = f"org.users[{i}]"
+        user = _mapping(user, path)
+        _no_unknown(user, ["email", "storage_gb"], path)
+        if "email" not in user:
+            raise ScenarioError(f"{path}.email", "required")
+        users.append(NewUser(_str(user["email"], f"{path}.email"),
+                             _number(user.get("storage_gb", 0), f"{path}.storage_gb")))
+    new = NewOrg(id=org_id, name=_str(data.get("name", org_id), "org.name"),
+                 admin_email=_str(data["admin_email"], "org.admin_email"), users=users,
+                 locale=_str(data.get("locale", "en"), "org.locale"),
+                 currency=_str(data.get("currency", "USD"), "org.currency"), plan=plan, cycle=cycle,
+                 licences=licences,
+                 auto_allocate_storage=_bool(data.get("auto_allocate_storage", False), "org.auto_allocate_storage"))
+    try:
+        new = validate_new_org(new, catalog)
+    except DomainError as err:
+        raise _field_error("org", err) from None
+    card = None
+    if data.get("card") is not None:
+        try:
+            card = sandbox_tokenise(_card_number(data["card"], "org.card"))
+        except DomainError as err:
+            raise ScenarioError("org.card", err.message.removeprefix("card: ")) from None
+    return new, card
+
+
+# ---- actions ------------------------------------------------------------------------------------
+
+# Field kinds: str, int, number, plan, cycle, unit_gb, addon, card, escalation_action.
+REQUIRED = object()
+ACTION_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
+    "upgrade": {"plan": ("plan", REQUIRED), "cycle": ("cycle", None)},
+    "update_card": {"card": ("card", REQUIRED)},
+    "add_licences": {"count": ("int", REQUIRED)},
+    "add_user": {"email": ("str", REQUIRED), "storage_gb": ("number", 0.0)},
+    "buy_storage": {"unit_gb": ("unit_gb", REQUIRED), "count": ("int", 1)},
+    "remove_storage": {"unit_gb": ("unit_gb", REQUIRED), "count": ("int", 1)},
+    "allocate_storage": {"user": ("str", REQUIRED), "unit_gb": ("unit_gb", REQUIRED)},
+    "set_usage": {"user": ("str", REQUIRED), "storage_gb": ("number", REQUIRED)},
+    "buy_addon": {"addon": ("addon", REQUIRED)},
+    "remove_addon": {"addon": ("addon", REQUIRED)},
+    "change_tier": {"contacts": ("int", REQUIRED)},
+    "set_contacts": {"contacts": ("int", REQUIRED)},
+    "switch_to_yearly": {},
+    "request_downgrade": {"plan": ("plan", REQUIRED), "licences": ("int", None)},
+    "cancel_downgrade": {},
+    "cancel": {},
+    "undo_cancel": {},
+    "retry_payment": {},
+    "resolve_escalation": {"action": ("escalation_action", REQUIRED), "extend_days": ("int", 7)},
+}
+COMMON_FIELDS = {"requested_by": ("str", ""), "reason": ("str", "")}
+ESCALATION_ACTIONS = ("extend", "downgrade", "retry")
+
+assert set(ACTION_FIELDS) == set(OPERATIONS), "every Update of the org workflow is a scenario action"
+
+
+def _action_value(kind: str, value: Any, path: str, catalog: Catalog) -> Any:
+    if kind == "str":
+        return _str(value, path)
+    if kind == "int":
+        return _int(value, path)
+    if kind == "number":
+        return _number(value, path)
+    if kind == "plan":
+        plan = _str(value, path)
+        if plan not in catalog.plans:
+            raise ScenarioError(path, f"unknown plan {plan!r}; plans are {', '.join(catalog.plans)}")
+        return plan
+    if kind == "cycle":
+        if value is None:
+            return None
+        cycle = _str(value, path)
+        if cycle not in [c.value for c in Cycle]:
+            raise ScenarioError(path, f"{cycle!r} is not a cycle; use monthly or yearly")
+        return cycle
+    if kind == "unit_gb":
+        size = _int(value, path)
+        if size not in catalog.storage_units:
+            sizes = ", ".join(str(s) for s in sorted(catalog.storage_units))
+            raise ScenarioError(path, f"no {size} GB storage unit in the catalog; units are {sizes} GB")
+        return size
+    if kind == "addon":
+        addon = _str(value, path)
+        if addon not in catalog.flat_addons:
+            raise ScenarioError(path, f"unknown add-on {addon!r}; add-ons are {', '.join(catalog.flat_addons)}")
+        return addon
+    if kind == "card":
+        return _card_number(value, path)
+    if kind == "escalation_action":
+        action = _str(value, path)
+        if action not in ESCALATION_ACTIONS:
+            raise ScenarioError(path, f"{action!r} is not a resolution; use {', '.join(ESCALATION_ACTIONS)}")
+        return action
+    raise AssertionError(kind)
+
+
+def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_text: str,
+                 catalog: Catalog) -> Action:
+    path = f"actions[{index}]"
+    data = _mapping(raw, path)
+    if "do" not in data:
+        raise ScenarioError(f"{path}.do", f"required: the action to take; actions are {', '.join(ACTION_FIELDS)}")
+    kind = data["do"]
+    if not isinstance(kind, str) or kind not in ACTION_FIELDS:
+        raise ScenarioError(f"{path}.do", f"unknown action {kind!r}; actions are {', '.join(ACTION_FIELDS)}")
+    if "at" not in data:
+        raise ScenarioError(f"{path}.at", "required: when, as an ISO-8601 duration after start (e.g. P10D)")
+    at = start + parse_duration(data["at"], f"{path}.at")
+    if at > until:
+        raise ScenarioError(f"{path}.at", f"{data['at']} is after the end of the run (until {until_text})")
+    spec = {**ACTION_FIELDS[kind], **COMMON_FIELDS}
+    _no_unknown(data, ["at", "do", *spec], path)
+    values: dict[str, Any] = {}
+    for name, (field_kind, default) in spec.items():
+        if name not in data or (data[name] is None and default is not REQUIRED):
+            if default is REQUIRED:
+                raise ScenarioError(f"{path}.{name}", f"required for {kind}")
+            values[name] = default
+        else:
+            values[name] = _action_value(field_kind, data[name], f"{path}.{name}", catalog)
+    if kind == "update_card":
+        # Tokenised here as the CLI does before it sends the Update; the number never goes further.
+        try:
+            card = sandbox_tokenise(values.pop("card"))
+        except CardRejected as err:
+            # A well-formed test card the gateway refuses: a refusal at run time, not a bad file.
+            return Action(index, data["at"], at, kind, None, rejection=err.message)
+        except DomainError as err:
+            raise ScenarioError(f"{path}.card", err.message.removeprefix("card: ")) from None
+        values.update(token=card.token, brand=card.brand, last4=card.last4)
+    request_type = OPERATIONS[kind]
+    known = {f.name for f in fields(request_type)}
+    request = request_type(**{k: v for k, v in values.items() if k in known})
+    return Action(index, data["at"], at, kind, request)
+
+
+# ---- the whole file -----------------------------------------------------------------------------
+
+TOP_FIELDS = ["description", "start", "until", "policy", "org", "actions"]
+
+
+def parse_scenario(raw: Any, catalog: Catalog, base_policy: Policy) -> Scenario:
+    if raw is None:
+        raise ScenarioError("", "the scenario file is empty")
+    data = _mapping(raw, "scenario")
+    _no_unknown(data, TOP_FIELDS, "")
+    for required in ("start", "until", "org"):
+        if required not in data:
+            raise ScenarioError(required, "required (see `billing simulate --example`)")
+    description = _str(data.get("description", ""), "description")
+    start = _moment(data["start"], "start")
+    until_text = data["until"]
+    until_delta = parse_duration(until_text, "until")
+    until = start + until_delta
+    if until <= start:
+        raise ScenarioError("until", f"{until_text} is no time at all; the run needs a positive duration")
+    if until > start + relativedelta(years=MAX_UNTIL_YEARS):
+        raise ScenarioError("until", f"{until_text} is longer than {MAX_UNTIL_YEARS} years")
+    policy = parse_policy(data.get("policy"), base_policy)
+    org, card = parse_org(data["org"], catalog)
+    actions_raw = data.get("actions") or []
+    if not isinstance(actions_raw, list):
+        raise ScenarioError("actions", f"expected a list of actions, got {_type_name(actions_raw)}")
+    actions = [parse_action(item, i, start, until, until_text, catalog) for i, item in enumerate(actions_raw)]
+    # Actions at the same instant apply in file order (sorted() is stable).
+    actions = sorted(actions, key=lambda action: action.at)
+    return Scenario(start=start, until=until, until_text=until_text, policy=policy, org=org, card=card,
+                    actions=actions, description=description)
+
+
+def load_scenario(path: Path, catalog: Catalog, base_policy: Policy) -> Scenario:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ScenarioError("", f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = ""
+        mark = getattr(err, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        raise ScenarioError("", f"{path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    return parse_scenario(raw, catalog, base_policy)
