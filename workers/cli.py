@@ -4,8 +4,8 @@ Every change goes through the org's workflow as a Temporal Update, so the CLI, t
 UI and the simulator give the same answers; a refusal exits 1 with the workflow's message."""
 
 import asyncio
-import csv
 import json
+import sys
 from dataclasses import asdict, fields, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,8 +31,9 @@ for sub, name in ((org_app, "org"), (db_app, "db"), (temporal_app, "temporal"), 
                   (usage_app, "usage"), (dunning_app, "dunning"), (escalation_app, "escalation")):
     app.add_typer(sub, name=name)
 
-console = Console()
-errors = Console(stderr=True)
+# Piped output (scripts, grep) gets wide tables instead of rows wrapped at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -70,7 +70,7 @@ async def test_switch_to_yearly_credits_the_unused_month_and_moves_the_renewal(s
     # A year of 2 Standard licences is 2 x 3000 = 6000; credit 2 x 300 x 20/30 = 400.
     assert outcome.payment == "succeeded" and outcome.amount == 5600
     assert state.snapshot.cycle == "yearly"
-    assert abs(state.snapshot.renews_at - (datetime(2028, 4, 11, 9, 0, tzinfo=timezone.utc) + shift)) < timedelta(seconds=5)
+    assert abs(state.snapshot.renews_at - (datetime(2028, 4, 11, 9, 0, tzinfo=timezone.utc) + shift)) < timedelta(minutes=1)
 
 
 async def test_add_ons_and_tiers_are_prorated_now_and_billed_in_full_at_renewal(stack):

@@ -116,7 +116,7 @@ async def test_downgrade_twenty_days_before_renewal_applies_at_the_renewal(stack
         renewal_charge = session.scalars(select(Payment).order_by(Payment.id.desc())
                                          .join(Invoice).where(Invoice.org_id == org_id)).first()
         assert renewal_charge.amount == 3 * 300  # three licences at the Standard price
-        assert abs(renewal_charge.created_at - renewal) < timedelta(seconds=5)
+        assert abs(renewal_charge.created_at - renewal) < timedelta(minutes=1)
         request = session.scalars(select(OrgEvent).where(OrgEvent.org_id == org_id, OrgEvent.type == "request")).one()
         assert (request.actor, request.reason, request.data["operation"]) == (
             STAFF, "customer asked by phone", "request_downgrade")
