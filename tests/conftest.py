@@ -35,8 +35,10 @@ def smtp_sink():
     sink.stop()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(loop_scope="session")
 async def ts_env():
+    """A time-skipping server per test (it starts in well under a second): one test's work
+    left in flight can never hold another test's clock."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=temporal_test_server())
     await register_search_attributes(env.client)
