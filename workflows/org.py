@@ -94,7 +94,10 @@ class OrgWorkflow:
                 self._continue_as_new = True
         # Drain Updates in flight before handing over to the next run.
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked())
-        self._publish()  # the closed run keeps accurate search attributes in visibility
+        # The closed run keeps accurate search attributes in visibility. Patched: runs recorded
+        # before this call existed replay without it (tests/replay, docs/reliability.md).
+        if workflow.patched("publish-before-continue-as-new"):
+            self._publish()
         workflow.continue_as_new(OrgWorkflowInput(self.org_id))
 
     async def _sleep_until(self, due: datetime | None) -> bool:

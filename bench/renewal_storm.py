@@ -1,0 +1,379 @@
+"""Month-end renewal storm: N orgs all renewing at the same instant, on PostgreSQL.
+
+    .venv/bin/python bench/renewal_storm.py 500 2000          # one storm per size, a table at the end
+    .venv/bin/python bench/renewal_storm.py 2000 --floor      # also run bench/floor.py at the same
+                                                              # activity count, for the ratio
+    .venv/bin/python bench/renewal_storm.py 500 --profile out.prof   # cProfile the storm (event loop)
+
+For each size: a fresh PostgreSQL database (BILLING_BENCH_PG_URL's server, default the local
+one), N monthly orgs created in bulk, 10% of them with the declining card 4000000000000341, one
+OrgLifecycle workflow each on the embedded dev server (in memory), an SMTP sink in its own
+process, and the production worker in this process (workers.worker.build_worker: 16 activity
+threads). The workflows are started before the worker polls; then every org's renewal is set to
+the same instant, far enough ahead for the worker to load every org and go to sleep first.
+
+Measured from the due instant, wall clock: when each org's charge activity finished (charged),
+and when its renewal finished (receipt or payment-failed e-mail sent); the workflow-time lag
+(payments.created_at - due: when the workflow task that fired the timer started); renewals/s;
+activities per renewal; worker RSS and CPU; dev server CPU."""
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from dateutil.relativedelta import relativedelta  # noqa: E402
+from sqlalchemy import create_engine, select, text, update  # noqa: E402
+from temporalio import activity  # noqa: E402
+from temporalio import client as temporal_client  # noqa: E402
+from temporalio import worker as temporal_worker  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from activities.mail import SmtpConfig  # noqa: E402
+from activities.payments import SandboxGateway  # noqa: E402
+from db.migrate import upgrade  # noqa: E402
+from db.models import Payment, Subscription  # noqa: E402
+from db.orgs import NewOrg, NewUser, create_org, sync_plans, validate_new_org  # noqa: E402
+from db.session import Database  # noqa: E402
+from domain.cards import sandbox_tokenise  # noqa: E402
+from domain.catalog import load_catalog  # noqa: E402
+from domain.policy import Policy  # noqa: E402
+from workers.binaries import temporal_cli  # noqa: E402
+from workers.worker import Components, build_worker  # noqa: E402
+from workflows import search_attributes as sa  # noqa: E402
+from workflows.starter import start_org_workflow  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("BILLING_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+GOOD, DECLINING = "4242424242424242", "4000000000000341"
+
+
+# ---- what the worker did, and when ------------------------------------------------------------
+
+@dataclass
+class Trace:
+    """Wall-clock completion of every activity, by type, with the org it was for."""
+    done: list[tuple[float, str, str, str]] = field(default_factory=list)  # (time, type, org, template)
+
+    def record(self, activity_type: str, arg: object) -> None:
+        org_id = getattr(arg, "org_id", arg if isinstance(arg, str) else "")
+        self.done.append((time.time(), activity_type, org_id, getattr(arg, "template", "")))
+
+
+class Tracing(temporal_client.Interceptor, temporal_worker.Interceptor):
+    """A client interceptor is also used by the workers built on that client."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+
+    def intercept_activity(self, next: temporal_worker.ActivityInboundInterceptor):  # noqa: A002
+        trace = self.trace
+
+        class Inbound(temporal_worker.ActivityInboundInterceptor):
+            async def execute_activity(self, input: temporal_worker.ExecuteActivityInput):  # noqa: A002
+                result = await self.next.execute_activity(input)
+                trace.record(activity.info().activity_type, input.args[0] if input.args else None)
+                return result
+        return Inbound(next)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dev_server_pid(target: str) -> int | None:
+    """The embedded dev server's process, found by the port it serves."""
+    port = target.rsplit(":", 1)[-1]
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"start-dev" in args and port.encode() in args:
+            return int(proc.name)
+    return None
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current, peak) resident set of this process, in MB."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))] if ordered else float("nan")
+
+
+# ---- setting up --------------------------------------------------------------------------------
+
+def fresh_database() -> tuple[str, str]:
+    name = f"billing_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name, PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(name: str) -> None:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def create_orgs(db: Database, catalog, policy: Policy, n: int, decline_share: float, prefix: str) -> list[str]:
+    """Monthly Standard orgs with two users each; every 1/decline_share-th has the declining card."""
+    placeholder = datetime.now(timezone.utc) - relativedelta(months=1) + timedelta(days=1)
+    good, declining = sandbox_tokenise(GOOD), sandbox_tokenise(DECLINING)
+    every = round(1 / decline_share) if decline_share > 0 else 0
+    org_ids = [f"{prefix}{i:05d}" for i in range(n)]
+    for start in range(0, n, 500):
+        batch = org_ids[start:start + 500]
+        with db.transaction() as session:
+            for org_id in batch:
+                create_org(session, validate_new_org(NewOrg(
+                    id=org_id, name=f"Storm {org_id}", admin_email=f"admin@{org_id}.test",
+                    users=[NewUser(f"user@{org_id}.test", 2.0)], plan="standard", cycle="monthly"), catalog),
+                    catalog, policy, placeholder)
+        with db.transaction() as session:
+            for i, org_id in enumerate(batch, start=start):
+                card = declining if every and i % every == every - 1 else good
+                session.execute(update(Subscription).where(Subscription.org_id == org_id).values(
+                    card_token=card.token, card_brand=card.brand, card_last4=card.last4))
+    return org_ids
+
+
+def set_renewal(db: Database, org_ids: list[str], due: datetime) -> None:
+    start = due - relativedelta(months=1)
+    with db.transaction() as session:
+        session.execute(update(Subscription).where(Subscription.org_id.in_(org_ids))
+                        .values(cycle_anchor=start, period_start=start, renews_at=due))
+
+
+async def start_workflows(client, org_ids: list[str], task_queue: str, concurrency: int = 64) -> None:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(org_id: str) -> None:
+        async with semaphore:
+            await start_org_workflow(client, org_id, task_queue)
+    await asyncio.gather(*(one(o) for o in org_ids))
+
+
+def start_smtp_sink() -> tuple[subprocess.Popen, int]:
+    from tests.support.smtp import free_port
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink",
+                                "-l", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, port
+
+
+# ---- one storm ---------------------------------------------------------------------------------
+
+@dataclass
+class StormResult:
+    orgs: int
+    declined: int
+    setup_s: float
+    warmup_s: float
+    warm_before_due: bool
+    charged_p50: float
+    charged_p99: float
+    done_p50: float
+    done_p99: float
+    done_max: float
+    lag_p50: float
+    lag_p99: float
+    renewals_per_s: float
+    activities: int
+    activities_per_renewal: float
+    activities_per_s: float
+    by_type: dict[str, int]
+    rss_mb: float
+    rss_peak_mb: float
+    worker_cpu_s: float
+    server_cpu_s: float
+    floor_activities_per_s: float | None = None
+
+
+async def storm(n: int, decline_share: float, lead: float | None, max_threads: int, keep: bool,
+                profile: str | None) -> StormResult:
+    catalog, policy = load_catalog(), Policy()
+    name, url = fresh_database()
+    smtp, smtp_port = start_smtp_sink()
+    trace = Trace()
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli(), search_attributes=sa.ALL,
+                                                interceptors=[Tracing(trace)])
+    server_pid = dev_server_pid(env.client.service_client.config.target_host)
+    db = Database(url)
+    try:
+        t0 = time.perf_counter()
+        upgrade(url)
+        with db.transaction() as session:
+            sync_plans(session, catalog)
+        prefix = f"s{uuid.uuid4().hex[:4]}"
+        org_ids = create_orgs(db, catalog, policy, n, decline_share, prefix)
+        queue = f"storm-{prefix}"
+        await start_workflows(env.client, org_ids, queue)
+        setup = time.perf_counter() - t0
+        # Every org renews at the same instant, once the worker has had time to load them all.
+        lead = lead if lead is not None else 10 + n / 15
+        due = datetime.now(timezone.utc) + timedelta(seconds=lead)
+        due = due.replace(microsecond=0) + timedelta(seconds=1)
+        set_renewal(db, org_ids, due)
+        due_wall = due.timestamp()
+
+        components = Components(db=db, catalog=catalog, policy=policy, smtp=SmtpConfig(port=smtp_port),
+                                gateway=SandboxGateway(db))
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        server_before = proc_cpu_seconds(server_pid) if server_pid else 0.0
+        profiler = None
+        async with build_worker(env.client, queue, components, max_threads=max_threads,
+                                graceful_shutdown=timedelta(seconds=10)):
+            worker_start = time.time()
+            while sum(1 for _, kind, _, _ in trace.done if kind == "load_org") < n:
+                await asyncio.sleep(0.2)
+            warmup = time.time() - worker_start
+            warm_before_due = time.time() < due_wall
+            print(f"  warm-up: {n} orgs loaded in {warmup:.1f}s; "
+                  f"{'sleeping until' if warm_before_due else 'LATE for'} the due instant", flush=True)
+            if profile:
+                import cProfile
+                await asyncio.sleep(max(0.0, due_wall - time.time()))
+                profiler = cProfile.Profile()
+                profiler.enable()
+            finals = {"receipt", "payment_failed"}
+            while sum(1 for t, kind, _, template in trace.done if kind == "send_email" and template in finals
+                      and t >= due_wall) < n:
+                await asyncio.sleep(0.2)
+            # Every org continues as new after its renewal (paid or not): wait for the new runs to load.
+            while sum(1 for t, kind, _, _ in trace.done if kind == "load_org" and t >= due_wall) < n:
+                await asyncio.sleep(0.2)
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(profile)
+            rss_now, rss_peak = rss_mb()
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        server_after = proc_cpu_seconds(server_pid) if server_pid else 0.0
+
+        storm_events = [(t, kind, org, template) for t, kind, org, template in trace.done if t >= due_wall]
+        charged: dict[str, float] = {}
+        finished: dict[str, float] = {}
+        for t, kind, org, template in storm_events:
+            if kind == "charge_invoice":
+                charged.setdefault(org, t - due_wall)
+            elif kind == "send_email" and template in finals:
+                finished.setdefault(org, t - due_wall)
+        with db.transaction() as session:
+            lags = [(at - due).total_seconds() for at in session.scalars(select(Payment.created_at))]
+            declined = session.scalar(select(text("count(*)")).select_from(Payment).where(
+                Payment.outcome == "declined"))
+        by_type = Counter(kind for _, kind, _, _ in storm_events)
+        activities = sum(by_type.values())
+        last = max(t for t, _, _, _ in storm_events) - due_wall
+        return StormResult(
+            orgs=n, declined=declined, setup_s=setup, warmup_s=warmup, warm_before_due=warm_before_due,
+            charged_p50=percentile(list(charged.values()), 50), charged_p99=percentile(list(charged.values()), 99),
+            done_p50=percentile(list(finished.values()), 50), done_p99=percentile(list(finished.values()), 99),
+            done_max=max(finished.values()), lag_p50=percentile(lags, 50), lag_p99=percentile(lags, 99),
+            renewals_per_s=n / max(finished.values()), activities=activities,
+            activities_per_renewal=activities / n, activities_per_s=activities / last, by_type=dict(by_type),
+            rss_mb=rss_now, rss_peak_mb=rss_peak,
+            worker_cpu_s=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
+            server_cpu_s=server_after - server_before)
+    finally:
+        await env.shutdown()
+        db.dispose()
+        smtp.terminate()
+        smtp.wait(10)
+        if not keep:
+            drop_database(name)
+        else:
+            print(f"  kept database {url}")
+
+
+async def floor_rate(activities: int) -> float:
+    import floor
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli())
+    try:
+        return (await floor.run_floor(env.client, activities, sync=True)).activities_per_second
+    finally:
+        await env.shutdown()
+
+
+def print_table(results: list[StormResult]) -> None:
+    rows = [
+        ("orgs (declined)", lambda r: f"{r.orgs} ({r.declined})"),
+        ("setup: create + start, s", lambda r: f"{r.setup_s:.0f}"),
+        ("warm-up: load all orgs, s", lambda r: f"{r.warmup_s:.1f}" + ("" if r.warm_before_due else " LATE")),
+        ("due -> charged p50 / p99, s", lambda r: f"{r.charged_p50:.1f} / {r.charged_p99:.1f}"),
+        ("due -> renewal done p50 / p99, s", lambda r: f"{r.done_p50:.1f} / {r.done_p99:.1f}"),
+        ("due -> last renewal done, s", lambda r: f"{r.done_max:.1f}"),
+        ("timer lag (payments.created_at) p50 / p99, s", lambda r: f"{r.lag_p50:.1f} / {r.lag_p99:.1f}"),
+        ("renewals/s", lambda r: f"{r.renewals_per_s:.1f}"),
+        ("activities per renewal", lambda r: f"{r.activities_per_renewal:.2f}"),
+        ("activities/s in the storm", lambda r: f"{r.activities_per_s:.1f}"),
+        ("floor activities/s (same count)", lambda r: f"{r.floor_activities_per_s:.1f}"
+         if r.floor_activities_per_s else "-"),
+        ("ratio to floor", lambda r: f"{r.activities_per_s / r.floor_activities_per_s:.0%}"
+         if r.floor_activities_per_s else "-"),
+        ("worker RSS now / peak, MB", lambda r: f"{r.rss_mb:.0f} / {r.rss_peak_mb:.0f}"),
+        ("CPU in the storm: worker / dev server, s", lambda r: f"{r.worker_cpu_s:.0f} / {r.server_cpu_s:.0f}"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print()
+    for label, cell in rows:
+        print(f"{label:<{width}}  " + "  ".join(f"{cell(r):>14}" for r in results))
+    for r in results:
+        print(f"activities by type ({r.orgs} orgs): " + ", ".join(f"{k} {v}" for k, v in sorted(r.by_type.items())))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("orgs", type=int, nargs="*", default=[500, 2000])
+    parser.add_argument("--decline-share", type=float, default=0.10)
+    parser.add_argument("--lead", type=float, help="seconds from the worker start to the due instant "
+                        "(default 10 + orgs/15: time to load every org first)")
+    parser.add_argument("--max-threads", type=int, default=16, help="worker activity threads (build_worker's default)")
+    parser.add_argument("--max-cached", type=int, help="the worker's max_cached_workflows (build_worker leaves "
+                        "the SDK default, 1000)")
+    parser.add_argument("--floor", action="store_true", help="also measure bench/floor.py at the same activity count")
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument("--no-precompile", action="store_true",
+                        help="leave the project without .pyc files (a checkout with PYTHONDONTWRITEBYTECODE=1)")
+    parser.add_argument("--profile", help="cProfile the storm into this file (one size only)")
+    args = parser.parse_args()
+    if not args.no_precompile:
+        import floor
+        floor.precompile()
+    if args.max_cached:
+        import functools
+        import workers.worker
+        workers.worker.Worker = functools.partial(workers.worker.Worker, max_cached_workflows=args.max_cached)
+    results = []
+    for n in args.orgs:
+        print(f"storm of {n} orgs (load average {os.getloadavg()[0]:.1f})", flush=True)
+        result = await storm(n, args.decline_share, args.lead, args.max_threads, args.keep, args.profile)
+        if args.floor:
+            result.floor_activities_per_s = await floor_rate(result.activities)
+        results.append(result)
+        print_table([result])
+    if len(results) > 1:
+        print_table(results)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,98 @@
+"""PostgreSQL unreachable for 30 s in the middle of a batch of renewals: the activities fail and
+are retried with backoff, the workflows wait, and once the database is back every renewal
+completes exactly once.
+
+The worker reaches PostgreSQL through a TCP proxy on loopback. Cutting the proxy kills every
+open connection (queries in flight fail, pooled connections go stale) and drops every new one
+at once, as when the database host restarts. Real time on a dev server: with INFRA_RETRY the
+retries come 1, 3, 7, 15 and 31 s after the first failure, so the test takes about 45 s."""
+
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.engine import make_url
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+from db.models import Payment
+from db.session import Database
+from domain.policy import Policy
+from tests.reliability.support import (GOOD_CARD, TcpProxy, assert_exactly_once, count_rows, due_in,
+                                       paid_renewals, renewal_org, wait_until)
+from tests.support.smtp import SmtpSink
+from workers.binaries import temporal_cli
+from workers.worker import Components, build_worker
+from activities.mail import SmtpConfig
+from activities.payments import SandboxGateway
+from workflows import search_attributes as sa
+from workflows.starter import org_handle, start_org_workflow
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.devserver]
+
+ORGS = 10
+OUTAGE_SECONDS = 30
+
+
+async def max_activity_attempt(client, org_id: str) -> int:
+    """The highest attempt of any activity in the org's workflow runs so far."""
+    best = 1
+    handle = org_handle(client, org_id)
+    run_id = (await client.get_workflow_handle(handle.id).describe()).run_id
+    seen: set[str] = set()
+    # Walk from the first run: the renewal happened in the run that continued as new.
+    async for execution in client.list_workflows(f"WorkflowId = '{handle.id}'"):
+        seen.add(execution.run_id)
+    seen.add(run_id)
+    for run in seen:
+        history = await client.get_workflow_handle(handle.id, run_id=run).fetch_history()
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                best = max(best, event.activity_task_started_event_attributes.attempt)
+    return best
+
+
+async def test_database_outage_of_thirty_seconds_mid_renewal(pg_url, pg_db, catalog):
+    target = make_url(pg_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
+    worker_db = Database(target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    sink = SmtpSink().start()
+    queue = f"pg-{uuid.uuid4().hex[:6]}"
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli(),
+                                                search_attributes=sa.ALL)
+    try:
+        components = Components(db=worker_db, catalog=catalog, policy=Policy(),
+                                smtp=SmtpConfig(host="127.0.0.1", port=sink.port), gateway=SandboxGateway(worker_db))
+        async with build_worker(env.client, queue, components, graceful_shutdown=timedelta(seconds=5)):
+            orgs = [f"p{uuid.uuid4().hex[:6]}{i:02d}" for i in range(ORGS)]
+            first_due = due_in(2.5)
+            for i, org_id in enumerate(orgs):
+                renewal_org(pg_db, catalog, Policy(), org_id, first_due + timedelta(milliseconds=50 * i), GOOD_CARD)
+                await start_org_workflow(env.client, org_id, queue)
+
+            # Cut the database off once the first renewals are charged: the rest are mid-way.
+            await wait_until(lambda: count_rows(pg_db, Payment) >= 1, 30, "the first charge", interval=0.02)
+            proxy.cut()
+            cut_at = time.monotonic()
+            charged_before = count_rows(pg_db, Payment)
+            await wait_until(lambda: time.monotonic() - cut_at >= OUTAGE_SECONDS, OUTAGE_SECONDS + 5, "the outage")
+            during = paid_renewals(pg_db, orgs)
+            assert proxy.refused > 0, "the worker should have tried the database during the outage"
+            assert count_rows(pg_db, Payment) == charged_before, "nothing reaches the database while it is cut"
+            proxy.restore()
+
+            await wait_until(lambda: paid_renewals(pg_db, orgs) == ORGS, 40, "every renewal after the outage")
+            recovered = time.monotonic() - cut_at - OUTAGE_SECONDS
+            receipts = {org_id: len(sink.for_org(org_id, "receipt")) for org_id in orgs}
+            assert_exactly_once(pg_db, orgs, receipts)
+            assert charged_before < ORGS and during < ORGS
+            attempts = [await max_activity_attempt(env.client, org_id) for org_id in orgs]
+            assert max(attempts) >= 4, f"activities should have been retried through the outage: {attempts}"
+            print(f"charged before the cut: {charged_before}; refused connections: {proxy.refused}; "
+                  f"all paid {recovered:.1f}s after the database returned; max attempts {max(attempts)}")
+    finally:
+        await env.shutdown()
+        worker_db.dispose()
+        proxy.stop()
+        sink.stop()

@@ -1,0 +1,165 @@
+"""Record the org workflow's histories on its main paths, for the replay test.
+
+    .venv/bin/python -m tests.replay.record_histories v2            # into tests/replay/histories/v2/
+    .venv/bin/python -m tests.replay.record_histories v2 renewals   # one scenario only
+    .venv/bin/python -m tests.replay.record_histories --out DIR
+
+Runs the real workflow and activities on the time-skipping test server, with a throwaway SQLite
+database and an SMTP sink: trial -> free, renewals, dunning -> free, dunning recovered by a card
+update, a scheduled downgrade. Every run of every org (the continued-as-new ones too) is saved
+as `<scenario>--<workflow id>--run<k>.json` (the format of `temporal workflow show --output
+json`) under histories/<version>/. A version's directory stands for the workflow code that was
+deployed at the time: keep it while runs recorded by that code can still be replayed, and add a
+new version (do not overwrite) after a deliberate, patched change: see docs/reliability.md."""
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from temporalio.api.enums.v1 import EventType  # noqa: E402
+from temporalio.client import Client, WorkflowHistory  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from db.migrate import upgrade  # noqa: E402
+from db.orgs import sync_plans  # noqa: E402
+from db.session import Database  # noqa: E402
+from domain import requests as rq  # noqa: E402
+from domain.cards import sandbox_tokenise  # noqa: E402
+from domain.catalog import load_catalog  # noqa: E402
+from domain.periods import boundary  # noqa: E402
+from domain.policy import Policy  # noqa: E402
+from domain.states import Cycle  # noqa: E402
+from tests.support.smtp import SmtpSink  # noqa: E402
+from tests.support.stack import Stack  # noqa: E402
+from workers.binaries import temporal_test_server  # noqa: E402
+from workers.search_attributes import api_types  # noqa: E402
+from workflows.messages import workflow_id_for  # noqa: E402
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+GOOD, DECLINING = "4242424242424242", "4000000000000341"
+STAFF = "rina@billing.test"
+
+
+async def trial_to_free(stack: Stack) -> list[str]:
+    start = await stack.now()
+    org_id = await stack.create_org("replay-trial", users=[("budi@toko.test", 7.0)], start=start)
+    await stack.advance_to(start + timedelta(days=stack.policy.trial_days, hours=1))
+    return [org_id]
+
+
+async def renewals(stack: Stack) -> list[str]:
+    start = await stack.now()
+    org_id = await stack.create_org("replay-renewal", plan="standard", cycle="monthly", card=GOOD, start=start)
+    await stack.advance_to(boundary(start, Cycle.MONTHLY, 2) + timedelta(hours=1))  # two renewals
+    return [org_id]
+
+
+async def dunning_to_free(stack: Stack) -> list[str]:
+    start = await stack.now()
+    org_id = await stack.create_org("replay-dunning-free", plan="standard", cycle="monthly", card=DECLINING,
+                                    start=start, users=[("big@x.test", 40.0)])
+    await stack.advance_to(boundary(start, Cycle.MONTHLY, 1) + timedelta(days=8))
+    return [org_id]
+
+
+async def dunning_recovered(stack: Stack) -> list[str]:
+    start = await stack.now()
+    org_id = await stack.create_org("replay-dunning-recovered", plan="standard", cycle="monthly", card=DECLINING,
+                                    start=start)
+    renewal = boundary(start, Cycle.MONTHLY, 1)
+    await stack.advance_to(renewal + timedelta(days=2))
+    good = sandbox_tokenise(GOOD)
+    await stack.send(org_id, "update_card", rq.UpdateCardRequest(good.token, good.brand, good.last4,
+                                                                  requested_by=f"admin@{org_id}.test"))
+    await stack.advance_to(renewal + timedelta(days=3))
+    return [org_id]
+
+
+async def scheduled_downgrade(stack: Stack) -> list[str]:
+    start = await stack.now()
+    org_id = await stack.create_org("replay-downgrade", plan="professional", cycle="monthly", card=GOOD, start=start,
+                                    users=[("big@x.test", 45.0)])
+    renewal = boundary(start, Cycle.MONTHLY, 1)
+    await stack.advance_to(renewal - timedelta(days=20))
+    await stack.send(org_id, "request_downgrade", rq.DowngradeRequest("standard", requested_by=STAFF,
+                                                                       reason="customer asked by phone"))
+    await stack.advance_to(renewal + timedelta(hours=1))
+    return [org_id]
+
+
+SCENARIOS: dict[str, Callable[[Stack], Awaitable[list[str]]]] = {
+    "trial-to-free": trial_to_free, "renewals": renewals, "dunning-to-free": dunning_to_free,
+    "dunning-recovered": dunning_recovered, "scheduled-downgrade": scheduled_downgrade,
+}
+
+
+async def all_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """Every run of a workflow, first to last, following the continue-as-new chain."""
+    latest = await client.get_workflow_handle(workflow_id).fetch_history()
+    run_id = latest.events[0].workflow_execution_started_event_attributes.first_execution_run_id or None
+    histories = []
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        histories.append(history)
+        last = history.events[-1]
+        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                  if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW else None)
+    return histories
+
+
+async def record(out: Path, scenarios: list[str] | None = None) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    catalog = load_catalog()
+    sink = SmtpSink().start()
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=temporal_test_server())
+    written: list[Path] = []
+    try:
+        from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+        await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace="default", search_attributes=api_types()))
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/billing.db"
+            upgrade(url)
+            db = Database(url)
+            with db.transaction() as session:
+                sync_plans(session, catalog)
+            for name in scenarios or list(SCENARIOS):
+                stack = Stack(env=env, db=db, catalog=catalog, policy=Policy(billing_staff=(STAFF,)),
+                              smtp_port=sink.port, task_queue=f"replay-{name}")
+                async with stack.worker():
+                    org_ids = await SCENARIOS[name](stack)
+                await stack.terminate_all()
+                for old in out.glob(f"{name}--*.json"):
+                    old.unlink()
+                for org_id in org_ids:
+                    workflow_id = workflow_id_for(org_id)
+                    for k, history in enumerate(await all_runs(env.client, workflow_id), start=1):
+                        path = out / f"{name}--{workflow_id}--run{k}.json"
+                        path.write_text(history.to_json() + "\n")
+                        written.append(path)
+            db.dispose()
+    finally:
+        await env.shutdown()
+        sink.stop()
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("version", help="directory under tests/replay/histories/, e.g. v2")
+    parser.add_argument("scenarios", nargs="*", choices=[[], *SCENARIOS], help="default: all")
+    parser.add_argument("--out", type=Path, help="write here instead of tests/replay/histories/VERSION")
+    args = parser.parse_args()
+    for path in asyncio.run(record(args.out or HISTORIES / args.version, args.scenarios or None)):
+        print(f"{path}  ({len(WorkflowHistory.from_json('x', path.read_text()).events)} events)")
+
+
+if __name__ == "__main__":
+    main()
