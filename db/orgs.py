@@ -115,7 +115,8 @@ def create_org(session: Session, org: NewOrg, catalog: Catalog, policy: Policy, 
         session.add(User(org_id=org.id, email=user.email, storage_mb=gb_to_mb(user.storage_gb),
                          is_admin=user.email == org.admin_email, seq=seq, created_at=now))
     if org.plan == "trial":
-        sub = Subscription(org_id=org.id, plan_id=TRIAL_PLAN, status=OrgStatus.TRIALING, licences=0,
+        # Licences asked for up front are bought when the trial converts (never fewer than users).
+        sub = Subscription(org_id=org.id, plan_id=TRIAL_PLAN, status=OrgStatus.TRIALING, licences=org.licences or 0,
                            trial_ends_at=now + timedelta(days=policy.trial_days))
         status = OrgStatus.TRIALING
     elif org.plan == FREE_PLAN:
