@@ -75,9 +75,12 @@ async def test_overdue_timers_fire_after_a_server_restart(pg_db, catalog, tmp_pa
         assert_exactly_once(pg_db, [renewing], {renewing: len(sink.for_org(renewing, "receipt"))})
         assert len(sink.for_org(trial, "trial_expired")) == 1
         # The same runs went on: the state survived in the server's file, nothing was restarted by us.
+        expected_step = {renewing: "open_renewal", trial: "expire_trial"}
         for org_id, run_id in runs.items():
             history = await client.get_workflow_handle(f"org-{org_id}", run_id=run_id).fetch_history()
-            assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+            scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+            assert expected_step[org_id] in scheduled
     finally:
         server.stop()
         sink.stop()
