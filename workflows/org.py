@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
                                      EmailRequest, Enforcement, InvoiceInfo, InvoiceOp, OrgContext, OrgOp,
                                      RenewalInput)
     from activities.payments import PaymentActivities
-    from domain import requests as rq
+    import domain.requests as rq
     from domain import rules
     from domain.errors import DomainError
     from domain.lifecycle import Step, StepKind, next_retry_after, next_step
