@@ -5,7 +5,7 @@
                                                               # activity count, for the ratio
     .venv/bin/python bench/renewal_storm.py 500 --profile out.prof   # cProfile the storm (event loop)
 
-For each size: a fresh PostgreSQL database (BILLING_BENCH_PG_URL's server, default the local
+For each size: a fresh PostgreSQL database (BILLING_TEST_PG_URL's server, default the local
 one), N monthly orgs created in bulk, 10% of them with the declining card 4000000000000341, one
 OrgLifecycle workflow each on the embedded dev server (in memory), an SMTP sink in its own
 process, and the production worker in this process (workers.worker.build_worker: 16 activity
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from dateutil.relativedelta import relativedelta  # noqa: E402
-from sqlalchemy import create_engine, select, text, update  # noqa: E402
+from sqlalchemy import select, text, update  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio import client as temporal_client  # noqa: E402
 from temporalio import worker as temporal_worker  # noqa: E402
@@ -53,9 +53,9 @@ from domain.policy import Policy  # noqa: E402
 from workers.binaries import temporal_cli  # noqa: E402
 from workers.worker import Components, build_worker  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
+from tests.support.databases import create_pg_database, drop_pg_database  # noqa: E402
 from workflows.starter import start_org_workflow  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("BILLING_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 GOOD, DECLINING = "4242424242424242", "4000000000000341"
 
 
@@ -118,22 +118,6 @@ def percentile(values: list[float], p: float) -> float:
 
 
 # ---- setting up --------------------------------------------------------------------------------
-
-def fresh_database() -> tuple[str, str]:
-    name = f"billing_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return name, PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_database(name: str) -> None:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
 
 def create_orgs(db: Database, catalog, policy: Policy, n: int, decline_share: float, prefix: str) -> list[str]:
     """Monthly Standard orgs with two users each; every 1/decline_share-th has the declining card."""
@@ -212,7 +196,7 @@ class StormResult:
 async def storm(n: int, decline_share: float, lead: float | None, max_threads: int, keep: bool,
                 profile: str | None) -> StormResult:
     catalog, policy = load_catalog(), Policy()
-    name, url = fresh_database()
+    name, url = create_pg_database("billing_bench")
     smtp, smtp_port = start_smtp_sink()
     trace = Trace()
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli(), search_attributes=sa.ALL,
@@ -300,7 +284,7 @@ async def storm(n: int, decline_share: float, lead: float | None, max_threads: i
         smtp.terminate()
         smtp.wait(10)
         if not keep:
-            drop_database(name)
+            drop_pg_database(name)
         else:
             print(f"  kept database {url}")
 

@@ -31,8 +31,8 @@ def require_postgres() -> None:
                 "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
 
 
-def create_pg_database() -> tuple[str, str]:
-    name = f"billing_test_{uuid.uuid4().hex[:12]}"
+def create_pg_database(prefix: str = "billing_test") -> tuple[str, str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
