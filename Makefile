@@ -8,6 +8,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# Byte-code, as `pip install .` leaves in the deploy image: with PYTHONDONTWRITEBYTECODE set
+	# (this machine, CI) the workflow sandbox would compile workflows/org.py for every run.
+	$(PY) -m compileall -q domain db workflows activities workers
 	touch $@
 
 .PHONY: install run test bench

@@ -65,10 +65,13 @@ GOOD, DECLINING = "4242424242424242", "4000000000000341"
 class Trace:
     """Wall-clock completion of every activity, by type, with the org it was for."""
     done: list[tuple[float, str, str, str]] = field(default_factory=list)  # (time, type, org, template)
+    local_types: set[str] = field(default_factory=set)  # run as local activities (no task queue round trip)
 
-    def record(self, activity_type: str, arg: object) -> None:
+    def record(self, activity_type: str, arg: object, is_local: bool) -> None:
         org_id = getattr(arg, "org_id", arg if isinstance(arg, str) else "")
         self.done.append((time.time(), activity_type, org_id, getattr(arg, "template", "")))
+        if is_local:
+            self.local_types.add(activity_type)
 
 
 class Tracing(temporal_client.Interceptor, temporal_worker.Interceptor):
@@ -83,7 +86,8 @@ class Tracing(temporal_client.Interceptor, temporal_worker.Interceptor):
         class Inbound(temporal_worker.ActivityInboundInterceptor):
             async def execute_activity(self, input: temporal_worker.ExecuteActivityInput):  # noqa: A002
                 result = await self.next.execute_activity(input)
-                trace.record(activity.info().activity_type, input.args[0] if input.args else None)
+                info = activity.info()
+                trace.record(info.activity_type, input.args[0] if input.args else None, info.is_local)
                 return result
         return Inbound(next)
 
@@ -167,6 +171,19 @@ def start_smtp_sink() -> tuple[subprocess.Popen, int]:
 
 # ---- one storm ---------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class WorkerOptions:
+    """What build_worker is given: the production settings BILLING_WORKFLOW_SANDBOX and
+    BILLING_MAX_CACHED_WORKFLOWS, and the activity threads."""
+    max_threads: int = 16
+    workflow_sandbox: bool = True
+    max_cached_workflows: int = 1000
+
+    def describe(self) -> str:
+        return (f"sandbox {'on' if self.workflow_sandbox else 'off'}, cache {self.max_cached_workflows}, "
+                f"{self.max_threads} activity threads")
+
+
 @dataclass
 class StormResult:
     orgs: int
@@ -184,16 +201,22 @@ class StormResult:
     renewals_per_s: float
     activities: int
     activities_per_renewal: float
+    local_per_renewal: float
     activities_per_s: float
     by_type: dict[str, int]
     rss_mb: float
     rss_peak_mb: float
     worker_cpu_s: float
     server_cpu_s: float
+    options: WorkerOptions
     floor_activities_per_s: float | None = None
 
+    @property
+    def regular_activities_per_s(self) -> float:
+        return self.activities_per_s * (1 - self.local_per_renewal / self.activities_per_renewal)
 
-async def storm(n: int, decline_share: float, lead: float | None, max_threads: int, keep: bool,
+
+async def storm(n: int, decline_share: float, lead: float | None, options: WorkerOptions, keep: bool,
                 profile: str | None) -> StormResult:
     catalog, policy = load_catalog(), Policy()
     name, url = create_pg_database("billing_bench")
@@ -225,8 +248,9 @@ async def storm(n: int, decline_share: float, lead: float | None, max_threads: i
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         server_before = proc_cpu_seconds(server_pid) if server_pid else 0.0
         profiler = None
-        async with build_worker(env.client, queue, components, max_threads=max_threads,
-                                graceful_shutdown=timedelta(seconds=10)):
+        async with build_worker(env.client, queue, components, max_threads=options.max_threads,
+                                graceful_shutdown=timedelta(seconds=10), workflow_sandbox=options.workflow_sandbox,
+                                max_cached_workflows=options.max_cached_workflows):
             worker_start = time.time()
             while sum(1 for _, kind, _, _ in trace.done if kind == "load_org") < n:
                 await asyncio.sleep(0.2)
@@ -275,6 +299,7 @@ async def storm(n: int, decline_share: float, lead: float | None, max_threads: i
             done_max=max(finished.values()), lag_p50=percentile(lags, 50), lag_p99=percentile(lags, 99),
             renewals_per_s=n / max(finished.values()), activities=activities,
             activities_per_renewal=activities / n, activities_per_s=activities / last, by_type=dict(by_type),
+            local_per_renewal=sum(v for k, v in by_type.items() if k in trace.local_types) / n, options=options,
             rss_mb=rss_now, rss_peak_mb=rss_peak,
             worker_cpu_s=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
             server_cpu_s=server_after - server_before)
@@ -308,14 +333,17 @@ def print_table(results: list[StormResult]) -> None:
         ("due -> last renewal done, s", lambda r: f"{r.done_max:.1f}"),
         ("timer lag (payments.created_at) p50 / p99, s", lambda r: f"{r.lag_p50:.1f} / {r.lag_p99:.1f}"),
         ("renewals/s", lambda r: f"{r.renewals_per_s:.1f}"),
-        ("activities per renewal", lambda r: f"{r.activities_per_renewal:.2f}"),
-        ("activities/s in the storm", lambda r: f"{r.activities_per_s:.1f}"),
+        ("activities per renewal (of them local)", lambda r: f"{r.activities_per_renewal:.2f} ({r.local_per_renewal:.2f})"),
+        ("activities/s in the storm: all / regular", lambda r: f"{r.activities_per_s:.1f} / {r.regular_activities_per_s:.1f}"),
         ("floor activities/s (same count)", lambda r: f"{r.floor_activities_per_s:.1f}"
          if r.floor_activities_per_s else "-"),
-        ("ratio to floor", lambda r: f"{r.activities_per_s / r.floor_activities_per_s:.0%}"
-         if r.floor_activities_per_s else "-"),
+        ("ratio to floor: all / regular", lambda r: f"{r.activities_per_s / r.floor_activities_per_s:.0%} / "
+         f"{r.regular_activities_per_s / r.floor_activities_per_s:.0%}" if r.floor_activities_per_s else "-"),
         ("worker RSS now / peak, MB", lambda r: f"{r.rss_mb:.0f} / {r.rss_peak_mb:.0f}"),
         ("CPU in the storm: worker / dev server, s", lambda r: f"{r.worker_cpu_s:.0f} / {r.server_cpu_s:.0f}"),
+        ("CPU per renewal: worker / dev server, ms", lambda r: f"{1000 * r.worker_cpu_s / r.orgs:.0f} / "
+         f"{1000 * r.server_cpu_s / r.orgs:.0f}"),
+        ("worker", lambda r: r.options.describe().replace(" activity threads", " thr")),
     ]
     width = max(len(label) for label, _ in rows)
     print()
@@ -332,8 +360,9 @@ async def main() -> None:
     parser.add_argument("--lead", type=float, help="seconds from the worker start to the due instant "
                         "(default 10 + orgs/15: time to load every org first)")
     parser.add_argument("--max-threads", type=int, default=16, help="worker activity threads (build_worker's default)")
-    parser.add_argument("--max-cached", type=int, help="the worker's max_cached_workflows (build_worker leaves "
-                        "the SDK default, 1000)")
+    parser.add_argument("--max-cached", type=int, default=1000,
+                        help="BILLING_MAX_CACHED_WORKFLOWS: the worker's workflow cache (default 1000, the SDK's)")
+    parser.add_argument("--no-sandbox", action="store_true", help="BILLING_WORKFLOW_SANDBOX=false")
     parser.add_argument("--floor", action="store_true", help="also measure bench/floor.py at the same activity count")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     parser.add_argument("--no-precompile", action="store_true",
@@ -343,14 +372,13 @@ async def main() -> None:
     if not args.no_precompile:
         import floor
         floor.precompile()
-    if args.max_cached:
-        import functools
-        import workers.worker
-        workers.worker.Worker = functools.partial(workers.worker.Worker, max_cached_workflows=args.max_cached)
+    options = WorkerOptions(max_threads=args.max_threads, workflow_sandbox=not args.no_sandbox,
+                            max_cached_workflows=args.max_cached)
     results = []
     for n in args.orgs:
-        print(f"storm of {n} orgs (load average {os.getloadavg()[0]:.1f})", flush=True)
-        result = await storm(n, args.decline_share, args.lead, args.max_threads, args.keep, args.profile)
+        print(f"storm of {n} orgs, worker: {options.describe()} (load average {os.getloadavg()[0]:.1f})",
+              flush=True)
+        result = await storm(n, args.decline_share, args.lead, options, args.keep, args.profile)
         if args.floor:
             result.floor_activities_per_s = await floor_rate(result.activities)
         results.append(result)

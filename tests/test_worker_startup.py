@@ -5,8 +5,16 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
+import pytest
+from pydantic import ValidationError
+from temporalio.worker import UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from workers.config import Settings
 from workers.logs import JsonFormatter
+from workers.worker import configured_worker
 
 
 def test_a_bad_catalog_stops_the_worker_with_a_clear_message(tmp_path):
@@ -26,3 +34,22 @@ def test_json_log_lines_carry_the_org_and_workflow_ids():
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "charged INV-1"
     assert line["org_id"] == "acme" and line["workflow_id"] == "org-acme"
+
+
+async def test_throughput_settings_reach_the_worker(stack, monkeypatch):
+    monkeypatch.setenv("BILLING_WORKFLOW_SANDBOX", "false")
+    monkeypatch.setenv("BILLING_MAX_CACHED_WORKFLOWS", "5000")
+    settings = Settings(temporal_task_queue=stack.task_queue)
+    config = configured_worker(stack.client, settings, stack.components()).config()
+    assert isinstance(config["workflow_runner"], UnsandboxedWorkflowRunner)
+    assert config["max_cached_workflows"] == 5000
+    assert config["graceful_shutdown_timeout"] == timedelta(seconds=60)
+
+    default = configured_worker(stack.client, Settings(workflow_sandbox=True), stack.components())
+    assert isinstance(default.config()["workflow_runner"], SandboxedWorkflowRunner)
+
+
+def test_a_negative_workflow_cache_is_refused_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("BILLING_MAX_CACHED_WORKFLOWS", "-1")
+    with pytest.raises(ValidationError, match="max_cached_workflows"):
+        Settings()

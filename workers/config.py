@@ -3,7 +3,7 @@
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.policy import Policy
@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     metrics_port: int = 9464
     log_format: str = "text"
     graceful_shutdown_seconds: int = 60
+    # Throughput against safety and memory: docs/reliability.md, "What limits throughput".
+    workflow_sandbox: bool = True
+    max_cached_workflows: int = Field(default=1000, ge=0)
 
     trial_days: int = 15
     trial_reminder_days: Annotated[tuple[int, ...], NoDecode] = (3, 1)

@@ -23,7 +23,7 @@ from workers.config import Settings
 from workers.schedules import create_reconcile_schedule
 from workers.search_attributes import dev_server_flags
 from workers.smtp_capture import start_capture
-from workers.worker import build_worker, components_from
+from workers.worker import components_from, configured_worker
 from workflows.starter import start_org_workflow
 
 log = logging.getLogger("billing.embedded")
@@ -97,8 +97,7 @@ async def main() -> None:
     try:
         client = await wait_for_temporal(settings.temporal_address, server)
         components = components_from(settings)
-        worker = build_worker(client, settings.temporal_task_queue, components,
-                              graceful_shutdown=timedelta(seconds=10))
+        worker = configured_worker(client, settings, components, graceful_shutdown=timedelta(seconds=10))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import BillingActivities
 from activities.mail import MailActivities, SmtpConfig
@@ -67,20 +68,35 @@ def components_from(settings: Settings, migrate: bool = True) -> Components:
 
 
 def build_worker(client: Client, task_queue: str, components: Components, max_threads: int = 16,
-                 graceful_shutdown: timedelta = timedelta(seconds=60)) -> Worker:
+                 graceful_shutdown: timedelta = timedelta(seconds=60), workflow_sandbox: bool = True,
+                 max_cached_workflows: int = 1000) -> Worker:
+    """workflow_sandbox=False runs workflow code without the SDK's sandbox: the same code and
+    decisions, without the runtime guard against non-deterministic calls, for about a third less
+    worker CPU per renewal (docs/reliability.md, "What limits throughput"). Tests and the replay
+    check keep the sandbox, so a forbidden call still fails CI."""
     reconciler = ReconcileActivities(components.db, components.policy, client, task_queue)
     return Worker(client, task_queue=task_queue, workflows=[OrgWorkflow, ReconcileWorkflow],
                   activities=components.activities() + [reconciler.reconcile_orgs],
                   activity_executor=ThreadPoolExecutor(max_workers=max_threads),
                   max_concurrent_activities=max_threads,
+                  max_concurrent_local_activities=max_threads,
+                  max_cached_workflows=max_cached_workflows,
+                  workflow_runner=SandboxedWorkflowRunner() if workflow_sandbox else UnsandboxedWorkflowRunner(),
                   graceful_shutdown_timeout=graceful_shutdown)
+
+
+def configured_worker(client: Client, settings: Settings, components: Components,
+                      graceful_shutdown: timedelta | None = None) -> Worker:
+    """The worker as the environment configures it (BILLING_*)."""
+    return build_worker(client, settings.temporal_task_queue, components,
+                        graceful_shutdown=graceful_shutdown or timedelta(seconds=settings.graceful_shutdown_seconds),
+                        workflow_sandbox=settings.workflow_sandbox, max_cached_workflows=settings.max_cached_workflows)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     components = components_from(settings)
     client = await connect(settings, runtime=metrics_runtime(settings.metrics_port))
-    worker = build_worker(client, settings.temporal_task_queue, components,
-                          graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_seconds))
+    worker = configured_worker(client, settings, components)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

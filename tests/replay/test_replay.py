@@ -4,7 +4,8 @@ A failure here means a change to workflows/ would break the org workflows alread
 production (they replay their history on the new code when a worker picks them up). Guard the
 change with workflow.patched() rather than re-recording: see docs/reliability.md, "Changing
 workflow code safely". The histories come from tests/replay/record_histories.py, one directory per deployed version of
-the workflow code: v1 before the patch "publish-before-continue-as-new", v2 with it."""
+the workflow code: v1 before the patch "publish-before-continue-as-new", v2 with it, v3 with
+"load-org-as-local-activity" too."""
 
 from pathlib import Path
 

@@ -34,6 +34,7 @@ class Stack:
     smtp_port: int
     task_queue: str
     gateway: PaymentGateway | None = None
+    workflow_sandbox: bool = True
     started: list[str] = field(default_factory=list)
 
     @property
@@ -48,7 +49,8 @@ class Stack:
     @contextlib.asynccontextmanager
     async def worker(self) -> AsyncIterator[Worker]:
         async with build_worker(self.client, self.task_queue, self.components(),
-                                graceful_shutdown=timedelta(seconds=5)) as worker:
+                                graceful_shutdown=timedelta(seconds=5),
+                                workflow_sandbox=self.workflow_sandbox) as worker:
             yield worker
 
     async def now(self) -> datetime:

@@ -36,7 +36,13 @@ async def paid_org(stack, card: str, plan: str = "standard", **fields) -> tuple[
     return org_id, state.snapshot.renews_at
 
 
-async def test_declining_card_is_retried_on_schedule_then_the_org_goes_free(stack, smtp_sink):
+# Both ways the worker can run workflow code (BILLING_WORKFLOW_SANDBOX): the same decisions.
+SANDBOX_ON_AND_OFF = pytest.mark.parametrize("workflow_sandbox", [True, False], ids=["sandboxed", "unsandboxed"])
+
+
+@SANDBOX_ON_AND_OFF
+async def test_declining_card_is_retried_on_schedule_then_the_org_goes_free(stack, smtp_sink, workflow_sandbox):
+    stack.workflow_sandbox = workflow_sandbox
     async with stack.worker():
         org_id, renewal = await paid_org(stack, DECLINING, users=[("big@x.test", 40.0)])
         await stack.advance_to(renewal + timedelta(hours=1))
@@ -63,7 +69,9 @@ async def test_declining_card_is_retried_on_schedule_then_the_org_goes_free(stac
     assert len(smtp_sink.for_org(org_id, "storage_blocked")) == 2  # the admin and the blocked user
 
 
-async def test_card_fixed_on_day_four_pays_at_once_and_ends_dunning(stack, smtp_sink):
+@SANDBOX_ON_AND_OFF
+async def test_card_fixed_on_day_four_pays_at_once_and_ends_dunning(stack, smtp_sink, workflow_sandbox):
+    stack.workflow_sandbox = workflow_sandbox
     async with stack.worker():
         org_id, renewal = await paid_org(stack, DECLINING)
         await stack.advance_to(renewal + timedelta(days=4))
