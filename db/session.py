@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -26,7 +26,16 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args=_libpq_timeouts() if make_url(url).get_driver_name() == "psycopg2" else {})
+
+
+def _libpq_timeouts() -> dict[str, object]:
+    """A database that stops answering (a silent network partition, not a refused connection)
+    must fail an activity, which Temporal retries, rather than hold a worker thread forever:
+    bounded connect, TCP keepalives and a statement timeout below the activities' 60 s."""
+    return {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+            "keepalives_count": 3, "tcp_user_timeout": 30_000, "options": "-c statement_timeout=45s"}
 
 
 class Database:
