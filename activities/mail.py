@@ -141,20 +141,22 @@ class MailActivities:
                                                             "message_id": row.message_id},
                          dedupe_key=f"email:{row.id}")
 
-    async def _deliver(self, org: Organisation, row: EmailMessage, rendered: RenderedEmail, at: datetime) -> None:
+    def _compose(self, org: Organisation, row: EmailMessage, request: EmailRequest) -> tuple[MimeMessage, str]:
+        """Render and build the message. Called in a thread: it reads the invoice from the
+        database and is CPU work, neither of which may hold the worker's event loop."""
+        rendered = self.renderer.render(request.template, org.locale, self._context(org, request, row.recipient))
         message = MimeMessage()
         message["From"] = self.smtp.sender
         message["To"] = row.recipient
         message["Subject"] = rendered.subject
         message["Message-ID"] = row.message_id
-        message["Date"] = format_datetime(at)
+        message["Date"] = format_datetime(request.at)
         message["X-Billing-Org"] = org.id
         message["X-Billing-Template"] = row.template
         message["X-Billing-Locale"] = org.locale
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
-        await aiosmtplib.send(message, hostname=self.smtp.host, port=self.smtp.port, username=self.smtp.username,
-                              password=self.smtp.password, start_tls=self.smtp.starttls, timeout=self.smtp.timeout)
+        return message, rendered.subject
 
     @activity.defn
     @business_errors_are_final
@@ -162,9 +164,10 @@ class MailActivities:
         org, pending = await asyncio.to_thread(self._claim, request)
         delivered = []
         for row in pending:
-            rendered = self.renderer.render(request.template, org.locale, self._context(org, request, row.recipient))
-            await self._deliver(org, row, rendered, request.at)
-            await asyncio.to_thread(self._mark_sent, row, rendered.subject, request.at)
+            message, subject = await asyncio.to_thread(self._compose, org, row, request)
+            await aiosmtplib.send(message, hostname=self.smtp.host, port=self.smtp.port, username=self.smtp.username,
+                                  password=self.smtp.password, start_tls=self.smtp.starttls, timeout=self.smtp.timeout)
+            await asyncio.to_thread(self._mark_sent, row, subject, request.at)
             metrics.email_sent(request.template)
             delivered.append(row.recipient)
         recipients = [r.strip().lower() for r in (request.to or [org.admin_email])]

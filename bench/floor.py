@@ -5,7 +5,8 @@
     .venv/bin/python bench/floor.py 2000 --sync           # the activity in a thread pool, as ours
 
 N workflows each run one no-op activity on the embedded dev server (`temporal server
-start-dev`), and a worker configured like ours (16 activity slots, sandboxed workflows). All N
+start-dev`), and a worker configured like ours (16 activity slots; sandboxed workflows unless
+--no-sandbox). All N
 are started first with no worker polling, then the worker starts: the figures are the rate at
 which it drains that backlog, the situation of a renewal storm. Prints workflows/s and
 activities/s; bench/renewal_storm.py compares its own activity rate with this one."""
@@ -26,7 +27,8 @@ from temporalio import activity, workflow  # noqa: E402
 
 from temporalio.client import Client  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner  # noqa: E402
 
 if not workflow.unsafe.in_sandbox():  # the sandbox re-imports this module for every workflow run
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -93,7 +95,8 @@ async def wait_completed(client: Client, task_queue: str, n: int, activities_don
         await asyncio.sleep(0.5)
 
 
-async def run_floor(client: Client, n: int, sync: bool = False, max_threads: int = 16) -> FloorResult:
+async def run_floor(client: Client, n: int, sync: bool = False, max_threads: int = 16,
+                    sandbox: bool = True) -> FloorResult:
     task_queue = f"floor-{os.getpid()}-{time.monotonic_ns()}"
     started = time.perf_counter()
     await start_all(client, n, task_queue)
@@ -112,7 +115,8 @@ async def run_floor(client: Client, n: int, sync: bool = False, max_threads: int
         activities = [activity.defn(name="noop")(anoop)]
     worker = Worker(client, task_queue=task_queue, workflows=[FloorWorkflow], activities=activities,
                     activity_executor=ThreadPoolExecutor(max_threads) if sync else None,
-                    max_concurrent_activities=max_threads)
+                    max_concurrent_activities=max_threads,
+                    workflow_runner=SandboxedWorkflowRunner() if sandbox else UnsandboxedWorkflowRunner())
     async with worker:
         begin = time.perf_counter()
         await wait_completed(client, task_queue, n, times)
@@ -130,6 +134,8 @@ async def main() -> None:
     parser.add_argument("--file-backed", action="store_true", help="dev server state in a SQLite file")
     parser.add_argument("--sync", action="store_true", help="a thread-pool (sync) activity, like ours")
     parser.add_argument("--max-threads", type=int, default=16)
+    parser.add_argument("--no-sandbox", action="store_true", help="workflows outside the SDK's sandbox "
+                        "(BILLING_WORKFLOW_SANDBOX=false, as deployed)")
     parser.add_argument("--no-precompile", action="store_true", help="leave the project without .pyc files")
     args = parser.parse_args()
     if not args.no_precompile:
@@ -144,7 +150,7 @@ async def main() -> None:
             print(f"{'workflows':>9} {'store':>6} {'activity':>8} {'start/s':>8} {'drain s':>8} "
                   f"{'wf/s':>7} {'act/s':>7} {'rss MB':>7}")
             for n in args.workflows:
-                result = await run_floor(env.client, n, args.sync, args.max_threads)
+                result = await run_floor(env.client, n, args.sync, args.max_threads, sandbox=not args.no_sandbox)
                 print(f"{n:>9} {store:>6} {kind:>8} {n / result.start_seconds:>8.0f} {result.drain_seconds:>8.1f} "
                       f"{result.workflows_per_second:>7.0f} {result.activities_per_second:>7.0f} {rss_mb():>7.0f}",
                       flush=True)

@@ -366,3 +366,17 @@ def test_search_attributes_documented_in_readme():
             rf"temporal operator search-attribute create [^\n]*--name {name} --type {sa_type}\b", readme
         ), f"README lacks the create command for {name}"
     assert "billing temporal register-search-attributes" in readme
+
+
+def test_every_billing_variable_in_deploy_is_a_setting(compose):
+    """Settings ignore unknown variables, so a misspelt name would silently fall back to the default."""
+    from workers.config import Settings
+    known = {f"BILLING_{name.upper()}" for name in Settings.model_fields}
+    (configmap,) = _documents(K8S / "configmap.yaml")
+    (secret,) = _documents(K8S / "secret.yaml")
+    compose_env = _env_dict(compose["x-billing-env"])
+    for source, names in (("configmap.yaml", configmap["data"]), ("secret.yaml", secret["stringData"]),
+                          ("docker-compose.yml", compose_env)):
+        assert set(names) <= known, f"{source}: unknown {sorted(set(names) - known)}"
+    # Production runs workflow code unsandboxed, for throughput (docs/reliability.md).
+    assert configmap["data"]["BILLING_WORKFLOW_SANDBOX"] == compose_env["BILLING_WORKFLOW_SANDBOX"] == "false"
