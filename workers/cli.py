@@ -6,7 +6,7 @@ UI and the simulator give the same answers; a refusal exits 1 with the workflow'
 import asyncio
 import json
 import sys
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional

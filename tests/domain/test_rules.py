@@ -11,7 +11,7 @@ from domain import rules
 from domain.catalog import load_catalog
 from domain.errors import (BelowUsage, InvalidInput, NotAllowed, OutsideDowngradeWindow, PendingChange,
                            StaffOnly, UnknownPlan)
-from domain.snapshot import CatalogFacts, PlanFacts, StorageHolding
+from domain.snapshot import CatalogFacts, StorageHolding
 from domain.states import Cycle, OrgStatus
 from tests.domain.builders import ADMIN, RENEWS_AT, STAFF, USD_FACTS, active_org, free_org, policy, trial_org, utc
 

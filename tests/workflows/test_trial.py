@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-from sqlalchemy import select
 
 from db.models import Subscription
 
