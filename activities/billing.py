@@ -1,146 +1,154 @@
-"""Database activities: each one transaction, each idempotent by a business key, each
-returning the org's fresh snapshot for the workflow to decide on."""
+"""Database activities. Each is one transaction: read the org's state, take the domain's
+decision, persist it, and return the fresh snapshot with the decision's effects for the
+workflow to carry out. Each is idempotent by a business key: retried after its commit, it
+returns what it answered the first time, effects included."""
 
-from dataclasses import asdict
+import json
+from typing import Callable
 
+from sqlalchemy.orm import Session
 from temporalio import activity
+from temporalio.converter import AdvancedJSONEncoder, value_to_type
 
-from activities.errors import business_errors_are_final_sync
-from activities.messages import (BlockedUserInfo, ChangeInput, ChangeResult, DunningUpdate, Enforcement,
-                                 EnforcementResult, InvoiceInfo, InvoiceOp, InvoiceResult, OrgContext, OrgOp,
-                                 RenewalInput, RenewalResult, SettleResult)
 from activities import metrics
-from db import billing, changes, storage
-from db.events import already_done, mark_done
-from db.orgs import catalog_facts, get_org, load_snapshot
+from activities.errors import business_errors_are_final_sync
+from activities.messages import (ChangeInput, DunningUpdate, InvoiceInfo, InvoiceOp, OrgContext, OrgOp, RenewalInput,
+                                 StepResult)
+from db.events import record_outcome, recorded_outcome
+from db.invoices import InvoiceRef, paid_invoice
 from db.session import Database
+from db.state import get_org, load_state, persist
+from db.storage import enforce_storage, free_units
 from domain.catalog import Catalog
+from domain.decisions import ChargePurpose, Context, Decision, Effect, send
+from domain.operations import OPERATIONS, decide
+from domain.payments import Decline, charge_declined, escalate, invoice_paid, write_off_and_free
 from domain.policy import Policy
-from domain.states import PlanChangeReason
+from domain.renewal import end_trial, renew
+from domain.storage import storage_emails
+from domain.subscription import OrgSnapshot, catalog_facts
 
 
-def _enforcement(result: storage.EnforcementResult | None) -> Enforcement | None:
-    if result is None:
-        return None
-    metrics.users_blocked(len(result.blocked))
-    return Enforcement(blocked=[BlockedUserInfo(b.email, b.usage_mb, b.quota_mb, b.reason) for b in result.blocked],
-                       unblocked=list(result.unblocked),
-                       auto_allocated=[f"{a.email}:{a.unit_gb}" for a in result.auto_allocated])
-
-
-def _invoice(ref: billing.InvoiceRef | None) -> InvoiceInfo | None:
+def _invoice(ref: InvoiceRef | None) -> InvoiceInfo | None:
     return InvoiceInfo(ref.number, ref.total, ref.currency) if ref else None
+
+
+def _decline(update: DunningUpdate) -> Decline:
+    return Decline(update.invoice_number, update.attempt, update.amount, update.reason)
 
 
 class BillingActivities:
     def __init__(self, db: Database, catalog: Catalog, policy: Policy) -> None:
         self.db, self.catalog, self.policy = db, catalog, policy
 
-    def _snapshot(self, session, org_id: str):
-        return load_snapshot(session, org_id, self.policy)
+    def _decide(self, org_id: str, key: str, at, what: str,
+                decision_of: Callable[[Session, OrgSnapshot, Context], Decision]) -> StepResult:
+        with self.db.transaction() as session:
+            outcome = recorded_outcome(session, org_id, key)
+            if outcome is None:
+                state = load_state(session, org_id, self.policy)
+                decision = decision_of(session, state, Context(at, self.policy, self.catalog, key))
+                invoice = persist(session, org_id, decision, at, key)
+                outcome = json.loads(json.dumps({"message": decision.message, "invoice": _invoice(invoice),
+                                                 "effects": decision.effects}, cls=AdvancedJSONEncoder))
+                record_outcome(session, org_id, at, key, what, outcome)
+                session.flush()
+            return StepResult(load_state(session, org_id, self.policy), outcome["message"],
+                              value_to_type(InvoiceInfo | None, outcome["invoice"]),
+                              value_to_type(list[Effect], outcome["effects"]))
 
     @activity.defn
     @business_errors_are_final_sync
     def load_org(self, org_id: str) -> OrgContext:
         with self.db.transaction() as session:
             org, _ = get_org(session, org_id)
-            return OrgContext(snapshot=self._snapshot(session, org_id), policy=self.policy,
+            return OrgContext(snapshot=load_state(session, org_id, self.policy), policy=self.policy,
                               catalog=catalog_facts(self.catalog, org.currency))
 
     @activity.defn
     @business_errors_are_final_sync
-    def expire_trial(self, op: OrgOp) -> InvoiceResult:
-        with self.db.transaction() as session:
-            billing.expire_trial(session, op.org_id, op.at)
-            return InvoiceResult(self._snapshot(session, op.org_id))
+    def expire_trial(self, op: OrgOp) -> StepResult:
+        return self._decide(op.org_id, op.key, op.at, "end_trial", lambda _, state, ctx: end_trial(state, ctx))
 
     @activity.defn
     @business_errors_are_final_sync
-    def convert_trial(self, op: OrgOp) -> InvoiceResult:
-        with self.db.transaction() as session:
-            ref = billing.convert_trial(session, op.org_id, self.catalog, op.at)
-            return InvoiceResult(self._snapshot(session, op.org_id), _invoice(ref))
+    def convert_trial(self, op: OrgOp) -> StepResult:
+        return self._decide(op.org_id, op.key, op.at, "end_trial", lambda _, state, ctx: end_trial(state, ctx))
 
     @activity.defn
     @business_errors_are_final_sync
-    def open_renewal(self, request: RenewalInput) -> RenewalResult:
-        with self.db.transaction() as session:
-            previous = get_org(session, request.org_id)[1].plan_id
-            opened = billing.open_renewal(session, request.org_id, request.period_start, self.catalog, request.at)
-            return RenewalResult(self._snapshot(session, request.org_id), _invoice(opened.invoice),
-                                 opened.moved_to_free, previous)
+    def open_renewal(self, request: RenewalInput) -> StepResult:
+        return self._decide(request.org_id, f"renewal:{request.period_start.isoformat()}", request.at, "renew",
+                            lambda _, state, ctx: renew(state, request.period_start, ctx))
 
     @activity.defn
     @business_errors_are_final_sync
-    def settle_paid_invoice(self, op: InvoiceOp) -> SettleResult:
-        with self.db.transaction() as session:
-            previous = get_org(session, op.org_id)[1].plan_id
-            was_dunning = self._snapshot(session, op.org_id).dunning_invoice == op.invoice_number
-            applied = billing.settle_paid_invoice(session, op.org_id, op.invoice_number, self.catalog, op.at)
-            if was_dunning:
+    def settle_paid_invoice(self, op: InvoiceOp) -> StepResult:
+        def decision(session: Session, state: OrgSnapshot, ctx: Context) -> Decision:
+            if state.dunning_invoice == op.invoice_number:
                 metrics.dunning("recovered")
-            return SettleResult(self._snapshot(session, op.org_id), applied, previous)
+            return invoice_paid(state, paid_invoice(session, op.invoice_number), ctx)
+        return self._decide(op.org_id, f"settle:{op.invoice_number}", op.at, "invoice_paid", decision)
 
     @activity.defn
     @business_errors_are_final_sync
-    def enter_dunning(self, update: DunningUpdate) -> InvoiceResult:
-        with self.db.transaction() as session:
-            billing.enter_dunning(session, update.org_id, update.invoice_number, update.started_at or update.at,
-                                  update.next_retry_at, update.at)
+    def enter_dunning(self, update: DunningUpdate) -> StepResult:
+        def decision(_: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             metrics.dunning("entered")
-            return InvoiceResult(self._snapshot(session, update.org_id))
+            return charge_declined(state, _decline(update), ChargePurpose.CYCLE, ctx)
+        return self._decide(update.org_id, f"dunning:{update.invoice_number}", update.at, "enter_dunning", decision)
 
     @activity.defn
     @business_errors_are_final_sync
-    def record_failed_attempt(self, update: DunningUpdate) -> InvoiceResult:
-        with self.db.transaction() as session:
-            billing.record_failed_attempt(session, update.org_id, update.invoice_number, update.attempt,
-                                          update.scheduled, update.next_retry_at, update.at)
-            return InvoiceResult(self._snapshot(session, update.org_id))
+    def record_failed_attempt(self, update: DunningUpdate) -> StepResult:
+        purpose = ChargePurpose.RETRY if update.scheduled else ChargePurpose.EXTRA
+        return self._decide(update.org_id, f"declined:{update.invoice_number}:{update.attempt}", update.at,
+                            "charge_declined",
+                            lambda _, state, ctx: charge_declined(state, _decline(update), purpose, ctx))
 
     @activity.defn
     @business_errors_are_final_sync
-    def write_off_and_free(self, update: DunningUpdate) -> RenewalResult:
-        with self.db.transaction() as session:
-            previous = get_org(session, update.org_id)[1].plan_id
-            billing.write_off_and_free(session, update.org_id, update.invoice_number,
-                                       PlanChangeReason.PAYMENT_FAILED, update.at)
+    def write_off_and_free(self, update: DunningUpdate) -> StepResult:
+        def decision(_: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             metrics.dunning("final")
-            return RenewalResult(self._snapshot(session, update.org_id), moved_to_free=True, previous_plan=previous)
+            return write_off_and_free(state, _decline(update), ctx)
+        return self._decide(update.org_id, f"final:{update.invoice_number}", update.at, "write_off_and_free", decision)
 
     @activity.defn
     @business_errors_are_final_sync
-    def escalate(self, update: DunningUpdate) -> InvoiceResult:
-        with self.db.transaction() as session:
-            billing.escalate(session, update.org_id, update.invoice_number, update.first_response_due,
-                             update.determination_due, update.at)
+    def escalate(self, update: DunningUpdate) -> StepResult:
+        def decision(_: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             metrics.dunning("escalated")
-            return InvoiceResult(self._snapshot(session, update.org_id))
+            return escalate(state, _decline(update), ctx)
+        return self._decide(update.org_id, f"escalate:{update.invoice_number}", update.at, "escalate", decision)
 
     @activity.defn
     @business_errors_are_final_sync
-    def apply_change(self, change: ChangeInput) -> ChangeResult:
-        request_type = changes.REQUEST_TYPES[change.kind]
-        request = request_type(**change.payload)
-        with self.db.transaction() as session:
-            if already_done(session, change.key):
-                return ChangeResult(self._snapshot(session, change.org_id), "already applied")
-            applied = changes.apply_change(session, change.org_id, change.kind, request, self.catalog, change.at,
-                                           change.key)
-            return ChangeResult(self._snapshot(session, change.org_id), applied.message, _invoice(applied.invoice),
-                                _enforcement(applied.enforcement), applied.plan_changed_from,
-                                applied.plan_changed_to)
+    def apply_change(self, change: ChangeInput) -> StepResult:
+        operation = OPERATIONS[change.kind]
+        request = operation.request_from(change.payload)
+
+        def decision(_: Session, state: OrgSnapshot, ctx: Context) -> Decision:
+            # Checked again on the stored state: a change applied since the workflow's own check counts.
+            return decide(operation, state, request, ctx, catalog_facts(self.catalog, state.currency))
+        return self._decide(change.org_id, change.key, change.at, change.kind, decision)
 
     @activity.defn
     @business_errors_are_final_sync
-    def enforce_storage(self, op: OrgOp) -> EnforcementResult:
+    def enforce_storage(self, op: OrgOp) -> StepResult:
         with self.db.transaction() as session:
-            result = storage.enforce(session, op.org_id, op.at)
-            if op.key and not already_done(session, op.key):
-                mark_done(session, op.org_id, op.at, op.key, "enforce_storage",
-                          data={"blocked": len(result.blocked), "unblocked": len(result.unblocked)})
-            return EnforcementResult(self._snapshot(session, op.org_id), _enforcement(result))
+            outcome = recorded_outcome(session, op.org_id, f"enforce:{op.key}")
+            if outcome is None:
+                verdict = enforce_storage(session, op.org_id, self.catalog, op.at, op.user)
+                metrics.users_blocked(len(verdict.blocked))
+                org, _ = get_org(session, op.org_id)
+                emails = storage_emails(verdict, op.key, org.admin_email, op.announce,
+                                        sum(free_units(session, op.org_id).values()))
+                outcome = json.loads(json.dumps({"effects": [send(email) for email in emails],
+                                                 "message": f"{len(verdict.blocked)} blocked, "
+                                                            f"{len(verdict.unblocked)} unblocked"},
+                                                cls=AdvancedJSONEncoder))
+                record_outcome(session, op.org_id, op.at, f"enforce:{op.key}", "enforce_storage", outcome)
+            return StepResult(load_state(session, op.org_id, self.policy), outcome["message"],
+                              effects=value_to_type(list[Effect], outcome["effects"]))
 
-
-def change_payload(request: object) -> dict:
-    return asdict(request)  # type: ignore[arg-type]

@@ -92,23 +92,14 @@ class MailActivities:
             context[name] = format_money(amount, org.currency, org.locale)
         for name, moment in request.dates.items():
             context[name] = format_date(moment, format="long", locale=org.locale)
-        if request.template == "receipt" and request.values.get("invoice_number"):
-            context.update(self._invoice_details(org, request.values["invoice_number"]))
+        context["lines"] = [{"description": line.description,
+                             "amount": format_money(line.amount, org.currency, org.locale),
+                             "period_start": format_date(line.start, format="long", locale=org.locale)
+                             if line.start else None,
+                             "period_end": format_date(line.end, format="long", locale=org.locale)
+                             if line.end else None}
+                            for line in request.lines] or context.get("lines", [])
         return context
-
-    def _invoice_details(self, org: Organisation, number: str) -> dict[str, Any]:
-        """A receipt shows the invoice as stored: its lines, period and total."""
-        from db.models import Invoice
-        with self.db.transaction() as session:
-            invoice = session.scalar(select(Invoice).where(Invoice.number == number))
-            if invoice is None:
-                return {}
-            money = lambda amount: format_money(amount, invoice.currency, org.locale)  # noqa: E731
-            date = lambda moment: format_date(moment, format="long", locale=org.locale) if moment else None  # noqa: E731
-            return {"amount": money(invoice.total), "period_start": date(invoice.period_start),
-                    "period_end": date(invoice.period_end),
-                    "lines": [{"description": line.description, "amount": money(line.amount)}
-                              for line in invoice.lines]}
 
     def _claim(self, request: EmailRequest) -> tuple[Organisation, list[EmailMessage]]:
         """Create the outbox rows (once) and return those not yet delivered."""
@@ -125,7 +116,8 @@ class MailActivities:
                 if row is None:
                     row = EmailMessage(org_id=org.id, template=request.template, occasion=request.occasion,
                                        recipient=recipient, status="pending", requested_at=request.at,
-                                       message_id=message_id(org.id, request.template, request.occasion, recipient))
+                                       message_id=message_id(org.id, request.template, request.occasion, recipient),
+                                       trial_reminder_days=request.trial_reminder_days)
                     session.add(row)
                     session.flush()
                 if row.status != "sent":
@@ -142,8 +134,8 @@ class MailActivities:
                          dedupe_key=f"email:{row.id}")
 
     def _compose(self, org: Organisation, row: EmailMessage, request: EmailRequest) -> tuple[MimeMessage, str]:
-        """Render and build the message. Called in a thread: it reads the invoice from the
-        database and is CPU work, neither of which may hold the worker's event loop."""
+        """Render and build the message. Called in a thread: CPU work must not hold the worker's
+        event loop."""
         rendered = self.renderer.render(request.template, org.locale, self._context(org, request, row.recipient))
         message = MimeMessage()
         message["From"] = self.smtp.sender

@@ -4,8 +4,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from domain.decisions import Effect, Email, EmailLine
 from domain.policy import Policy
-from domain.snapshot import CatalogFacts, OrgSnapshot
+from domain.subscription import CatalogFacts, OrgSnapshot
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class OrgOp:
     at: datetime
     # Business key of the step, so a retried activity does not apply it twice.
     key: str = ""
+    # Storage enforcement: for this user only, and the e-mail that announces its verdict.
+    user: str | None = None
+    announce: Email | None = None
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,6 @@ class InvoiceInfo:
 
 
 @dataclass(frozen=True)
-class InvoiceResult:
-    snapshot: OrgSnapshot
-    invoice: InvoiceInfo | None = None
-
-
-@dataclass(frozen=True)
 class RenewalInput:
     org_id: str
     period_start: datetime
@@ -44,25 +42,10 @@ class RenewalInput:
 
 
 @dataclass(frozen=True)
-class RenewalResult:
-    snapshot: OrgSnapshot
-    invoice: InvoiceInfo | None = None
-    moved_to_free: bool = False
-    previous_plan: str = ""
-
-
-@dataclass(frozen=True)
 class InvoiceOp:
     org_id: str
     invoice_number: str
     at: datetime
-
-
-@dataclass(frozen=True)
-class SettleResult:
-    snapshot: OrgSnapshot
-    applied_change: str | None = None
-    previous_plan: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +59,9 @@ class DunningUpdate:
     next_retry_at: datetime | None = None
     first_response_due: datetime | None = None
     determination_due: datetime | None = None
+    # The declined charge, for the decision and its payment_failed e-mail.
+    amount: int = 0
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,26 +100,29 @@ class BlockedUserInfo:
 
 
 @dataclass(frozen=True)
-class Enforcement:
+class LegacyEnforcement:
+    """Storage enforcement as results recorded before the billing model reported it."""
     blocked: list[BlockedUserInfo] = field(default_factory=list)
     unblocked: list[str] = field(default_factory=list)
     auto_allocated: list[str] = field(default_factory=list)  # "email:unit_gb"
 
 
 @dataclass(frozen=True)
-class ChangeResult:
+class StepResult:
+    """What a decision activity returns: the org's fresh snapshot, the decision's message, the
+    invoice it issued and the effects for the workflow to carry out, in order."""
     snapshot: OrgSnapshot
-    message: str
+    message: str = ""
     invoice: InvoiceInfo | None = None
-    enforcement: Enforcement | None = None
+    # None only in results recorded before decisions carried their effects (workflows.legacy).
+    effects: list[Effect] | None = None
+    # Fields of those older results, read by workflows.legacy alone.
+    moved_to_free: bool = False
+    previous_plan: str = ""
+    applied_change: str | None = None
+    enforcement: LegacyEnforcement | None = None
     plan_changed_from: str | None = None
     plan_changed_to: str | None = None
-
-
-@dataclass(frozen=True)
-class EnforcementResult:
-    snapshot: OrgSnapshot
-    enforcement: Enforcement
 
 
 @dataclass(frozen=True)
@@ -147,6 +136,14 @@ class EmailRequest:
     values: dict[str, Any] = field(default_factory=dict)
     money: dict[str, int] = field(default_factory=dict)
     dates: dict[str, datetime] = field(default_factory=dict)
+    lines: list[EmailLine] = field(default_factory=list)
+    trial_reminder_days: int | None = None
+
+    @staticmethod
+    def of(org_id: str, at: datetime, email: Email) -> "EmailRequest":
+        return EmailRequest(org_id, email.template, email.occasion, at, to=list(email.to), values=dict(email.values),
+                            money=dict(email.money), dates=dict(email.dates), lines=list(email.lines),
+                            trial_reminder_days=email.trial_reminder_days)
 
 
 @dataclass(frozen=True)

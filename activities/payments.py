@@ -16,7 +16,7 @@ from temporalio import activity
 from activities.errors import business_errors_are_final_sync
 from activities.messages import ChargeInput, ChargeResult
 from activities import metrics
-from db.billing import invoice_by_number, set_invoice_status
+from db.invoices import invoice_by_number, set_invoice_status
 from db.events import record_event
 from db.models import GatewayCharge, Payment, Subscription
 from db.session import Database

@@ -7,7 +7,8 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from db.orgs import list_org_ids, load_snapshot
+from db.orgs import list_org_ids
+from db.state import load_state
 from db.session import Database
 from domain.policy import Policy
 from workflows.org import OrgWorkflow
@@ -64,4 +65,4 @@ class ReconcileActivities:
 
     def _snapshot(self, org_id: str):
         with self.db.transaction() as session:
-            return load_snapshot(session, org_id, self.policy)
+            return load_state(session, org_id, self.policy)

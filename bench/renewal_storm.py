@@ -52,7 +52,8 @@ from activities.mail import SmtpConfig  # noqa: E402
 from activities.payments import SandboxGateway  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Payment, Subscription  # noqa: E402
-from db.orgs import NewOrg, NewUser, create_org, sync_plans, validate_new_org  # noqa: E402
+from domain.onboarding import NewOrg, NewUser, validate_new_org  # noqa: E402
+from db.orgs import create_org, sync_plans
 from db.session import Database  # noqa: E402
 from domain.cards import sandbox_tokenise  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402

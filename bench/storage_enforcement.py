@@ -14,7 +14,7 @@ from db.migrate import upgrade  # noqa: E402
 from db.models import Subscription  # noqa: E402
 from db.orgs import sync_plans  # noqa: E402
 from db.session import Database  # noqa: E402
-from db.storage import enforce  # noqa: E402
+from db.storage import enforce_storage  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402
 from tests.support.bulk import create_large_org  # noqa: E402
 from tests.support.databases import create_pg_database, drop_pg_database  # noqa: E402
@@ -33,11 +33,11 @@ def main(users: int) -> None:
             session.get(Subscription, "bench").plan_id = "free"
         started = time.perf_counter()
         with db.transaction() as session:
-            result = enforce(session, "bench", at)
+            result = enforce_storage(session, "bench", catalog, at)
         first = time.perf_counter() - started
         started = time.perf_counter()
         with db.transaction() as session:
-            enforce(session, "bench", at)
+            enforce_storage(session, "bench", catalog, at)
         second = time.perf_counter() - started
         print(f"users={users} blocked={len(result.blocked)} enforce={first:.2f}s re-run (idempotent)={second:.2f}s")
         db.dispose()

@@ -27,3 +27,16 @@ def mark_done(session: Session, org_id: str, at: datetime, operation_key: str, w
               actor: str | None = None, reason: str | None = None, data: dict[str, Any] | None = None) -> None:
     record_event(session, org_id, at, "operation", {"operation": what, **(data or {})}, actor=actor, reason=reason,
                  dedupe_key=f"op:{operation_key}")
+
+
+def recorded_outcome(session: Session, org_id: str, key: str) -> dict[str, Any] | None:
+    """What a decision activity answered the first time it ran with this business key."""
+    data = session.scalar(select(OrgEvent.data).where(OrgEvent.dedupe_key == f"op:{org_id}:{key}"))
+    return None if data is None else data.get("outcome", {})
+
+
+def record_outcome(session: Session, org_id: str, at: datetime, key: str, what: str, outcome: dict[str, Any]) -> None:
+    """Remember the answer, so an activity retried after its commit repeats it (effects included)
+    instead of deciding again on a state it has already changed."""
+    record_event(session, org_id, at, "operation", {"operation": what, "outcome": outcome},
+                 dedupe_key=f"op:{org_id}:{key}")

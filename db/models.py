@@ -58,7 +58,9 @@ class Organisation(Base):
     locale: Mapped[str] = mapped_column(String(8))
     currency: Mapped[str] = mapped_column(String(3))
     auto_allocate_storage: Mapped[bool] = mapped_column(Boolean, default=False)
-    contacts: Mapped[int] = mapped_column(Integer, default=0)
+    # Seed 003: marketing contacts within the subscriber tier, and those awaiting a tier raise.
+    contacts_subscribed: Mapped[int] = mapped_column(Integer, default=0)
+    contacts_awaiting: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     subscription: Mapped["Subscription"] = relationship(back_populates="org", uselist=False)
 
@@ -91,14 +93,17 @@ class Subscription(Base):
     trial_ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     trial_choice_plan: Mapped[str | None] = mapped_column(String(40))
     trial_choice_cycle: Mapped[Cycle | None] = mapped_column(_enum(Cycle))
+    trial_choice_tier: Mapped[int | None] = mapped_column(Integer)
     licences: Mapped[int] = mapped_column(Integer, default=0)
     card_token: Mapped[str | None] = mapped_column(String(80))
     card_brand: Mapped[str | None] = mapped_column(String(20))
     card_last4: Mapped[str | None] = mapped_column(String(4))
+    # A downgrade for the renewal: no plan for a licence-only cut.
     scheduled_plan: Mapped[str | None] = mapped_column(String(40))
     scheduled_licences: Mapped[int | None] = mapped_column(Integer)
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     pending_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", use_alter=True))
+    # The Update waiting for payment: {"operation", "request", "summary", "priced_at", "total"}.
     pending_change: Mapped[dict | None] = mapped_column(JSON)
     dunning_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", use_alter=True))
     dunning_attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -159,7 +164,28 @@ class InvoiceLine(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_amount: Mapped[int] = mapped_column(BigInteger)
     amount: Mapped[int] = mapped_column(BigInteger)
+    # What the line bills, over which days (null on lines written before the billing model).
+    item_kind: Mapped[str | None] = mapped_column(String(16))
+    item_code: Mapped[str | None] = mapped_column(String(40))
+    period_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    period_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+
+class BilledSpanRow(Base):
+    """The ledger (domain.subscription.BilledSpan): what each item was billed over which days,
+    for the spans that can still overlap something billed later."""
+    __tablename__ = "billed_spans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    item_kind: Mapped[str] = mapped_column(String(16))
+    item_code: Mapped[str] = mapped_column(String(40))
+    quantity: Mapped[int] = mapped_column(Integer)
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    end: Mapped[datetime] = mapped_column(UtcDateTime)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    # Null: a cycle paid before the org reached us.
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
 
 
 class Payment(Base):
@@ -206,6 +232,8 @@ class EmailMessage(Base):
     status: Mapped[str] = mapped_column(String(12))  # pending | sent
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set on a trial reminder: how many days before the trial end it was sent.
+    trial_reminder_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class OrgEvent(Base):

@@ -1,104 +1,68 @@
-"""Storage enforcement (DOMAIN.md, storage blocking): set-based, one query to find who must be
-blocked, bulk updates to apply it. Idempotent: running it twice changes nothing the second time."""
+"""Storage enforcement against the database: the users read in one query, the rule applied
+(domain.storage.enforce), the verdict written in bulk. Idempotent: a second run changes nothing."""
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from db.events import record_event
-from db.models import Organisation, PlanRow, StorageUnit, Subscription, User
-from db.orgs import MB_PER_GB
+from db.models import Organisation, StorageUnit, Subscription, User
+from domain.catalog import Catalog
+from domain.storage import MB_PER_GB, MailboxUser, Verdict, enforce
 
 CHUNK = 500
 
 
-@dataclass(frozen=True)
-class BlockedUser:
-    email: str
-    usage_mb: int
-    quota_mb: int
-    reason: str  # storage | user_cap
-
-
-@dataclass(frozen=True)
-class AutoAllocation:
-    email: str
-    unit_gb: int
-
-
-@dataclass(frozen=True)
-class EnforcementResult:
-    blocked: list[BlockedUser] = field(default_factory=list)
-    unblocked: list[str] = field(default_factory=list)
-    auto_allocated: list[AutoAllocation] = field(default_factory=list)
-
-
-def _evaluation(org_id: str, only_user_id: int | None = None):
-    allocated = (select(func.coalesce(func.sum(StorageUnit.size_gb), 0) * MB_PER_GB)
+def _users(session: Session, org_id: str, only: str | None) -> list[MailboxUser]:
+    allocated = (select(func.coalesce(func.sum(StorageUnit.size_gb), 0))
                  .where(StorageUnit.user_id == User.id).correlate(User).scalar_subquery())
-    quota = (PlanRow.quota_mb + allocated).label("quota_mb")
-    # Keep the admin and the oldest users; beyond the cap, the newest go first.
-    rank = func.row_number().over(partition_by=User.org_id, order_by=(User.is_admin.desc(), User.seq.asc()))
-    inner = (select(User.id, User.email, User.storage_mb, User.blocked, User.blocked_reason, User.is_admin,
-                    quota, rank.label("rank"), PlanRow.user_cap)
-             .join(Subscription, Subscription.org_id == User.org_id)
-             .join(PlanRow, PlanRow.id == Subscription.plan_id)
-             .where(User.org_id == org_id)).subquery()
-    reason = case((inner.c.storage_mb > inner.c.quota_mb, literal("storage")),
-                  ((inner.c.user_cap.is_not(None)) & (inner.c.rank > inner.c.user_cap), literal("user_cap")),
-                  else_=literal(None)).label("reason")
-    query = select(inner.c.id, inner.c.email, inner.c.storage_mb, inner.c.quota_mb, inner.c.blocked,
-                   inner.c.blocked_reason, reason)
-    if only_user_id is not None:
-        query = query.where(inner.c.id == only_user_id)
-    return query
+    # Keep the admin and the oldest users; beyond a plan's user cap the newest go first.
+    rank = func.row_number().over(order_by=(User.is_admin.desc(), User.seq.asc()))
+    ranked = (select(User.email, User.storage_mb, allocated.label("allocated_gb"), rank.label("rank"), User.blocked,
+                     User.blocked_reason).where(User.org_id == org_id)).subquery()
+    query = select(ranked)
+    if only is not None:
+        query = query.where(ranked.c.email == only)
+    return [MailboxUser(row.email, row.storage_mb, row.allocated_gb * MB_PER_GB, row.rank, row.blocked,
+                        row.blocked_reason) for row in session.execute(query.order_by(ranked.c.rank))]
 
 
-def _auto_allocate(session: Session, org_id: str, user_id: int, email: str, excess_mb: int) -> AutoAllocation | None:
-    """Seed 004: the smallest free unit that covers the excess goes to the user."""
-    unit = session.scalar(select(StorageUnit).where(StorageUnit.org_id == org_id, StorageUnit.user_id.is_(None),
-                                                    StorageUnit.remove_at_period_end.is_(False),
-                                                    StorageUnit.size_gb * MB_PER_GB >= excess_mb)
-                          .order_by(StorageUnit.size_gb, StorageUnit.id).limit(1))
-    if unit is None:
-        return None
-    unit.user_id = user_id
-    session.flush()
-    return AutoAllocation(email=email, unit_gb=unit.size_gb)
+def free_units(session: Session, org_id: str) -> dict[int, int]:
+    """Unallocated units not ending at the renewal: what auto-allocation may give."""
+    return dict(session.execute(select(StorageUnit.size_gb, func.count()).where(
+        StorageUnit.org_id == org_id, StorageUnit.user_id.is_(None), StorageUnit.remove_at_period_end.is_(False))
+        .group_by(StorageUnit.size_gb)).all())
 
 
-def enforce(session: Session, org_id: str, now: datetime, only_user_id: int | None = None) -> EnforcementResult:
+def enforce_storage(session: Session, org_id: str, catalog: Catalog, now: datetime, only: str | None = None) -> Verdict:
     org = session.get(Organisation, org_id)
-    rows = session.execute(_evaluation(org_id, only_user_id)).all()
-    auto: list[AutoAllocation] = []
-    if org is not None and org.auto_allocate_storage:
-        for row in rows:
-            if row.reason == "storage":
-                allocation = _auto_allocate(session, org_id, row.id, row.email, row.storage_mb - row.quota_mb)
-                if allocation:
-                    auto.append(allocation)
-                    record_event(session, org_id, now, "storage_auto_allocated",
-                                 {"user": row.email, "unit_gb": allocation.unit_gb})
-        if auto:
-            rows = session.execute(_evaluation(org_id, only_user_id)).all()
-    to_block = [r for r in rows if r.reason is not None and (not r.blocked or r.blocked_reason != r.reason)]
-    newly_blocked = [r for r in to_block if not r.blocked]
-    to_unblock = [r for r in rows if r.reason is None and r.blocked]
+    plan = catalog.plans[session.get(Subscription, org_id).plan_id]
+    verdict = enforce(_users(session, org_id, only), plan.quota_gb, plan.user_cap, org.auto_allocate_storage,
+                      free_units(session, org_id))
+    for allocation in verdict.auto_allocated:
+        unit = session.scalar(select(StorageUnit).where(
+            StorageUnit.org_id == org_id, StorageUnit.size_gb == allocation.unit_gb, StorageUnit.user_id.is_(None),
+            StorageUnit.remove_at_period_end.is_(False)).order_by(StorageUnit.id).limit(1))
+        unit.user_id = session.scalar(select(User.id).where(User.org_id == org_id, User.email == allocation.email))
+        record_event(session, org_id, now, "storage_auto_allocated",
+                     {"user": allocation.email, "unit_gb": allocation.unit_gb})
     for reason in ("storage", "user_cap"):
-        ids = [r.id for r in to_block if r.reason == reason]
-        for start in range(0, len(ids), CHUNK):
-            session.execute(update(User).where(User.id.in_(ids[start:start + CHUNK]))
-                            .values(blocked=True, blocked_reason=reason))
-    unblock_ids = [r.id for r in to_unblock]
-    for start in range(0, len(unblock_ids), CHUNK):
-        session.execute(update(User).where(User.id.in_(unblock_ids[start:start + CHUNK]))
-                        .values(blocked=False, blocked_reason=None))
-    for row in newly_blocked:
-        record_event(session, org_id, now, "user_blocked", {"user": row.email, "reason": row.reason})
-    for row in to_unblock:
-        record_event(session, org_id, now, "user_unblocked", {"user": row.email})
-    return EnforcementResult(
-        blocked=[BlockedUser(r.email, r.storage_mb, r.quota_mb, r.reason) for r in newly_blocked],
-        unblocked=[r.email for r in to_unblock], auto_allocated=auto)
+        emails = [b.email for b in verdict.blocked + verdict.reblocked if b.reason == reason]
+        _bulk(session, org_id, emails, blocked=True, blocked_reason=reason)
+    _bulk(session, org_id, verdict.unblocked, blocked=False, blocked_reason=None)
+    for blocked in verdict.blocked:
+        record_event(session, org_id, now, "user_blocked", {"user": blocked.email, "reason": blocked.reason})
+    for email in verdict.unblocked:
+        record_event(session, org_id, now, "user_unblocked", {"user": email})
+    if verdict.changed:
+        sub = session.get(Subscription, org_id)
+        sub.version = (sub.version or 0) + 1
+    session.flush()
+    return verdict
+
+
+def _bulk(session: Session, org_id: str, emails: list[str], **values) -> None:
+    for start in range(0, len(emails), CHUNK):
+        session.execute(update(User).where(User.org_id == org_id, User.email.in_(emails[start:start + CHUNK]))
+                        .values(**values))

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain.policy import Policy
-from domain.snapshot import OrgSnapshot
+from domain.subscription import OrgSnapshot
 from domain.states import OrgStatus
 
 
@@ -56,16 +56,19 @@ def next_step(org: OrgSnapshot, policy: Policy, now: datetime) -> Step:
                         f"trial ends {org.trial_ends_at:%Y-%m-%d %H:%M} UTC; sending the {days}-day reminder",
                         reminder_days=days)
         if org.trial_choice_plan:
-            then = f"converting to {org.trial_choice_plan} ({org.trial_choice_cycle}) and charging the first cycle"
+            tier = f" with a {org.trial_choice_tier}-contact tier" if org.trial_choice_tier else ""
+            then = (f"converting to {org.trial_choice_plan} ({org.trial_choice_cycle}){tier} and charging the "
+                    "first cycle")
         else:
             then = "moving to the free plan"
         return Step(StepKind.END_TRIAL, org.trial_ends_at, f"trial ends; {then}")
 
     if org.status in (OrgStatus.ACTIVE, OrgStatus.CANCELLING) and org.renews_at is not None:
-        if org.cancel_at_period_end:
+        if org.scheduled.cancel:
             what = "cancellation takes effect: moving to the free plan"
-        elif org.scheduled_plan:
-            what = f"scheduled downgrade to {org.scheduled_plan} takes effect, then renewal charge"
+        elif org.scheduled.downgrade:
+            target = org.scheduled.plan or f"{org.scheduled.licences} licences"
+            what = f"scheduled downgrade to {target} takes effect, then renewal charge"
         else:
             what = f"renewal charge for the next {org.cycle} cycle"
         return Step(StepKind.RENEW, org.renews_at, f"cycle ends {org.renews_at:%Y-%m-%d %H:%M} UTC; {what}")

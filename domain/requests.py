@@ -1,158 +1,190 @@
-"""Requests to change an org. One frozen dataclass per operation: the CLI, the Temporal UI
-and the simulator send the same shapes as Temporal Update arguments."""
+"""Requests to change an org: one frozen dataclass per operation, the Temporal Update's argument.
 
-from dataclasses import dataclass
+Each field says what kind of value it takes and how it is written on the command line; the CLI
+commands and the `billing simulate` actions are generated from these fields (domain.operations
+registers each request with its check and decision)."""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    """What a field holds: how the CLI and the scenario parser read and check it."""
+    TEXT = "text"
+    COUNT = "count"            # a whole number
+    GB = "gb"                  # a number of GB
+    PLAN = "plan"              # a plan id of the catalog
+    CYCLE = "cycle"            # monthly | yearly
+    UNIT_GB = "unit_gb"        # a storage unit size of the catalog
+    ADDON = "addon"            # a flat add-on id of the catalog
+    CARD = "card"              # a card number, tokenised before it leaves the CLI or the simulator
+    RESOLUTION = "resolution"  # extend | downgrade | retry
+
+
+_REQUIRED = object()
+
+
+def arg(help: str, kind: Kind = Kind.TEXT, *, positional: bool = False, flag: str | None = None,
+        default: Any = _REQUIRED) -> Any:
+    """A request field: `positional` on the command line, else an option (`flag`, by default
+    the field's name)."""
+    metadata = {"help": help, "kind": kind, "positional": positional, "flag": flag}
+    if default is _REQUIRED:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _by() -> Any:
+    return arg("Who asks (an e-mail; billing staff for staff actions)", flag="--by", default="")
+
+
+def _reason() -> Any:
+    return arg("Why (kept in the audit log)", default="")
 
 
 @dataclass(frozen=True)
 class UpgradeRequest:
-    plan: str
-    cycle: str | None = None
-    requested_by: str = ""
-    reason: str = ""
+    plan: str = arg("Plan to move to", Kind.PLAN)
+    cycle: str | None = arg("monthly or yearly (from the free plan or a trial)", Kind.CYCLE, default=None)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class AddLicencesRequest:
-    count: int
-    requested_by: str = ""
-    reason: str = ""
+    count: int = arg("Licences to buy", Kind.COUNT, positional=True)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class AddUserRequest:
-    email: str
-    storage_gb: float = 0.0
-    requested_by: str = ""
-    reason: str = ""
+    email: str = arg("The new user's e-mail", positional=True)
+    storage_gb: float = arg("Mailbox usage in GB", Kind.GB, default=0.0)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class BuyStorageRequest:
-    unit_gb: int
-    count: int = 1
-    requested_by: str = ""
-    reason: str = ""
+    unit_gb: int = arg("Unit size in GB", Kind.UNIT_GB, flag="--unit")
+    count: int = arg("Units to buy", Kind.COUNT, default=1)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class RemoveStorageRequest:
-    unit_gb: int
-    count: int = 1
-    requested_by: str = ""
-    reason: str = ""
+    unit_gb: int = arg("Unit size in GB", Kind.UNIT_GB, flag="--unit")
+    count: int = arg("Unallocated units to remove at the renewal", Kind.COUNT, default=1)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class AllocateStorageRequest:
-    user: str
-    unit_gb: int
-    requested_by: str = ""
-    reason: str = ""
+    user: str = arg("The user's e-mail", positional=True)
+    unit_gb: int = arg("Unit size in GB", Kind.UNIT_GB, flag="--unit")
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class SetUsageRequest:
-    user: str
-    storage_gb: float
-    requested_by: str = ""
-    reason: str = ""
+    user: str = arg("The user's e-mail", positional=True)
+    storage_gb: float = arg("Mailbox usage in GB", Kind.GB, positional=True)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class BuyAddonRequest:
-    addon: str
-    requested_by: str = ""
-    reason: str = ""
+    addon: str = arg("Flat add-on id", Kind.ADDON, positional=True)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class RemoveAddonRequest:
-    addon: str
-    requested_by: str = ""
-    reason: str = ""
+    addon: str = arg("Flat add-on id", Kind.ADDON, positional=True)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class ChangeTierRequest:
-    contacts: int
-    requested_by: str = ""
-    reason: str = ""
+    contacts: int = arg("Subscriber tier in contacts (a multiple of 1,000)", Kind.COUNT, positional=True)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class SetContactsRequest:
-    contacts: int
-    requested_by: str = ""
-    reason: str = ""
+    contacts: int = arg("Marketing contacts the org has now", Kind.COUNT, positional=True)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class SwitchToYearlyRequest:
-    requested_by: str = ""
-    reason: str = ""
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class UpdateCardRequest:
     """A gateway token, never a card number: the number is tokenised before it reaches us."""
-    token: str
-    brand: str
-    last4: str
-    requested_by: str = ""
-    reason: str = ""
+    token: str = arg("Gateway card token (tok_...)")
+    brand: str = arg("Card brand")
+    last4: str = arg("Last four digits")
+    requested_by: str = _by()
+    reason: str = _reason()
+
+
+@dataclass(frozen=True)
+class UpdateCardInput:
+    """What a person types: the number, tokenised by the CLI or the simulator (domain.cards)."""
+    card: str = arg("Card number (tokenised here, never stored)", Kind.CARD)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class DowngradeRequest:
-    plan: str
-    licences: int | None = None
-    requested_by: str = ""
-    reason: str = ""
+    plan: str = arg("Plan from the next cycle", Kind.PLAN, flag="--to")
+    licences: int | None = arg("Licences from the next cycle", Kind.COUNT, default=None)
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class CancelDowngradeRequest:
-    requested_by: str = ""
-    reason: str = ""
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class CancelRequest:
-    requested_by: str = ""
-    reason: str = ""
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class UndoCancelRequest:
-    requested_by: str = ""
-    reason: str = ""
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class RetryPaymentRequest:
-    requested_by: str = ""
-    reason: str = ""
+    requested_by: str = _by()
+    reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class ResolveEscalationRequest:
-    action: str  # extend | downgrade | retry
-    requested_by: str = ""
-    reason: str = ""
-    extend_days: int = 7
-
-
-STAFF_ONLY = (DowngradeRequest, CancelDowngradeRequest, RetryPaymentRequest, ResolveEscalationRequest)
-
-# Operation name (the Temporal Update's name) -> its request type.
-OPERATIONS: dict[str, type] = {
-    "upgrade": UpgradeRequest, "add_licences": AddLicencesRequest, "add_user": AddUserRequest,
-    "buy_storage": BuyStorageRequest, "remove_storage": RemoveStorageRequest,
-    "allocate_storage": AllocateStorageRequest, "set_usage": SetUsageRequest, "buy_addon": BuyAddonRequest,
-    "remove_addon": RemoveAddonRequest, "change_tier": ChangeTierRequest, "set_contacts": SetContactsRequest,
-    "switch_to_yearly": SwitchToYearlyRequest, "update_card": UpdateCardRequest,
-    "request_downgrade": DowngradeRequest, "cancel_downgrade": CancelDowngradeRequest, "cancel": CancelRequest,
-    "undo_cancel": UndoCancelRequest, "retry_payment": RetryPaymentRequest,
-    "resolve_escalation": ResolveEscalationRequest,
-}
+    action: str = arg("extend, downgrade or retry", Kind.RESOLUTION)
+    requested_by: str = _by()
+    reason: str = _reason()
+    extend_days: int = arg("Days of grace for extend", Kind.COUNT, default=7)

@@ -1,6 +1,7 @@
-"""Which requests an org accepts, and why not. Pure checks against the workflow's snapshot:
-they run as Temporal Update validators, so a refusal is answered at once and leaves no trace
-in the workflow history. Messages name the rule and the numbers, never internal lists."""
+"""Which requests an org accepts, and why not. Pure checks against the org's state: they run as
+Temporal Update validators on the workflow's snapshot (a refusal is answered at once and leaves
+no trace in the history), and again in the decision on the state read from the database.
+Messages name the rule and the numbers, never internal lists."""
 
 import re
 from datetime import datetime, timedelta
@@ -9,11 +10,10 @@ from domain import requests as rq
 from domain.errors import (BelowUsage, InvalidInput, NotAllowed, OutsideDowngradeWindow,
                            PendingChange, StaffOnly, UnknownPlan)
 from domain.policy import Policy
-from domain.snapshot import CatalogFacts, OrgSnapshot
+from domain.subscription import PAID_STATUSES, CatalogFacts, OrgSnapshot
 from domain.states import FREE_PLAN, Cycle, OrgStatus
 
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-PAID_STATUSES = (OrgStatus.ACTIVE, OrgStatus.CANCELLING, OrgStatus.PAST_DUE, OrgStatus.ESCALATED)
 
 
 def check_email(value: str, field: str) -> str:
@@ -52,9 +52,9 @@ def _cycle(value: str | None, field: str = "cycle") -> Cycle | None:
 
 
 def _no_pending_change(org: OrgSnapshot) -> None:
-    if org.pending_invoice:
+    if org.pending is not None:
         raise PendingChange(
-            f"another change ({org.pending_change}) is waiting for payment of invoice {org.pending_invoice}; "
+            f"another change ({org.pending.summary}) is waiting for payment of invoice {org.pending.invoice}; "
             "only one change may wait for payment at a time: pay it (update the card) first")
 
 
@@ -126,10 +126,6 @@ def check_add_user(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req:
     if org.status in PAID_STATUSES and org.user_count + 1 > org.licences:
         raise BelowUsage(f"every user needs a licence: {org.user_count + 1} users would need {org.user_count + 1} "
                          f"licences, the org holds {org.licences}; add a licence first")
-    if org.scheduled_licences is not None and org.user_count + 1 > org.scheduled_licences:
-        raise BelowUsage(f"a downgrade to {org.scheduled_licences} licences is scheduled for "
-                         f"{org.renews_at:%Y-%m-%d}; {org.user_count + 1} users would not fit: cancel or change "
-                         "the downgrade first")
     plan = _plan(catalog, org.plan)
     if org.status == OrgStatus.FREE and plan.user_cap is not None and org.user_count + 1 > plan.user_cap:
         raise BelowUsage(f"the free plan allows {plan.user_cap} users; the org already has {org.user_count}")
@@ -153,7 +149,7 @@ def check_buy_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, r
 def check_remove_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.RemoveStorageRequest, now: datetime) -> None:
     _check_unit(catalog, req.unit_gb)
     check_count(req.count)
-    free = org.storage_free(req.unit_gb)
+    free = org.storage_removable(req.unit_gb)
     if req.count > free:
         raise BelowUsage(f"only {free} unallocated {req.unit_gb} GB unit(s) can be removed; {req.count} requested")
 
@@ -173,7 +169,7 @@ def check_set_usage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req
 def check_buy_addon(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.BuyAddonRequest, now: datetime) -> None:
     if req.addon not in catalog.flat_addons:
         raise InvalidInput(f"addon: unknown add-on {req.addon!r}; add-ons are {', '.join(catalog.flat_addons)}")
-    if req.addon in org.addons and req.addon not in org.addons_removing:
+    if req.addon in org.addons and req.addon not in org.scheduled.addons:
         raise NotAllowed(f"add-on {req.addon} is already active")
     _on_paid_plan(org, "buy an add-on")
     _not_cancelling(org, "buy an add-on")
@@ -182,24 +178,32 @@ def check_buy_addon(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req
 
 
 def check_remove_addon(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.RemoveAddonRequest, now: datetime) -> None:
-    if req.addon not in org.addons or req.addon in org.addons_removing:
+    if req.addon not in org.addons or req.addon in org.scheduled.addons:
         raise NotAllowed(f"add-on {req.addon!r} is not active")
 
 
 def check_change_tier(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.ChangeTierRequest, now: datetime) -> None:
     if catalog.tier_addon is None:
         raise NotAllowed("the catalog has no tiered add-on")
-    if not isinstance(req.contacts, int) or req.contacts % catalog.tier_step or not catalog.tier_min <= req.contacts <= catalog.tier_max:
+    if not isinstance(req.contacts, int) or isinstance(req.contacts, bool) or req.contacts % catalog.tier_step \
+            or not catalog.tier_min <= req.contacts <= catalog.tier_max:
         raise InvalidInput(f"contacts must be a multiple of {catalog.tier_step} between {catalog.tier_min} and "
                            f"{catalog.tier_max}, got {req.contacts!r}")
+    if org.status == OrgStatus.TRIALING:
+        _no_pending_change(org)
+        if req.contacts == org.trial_choice_tier:
+            raise NotAllowed(f"a {req.contacts}-contact tier is already chosen for the trial end")
+        return  # seed 003: a tier chosen during the trial applies when it ends
     _on_paid_plan(org, "change the subscriber tier")
     _not_cancelling(org, "change the subscriber tier")
-    if req.contacts == org.tier_contacts:
+    if req.contacts == org.tier_contacts and org.scheduled.tier is None:
         raise NotAllowed(f"the tier is already {req.contacts} contacts")
     if req.contacts < org.tier_contacts:
         if req.contacts < org.contacts:
             raise BelowUsage(f"a {req.contacts}-contact tier is below current usage of {org.contacts} contacts")
         return
+    if req.contacts == org.tier_contacts:
+        return  # keeping today's tier cancels the scheduled cut, at no cost
     _in_good_standing(org, "raise the subscriber tier")
     _no_pending_change(org)
 
@@ -237,8 +241,9 @@ def check_request_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFa
                          "resolve the open invoice first")
     _on_paid_plan(org, "downgrade")
     _not_cancelling(org, "downgrade")
-    if org.scheduled_plan:
-        raise PendingChange(f"a downgrade to {org.scheduled_plan} is already scheduled; cancel it first")
+    if org.scheduled.downgrade:
+        what = org.scheduled.plan or f"{org.scheduled.licences} licences"
+        raise PendingChange(f"a downgrade to {what} is already scheduled; cancel it first")
     current = _plan(catalog, org.plan)
     licences = req.licences if req.licences is not None else org.licences
     if target.id == current.id and licences >= org.licences:
@@ -262,7 +267,7 @@ def check_request_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFa
 
 def check_cancel_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.CancelDowngradeRequest, now: datetime) -> None:
     _staff(policy, req.requested_by, "cancel a scheduled downgrade")
-    if not org.scheduled_plan:
+    if not org.scheduled.downgrade:
         raise NotAllowed("no downgrade is scheduled")
 
 
@@ -271,8 +276,9 @@ def check_cancel(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: r
         raise InvalidInput("requested_by is required to cancel")
     if org.status == OrgStatus.CANCELLING:
         raise NotAllowed(f"the subscription is already cancelled; it ends on {org.renews_at:%Y-%m-%d}")
-    if org.status == OrgStatus.TRIALING:
-        raise NotAllowed("a trial cannot be cancelled: it ends by itself and the org moves to the free plan")
+    if org.status == OrgStatus.TRIALING and org.trial_choice_plan is None:
+        raise NotAllowed(f"no plan is chosen for the trial end, so there is nothing to cancel: the trial ends on "
+                         f"{org.trial_ends_at:%Y-%m-%d} and the org moves to the free plan by itself")
     if org.status == OrgStatus.FREE:
         raise NotAllowed("the org is on the free plan; there is no subscription to cancel")
 

@@ -44,8 +44,10 @@ def test_bad_input_names_the_field_and_writes_nothing(cli_env, sqlite_db, args, 
 def test_dunning_list_shows_attempts_and_next_retry(cli_env, sqlite_db, catalog):
     from datetime import datetime, timedelta, timezone
 
-    from db.billing import enter_dunning, open_renewal
-    from db.orgs import NewOrg, create_org, validate_new_org
+    from activities.billing import BillingActivities
+    from activities.messages import DunningUpdate, RenewalInput
+    from domain.onboarding import NewOrg, validate_new_org
+    from db.orgs import create_org
     from domain.policy import Policy
 
     start = datetime(2026, 1, 31, 9, 0, tzinfo=timezone.utc)
@@ -54,9 +56,10 @@ def test_dunning_list_shows_attempts_and_next_retry(cli_env, sqlite_db, catalog)
                                   plan="standard", cycle="monthly"), catalog)
     with sqlite_db.transaction() as session:
         create_org(session, org, catalog, Policy(), start)
-    with sqlite_db.transaction() as session:
-        opened = open_renewal(session, "late", renewal, catalog, renewal)
-        enter_dunning(session, "late", opened.invoice.number, renewal, renewal + timedelta(days=1), renewal)
+    activities = BillingActivities(sqlite_db, catalog, Policy())
+    opened = activities.open_renewal(RenewalInput("late", renewal, renewal))
+    activities.enter_dunning(DunningUpdate("late", opened.invoice.number, renewal, amount=opened.invoice.total,
+                                           reason="card_declined"))
     result = CliRunner().invoke(app, ["dunning", "list"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     line = next(row for row in result.output.splitlines() if "late" in row)

@@ -4,12 +4,14 @@ Every change goes through the org's workflow as a Temporal Update, so the CLI, t
 UI and the simulator give the same answers; a refusal exits 1 with the workflow's message."""
 
 import asyncio
+import inspect
 import json
 import sys
-from dataclasses import fields, is_dataclass
+import typing
+from dataclasses import MISSING, fields, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +19,7 @@ from rich.table import Table
 
 from domain import requests as rq
 from domain.errors import DomainError
+from domain.operations import OPERATIONS
 
 app = typer.Typer(help="Renewal and dunning pipeline for SaaS organisations.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -27,8 +30,11 @@ storage_app = typer.Typer(help="Storage units.", no_args_is_help=True)
 usage_app = typer.Typer(help="Mailbox usage reports.", no_args_is_help=True)
 dunning_app = typer.Typer(help="Orgs in dunning.", no_args_is_help=True)
 escalation_app = typer.Typer(help="Large-account escalations.", no_args_is_help=True)
+addon_app = typer.Typer(help="Flat add-ons (premium support).", no_args_is_help=True)
+tier_app = typer.Typer(help="The subscriber tier and marketing contacts.", no_args_is_help=True)
 for sub, name in ((org_app, "org"), (db_app, "db"), (temporal_app, "temporal"), (storage_app, "storage"),
-                  (usage_app, "usage"), (dunning_app, "dunning"), (escalation_app, "escalation")):
+                  (usage_app, "usage"), (dunning_app, "dunning"), (escalation_app, "escalation"),
+                  (addon_app, "addon"), (tier_app, "tier")):
     app.add_typer(sub, name=name)
 
 # Piped output (scripts, grep) gets wide tables instead of rows wrapped at 80 columns.
@@ -91,7 +97,7 @@ def register_search_attributes() -> None:
 # ---- organisations -----------------------------------------------------------------------------------
 
 def parse_user(spec: str, index: int):
-    from db.orgs import NewUser
+    from domain.onboarding import NewUser
     email, _, gb = spec.partition(":")
     try:
         storage = float(gb) if gb else 0.0
@@ -110,7 +116,8 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
                plan: str = typer.Option("trial", help="trial, free or a paid plan id"),
                cycle: Optional[str] = typer.Option(None, help="monthly | yearly, for a paid plan")) -> None:
     """Create an org (a 15-day Professional trial by default) and start its workflow."""
-    from db.orgs import NewOrg, create_org, validate_new_org
+    from domain.onboarding import NewOrg, validate_new_org
+    from db.orgs import create_org
     from domain.catalog import load_catalog
     config = settings()
     catalog = load_catalog(config.catalog_path)
@@ -149,7 +156,7 @@ async def _state(org_id: str):
 @org_app.command("show")
 def org_show(org_id: str, as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """The org's state as its workflow sees it (falls back to the database)."""
-    from db.orgs import load_snapshot
+    from db.state import load_state
     next_action, next_at = None, None
     try:
         view = asyncio.run(_state(org_id))
@@ -157,7 +164,7 @@ def org_show(org_id: str, as_json: bool = typer.Option(False, "--json", help="Pr
     except Exception:  # noqa: BLE001  (workflow unreachable: show the database's view)
         try:
             with database().transaction() as session:
-                snapshot = load_snapshot(session, org_id, settings().policy)
+                snapshot = load_state(session, org_id, settings().policy)
         except DomainError as err:
             fail(err.message)
     data = to_jsonable(snapshot)
@@ -165,14 +172,36 @@ def org_show(org_id: str, as_json: bool = typer.Option(False, "--json", help="Pr
     if as_json:
         console.print_json(json.dumps(data))
         return
+    data["scheduled"] = _scheduled_text(snapshot)
+    data["waiting_for_payment"] = (f"{snapshot.pending.summary} (invoice {snapshot.pending.invoice})"
+                                   if snapshot.pending else None)
+    data["contacts"] = (f"{snapshot.subscribers.subscribed} subscribed, {snapshot.subscribers.awaiting} awaiting "
+                        f"upgrade (tier {snapshot.tier_contacts or 'none'})" if snapshot.contacts else None)
     table = Table(title=f"org {org_id}", show_header=False)
     for key in ("name", "admin_email", "status", "plan", "cycle", "licences", "user_count", "renews_at",
-                "trial_ends_at", "scheduled_plan", "pending_change", "pending_invoice", "dunning_invoice",
+                "trial_ends_at", "addons", "contacts", "scheduled", "waiting_for_payment", "dunning_invoice",
                 "dunning_attempts", "next_retry_at", "blocked_users", "next_action", "next_action_at"):
         value = data.get(key)
-        if value not in (None, [], ""):
+        if value not in (None, [], "", 0):
             table.add_row(key, str(value))
     console.print(table)
+
+
+def _scheduled_text(snapshot) -> str | None:
+    """What changes at the renewal, in words."""
+    scheduled = snapshot.scheduled
+    parts = []
+    if scheduled.cancel:
+        parts.append("cancellation")
+    if scheduled.plan:
+        parts.append(f"plan {scheduled.plan}")
+    if scheduled.licences is not None:
+        parts.append(f"{scheduled.licences} licences")
+    if scheduled.tier is not None:
+        parts.append(f"tier {scheduled.tier} contacts")
+    parts += [f"{addon} ends" for addon in scheduled.addons]
+    parts += [f"{unit.count} x {unit.unit_gb} GB end" for unit in scheduled.storage]
+    return ", ".join(parts) or None
 
 
 @org_app.command("history")
@@ -250,111 +279,48 @@ def operate(org_id: str, kind: str, request: Any) -> None:
         raise typer.Exit(1)
 
 
-@app.command("upgrade")
-def upgrade_plan(org_id: str, plan: str = typer.Option(..., "--plan"), cycle: Optional[str] = None,
-                 by: str = typer.Option("", "--by")) -> None:
-    """Upgrade the plan (during a trial: from the trial end)."""
-    operate(org_id, "upgrade", rq.UpgradeRequest(plan=plan, cycle=cycle, requested_by=by))
+def _annotation(hint: Any) -> Any:
+    """Typer reads Optional[...], not PEP 604 unions."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return Optional[args[0]] if type(None) in typing.get_args(hint) else hint
 
 
-@app.command("add-licences")
-def add_licences(org_id: str, count: int, by: str = typer.Option("", "--by")) -> None:
-    """Buy licences, charged pro rata to the renewal date."""
-    operate(org_id, "add_licences", rq.AddLicencesRequest(count=count, requested_by=by))
+def _parameters(operation) -> list[inspect.Parameter]:
+    params = [inspect.Parameter("org_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
+                                default=typer.Argument(..., help="Org id"))]
+    for item in fields(operation.inputs):
+        meta = item.metadata
+        required = item.default is MISSING or (item.name == "requested_by" and operation.actor_required)
+        default = ... if required else item.default
+        if meta.get("positional"):
+            spec = typer.Argument(default, help=meta.get("help"), show_default=False)
+        else:
+            flag = meta.get("flag") or f"--{item.name.replace('_', '-')}"
+            spec = typer.Option(default, flag, help=meta.get("help"), show_default=not required)
+        params.append(inspect.Parameter(item.name, inspect.Parameter.KEYWORD_ONLY, annotation=_annotation(item.type),
+                                        default=spec))
+    return params
 
 
-@app.command("add-user")
-def add_user(org_id: str, email: str, storage_gb: float = typer.Option(0.0, "--storage-gb"),
-             by: str = typer.Option("", "--by")) -> None:
-    """Add a user (a paid plan needs a free licence)."""
-    operate(org_id, "add_user", rq.AddUserRequest(email=email, storage_gb=storage_gb, requested_by=by))
+def _operation_command(operation) -> Callable[..., None]:
+    """A command for one operation of the registry: its fields become the command's arguments."""
+    def command(org_id: str, **values: Any) -> None:
+        try:
+            request = operation.request_from_input(values)
+        except DomainError as err:
+            fail(f"{operation.name} refused: {err.message}")
+        operate(org_id, operation.name, request)
+    command.__signature__ = inspect.Signature(_parameters(operation))
+    command.__doc__ = operation.description
+    command.__name__ = operation.name
+    return command
 
 
-@app.command("switch-to-yearly")
-def switch_to_yearly(org_id: str, by: str = typer.Option("", "--by")) -> None:
-    """Switch to yearly billing now: the unused part of the month is credited."""
-    operate(org_id, "switch_to_yearly", rq.SwitchToYearlyRequest(requested_by=by))
-
-
-@app.command("update-card")
-def update_card(org_id: str, card: str = typer.Option(..., help="Card number (tokenised here, never stored)"),
-                by: str = typer.Option("", "--by")) -> None:
-    """Store a new card; an open invoice is retried at once."""
-    from domain.cards import sandbox_tokenise
-    try:
-        details = sandbox_tokenise(card)
-    except DomainError as err:
-        fail(f"update_card refused: {err.message}")
-    operate(org_id, "update_card", rq.UpdateCardRequest(token=details.token, brand=details.brand,
-                                                        last4=details.last4, requested_by=by))
-
-
-@app.command("downgrade")
-def downgrade(org_id: str, to: str = typer.Option(..., "--to", help="Target plan"),
-              by: str = typer.Option(..., "--by", help="Billing staff e-mail"),
-              reason: str = typer.Option(..., "--reason"),
-              licences: Optional[int] = typer.Option(None, help="Licences from the next cycle")) -> None:
-    """Staff: schedule a downgrade for the cycle end (accepted 15-30 days before renewal)."""
-    operate(org_id, "request_downgrade", rq.DowngradeRequest(plan=to, licences=licences, requested_by=by,
-                                                             reason=reason))
-
-
-@app.command("cancel-downgrade")
-def cancel_downgrade(org_id: str, by: str = typer.Option(..., "--by"), reason: str = typer.Option("", "--reason")) -> None:
-    """Staff: cancel a scheduled downgrade."""
-    operate(org_id, "cancel_downgrade", rq.CancelDowngradeRequest(requested_by=by, reason=reason))
-
-
-@app.command("cancel")
-def cancel(org_id: str, by: str = typer.Option(..., "--by"), reason: str = typer.Option("", "--reason")) -> None:
-    """Cancel at the cycle end; the paid service continues until then."""
-    operate(org_id, "cancel", rq.CancelRequest(requested_by=by, reason=reason))
-
-
-@app.command("undo-cancel")
-def undo_cancel(org_id: str, by: str = typer.Option(..., "--by")) -> None:
-    """Undo a cancellation before the cycle end."""
-    operate(org_id, "undo_cancel", rq.UndoCancelRequest(requested_by=by))
-
-
-@app.command("retry-payment")
-def retry_payment(org_id: str, by: str = typer.Option(..., "--by"), reason: str = typer.Option("", "--reason")) -> None:
-    """Staff: retry the open invoice now."""
-    operate(org_id, "retry_payment", rq.RetryPaymentRequest(requested_by=by, reason=reason))
-
-
-@escalation_app.command("resolve")
-def resolve_escalation(org_id: str, action: str = typer.Option(..., help="extend | downgrade | retry"),
-                       by: str = typer.Option(..., "--by"), reason: str = typer.Option(..., "--reason"),
-                       extend_days: int = typer.Option(7, "--extend-days")) -> None:
-    """Staff: resolve a large-account escalation."""
-    operate(org_id, "resolve_escalation", rq.ResolveEscalationRequest(action=action, requested_by=by, reason=reason,
-                                                                      extend_days=extend_days))
-
-
-@storage_app.command("buy")
-def storage_buy(org_id: str, unit: int = typer.Option(..., "--unit", help="Unit size in GB"),
-                count: int = typer.Option(1, "--count")) -> None:
-    """Buy storage units, charged pro rata."""
-    operate(org_id, "buy_storage", rq.BuyStorageRequest(unit_gb=unit, count=count))
-
-
-@storage_app.command("allocate")
-def storage_allocate(org_id: str, user: str, unit: int = typer.Option(..., "--unit")) -> None:
-    """Allocate a free storage unit to a user."""
-    operate(org_id, "allocate_storage", rq.AllocateStorageRequest(user=user, unit_gb=unit))
-
-
-@storage_app.command("remove")
-def storage_remove(org_id: str, unit: int = typer.Option(..., "--unit"), count: int = typer.Option(1, "--count")) -> None:
-    """Remove unallocated units from the next renewal."""
-    operate(org_id, "remove_storage", rq.RemoveStorageRequest(unit_gb=unit, count=count))
-
-
-@usage_app.command("set")
-def usage_set(org_id: str, user: str, gb: float) -> None:
-    """Report one user's mailbox usage in GB."""
-    operate(org_id, "set_usage", rq.SetUsageRequest(user=user, storage_gb=gb))
+GROUPS = {"storage": storage_app, "usage": usage_app, "escalation": escalation_app, "addon": addon_app,
+          "tier": tier_app}
+for _operation in OPERATIONS.values():
+    *_group, _name = _operation.cli
+    (GROUPS[_group[0]] if _group else app).command(_name)(_operation_command(_operation))
 
 
 @usage_app.command("import")

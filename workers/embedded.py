@@ -15,7 +15,8 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from db.orgs import NewOrg, NewUser, create_org, set_card, validate_new_org
+from domain.onboarding import NewOrg, NewUser, validate_new_org
+from db.orgs import create_org, set_card
 from domain.cards import sandbox_tokenise
 from workers import logs
 from workers.binaries import temporal_cli

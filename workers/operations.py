@@ -8,12 +8,10 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain import requests as rq
+from domain.operations import OPERATIONS
 from workflows.messages import ChangeOutcome
 from workflows.org import OrgWorkflow
 from workflows.starter import org_handle
-
-OPERATIONS = rq.OPERATIONS
 
 
 @dataclass

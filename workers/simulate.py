@@ -69,6 +69,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "dunning": ("event", "invoice"),
     "change_applied": ("change",),
     "change_dropped": ("change", "invoice"),
+    "change_repriced": ("change", "invoice"),
+    "scheduled_change_adjusted": ("notice",),
     "storage_auto_allocated": ("user", "unit_gb"),
 }
 TIME_FIELDS = ("first_response_due", "determination_due")
@@ -439,7 +441,9 @@ class _Run:
                 "users": snapshot.user_count,
                 "trial_ends_at": self.text(snapshot.trial_ends_at) if snapshot.trial_ends_at and
                 str(snapshot.status) == "trialing" else None,
-                "scheduled_plan": snapshot.scheduled_plan, "open_invoice": snapshot.open_invoice,
+                "contacts": {"tier": snapshot.tier_contacts or None, "subscribed": snapshot.subscribers.subscribed,
+                             "awaiting_upgrade": snapshot.subscribers.awaiting},
+                "scheduled_plan": snapshot.scheduled.plan, "open_invoice": snapshot.open_invoice,
                 "card": f"{snapshot.card_brand} ending {snapshot.card_last4}" if snapshot.card_last4 else None}
 
 

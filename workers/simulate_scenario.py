@@ -6,7 +6,7 @@ field (`actions[2].at`, `org.users[1].email`, `policy.retry_days`). Whether an a
 shows in the timeline as `action_rejected`."""
 
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,13 +14,14 @@ from typing import Any
 import yaml
 from dateutil.relativedelta import relativedelta
 
-from db.orgs import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.cards import CardDetails, sandbox_tokenise
 from domain.catalog import Catalog
 from domain.errors import CardRejected, DomainError
 from domain.policy import Policy
+from domain.requests import Kind
 from domain.states import FREE_PLAN, Cycle
-from workers.operations import OPERATIONS
+from domain.operations import OPERATIONS
 
 MAX_UNTIL_YEARS = 100
 
@@ -284,68 +285,55 @@ def parse_org(raw: Any, catalog: Catalog) -> tuple[NewOrg, CardDetails | None]:
 
 # ---- actions ------------------------------------------------------------------------------------
 
-# Field kinds: str, int, number, plan, cycle, unit_gb, addon, card, escalation_action.
-REQUIRED = object()
-ACTION_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
-    "upgrade": {"plan": ("plan", REQUIRED), "cycle": ("cycle", None)},
-    "update_card": {"card": ("card", REQUIRED)},
-    "add_licences": {"count": ("int", REQUIRED)},
-    "add_user": {"email": ("str", REQUIRED), "storage_gb": ("number", 0.0)},
-    "buy_storage": {"unit_gb": ("unit_gb", REQUIRED), "count": ("int", 1)},
-    "remove_storage": {"unit_gb": ("unit_gb", REQUIRED), "count": ("int", 1)},
-    "allocate_storage": {"user": ("str", REQUIRED), "unit_gb": ("unit_gb", REQUIRED)},
-    "set_usage": {"user": ("str", REQUIRED), "storage_gb": ("number", REQUIRED)},
-    "buy_addon": {"addon": ("addon", REQUIRED)},
-    "remove_addon": {"addon": ("addon", REQUIRED)},
-    "change_tier": {"contacts": ("int", REQUIRED)},
-    "set_contacts": {"contacts": ("int", REQUIRED)},
-    "switch_to_yearly": {},
-    "request_downgrade": {"plan": ("plan", REQUIRED), "licences": ("int", None)},
-    "cancel_downgrade": {},
-    "cancel": {},
-    "undo_cancel": {},
-    "retry_payment": {},
-    "resolve_escalation": {"action": ("escalation_action", REQUIRED), "extend_days": ("int", 7)},
-}
-COMMON_FIELDS = {"requested_by": ("str", ""), "reason": ("str", "")}
 ESCALATION_ACTIONS = ("extend", "downgrade", "retry")
 
-assert set(ACTION_FIELDS) == set(OPERATIONS), "every Update of the org workflow is a scenario action"
+
+def _action_fields(operation) -> dict[str, tuple[Kind, Any]]:
+    """An action's keys: the fields of the operation's request (SIMULATE.md), with their kinds."""
+    spec = {}
+    for item in fields(operation.inputs):
+        default = REQUIRED if item.default is MISSING else item.default
+        spec[item.name] = (item.metadata.get("kind", Kind.TEXT), default)
+    return spec
 
 
-def _action_value(kind: str, value: Any, path: str, catalog: Catalog) -> Any:
-    if kind == "str":
+REQUIRED = object()
+ACTION_FIELDS: dict[str, dict[str, tuple[Kind, Any]]] = {name: _action_fields(op) for name, op in OPERATIONS.items()}
+
+
+def _action_value(kind: Kind, value: Any, path: str, catalog: Catalog) -> Any:
+    if kind == Kind.TEXT:
         return _str(value, path)
-    if kind == "int":
+    if kind == Kind.COUNT:
         return _int(value, path)
-    if kind == "number":
+    if kind == Kind.GB:
         return _number(value, path)
-    if kind == "plan":
+    if kind == Kind.PLAN:
         plan = _str(value, path)
         if plan not in catalog.plans:
             raise ScenarioError(path, f"unknown plan {plan!r}; plans are {', '.join(catalog.plans)}")
         return plan
-    if kind == "cycle":
+    if kind == Kind.CYCLE:
         if value is None:
             return None
         cycle = _str(value, path)
         if cycle not in [c.value for c in Cycle]:
             raise ScenarioError(path, f"{cycle!r} is not a cycle; use monthly or yearly")
         return cycle
-    if kind == "unit_gb":
+    if kind == Kind.UNIT_GB:
         size = _int(value, path)
         if size not in catalog.storage_units:
             sizes = ", ".join(str(s) for s in sorted(catalog.storage_units))
             raise ScenarioError(path, f"no {size} GB storage unit in the catalog; units are {sizes} GB")
         return size
-    if kind == "addon":
+    if kind == Kind.ADDON:
         addon = _str(value, path)
         if addon not in catalog.flat_addons:
             raise ScenarioError(path, f"unknown add-on {addon!r}; add-ons are {', '.join(catalog.flat_addons)}")
         return addon
-    if kind == "card":
+    if kind == Kind.CARD:
         return _card_number(value, path)
-    if kind == "escalation_action":
+    if kind == Kind.RESOLUTION:
         action = _str(value, path)
         if action not in ESCALATION_ACTIONS:
             raise ScenarioError(path, f"{action!r} is not a resolution; use {', '.join(ESCALATION_ACTIONS)}")
@@ -367,7 +355,7 @@ def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_t
     at = start + parse_duration(data["at"], f"{path}.at")
     if at > until:
         raise ScenarioError(f"{path}.at", f"{data['at']} is after the end of the run (until {until_text})")
-    spec = {**ACTION_FIELDS[kind], **COMMON_FIELDS}
+    spec = ACTION_FIELDS[kind]
     _no_unknown(data, ["at", "do", *spec], path)
     values: dict[str, Any] = {}
     for name, (field_kind, default) in spec.items():
@@ -377,19 +365,14 @@ def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_t
             values[name] = default
         else:
             values[name] = _action_value(field_kind, data[name], f"{path}.{name}", catalog)
-    if kind == "update_card":
-        # Tokenised here as the CLI does before it sends the Update; the number never goes further.
-        try:
-            card = sandbox_tokenise(values.pop("card"))
-        except CardRejected as err:
-            # A well-formed test card the gateway refuses: a refusal at run time, not a bad file.
-            return Action(index, data["at"], at, kind, None, rejection=err.message)
-        except DomainError as err:
-            raise ScenarioError(f"{path}.card", err.message.removeprefix("card: ")) from None
-        values.update(token=card.token, brand=card.brand, last4=card.last4)
-    request_type = OPERATIONS[kind]
-    known = {f.name for f in fields(request_type)}
-    request = request_type(**{k: v for k, v in values.items() if k in known})
+    try:
+        # A card number is tokenised here, as the CLI does before it sends the Update.
+        request = OPERATIONS[kind].request_from_input(values)
+    except CardRejected as err:
+        # A well-formed test card the gateway refuses: a refusal at run time, not a bad file.
+        return Action(index, data["at"], at, kind, None, rejection=err.message)
+    except DomainError as err:
+        raise ScenarioError(f"{path}.card", err.message.removeprefix("card: ")) from None
     return Action(index, data["at"], at, kind, request)
 
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from domain.snapshot import OrgSnapshot
+from domain.subscription import OrgSnapshot
 
 TASK_QUEUE = "billing-orgs"
 

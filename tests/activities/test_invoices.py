@@ -2,8 +2,10 @@
 
 from datetime import datetime, timezone
 
-from db.billing import open_renewal
-from db.orgs import NewOrg, NewUser, create_org, validate_new_org
+from activities.billing import BillingActivities
+from activities.messages import RenewalInput
+from domain.onboarding import NewOrg, NewUser, validate_new_org
+from db.orgs import create_org
 from domain.policy import Policy
 from workers.invoice_render import render_invoice_html
 
@@ -17,11 +19,11 @@ def test_renewal_invoice_is_numbered_once_and_renders_to_html(pg_db, catalog):
     with pg_db.transaction() as session:
         create_org(session, org, catalog, Policy(), START)
     renewal = datetime(2026, 2, 28, 9, 0, tzinfo=timezone.utc)
-    with pg_db.transaction() as session:
-        first = open_renewal(session, "inv", renewal, catalog, renewal)
-    with pg_db.transaction() as session:
-        again = open_renewal(session, "inv", renewal, catalog, renewal)  # a retried activity
+    activities = BillingActivities(pg_db, catalog, Policy())
+    first = activities.open_renewal(RenewalInput("inv", renewal, renewal))
+    again = activities.open_renewal(RenewalInput("inv", renewal, renewal))  # a retried activity
     assert first.invoice.number == again.invoice.number == "INV-inv-0001"
+    assert first.effects == again.effects  # the retry repeats the first answer, the charge included
     assert first.invoice.total == 2 * 60000 and first.invoice.currency == "IDR"
     with pg_db.transaction() as session:
         html = render_invoice_html(session, "INV-inv-0001")

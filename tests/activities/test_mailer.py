@@ -7,7 +7,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities, SmtpConfig
 from activities.messages import EmailRequest
-from db.orgs import NewOrg, create_org, validate_new_org
+from domain.onboarding import NewOrg, validate_new_org
+from db.orgs import create_org
 from domain.policy import Policy
 
 AT = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)

@@ -11,9 +11,11 @@ from dateutil.relativedelta import relativedelta
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
 
-from db.orgs import NewOrg, NewUser, create_org, load_snapshot, validate_new_org
+from domain.onboarding import NewOrg, NewUser, validate_new_org
+from db.orgs import create_org
+from db.state import load_state
 from domain.periods import boundary
-from domain.snapshot import OrgSnapshot
+from domain.subscription import OrgSnapshot
 from domain.states import Cycle
 from tests.support.stack import Stack
 
@@ -66,7 +68,7 @@ def create_db_only_org(stack: Stack, org_id: str, start: datetime, **fields) -> 
 
 def db_snapshot(stack: Stack, org_id: str) -> OrgSnapshot:
     with stack.db.transaction() as session:
-        return load_snapshot(session, org_id, stack.policy)
+        return load_state(session, org_id, stack.policy)
 
 
 async def current_details(handle: WorkflowHandle) -> str:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from domain.snapshot import OrgSnapshot
+from domain.subscription import OrgSnapshot
 from tests.devserver.support import DECLINING, current_details, db_snapshot, eventually, paid_org_renewing_at
 from workflows import search_attributes as sa
 

@@ -5,7 +5,7 @@ from DOMAIN.md and domain/catalog.yaml, not against the code under test."""
 from datetime import datetime, timezone
 
 from domain.policy import Policy
-from domain.snapshot import CatalogFacts, OrgSnapshot, PlanFacts, StorageHolding
+from domain.subscription import CatalogFacts, OrgSnapshot, PlanFacts, StorageHolding
 from domain.states import Cycle, OrgStatus
 
 STAFF = "rina@billing.test"

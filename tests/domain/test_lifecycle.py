@@ -3,6 +3,7 @@ import pytest
 from domain.lifecycle import (Step, StepKind, is_large_account, next_retry_after, next_step,
                               retry_schedule)
 from domain.policy import Policy
+from domain.subscription import Scheduled
 from domain.states import Cycle, OrgStatus
 from tests.domain.builders import RENEWS_AT, active_org, free_org, policy, trial_org, utc
 
@@ -81,7 +82,7 @@ def test_active_org_renews_at_its_renewal_date():
 
 
 def test_cancelling_org_moves_to_free_at_the_renewal_date():
-    org = active_org(status=OrgStatus.CANCELLING, cancel_at_period_end=True)
+    org = active_org(status=OrgStatus.CANCELLING, scheduled=Scheduled(cancel=True))
     step = next_step(org, P, utc(2026, 4, 10))
     assert step.kind == StepKind.RENEW
     assert step.due == RENEWS_AT
@@ -89,7 +90,7 @@ def test_cancelling_org_moves_to_free_at_the_renewal_date():
 
 
 def test_scheduled_downgrade_is_mentioned_in_the_renewal_step():
-    step = next_step(active_org(scheduled_plan="mail_lite_5"), P, utc(2026, 4, 10))
+    step = next_step(active_org(scheduled=Scheduled(plan="mail_lite_5")), P, utc(2026, 4, 10))
     assert (step.kind, step.due) == (StepKind.RENEW, RENEWS_AT)
     assert step.summary.endswith("scheduled downgrade to mail_lite_5 takes effect, then renewal charge")
 

@@ -1,10 +1,8 @@
 import pytest
 
-from domain.pricing import LineDraft, prorated_line
-from domain.proration import prorate, remaining_fraction, round_half_up
+from domain.proration import days_left, period_days, prorate, round_half_up
 from tests.domain.builders import utc
 
-DAY = 86400
 YEAR_START, YEAR_END = utc(2026, 1, 1), utc(2027, 1, 1)      # 365 days
 FEB_START, FEB_END = utc(2026, 2, 1), utc(2026, 3, 1)        # 28 days
 
@@ -35,15 +33,16 @@ def test_round_half_up_rejects_non_positive_denominator(denominator):
         round_half_up(5, denominator)
 
 
-def test_remaining_fraction_is_measured_in_seconds():
-    assert remaining_fraction(YEAR_START, YEAR_END, utc(2026, 7, 2)) == (183 * DAY, 365 * DAY)
-    assert remaining_fraction(FEB_START, FEB_END, utc(2026, 2, 15)) == (14 * DAY, 28 * DAY)
-    assert remaining_fraction(FEB_START, FEB_END, utc(2026, 2, 28, 23, 59, 59)) == (1, 28 * DAY)
+def test_days_left_are_calendar_days_the_purchase_day_included():
+    assert (days_left(YEAR_START, YEAR_END, utc(2026, 7, 2)), period_days(YEAR_START, YEAR_END)) == (183, 365)
+    assert days_left(FEB_START, FEB_END, utc(2026, 2, 15)) == 14
+    # Late on the last day of February, that day is still bought: one day of 28.
+    assert days_left(FEB_START, FEB_END, utc(2026, 2, 28, 23, 59, 59)) == 1
 
 
-def test_remaining_fraction_clamps_moments_outside_the_period():
-    assert remaining_fraction(FEB_START, FEB_END, utc(2026, 1, 1)) == (28 * DAY, 28 * DAY)
-    assert remaining_fraction(FEB_START, FEB_END, utc(2026, 3, 5)) == (0, 28 * DAY)
+def test_days_left_clamp_moments_outside_the_period():
+    assert days_left(FEB_START, FEB_END, utc(2026, 1, 1)) == 28
+    assert days_left(FEB_START, FEB_END, utc(2026, 3, 5)) == 0
 
 
 @pytest.mark.parametrize("start, end", [(FEB_END, FEB_START), (FEB_START, FEB_START)])
@@ -68,9 +67,10 @@ def test_buying_on_the_renewal_day_itself_costs_nothing():
 
 
 def test_one_licence_half_way_through_a_yearly_cycle_costs_half_a_year():
-    # 2026-07-02 12:00 leaves exactly 182.5 of 365 days: precisely half.
-    assert prorate(3000, YEAR_START, YEAR_END, utc(2026, 7, 2, 12)) == 1500
-    assert prorate(6000, YEAR_START, YEAR_END, utc(2026, 7, 2, 12)) == 3000
+    # Seed 000's example. 2027 is not a leap year: Jan 1 + 6 months leaves 184 of 365 days, the
+    # nearest a calendar can get to half a year, whatever the hour of the purchase.
+    assert prorate(3650, YEAR_START, YEAR_END, utc(2026, 7, 1, 12)) == 1840
+    assert prorate(3650, YEAR_START, YEAR_END, utc(2026, 7, 1, 0)) == 1840
 
 
 @pytest.mark.parametrize("at, full, expected", [
@@ -109,11 +109,12 @@ def test_rounding_below_and_above_half(at, expected):
     assert prorate(100, utc(2026, 2, 1), utc(2026, 2, 4), at) == expected
 
 
-def test_proration_counts_seconds_not_days():
-    # One hour into a 30-day month: 719 of 720 hours left; 1000 * 719/720 = 998.61 -> 999.
-    assert prorate(1000, utc(2026, 4, 1), utc(2026, 5, 1), utc(2026, 4, 1, 1)) == 999
-    # One second left in February: 28*86400 minor units -> exactly 1.
-    assert prorate(28 * DAY, FEB_START, FEB_END, utc(2026, 2, 28, 23, 59, 59)) == 1
+def test_proration_counts_days_not_hours():
+    # DOMAIN.md: by days. An hour into a 30-day month the whole first day is still bought.
+    assert prorate(1000, utc(2026, 4, 1), utc(2026, 5, 1), utc(2026, 4, 1, 1)) == 1000
+    assert prorate(1000, utc(2026, 4, 1), utc(2026, 5, 1), utc(2026, 4, 1, 23, 59)) == 1000
+    # A period anchored at 09:00: bought on its last date before 09:00, nothing is left to pay.
+    assert prorate(1000, utc(2026, 4, 1, 9), utc(2026, 5, 1, 9), utc(2026, 5, 1, 8)) == 0
 
 
 def test_zero_amount_prorates_to_zero():
@@ -129,9 +130,3 @@ def test_naive_moment_is_rejected():
     from datetime import datetime
     with pytest.raises(ValueError, match="naive datetime"):
         prorate(100, FEB_START, FEB_END, datetime(2026, 2, 10))
-
-
-def test_prorated_line_charges_quantity_times_unit_for_the_time_left():
-    line = prorated_line("Workplace Standard licence (monthly)", 2, 300, FEB_START, FEB_END, utc(2026, 2, 15))
-    # 2 x 300 = 600 for the month, 14/28 left -> 300.
-    assert line == LineDraft("Workplace Standard licence (monthly), pro rata 2026-02-15 to 2026-03-01", 2, 300, 300)

@@ -11,17 +11,17 @@ from domain import rules
 from domain.catalog import load_catalog
 from domain.errors import (BelowUsage, InvalidInput, NotAllowed, OutsideDowngradeWindow, PendingChange,
                            StaffOnly, UnknownPlan)
-from domain.snapshot import CatalogFacts, StorageHolding
+from domain.subscription import CatalogFacts, Scheduled, StorageHolding, Subscribers, UnitCount, WaitingChange
 from domain.states import Cycle, OrgStatus
 from tests.domain.builders import ADMIN, RENEWS_AT, STAFF, USD_FACTS, active_org, free_org, policy, trial_org, utc
 
 P = policy()
 NOW = utc(2026, 4, 10, 9)   # 20 days before RENEWS_AT (2026-04-30 09:00): inside the downgrade window
 
-PENDING = dict(pending_invoice="INV-9", pending_change="add 1 licence(s)")
+PENDING = dict(pending=WaitingChange("add_licences", {"count": 1}, "add 1 licence(s)", NOW, invoice="INV-9"))
 PENDING_MSG = ("another change (add 1 licence(s)) is waiting for payment of invoice INV-9; only one change may "
                "wait for payment at a time: pay it (update the card) first")
-CANCELLING = dict(status=OrgStatus.CANCELLING, cancel_at_period_end=True)
+CANCELLING = dict(status=OrgStatus.CANCELLING, scheduled=Scheduled(cancel=True))
 PAST_DUE = dict(status=OrgStatus.PAST_DUE, dunning_invoice="INV-7")
 ESCALATED = dict(status=OrgStatus.ESCALATED, dunning_invoice="INV-7")
 
@@ -44,7 +44,7 @@ def capped_facts(plan_id: str, cap: int) -> CatalogFacts:
 # --- the hand-written facts match the shipped catalog ------------------------------------
 
 def test_hand_written_facts_match_the_shipped_catalog():
-    from db.orgs import catalog_facts  # pure function
+    from domain.subscription import catalog_facts
     assert catalog_facts(load_catalog(), "USD") == USD_FACTS
 
 
@@ -221,13 +221,10 @@ def test_add_user_bad_email_and_storage():
         "storage_gb must be a number of GB >= 0, got -1"
 
 
-def test_add_user_beyond_a_scheduled_licence_downgrade_is_refused():
-    """BUG: 5 licences, 4 users, a downgrade to 4 licences is scheduled for the renewal. Adding a
-    fifth user is accepted today, so at renewal (db/billing.py sets licences = scheduled_licences)
-    the org ends up with 5 users on 4 licences, breaking 'users == licences' (DOMAIN.md)."""
-    org = active_org(licences=5, user_count=4, scheduled_plan="standard", scheduled_licences=4)
-    with pytest.raises(BelowUsage):
-        rules.check_add_user(org, P, USD_FACTS, rq.AddUserRequest("e@acme.test"), NOW)
+def test_add_user_beyond_a_scheduled_licence_cut_is_accepted():
+    """Later wins (DOMAIN.md): the cut is reduced by the decision (tests/domain/test_decisions.py)."""
+    org = active_org(licences=5, user_count=4, scheduled=Scheduled(licences=4))
+    accepted(rules.check_add_user, org, rq.AddUserRequest("e@acme.test"))
 
 
 # --- storage -------------------------------------------------------------------------------
@@ -289,14 +286,15 @@ def test_buy_addon():
                    rq.BuyAddonRequest("support_enhanced")) == PENDING_MSG
     accepted(rules.check_buy_addon, org, rq.BuyAddonRequest("support_enhanced"))
     # one being removed at the cycle end may be bought back
-    accepted(rules.check_buy_addon, active_org(addons=["support_essentials"], addons_removing=["support_essentials"]),
+    accepted(rules.check_buy_addon, active_org(addons=["support_essentials"],
+                                               scheduled=Scheduled(addons=["support_essentials"])),
              rq.BuyAddonRequest("support_essentials"))
 
 
 def test_remove_addon():
     assert refusal(NotAllowed, rules.check_remove_addon, active_org(), rq.RemoveAddonRequest("support_essentials")) == \
         "add-on 'support_essentials' is not active"
-    removing = active_org(addons=["support_essentials"], addons_removing=["support_essentials"])
+    removing = active_org(addons=["support_essentials"], scheduled=Scheduled(addons=["support_essentials"]))
     assert refusal(NotAllowed, rules.check_remove_addon, removing, rq.RemoveAddonRequest("support_essentials")) == \
         "add-on 'support_essentials' is not active"
     accepted(rules.check_remove_addon, active_org(addons=["support_essentials"]), rq.RemoveAddonRequest("support_essentials"))
@@ -326,14 +324,16 @@ def test_change_tier_refusals():
 
 
 def test_tier_downgrade_below_usage():
-    org = active_org(tier_contacts=5000, contacts=3500)
+    org = active_org(tier_contacts=5000, subscribers=Subscribers(3500, 0))
     assert refusal(BelowUsage, rules.check_change_tier, org, rq.ChangeTierRequest(3000)) == \
         "a 3000-contact tier is below current usage of 3500 contacts"
 
 
 def test_tier_downgrade_at_or_above_usage_accepted_even_while_unpaid():
-    accepted(rules.check_change_tier, active_org(tier_contacts=5000, contacts=4000), rq.ChangeTierRequest(4000))
-    accepted(rules.check_change_tier, active_org(tier_contacts=5000, contacts=3500, **PAST_DUE), rq.ChangeTierRequest(4000))
+    accepted(rules.check_change_tier, active_org(tier_contacts=5000, subscribers=Subscribers(4000, 0)),
+             rq.ChangeTierRequest(4000))
+    accepted(rules.check_change_tier, active_org(tier_contacts=5000, subscribers=Subscribers(3500, 0), **PAST_DUE),
+             rq.ChangeTierRequest(4000))
 
 
 def test_tier_raise():
@@ -435,7 +435,7 @@ def test_downgrade_needs_an_active_paid_plan(org, text):
 
 
 def test_second_downgrade_is_refused():
-    org = active_org(scheduled_plan="mail_lite_10", scheduled_licences=5)
+    org = active_org(scheduled=Scheduled(plan="mail_lite_10", licences=5))
     assert refusal(PendingChange, rules.check_request_downgrade, org, downgrade()) == \
         "a downgrade to mail_lite_10 is already scheduled; cancel it first"
 
@@ -511,12 +511,12 @@ def test_downgrade_from_premium_to_standard_accepted():
 
 
 def test_cancel_downgrade():
-    assert refusal(StaffOnly, rules.check_cancel_downgrade, active_org(scheduled_plan="mail_lite_5"),
+    assert refusal(StaffOnly, rules.check_cancel_downgrade, active_org(scheduled=Scheduled(plan="mail_lite_5")),
                    rq.CancelDowngradeRequest(requested_by=ADMIN)) == \
         "only billing staff may cancel a scheduled downgrade; admin@acme.test is not billing staff"
     assert refusal(NotAllowed, rules.check_cancel_downgrade, active_org(),
                    rq.CancelDowngradeRequest(requested_by=STAFF)) == "no downgrade is scheduled"
-    accepted(rules.check_cancel_downgrade, active_org(scheduled_plan="mail_lite_5"),
+    accepted(rules.check_cancel_downgrade, active_org(scheduled=Scheduled(plan="mail_lite_5")),
              rq.CancelDowngradeRequest(requested_by=STAFF))
 
 
@@ -527,7 +527,8 @@ def test_cancel_downgrade():
     (active_org(**CANCELLING), rq.CancelRequest(ADMIN), NotAllowed,
      "the subscription is already cancelled; it ends on 2026-04-30"),
     (trial_org(), rq.CancelRequest(ADMIN), NotAllowed,
-     "a trial cannot be cancelled: it ends by itself and the org moves to the free plan"),
+     "no plan is chosen for the trial end, so there is nothing to cancel: the trial ends on 2026-02-15 and the "
+     "org moves to the free plan by itself"),
     (free_org(), rq.CancelRequest(ADMIN), NotAllowed,
      "the org is on the free plan; there is no subscription to cancel"),
 ])
@@ -538,6 +539,10 @@ def test_cancel_refused(org, req, error, text):
 @pytest.mark.parametrize("state", [{}, PAST_DUE])
 def test_cancel_accepted(state):
     accepted(rules.check_cancel, active_org(**state), rq.CancelRequest(ADMIN))
+
+
+def test_cancel_during_a_trial_withdraws_the_chosen_plan():
+    accepted(rules.check_cancel, trial_org(trial_choice_plan="standard"), rq.CancelRequest(ADMIN))
 
 
 def test_undo_cancel():
@@ -588,3 +593,22 @@ def test_error_types():
     assert (InvalidInput.type, UnknownPlan.type, OutsideDowngradeWindow.type, BelowUsage.type, PendingChange.type,
             NotAllowed.type, StaffOnly.type) == ("invalid_input", "unknown_plan", "outside_downgrade_window",
                                                  "below_usage", "pending_change", "not_allowed", "staff_only")
+
+
+# --- requests that meet (DOMAIN.md): accepted here, resolved by the decisions ------------------
+
+def test_a_tier_may_be_chosen_during_the_trial():
+    accepted(rules.check_change_tier, trial_org(), rq.ChangeTierRequest(2000))
+    assert refusal(NotAllowed, rules.check_change_tier, trial_org(trial_choice_tier=2000),
+                   rq.ChangeTierRequest(2000)) == "a 2000-contact tier is already chosen for the trial end"
+
+
+def test_asking_for_todays_tier_cancels_a_scheduled_cut():
+    accepted(rules.check_change_tier, active_org(tier_contacts=3000, scheduled=Scheduled(tier=2000)),
+             rq.ChangeTierRequest(3000))
+
+
+def test_removing_units_already_ending_is_refused():
+    org = active_org(scheduled=Scheduled(storage=[UnitCount(25, 2)]))
+    assert refusal(BelowUsage, rules.check_remove_storage, org, rq.RemoveStorageRequest(25, 1)) == \
+        "only 0 unallocated 25 GB unit(s) can be removed; 1 requested"

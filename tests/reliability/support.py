@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from temporalio.client import Client
 
 from db.models import EmailMessage, GatewayCharge, Invoice, Payment
-from db.orgs import NewOrg, NewUser, create_org, set_card, validate_new_org
+from domain.onboarding import NewOrg, NewUser, validate_new_org
+from db.orgs import create_org, set_card
 from db.session import Database
 from domain.catalog import Catalog
 from domain.cards import sandbox_tokenise

@@ -5,7 +5,8 @@ from datetime import datetime
 from sqlalchemy import insert
 
 from db.models import User
-from db.orgs import NewOrg, create_org, validate_new_org
+from domain.onboarding import NewOrg, validate_new_org
+from db.orgs import create_org
 from domain.policy import Policy
 
 

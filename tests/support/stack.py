@@ -15,7 +15,8 @@ from temporalio.worker import Worker
 
 from activities.mail import SmtpConfig
 from activities.payments import PaymentGateway, SandboxGateway
-from db.orgs import NewOrg, NewUser, create_org, set_card, validate_new_org
+from domain.onboarding import NewOrg, NewUser, validate_new_org
+from db.orgs import create_org, set_card
 from domain.cards import sandbox_tokenise
 from db.session import Database
 from domain.catalog import Catalog

@@ -89,7 +89,7 @@ async def test_second_change_waits_until_the_first_invoice_is_paid(stack):
         outcome = await stack.send(org_id, "update_card", rq.UpdateCardRequest(good.token, good.brand, good.last4))
         assert outcome.payment == "succeeded"
         state = await stack.state(org_id)
-        assert state.snapshot.licences == 3 and state.snapshot.pending_invoice is None
+        assert state.snapshot.licences == 3 and state.snapshot.pending is None
         outcome = await stack.send(org_id, "upgrade", rq.UpgradeRequest("professional"))
         assert outcome.payment == "succeeded"
 

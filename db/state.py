@@ -1,0 +1,216 @@
+"""An org's state (domain.subscription.OrgSnapshot) read from its rows, and a decision written
+back. No business rule lives here: what changes is the decision's; this module only maps it
+onto rows (units and add-ons one row each, the ledger, invoices, users, events)."""
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from db.events import record_event
+from db.invoices import InvoiceRef, create_invoice, invoice_by_number, set_invoice_status
+from db.models import (BilledSpanRow, EmailMessage, Invoice, OrgAddon, Organisation, Payment, StorageUnit,
+                       Subscription, User)
+from domain.decisions import Decision, UserChange, UserChangeKind, numbered
+from domain.errors import InvalidInput, NotAllowed, UnknownOrg
+from domain.lifecycle import is_large_account
+from domain.onboarding import gb_to_mb
+from domain.policy import Policy
+from domain.states import Cycle, OrgStatus
+from domain.subscription import (BilledSpan, Item, ItemKind, OrgSnapshot, WaitingChange, Scheduled, StorageHolding,
+                                 Subscribers, UnitCount)
+
+
+def get_org(session: Session, org_id: str) -> tuple[Organisation, Subscription]:
+    org = session.get(Organisation, org_id)
+    if org is None or org.subscription is None:
+        raise UnknownOrg(f"unknown org {org_id!r}")
+    return org, org.subscription
+
+
+def _number(session: Session, invoice_id: int | None) -> str | None:
+    return session.get(Invoice, invoice_id).number if invoice_id else None
+
+
+def load_state(session: Session, org_id: str, policy: Policy) -> OrgSnapshot:
+    org, sub = get_org(session, org_id)
+    user_count = session.scalar(select(func.count(User.id)).where(User.org_id == org_id)) or 0
+    blocked = list(session.scalars(select(User.email).where(User.org_id == org_id, User.blocked.is_(True))
+                                   .order_by(User.seq)))
+    owned: dict[int, list[int]] = {}
+    removing: dict[int, int] = {}
+    for size, user_id, ending in session.execute(select(StorageUnit.size_gb, StorageUnit.user_id,
+                                                        StorageUnit.remove_at_period_end)
+                                                 .where(StorageUnit.org_id == org_id)):
+        counts = owned.setdefault(size, [0, 0])
+        counts[0] += 1
+        counts[1] += user_id is not None
+        removing[size] = removing.get(size, 0) + (bool(ending) and user_id is None)
+    addons = session.execute(select(OrgAddon.addon_id, OrgAddon.remove_at_period_end)
+                             .where(OrgAddon.org_id == org_id).order_by(OrgAddon.addon_id)).all()
+    reminders = sorted(set(session.scalars(select(EmailMessage.trial_reminder_days).where(
+        EmailMessage.org_id == org_id, EmailMessage.template == "trial_ending", EmailMessage.status == "sent",
+        EmailMessage.trial_reminder_days.is_not(None)))))
+    scheduled = Scheduled(plan=sub.scheduled_plan, licences=sub.scheduled_licences, tier=sub.scheduled_tier_contacts,
+                          addons=[a for a, ending in addons if ending],
+                          storage=[UnitCount(size, n) for size, n in sorted(removing.items()) if n],
+                          cancel=sub.cancel_at_period_end)
+    return OrgSnapshot(
+        org_id=org.id, name=org.name, admin_email=org.admin_email, locale=org.locale, currency=org.currency,
+        status=OrgStatus(sub.status), plan=sub.plan_id, licences=sub.licences, user_count=user_count,
+        cycle=Cycle(sub.cycle) if sub.cycle else None, cycle_anchor=sub.cycle_anchor,
+        period_start=sub.period_start, renews_at=sub.renews_at, trial_ends_at=sub.trial_ends_at,
+        trial_choice_plan=sub.trial_choice_plan,
+        trial_choice_cycle=Cycle(sub.trial_choice_cycle) if sub.trial_choice_cycle else None,
+        trial_choice_tier=sub.trial_choice_tier, trial_reminders_sent=reminders,
+        card_brand=sub.card_brand, card_last4=sub.card_last4, scheduled=scheduled,
+        pending=_pending(session, sub), dunning_invoice=_number(session, sub.dunning_invoice_id),
+        dunning_attempts=sub.dunning_attempts, dunning_retries_done=sub.dunning_retries_done,
+        dunning_started_at=sub.dunning_started_at, next_retry_at=sub.next_retry_at, escalated_at=sub.escalated_at,
+        first_response_due=sub.first_response_due, determination_due=sub.determination_due,
+        large_account=is_large_account(max(sub.licences, user_count), policy), blocked_users=blocked,
+        storage=[StorageHolding(unit_gb=size, owned=v[0], allocated=v[1]) for size, v in sorted(owned.items())],
+        auto_allocate_storage=org.auto_allocate_storage, tier_contacts=sub.tier_contacts,
+        subscribers=Subscribers(org.contacts_subscribed, org.contacts_awaiting),
+        addons=[a for a, _ in addons], ledger=_ledger(session, org_id), version=sub.version)
+
+
+def _pending(session: Session, sub: Subscription) -> WaitingChange | None:
+    change = sub.pending_change
+    if not change or not sub.pending_invoice_id:
+        return None
+    attempts = session.scalar(select(func.count(Payment.id)).where(Payment.invoice_id == sub.pending_invoice_id)) or 0
+    priced_at = change.get("priced_at")
+    return WaitingChange(operation=change["operation"], request=change.get("request") or {},
+                         summary=change.get("summary", change["operation"]),
+                         priced_at=datetime.fromisoformat(priced_at) if priced_at else sub.period_start,
+                         invoice=_number(session, sub.pending_invoice_id), total=change.get("total", 0),
+                         attempts=attempts)
+
+
+def _ledger(session: Session, org_id: str) -> list[BilledSpan]:
+    rows = session.execute(select(BilledSpanRow, Invoice.number).outerjoin(Invoice, Invoice.id == BilledSpanRow.invoice_id)
+                           .where(BilledSpanRow.org_id == org_id).order_by(BilledSpanRow.id))
+    return [BilledSpan(Item(ItemKind(row.item_kind), row.item_code), row.quantity, row.start, row.end, row.amount,
+                       number or "") for row, number in rows]
+
+
+# ---- writing a decision -------------------------------------------------------------------------
+
+def persist(session: Session, org_id: str, decision: Decision, now: datetime, key: str) -> InvoiceRef | None:
+    """Write what the decision changes, in the caller's transaction. `key`, the business key of
+    the request or step, names the decision's invoice: a retried activity finds it again."""
+    org, sub = get_org(session, org_id)
+    state, ref = decision.state, None
+    for update in decision.invoice_updates:
+        set_invoice_status(session, invoice_by_number(session, update.number), update.status, now)
+    if decision.invoice is not None:
+        invoice = create_invoice(session, org_id, f"{org_id}:{key}", decision.invoice, org.currency, now)
+        state = numbered(state, invoice.number)
+        ref = InvoiceRef(invoice.number, invoice.total, invoice.currency)
+    if decision.card_token:
+        sub.card_token = decision.card_token
+    for change in decision.users:
+        _change_user(session, org_id, change, now)
+    write_state(session, org, sub, state, now)
+    for event in decision.events:
+        record_event(session, org_id, now, event.type, dict(event.data), actor=event.actor, reason=event.reason)
+    return ref
+
+
+def write_state(session: Session, org: Organisation, sub: Subscription, state: OrgSnapshot, now: datetime) -> None:
+    sub.status, sub.plan_id, sub.licences = state.status, state.plan, state.licences
+    sub.cycle, sub.cycle_anchor, sub.period_start, sub.renews_at = (state.cycle, state.cycle_anchor,
+                                                                    state.period_start, state.renews_at)
+    sub.trial_ends_at = state.trial_ends_at
+    sub.trial_choice_plan, sub.trial_choice_cycle = state.trial_choice_plan, state.trial_choice_cycle
+    sub.trial_choice_tier = state.trial_choice_tier
+    sub.card_brand, sub.card_last4 = state.card_brand, state.card_last4
+    scheduled = state.scheduled
+    sub.scheduled_plan, sub.scheduled_licences = scheduled.plan, scheduled.licences
+    sub.scheduled_tier_contacts, sub.cancel_at_period_end = scheduled.tier, scheduled.cancel
+    pending = state.pending
+    if pending is None:
+        sub.pending_change, sub.pending_invoice_id = None, None
+    else:
+        sub.pending_change = {"operation": pending.operation, "request": pending.request, "summary": pending.summary,
+                              "priced_at": pending.priced_at.isoformat(), "total": pending.total}
+        sub.pending_invoice_id = invoice_by_number(session, pending.invoice).id
+    sub.dunning_invoice_id = invoice_by_number(session, state.dunning_invoice).id if state.dunning_invoice else None
+    sub.dunning_attempts, sub.dunning_retries_done = state.dunning_attempts, state.dunning_retries_done
+    sub.dunning_started_at, sub.next_retry_at = state.dunning_started_at, state.next_retry_at
+    sub.escalated_at, sub.first_response_due = state.escalated_at, state.first_response_due
+    sub.determination_due = state.determination_due
+    sub.tier_contacts = state.tier_contacts
+    org.contacts_subscribed, org.contacts_awaiting = state.subscribers.subscribed, state.subscribers.awaiting
+    session.flush()
+    _write_storage(session, org.id, state, now)
+    _write_addons(session, org.id, state)
+    _write_ledger(session, org.id, state)
+    sub.version = (sub.version or 0) + 1
+
+
+def _write_storage(session: Session, org_id: str, state: OrgSnapshot, now: datetime) -> None:
+    """One row per unit. Fewer units: those ending go first, allocated ones last."""
+    owned = {h.unit_gb: h.owned for h in state.storage}
+    rows = list(session.scalars(select(StorageUnit).where(StorageUnit.org_id == org_id)))
+    for size in {row.size_gb for row in rows} | set(owned):
+        units = sorted((r for r in rows if r.size_gb == size),
+                       key=lambda r: (r.user_id is not None, not r.remove_at_period_end, -r.id))
+        target = owned.get(size, 0)
+        for row in units[:max(0, len(units) - target)]:
+            session.delete(row)
+        units = units[max(0, len(units) - target):]
+        for _ in range(target - len(units)):
+            unit = StorageUnit(org_id=org_id, size_gb=size, purchased_at=now)
+            session.add(unit)
+            units.append(unit)
+        ending = state.scheduled.removing(size)
+        for unit in units:
+            unit.remove_at_period_end = unit.user_id is None and ending > 0
+            ending -= unit.remove_at_period_end
+
+
+def _write_addons(session: Session, org_id: str, state: OrgSnapshot) -> None:
+    rows = {row.addon_id: row for row in session.scalars(select(OrgAddon).where(OrgAddon.org_id == org_id))}
+    for addon, row in rows.items():
+        if addon not in state.addons:
+            session.delete(row)
+    for addon in state.addons:
+        row = rows.get(addon) or OrgAddon(org_id=org_id, addon_id=addon)
+        row.remove_at_period_end = addon in state.scheduled.addons
+        session.add(row)
+
+
+def _write_ledger(session: Session, org_id: str, state: OrgSnapshot) -> None:
+    session.execute(delete(BilledSpanRow).where(BilledSpanRow.org_id == org_id))
+    ids = {number: invoice_by_number(session, number).id for number in {s.invoice for s in state.ledger if s.invoice}}
+    for span in state.ledger:
+        session.add(BilledSpanRow(org_id=org_id, item_kind=str(span.item.kind), item_code=span.item.code,
+                                  quantity=span.quantity, start=span.start, end=span.end, amount=span.amount,
+                                  invoice_id=ids.get(span.invoice)))
+
+
+def _change_user(session: Session, org_id: str, change: UserChange, now: datetime) -> None:
+    if change.kind == UserChangeKind.ADD:
+        if session.scalar(select(User.id).where(User.org_id == org_id, User.email == change.email)):
+            raise InvalidInput(f"email: {change.email} is already a user of {org_id}")
+        seq = (session.scalar(select(func.max(User.seq)).where(User.org_id == org_id)) or 0) + 1
+        session.add(User(org_id=org_id, email=change.email, storage_mb=gb_to_mb(change.storage_gb), seq=seq,
+                         created_at=now))
+        session.flush()
+        return
+    user = session.scalar(select(User).where(User.org_id == org_id, User.email == change.email))
+    if user is None:
+        raise InvalidInput(f"user: no user {change.email!r} in org {org_id}")
+    if change.kind == UserChangeKind.SET_USAGE:
+        user.storage_mb = gb_to_mb(change.storage_gb)
+        return
+    unit = session.scalar(select(StorageUnit).where(
+        StorageUnit.org_id == org_id, StorageUnit.size_gb == change.unit_gb, StorageUnit.user_id.is_(None))
+        .order_by(StorageUnit.remove_at_period_end, StorageUnit.id).limit(1))
+    if unit is None:
+        raise NotAllowed(f"no unallocated {change.unit_gb} GB unit left; buy one first")
+    unit.user_id = user.id
+    session.flush()
+

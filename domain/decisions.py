@@ -1,0 +1,237 @@
+"""A decision: what one request or one step of an org's life changes, as data.
+
+Every operation and every lifecycle step is a pure function returning a `Decision`: the new
+state, the invoice it issues, the invoice statuses it changes, the user rows it touches, the
+events for the audit log and timeline, and the effects the workflow carries out afterwards
+(e-mails, storage enforcement, charges), in order. db/ persists the first five; the workflow
+reads `effects`. Every value is a frozen dataclass, so it crosses activity boundaries typed."""
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from domain.billing import Line
+from domain.catalog import Catalog
+from domain.policy import Policy
+from domain.states import InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
+from domain.subscription import OrgSnapshot
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every decision may know besides the state and the request."""
+    now: datetime
+    policy: Policy
+    catalog: Catalog
+    # The business key of the request or step (an Update id, "renewal:<period start>"): it makes
+    # the decision's e-mails and invoice unique, so a retried activity repeats nothing.
+    key: str
+
+
+@dataclass(frozen=True)
+class EmailLine:
+    description: str
+    amount: int
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Email:
+    """A template and its context; the mailer renders it in the org's locale. `occasion` makes
+    it unique for the org (the outbox key): the same occasion is never sent twice."""
+    template: str
+    occasion: str
+    to: list[str] = field(default_factory=list)            # empty: the org's admin
+    values: dict[str, Any] = field(default_factory=dict)
+    money: dict[str, int] = field(default_factory=dict)     # minor units, formatted per locale
+    dates: dict[str, datetime] = field(default_factory=dict)
+    lines: list[EmailLine] = field(default_factory=list)
+    trial_reminder_days: int | None = None                  # recorded: this trial reminder went out
+
+
+class ChargePurpose(StrEnum):
+    CYCLE = "cycle"     # first charge of a cycle's invoice: a decline starts dunning
+    CHANGE = "change"   # a purchase: a decline leaves it waiting for payment
+    RETRY = "retry"     # a scheduled dunning retry: a decline moves the ladder on
+    EXTRA = "extra"     # card updated or staff retry on the dunning invoice: counted, ladder unchanged
+
+
+@dataclass(frozen=True)
+class Charge:
+    purpose: ChargePurpose
+    invoice: str | None = None   # None: the invoice issued by the same decision
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class StorageCheck:
+    """Storage enforcement (DOMAIN.md, storage blocking): for one user, or the whole org after a
+    quota change. `announce` is sent after it, listing the users it blocked."""
+    occasion: str
+    user: str | None = None
+    announce: Email | None = None
+
+
+class FinalAction(StrEnum):
+    FREE = "free"           # write the invoice off, move to the free plan
+    ESCALATE = "escalate"   # a large account: S1 case for billing staff
+
+
+class EffectKind(StrEnum):
+    EMAIL = "email"
+    STORAGE_CHECK = "storage_check"
+    CHARGE = "charge"
+    FINAL_DUNNING_ACTION = "final_dunning_action"
+
+
+@dataclass(frozen=True)
+class Effect:
+    kind: EffectKind
+    email: Email | None = None
+    storage: StorageCheck | None = None
+    charge: Charge | None = None
+    final_action: FinalAction | None = None
+
+
+def send(email: Email) -> Effect:
+    return Effect(EffectKind.EMAIL, email=email)
+
+
+def check_storage(occasion: str, user: str | None = None, announce: Email | None = None) -> Effect:
+    return Effect(EffectKind.STORAGE_CHECK, storage=StorageCheck(occasion, user, announce))
+
+
+def collect(purpose: ChargePurpose, invoice: str | None = None, attempt: int = 1) -> Effect:
+    return Effect(EffectKind.CHARGE, charge=Charge(purpose, invoice, attempt))
+
+
+def final_dunning_action(action: FinalAction) -> Effect:
+    return Effect(EffectKind.FINAL_DUNNING_ACTION, final_action=action)
+
+
+@dataclass(frozen=True)
+class InvoiceDraft:
+    kind: InvoiceKind
+    lines: list[Line]
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+
+@dataclass(frozen=True)
+class InvoiceUpdate:
+    number: str
+    status: InvoiceStatus
+
+
+class UserChangeKind(StrEnum):
+    ADD = "add"
+    SET_USAGE = "set_usage"
+    ALLOCATE = "allocate"
+
+
+@dataclass(frozen=True)
+class UserChange:
+    kind: UserChangeKind
+    email: str
+    storage_gb: float = 0.0
+    unit_gb: int = 0
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    actor: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: OrgSnapshot
+    message: str = ""
+    invoice: InvoiceDraft | None = None
+    invoice_updates: list[InvoiceUpdate] = field(default_factory=list)
+    users: list[UserChange] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    # A new card's gateway token: stored, never part of the state the workflow holds.
+    card_token: str | None = None
+
+
+class Draft:
+    """Builds one decision: pure, local mutation only."""
+
+    def __init__(self, state: OrgSnapshot) -> None:
+        self.before = state
+        self.state = state
+        self.invoice: InvoiceDraft | None = None
+        self.invoice_updates: list[InvoiceUpdate] = []
+        self.users: list[UserChange] = []
+        self.events: list[Event] = []
+        self.effects: list[Effect] = []
+        self.notices: list[str] = []
+        self.card_token: str | None = None
+
+    def change(self, **fields: Any) -> None:
+        self.state = replace(self.state, **fields)
+
+    def event(self, type: str, *, by: str | None = None, why: str | None = None, **data: Any) -> None:
+        """An entry of the audit log and timeline; `by` and `why`: who asked, and why."""
+        self.events.append(Event(type, data, by or None, why or None))
+
+    def set_status(self, status: OrgStatus) -> None:
+        if self.state.status != status:
+            self.change(status=status)
+            self.event("status", status=str(status))
+
+    def set_plan(self, plan: str, reason: PlanChangeReason, actor: str | None = None) -> None:
+        if self.state.plan != plan:
+            self.event("plan_changed", by=actor, **{"from": self.state.plan, "to": plan, "reason": str(reason)})
+            self.change(plan=plan)
+
+    def set_invoice_status(self, number: str | None, status: InvoiceStatus) -> None:
+        if number:
+            self.invoice_updates.append(InvoiceUpdate(number, status))
+
+    def notice(self, text: str) -> None:
+        """A scheduled change dropped or reduced (DOMAIN.md, "later wins")."""
+        self.notices.append(text)
+        self.event("scheduled_change_adjusted", notice=text)
+
+    def add(self, effect: Effect) -> None:
+        self.effects.append(effect)
+
+    def absorb(self, other: "Draft") -> None:
+        """Take over the state, events and effects of a draft started from this one's state."""
+        self.state = other.state
+        self.events += other.events
+        self.effects += other.effects
+        self.notices += other.notices
+        self.users += other.users
+        self.invoice_updates += other.invoice_updates
+
+    def decision(self, message: str) -> Decision:
+        if self.notices:
+            message = "; ".join([message, *self.notices])
+        return Decision(self.state, message, self.invoice, self.invoice_updates, self.users, self.events,
+                        self.effects, self.card_token)
+
+
+def no_change(state: OrgSnapshot, message: str) -> Decision:
+    return Decision(state, message)
+
+
+def numbered(state: OrgSnapshot, invoice: str) -> OrgSnapshot:
+    """The state once the decision's invoice has its number: the change waiting for it and the
+    ledger entries it bills point at it."""
+    pending = state.pending
+    if pending is not None and pending.invoice is None:
+        pending = replace(pending, invoice=invoice)
+    ledger = [replace(span, invoice=invoice) if span.invoice is None else span for span in state.ledger]
+    return replace(state, pending=pending, ledger=ledger)

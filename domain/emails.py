@@ -1,0 +1,61 @@
+"""The e-mails decisions send: one function per template, naming its context. Occasions are
+the outbox keys (one e-mail per org, template, occasion and recipient)."""
+
+from datetime import datetime
+
+from domain.decisions import Email, EmailLine
+
+
+def trial_ending(trial_ends_at: datetime, days: int, trial_plan_name: str) -> Email:
+    return Email("trial_ending", f"trial:{trial_ends_at.isoformat()}:{days}d",
+                 values={"days_left": days, "trial_plan_name": trial_plan_name},
+                 dates={"trial_ends_on": trial_ends_at}, trial_reminder_days=days)
+
+
+def trial_expired(trial_ends_at: datetime, free_plan_name: str) -> Email:
+    return Email("trial_expired", f"trial:{trial_ends_at.isoformat()}", values={"plan_name": free_plan_name})
+
+
+def plan_changed(occasion: str, from_plan: str, to_plan: str, from_name: str, to_name: str, reason: str,
+                 effective: datetime) -> Email:
+    return Email("plan_changed", f"plan:{occasion}:{from_plan}->{to_plan}",
+                 values={"from_plan_name": from_name, "to_plan_name": to_name, "reason": reason},
+                 dates={"effective_on": effective})
+
+
+def receipt(invoice: str, amount: int, card: str | None, lines: list[EmailLine],
+            period_start: datetime | None, period_end: datetime | None) -> Email:
+    dates = {name: moment for name, moment in (("period_start", period_start), ("period_end", period_end)) if moment}
+    return Email("receipt", f"receipt:{invoice}",
+                 values={"invoice_number": invoice, "card": card, "period_start": None, "period_end": None},
+                 money={"amount": amount}, dates=dates, lines=lines)
+
+
+def payment_failed(invoice: str, attempt: int, amount: int, reason: str | None, next_retry: datetime | None,
+                   final_action: str | None) -> Email:
+    return Email("payment_failed", f"failed:{invoice}:{attempt}",
+                 values={"invoice_number": invoice, "attempt": attempt, "reason": reason or "declined",
+                         "final_action": final_action, "grace_note": None, "next_retry_on": None},
+                 money={"amount": amount}, dates={"next_retry_on": next_retry} if next_retry else {})
+
+
+def escalation(invoice: str, attempt: int, staff_email: str, licences: int, amount: int, first_response_due: datetime,
+               determination_due: datetime) -> Email:
+    return Email("escalation", f"escalation:{invoice}:{attempt}", to=[staff_email],
+                 values={"severity": "S1-Critical", "reason": "payment_failed", "licences": licences,
+                         "invoice_number": invoice,
+                         "first_response_due": f"{first_response_due:%Y-%m-%d %H:%M} UTC",
+                         "determination_due": f"{determination_due:%Y-%m-%d %H:%M} UTC"},
+                 money={"amount": amount})
+
+
+def downgrade_scheduled(occasion: str, from_name: str, to_name: str, licences: int, requested_by: str,
+                        effective: datetime) -> Email:
+    return Email("downgrade_scheduled", occasion,
+                 values={"from_plan_name": from_name, "to_plan_name": to_name, "licences": licences,
+                         "requested_by": requested_by},
+                 dates={"effective_on": effective})
+
+
+def cancellation_scheduled(occasion: str, plan_name: str, effective: datetime) -> Email:
+    return Email("cancellation_scheduled", occasion, values={"plan_name": plan_name}, dates={"effective_on": effective})

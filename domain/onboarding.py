@@ -1,0 +1,112 @@
+"""A new org: the checks its details must pass before anything is written, and the state its
+life starts in (a trial, the free plan, or a paid plan whose first cycle is already paid)."""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain.billing import charges, held_items
+from domain.catalog import Catalog
+from domain.errors import InvalidInput
+from domain.lifecycle import is_large_account
+from domain.money import SUPPORTED_CURRENCIES
+from domain.periods import boundary, require_utc
+from domain.policy import Policy
+from domain.rules import check_email, check_storage_gb
+from domain.states import FREE_PLAN, TRIAL_PLAN, Cycle, OrgStatus
+from domain.storage import MB_PER_GB
+from domain.subscription import OrgSnapshot
+
+LOCALES = ("en", "id")
+def gb_to_mb(gb: float) -> int:
+    return int(round(gb * MB_PER_GB))
+
+
+def mb_to_gb(mb: int) -> float:
+    return mb / MB_PER_GB
+
+
+@dataclass(frozen=True)
+class NewUser:
+    email: str
+    storage_gb: float = 0.0
+
+
+@dataclass(frozen=True)
+class NewOrg:
+    id: str
+    name: str
+    admin_email: str
+    users: list[NewUser]
+    locale: str = "en"
+    currency: str = "USD"
+    plan: str = "trial"
+    cycle: str | None = None
+    licences: int | None = None
+    auto_allocate_storage: bool = False
+
+
+def validate_new_org(org: NewOrg, catalog: Catalog) -> NewOrg:
+    """Every field checked before anything is written; errors name the field."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", org.id or ""):
+        raise InvalidInput(f"id: {org.id!r} must be 1-63 lowercase letters, digits, '-' or '_'")
+    if not org.name or not org.name.strip():
+        raise InvalidInput("name: must not be empty")
+    admin = check_email(org.admin_email, "admin_email")
+    if org.locale not in LOCALES:
+        raise InvalidInput(f"locale: {org.locale!r} is not supported; use one of {', '.join(LOCALES)}")
+    if org.currency not in SUPPORTED_CURRENCIES:
+        raise InvalidInput(f"currency: {org.currency!r} is not supported; use one of {', '.join(SUPPORTED_CURRENCIES)}")
+    seen: set[str] = set()
+    users = []
+    for index, user in enumerate(org.users):
+        email = check_email(user.email, f"users[{index}].email")
+        check_storage_gb(user.storage_gb, f"users[{index}].storage_gb")
+        if email in seen:
+            raise InvalidInput(f"users[{index}].email: {email} is listed twice")
+        seen.add(email)
+        users.append(NewUser(email, float(user.storage_gb)))
+    if admin not in seen:
+        users.insert(0, NewUser(admin, 0.0))
+    if org.plan != "trial":
+        catalog.plan(org.plan)
+        if org.plan != FREE_PLAN and org.cycle not in (c.value for c in Cycle):
+            raise InvalidInput(f"cycle: a paid plan needs 'monthly' or 'yearly', got {org.cycle!r}")
+    licences = org.licences
+    if licences is not None and (not isinstance(licences, int) or licences < 0):
+        raise InvalidInput(f"licences: must be a whole number >= 0, got {licences!r}")
+    if org.plan not in ("trial", FREE_PLAN) and licences is not None and licences < len(users):
+        raise InvalidInput(f"licences: {licences} is fewer than the {len(users)} users; every user needs a licence")
+    if org.plan == FREE_PLAN:
+        cap = catalog.plan(FREE_PLAN).user_cap
+        if cap is not None and len(users) > cap:
+            raise InvalidInput(f"users: the free plan allows {cap} users, {len(users)} given")
+    return NewOrg(id=org.id, name=org.name.strip(), admin_email=admin, users=users, locale=org.locale,
+                  currency=org.currency, plan=org.plan, cycle=org.cycle, licences=licences,
+                  auto_allocate_storage=org.auto_allocate_storage)
+
+
+
+# Carried-in ledger entries: a first cycle paid before the org reached us (SIMULATE.md).
+PAID_BEFORE = ""
+
+
+def opening_state(org: NewOrg, catalog: Catalog, policy: Policy, now: datetime) -> OrgSnapshot:
+    """The state of a validated org whose life starts at `now`."""
+    now = require_utc(now)
+    base = OrgSnapshot(org_id=org.id, name=org.name, admin_email=org.admin_email, locale=org.locale,
+                       currency=org.currency, status=OrgStatus.TRIALING, plan=TRIAL_PLAN,
+                       licences=org.licences or 0, user_count=len(org.users),
+                       auto_allocate_storage=org.auto_allocate_storage)
+    if org.plan == "trial":
+        # Licences asked for up front are bought when the trial converts (never fewer than users).
+        return base.with_changes(trial_ends_at=now + timedelta(days=policy.trial_days))
+    if org.plan == FREE_PLAN:
+        return base.with_changes(status=OrgStatus.FREE, plan=FREE_PLAN, licences=0)
+    cycle = Cycle(org.cycle)
+    licences = org.licences if org.licences is not None else len(org.users)
+    state = base.with_changes(status=OrgStatus.ACTIVE, plan=org.plan, licences=licences, cycle=cycle,
+                              cycle_anchor=now, period_start=now, renews_at=boundary(now, cycle, 1),
+                              large_account=is_large_account(max(licences, len(org.users)), policy))
+    lines = charges(catalog, org.currency, cycle, (now, state.renews_at), now, held_items(state, catalog), [])
+    return state.with_changes(ledger=[line.span(PAID_BEFORE) for line in lines])

@@ -1,0 +1,479 @@
+"""One table of operations (STYLE.md): every change an admin or billing staff can ask for,
+registered once with its request type, its check (domain.rules) and its decision.
+
+The workflow's Updates, the `billing` CLI commands and the `billing simulate` actions are
+generated from `OPERATIONS`; a new operation is one entry here plus its decision.
+
+A purchase (something charged now, pro rata) is decided in two steps: `_purchase` prices the
+request and leaves it waiting for payment; `apply` re-applies it to the state of the moment
+when its invoice is paid (domain.payments), so what is bought is what the org has then."""
+
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from domain import emails
+from domain import requests as rq
+from domain import rules
+from domain.billing import Line, charges, held_items, total
+from domain.cards import sandbox_tokenise
+from domain.decisions import (ChargePurpose, Context, Decision, Draft, InvoiceDraft, UserChange, UserChangeKind,
+                              check_storage, collect, send)
+from domain.errors import DomainError
+from domain.renewal import (apply_scheduled, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
+                            plan_name, start_period, tier_floor)
+from domain.states import FREE_PLAN, Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
+from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers, UnitCount, WaitingChange
+
+Check = Callable[..., None]
+Decide = Callable[[OrgSnapshot, Any, Context], Decision]
+Apply = Callable[[Draft, Any, Context], None]
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    request: type
+    description: str
+    check: Check
+    decide: Decide
+    cli: tuple[str, ...]                      # the `billing` command: ("storage", "buy")
+    apply: Apply | None = None                # a purchase: applies the bought change once paid
+    invoice_kind: InvoiceKind = InvoiceKind.PRORATION
+    input: type | None = None                 # what a person types, when it differs (a card number)
+    actor_required: bool = False              # `--by` is required on the command line
+
+    def request_from(self, payload: dict[str, Any]) -> Any:
+        known = {f.name for f in fields(self.request)}
+        return self.request(**{k: v for k, v in payload.items() if k in known})
+
+    @property
+    def inputs(self) -> type:
+        """The fields a person gives: the CLI's arguments, a scenario action's keys."""
+        return self.input or self.request
+
+    def request_from_input(self, values: dict[str, Any]) -> Any:
+        """The Update's argument from what a person gave. A card number is tokenised here, as
+        the gateway's card form would: it never goes further (raises CardRejected, InvalidInput)."""
+        if self.input is rq.UpdateCardInput:
+            values = dict(values)
+            card = sandbox_tokenise(str(values.pop("card")))
+            values.update(token=card.token, brand=card.brand, last4=card.last4)
+        return self.request_from(values)
+
+
+def decide(operation: "Operation", state: OrgSnapshot, request: Any, ctx: Context, facts) -> Decision:
+    """Check the request against the state, then decide. `facts`: the catalog as checks see it."""
+    operation.check(state, ctx.policy, facts, request, ctx.now)
+    return operation.decide(state, request, ctx)
+
+
+# ---- shared steps ------------------------------------------------------------------------------
+
+def _public(request: Any) -> dict[str, Any]:
+    data = asdict(request)
+    for private in ("requested_by", "reason", "token"):
+        data.pop(private, None)
+    return data
+
+
+def _draft(name: str, state: OrgSnapshot, request: Any) -> Draft:
+    """Every accepted request is in the audit log: who, when, what and why."""
+    draft = Draft(state)
+    draft.event("request", by=getattr(request, "requested_by", ""), why=getattr(request, "reason", ""),
+                operation=name, **_public(request))
+    return draft
+
+
+def _monthly_price(ctx: Context, plan: str, currency: str) -> int:
+    return ctx.catalog.plan_price(plan, currency, Cycle.MONTHLY)
+
+
+def _price(before: OrgSnapshot, after: OrgSnapshot, ctx: Context) -> list[Line]:
+    """What the change from `before` to `after` costs from now to the end of after's period."""
+    return charges(ctx.catalog, after.currency, after.cycle, (after.period_start, after.renews_at), ctx.now,
+                   held_items(after, ctx.catalog), before.ledger)
+
+
+def _applied(operation: Operation, state: OrgSnapshot, request: Any, ctx: Context) -> Draft:
+    draft = Draft(state)
+    operation.apply(draft, request, ctx)
+    return draft
+
+
+def _purchase(name: str, summary: str):
+    """The decision of a purchase: nothing to pay (an item whose removal was scheduled bought
+    back, a purchase on the renewal day) applies it now; otherwise it is invoiced, charged at
+    once, and waits for that payment."""
+    def decision(state: OrgSnapshot, request: Any, ctx: Context) -> Decision:
+        operation = OPERATIONS[name]
+        draft = _draft(name, state, request)
+        after = _applied(operation, state, request, ctx)
+        lines = _price(state, after.state, ctx)
+        what = summary.format(**asdict(request))
+        if not any(line.amount for line in lines):
+            draft.absorb(after)
+            keep_ledger_from(draft, draft.state.period_start, lines)
+            draft.event("change_applied", change=what)
+            return draft.decision(f"{what}: nothing to pay, done")
+        draft.change(pending=WaitingChange(name, asdict(request), what, ctx.now, total=total(lines)))
+        draft.invoice = InvoiceDraft(operation.invoice_kind, lines, after.state.period_start, after.state.renews_at)
+        draft.add(collect(ChargePurpose.CHANGE))
+        return draft.decision(f"{what} invoiced")
+    return decision
+
+
+def apply_paid(state: OrgSnapshot, paid_lines: list[Line], invoice: str, ctx: Context) -> Draft:
+    """The change that waited for `invoice` takes effect now that it is paid."""
+    pending = state.pending
+    operation = OPERATIONS[pending.operation]
+    draft = Draft(state.with_changes(pending=None))
+    operation.apply(draft, operation.request_from(pending.request), ctx)
+    keep_ledger_from(draft, draft.state.period_start, paid_lines, invoice)
+    draft.event("change_applied", change=pending.summary)
+    return draft
+
+
+def _retry_open_invoice(draft: Draft, ctx: Context) -> None:
+    """Charge the open invoice now (card updated, staff retry): the dunning invoice, or the
+    change waiting for payment, re-priced if the day or the org changed since it was priced."""
+    state = draft.state
+    if state.dunning_invoice:
+        draft.add(collect(ChargePurpose.EXTRA, state.dunning_invoice, state.dunning_attempts + 1))
+        return
+    pending = state.pending
+    if pending is None or not state.has_card:
+        return
+    operation = OPERATIONS[pending.operation]
+    base = state.with_changes(pending=None)
+    after = _applied(operation, base, operation.request_from(pending.request), ctx)
+    lines = _price(base, after.state, ctx)
+    if pending.priced_at.date() == ctx.now.date() and total(lines) == pending.total:
+        draft.add(collect(ChargePurpose.CHANGE, pending.invoice, pending.attempts + 1))
+        return
+    draft.set_invoice_status(pending.invoice, InvoiceStatus.VOID)
+    draft.event("change_repriced", change=pending.summary, invoice=pending.invoice)
+    if not any(line.amount for line in lines):
+        draft.absorb(after)
+        keep_ledger_from(draft, draft.state.period_start, lines)
+        draft.event("change_applied", change=pending.summary)
+        return
+    draft.change(pending=WaitingChange(pending.operation, pending.request, pending.summary, ctx.now,
+                                       total=total(lines)))
+    draft.invoice = InvoiceDraft(operation.invoice_kind, lines, after.state.period_start, after.state.renews_at)
+    draft.add(collect(ChargePurpose.CHANGE))
+
+
+# ---- purchases: what each one changes once paid --------------------------------------------------
+
+def _apply_upgrade(draft: Draft, req: rq.UpgradeRequest, ctx: Context) -> None:
+    state = draft.state
+    if state.status == OrgStatus.FREE:
+        # Seed 000: a licence for every user the org has when the upgrade applies; a new cycle.
+        draft.set_plan(req.plan, PlanChangeReason.UPGRADE)
+        draft.set_status(OrgStatus.ACTIVE)
+        draft.change(licences=state.user_count)
+        start_period(draft, ctx.now, Cycle(req.cycle or Cycle.MONTHLY))
+    else:
+        draft.set_plan(req.plan, PlanChangeReason.UPGRADE)
+        draft.change(licences=max(state.licences, state.user_count))
+        scheduled = state.scheduled.plan
+        if scheduled and _monthly_price(ctx, scheduled, state.currency) < _monthly_price(ctx, req.plan, state.currency):
+            draft.change(scheduled=_replace(state.scheduled, plan=None))
+            draft.notice(f"the downgrade to {scheduled} scheduled for {state.renews_at:%Y-%m-%d} is dropped: it "
+                         f"would undo the upgrade to {req.plan}")
+    plan_change_effects(draft, state, PlanChangeReason.UPGRADE, ctx)
+
+
+def _apply_add_licences(draft: Draft, req: rq.AddLicencesRequest, ctx: Context) -> None:
+    state = draft.state
+    draft.change(licences=state.licences + req.count)
+    if state.scheduled.licences is not None:
+        draft.change(scheduled=_replace(state.scheduled, licences=None))
+        draft.notice(f"the licence cut to {state.scheduled.licences} scheduled for {state.renews_at:%Y-%m-%d} is "
+                     f"dropped: it would undo the {req.count} licence(s) just bought")
+
+
+def _apply_buy_storage(draft: Draft, req: rq.BuyStorageRequest, ctx: Context) -> None:
+    """Units whose removal is scheduled are kept first (already paid to the renewal)."""
+    state = draft.state
+    kept = min(req.count, state.scheduled.removing(req.unit_gb))
+    storage = {h.unit_gb: h for h in state.storage}
+    holding = storage.get(req.unit_gb, StorageHolding(req.unit_gb, 0, 0))
+    storage[req.unit_gb] = StorageHolding(req.unit_gb, holding.owned + req.count - kept, holding.allocated)
+    draft.change(storage=[storage[size] for size in sorted(storage)],
+                 scheduled=_replace(state.scheduled, storage=_minus(state.scheduled.storage, req.unit_gb, kept)))
+
+
+def _apply_buy_addon(draft: Draft, req: rq.BuyAddonRequest, ctx: Context) -> None:
+    state = draft.state
+    if req.addon in state.scheduled.addons:
+        draft.change(scheduled=_replace(state.scheduled, addons=[a for a in state.scheduled.addons if a != req.addon]))
+    else:
+        draft.change(addons=sorted([*state.addons, req.addon]))
+
+
+def _apply_tier(draft: Draft, req: rq.ChangeTierRequest, ctx: Context) -> None:
+    state = draft.state
+    cut = state.scheduled.tier
+    draft.change(tier_contacts=req.contacts, subscribers=Subscribers.within(state.contacts, req.contacts),
+                 scheduled=_replace(state.scheduled, tier=None))
+    if cut is not None and req.contacts != state.tier_contacts:
+        draft.notice(f"the tier cut to {cut} contacts scheduled for {state.renews_at:%Y-%m-%d} is dropped: it "
+                     f"would undo the tier raise to {req.contacts}")
+
+
+def _apply_yearly(draft: Draft, req: rq.SwitchToYearlyRequest, ctx: Context) -> None:
+    """The switch ends the monthly cycle now: what was scheduled for its end happens now, and the
+    year is billed for what the org keeps (DOMAIN.md)."""
+    before = draft.state
+    apply_scheduled(draft, ctx.catalog)
+    start_period(draft, ctx.now, Cycle.YEARLY)
+    plan_change_effects(draft, before, PlanChangeReason.DOWNGRADE, ctx)
+
+
+# ---- the other decisions --------------------------------------------------------------------------
+
+def _add_user(state: OrgSnapshot, req: rq.AddUserRequest, ctx: Context) -> Decision:
+    draft = _draft("add_user", state, req)
+    email = req.email.strip().lower()
+    draft.users.append(UserChange(UserChangeKind.ADD, email, storage_gb=float(req.storage_gb)))
+    users = state.user_count + 1
+    draft.change(user_count=users)
+    cut = state.scheduled.licences
+    if cut is not None and cut < users:
+        draft.change(scheduled=_replace(state.scheduled, licences=users))
+        draft.notice(f"the licence cut scheduled for {state.renews_at:%Y-%m-%d} is reduced from {cut} to {users}: "
+                     "every user needs a licence")
+    draft.add(check_storage(ctx.key, user=email))
+    return draft.decision(f"user {email} added")
+
+
+def _set_usage(state: OrgSnapshot, req: rq.SetUsageRequest, ctx: Context) -> Decision:
+    draft = Draft(state)  # a usage report is a measurement, not a request: not audited
+    email = req.user.strip().lower()
+    draft.users.append(UserChange(UserChangeKind.SET_USAGE, email, storage_gb=float(req.storage_gb)))
+    draft.add(check_storage(ctx.key, user=email))
+    return draft.decision(f"{email} uses {req.storage_gb:g} GB")
+
+
+def _allocate_storage(state: OrgSnapshot, req: rq.AllocateStorageRequest, ctx: Context) -> Decision:
+    draft = _draft("allocate_storage", state, req)
+    email = req.user.strip().lower()
+    draft.users.append(UserChange(UserChangeKind.ALLOCATE, email, unit_gb=req.unit_gb))
+    if state.storage_removable(req.unit_gb) < 1:  # the only free unit was ending: it stays
+        draft.change(scheduled=_replace(state.scheduled, storage=_minus(state.scheduled.storage, req.unit_gb, 1)))
+    draft.change(storage=[StorageHolding(h.unit_gb, h.owned, h.allocated + (h.unit_gb == req.unit_gb))
+                          for h in state.storage])
+    draft.add(check_storage(ctx.key, user=email))
+    return draft.decision(f"{req.unit_gb} GB allocated to {email}")
+
+
+def _remove_storage(state: OrgSnapshot, req: rq.RemoveStorageRequest, ctx: Context) -> Decision:
+    draft = _draft("remove_storage", state, req)
+    draft.change(scheduled=_replace(state.scheduled, storage=_minus(state.scheduled.storage, req.unit_gb, -req.count)))
+    return draft.decision(f"{req.count} x {req.unit_gb} GB removed from the renewal on {state.renews_at:%Y-%m-%d}")
+
+
+def _remove_addon(state: OrgSnapshot, req: rq.RemoveAddonRequest, ctx: Context) -> Decision:
+    draft = _draft("remove_addon", state, req)
+    draft.change(scheduled=_replace(state.scheduled, addons=sorted([*state.scheduled.addons, req.addon])))
+    return draft.decision(f"add-on {req.addon} stays until {state.renews_at:%Y-%m-%d}, then ends")
+
+
+def _change_tier(state: OrgSnapshot, req: rq.ChangeTierRequest, ctx: Context) -> Decision:
+    if state.status == OrgStatus.TRIALING:
+        draft = _draft("change_tier", state, req)
+        draft.change(trial_choice_tier=req.contacts)
+        return draft.decision(f"a {req.contacts}-contact tier starts when the trial ends on "
+                              f"{state.trial_ends_at:%Y-%m-%d}")
+    if req.contacts <= state.tier_contacts:
+        draft = _draft("change_tier", state, req)
+        if req.contacts == state.tier_contacts:
+            draft.change(scheduled=_replace(state.scheduled, tier=None))
+            return draft.decision(f"the tier cut to {state.scheduled.tier} contacts is cancelled: the tier stays at "
+                                  f"{req.contacts} contacts")
+        draft.change(scheduled=_replace(state.scheduled, tier=req.contacts))
+        return draft.decision(f"tier lowered to {req.contacts} contacts from {state.renews_at:%Y-%m-%d}")
+    return _buy_tier(state, req, ctx)
+
+
+_buy_tier = _purchase("change_tier", "tier {contacts} contacts")
+_upgrade_purchase = _purchase("upgrade", "upgrade to {plan}")
+
+
+def _upgrade(state: OrgSnapshot, req: rq.UpgradeRequest, ctx: Context) -> Decision:
+    if state.status == OrgStatus.TRIALING:
+        draft = _draft("upgrade", state, req)
+        draft.change(trial_choice_plan=req.plan, trial_choice_cycle=Cycle(req.cycle or Cycle.MONTHLY))
+        return draft.decision(f"{req.plan} ({draft.state.trial_choice_cycle}) starts when the trial ends on "
+                              f"{state.trial_ends_at:%Y-%m-%d}")
+    return _upgrade_purchase(state, req, ctx)
+
+
+def _set_contacts(state: OrgSnapshot, req: rq.SetContactsRequest, ctx: Context) -> Decision:
+    draft = Draft(state)  # a measurement, like usage
+    subscribers = Subscribers.within(req.contacts, state.tier_contacts)
+    draft.change(subscribers=subscribers)
+    cut = state.scheduled.tier
+    if cut is not None:
+        floor = tier_floor(subscribers.subscribed, ctx.catalog)
+        if floor > cut:
+            landing = floor if floor < state.tier_contacts else None
+            draft.change(scheduled=_replace(state.scheduled, tier=landing))
+            draft.notice(f"the tier cut to {cut} contacts " + (f"is reduced to {landing}" if landing else "is dropped")
+                         + f": {subscribers.subscribed} contacts are subscribed")
+    message = f"{subscribers.subscribed} contacts subscribed"
+    if subscribers.awaiting:
+        message += f", {subscribers.awaiting} awaiting upgrade"
+    return draft.decision(message)
+
+
+def _update_card(state: OrgSnapshot, req: rq.UpdateCardRequest, ctx: Context) -> Decision:
+    draft = _draft("update_card", state, req)
+    draft.change(card_brand=req.brand, card_last4=req.last4)
+    draft.card_token = req.token
+    draft.event("card_updated", by=req.requested_by, brand=req.brand, last4=req.last4)
+    _retry_open_invoice(draft, ctx)
+    return draft.decision(f"card {req.brand} ending {req.last4} saved")
+
+
+def _request_downgrade(state: OrgSnapshot, req: rq.DowngradeRequest, ctx: Context) -> Decision:
+    draft = _draft("request_downgrade", state, req)
+    plan = req.plan if req.plan != state.plan else None
+    licences = req.licences if req.licences is not None and req.licences != state.licences else None
+    draft.change(scheduled=_replace(state.scheduled, plan=plan, licences=licences))
+    final_licences = licences if licences is not None else state.licences
+    draft.event("downgrade_scheduled", by=req.requested_by, why=req.reason, to=req.plan,
+                licences=final_licences, effective_at=state.renews_at.isoformat())
+    catalog = ctx.catalog
+    draft.add(send(emails.downgrade_scheduled(ctx.key, plan_name(catalog, state.plan), plan_name(catalog, req.plan),
+                                              final_licences, req.requested_by, state.renews_at)))
+    return draft.decision(f"downgrade to {req.plan} with {final_licences} licences scheduled for "
+                          f"{state.renews_at:%Y-%m-%d}")
+
+
+def _cancel_downgrade(state: OrgSnapshot, req: rq.CancelDowngradeRequest, ctx: Context) -> Decision:
+    draft = _draft("cancel_downgrade", state, req)
+    was = state.scheduled.plan or f"{state.scheduled.licences} licences"
+    draft.change(scheduled=_replace(state.scheduled, plan=None, licences=None))
+    return draft.decision(f"scheduled downgrade to {was} cancelled")
+
+
+def _cancel(state: OrgSnapshot, req: rq.CancelRequest, ctx: Context) -> Decision:
+    draft = _draft("cancel", state, req)
+    if state.status == OrgStatus.TRIALING:
+        # DOMAIN.md: cancelling during a trial withdraws the chosen plan; nothing is charged.
+        draft.change(trial_choice_plan=None, trial_choice_cycle=None, trial_choice_tier=None)
+        return draft.decision(f"the {state.trial_choice_plan} plan chosen for the trial end is withdrawn: the trial "
+                              f"ends on {state.trial_ends_at:%Y-%m-%d} on the free plan and nothing is charged")
+    if state.status in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED):
+        # Our choice (README): the unpaid cycle was never delivered as paid, so a cancellation
+        # during dunning ends the subscription at once; the open invoice is void.
+        draft.set_invoice_status(state.dunning_invoice, InvoiceStatus.VOID)
+        move_to_free(draft, PlanChangeReason.CANCELLED, ctx, req.requested_by)
+        return draft.decision("cancelled during dunning: moved to the free plan now; the open invoice is void")
+    drop_pending(draft, "the subscription is cancelled")
+    draft.change(scheduled=_replace(draft.state.scheduled, cancel=True))
+    draft.set_status(OrgStatus.CANCELLING)
+    draft.add(send(emails.cancellation_scheduled(ctx.key, plan_name(ctx.catalog, state.plan), state.renews_at)))
+    return draft.decision(f"cancelled: paid service continues until {state.renews_at:%Y-%m-%d}, then the free plan")
+
+
+def _undo_cancel(state: OrgSnapshot, req: rq.UndoCancelRequest, ctx: Context) -> Decision:
+    draft = _draft("undo_cancel", state, req)
+    draft.change(scheduled=_replace(state.scheduled, cancel=False))
+    draft.set_status(OrgStatus.ACTIVE)
+    return draft.decision(f"cancellation undone: the subscription renews on {state.renews_at:%Y-%m-%d}")
+
+
+def _retry_payment(state: OrgSnapshot, req: rq.RetryPaymentRequest, ctx: Context) -> Decision:
+    draft = _draft("retry_payment", state, req)
+    _retry_open_invoice(draft, ctx)
+    return draft.decision("payment retry requested")
+
+
+def _resolve_escalation(state: OrgSnapshot, req: rq.ResolveEscalationRequest, ctx: Context) -> Decision:
+    draft = _draft("resolve_escalation", state, req)
+    if req.action == "downgrade":
+        draft.set_invoice_status(state.dunning_invoice, InvoiceStatus.UNCOLLECTIBLE)
+        move_to_free(draft, PlanChangeReason.STAFF_DOWNGRADE, ctx, req.requested_by)
+        return draft.decision("escalation resolved: invoice written off, org moved to the free plan")
+    if req.action == "extend":
+        retry_at = ctx.now + timedelta(days=req.extend_days)
+        draft.change(escalated_at=None, first_response_due=None, determination_due=None, next_retry_at=retry_at)
+        draft.set_status(OrgStatus.PAST_DUE)
+        return draft.decision(f"escalation resolved: grace extended, payment retried on {retry_at:%Y-%m-%d}")
+    _retry_open_invoice(draft, ctx)
+    return draft.decision("escalation resolved: retrying the payment now")
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+def _replace(scheduled: Scheduled, **changes: Any) -> Scheduled:
+    return replace(scheduled, **changes)
+
+
+def _minus(units: list[UnitCount], unit_gb: int, count: int) -> list[UnitCount]:
+    """Scheduled removals with `count` fewer units of that size (more, when negative)."""
+    counts = {u.unit_gb: u.count for u in units}
+    counts[unit_gb] = counts.get(unit_gb, 0) - count
+    return [UnitCount(size, n) for size, n in sorted(counts.items()) if n > 0]
+
+
+# ---- the table ------------------------------------------------------------------------------------
+
+def _operations() -> dict[str, Operation]:
+    ops = [
+        Operation("upgrade", rq.UpgradeRequest, "Upgrade the plan (during a trial: from the trial end)",
+                  rules.check_upgrade, _upgrade, ("upgrade",), _apply_upgrade, InvoiceKind.UPGRADE),
+        Operation("add_licences", rq.AddLicencesRequest, "Buy licences, charged pro rata to the renewal date",
+                  rules.check_add_licences, _purchase("add_licences", "add {count} licence(s)"), ("add-licences",),
+                  _apply_add_licences),
+        Operation("add_user", rq.AddUserRequest, "Add a user (a paid plan needs a free licence)",
+                  rules.check_add_user, _add_user, ("add-user",)),
+        Operation("buy_storage", rq.BuyStorageRequest, "Buy storage units, charged pro rata",
+                  rules.check_buy_storage, _purchase("buy_storage", "{count} x {unit_gb} GB storage"),
+                  ("storage", "buy"), _apply_buy_storage),
+        Operation("remove_storage", rq.RemoveStorageRequest, "Remove unallocated storage units at the renewal",
+                  rules.check_remove_storage, _remove_storage, ("storage", "remove")),
+        Operation("allocate_storage", rq.AllocateStorageRequest, "Allocate a storage unit to a user",
+                  rules.check_allocate_storage, _allocate_storage, ("storage", "allocate")),
+        Operation("set_usage", rq.SetUsageRequest, "Report a user's mailbox usage",
+                  rules.check_set_usage, _set_usage, ("usage", "set")),
+        Operation("buy_addon", rq.BuyAddonRequest, "Buy a flat add-on, charged pro rata",
+                  rules.check_buy_addon, _purchase("buy_addon", "add-on {addon}"), ("addon", "buy"),
+                  _apply_buy_addon),
+        Operation("remove_addon", rq.RemoveAddonRequest, "Remove a flat add-on at the renewal",
+                  rules.check_remove_addon, _remove_addon, ("addon", "remove")),
+        Operation("change_tier", rq.ChangeTierRequest,
+                  "Raise the subscriber tier (now, pro rata) or lower it (from the renewal)",
+                  rules.check_change_tier, _change_tier, ("tier", "change"), _apply_tier),
+        Operation("set_contacts", rq.SetContactsRequest, "Report the number of marketing contacts",
+                  rules.check_set_contacts, _set_contacts, ("tier", "contacts")),
+        Operation("switch_to_yearly", rq.SwitchToYearlyRequest, "Switch a monthly org to yearly billing now",
+                  rules.check_switch_to_yearly, _purchase("switch_to_yearly", "switch to yearly"),
+                  ("switch-to-yearly",), _apply_yearly, InvoiceKind.CYCLE_SWITCH),
+        Operation("update_card", rq.UpdateCardRequest, "Store a new card; an open invoice is charged at once",
+                  rules.check_update_card, _update_card, ("update-card",), input=rq.UpdateCardInput),
+        Operation("request_downgrade", rq.DowngradeRequest,
+                  "Staff: schedule a downgrade for the cycle end (15-30 days before the renewal)",
+                  rules.check_request_downgrade, _request_downgrade, ("downgrade",), actor_required=True),
+        Operation("cancel_downgrade", rq.CancelDowngradeRequest, "Staff: cancel a scheduled downgrade",
+                  rules.check_cancel_downgrade, _cancel_downgrade, ("cancel-downgrade",), actor_required=True),
+        Operation("cancel", rq.CancelRequest,
+                  "Cancel at the cycle end (during a trial: withdraw the chosen plan)",
+                  rules.check_cancel, _cancel, ("cancel",), actor_required=True),
+        Operation("undo_cancel", rq.UndoCancelRequest, "Undo a cancellation before the cycle end",
+                  rules.check_undo_cancel, _undo_cancel, ("undo-cancel",), actor_required=True),
+        Operation("retry_payment", rq.RetryPaymentRequest, "Staff: charge the open invoice now",
+                  rules.check_retry_payment, _retry_payment, ("retry-payment",), actor_required=True),
+        Operation("resolve_escalation", rq.ResolveEscalationRequest,
+                  "Staff: resolve an escalation (extend, downgrade or retry)",
+                  rules.check_resolve_escalation, _resolve_escalation, ("escalation", "resolve"),
+                  actor_required=True),
+    ]
+    return {op.name: op for op in ops}
+
+
+OPERATIONS = _operations()

@@ -1,0 +1,157 @@
+"""Decisions on a charge's outcome: an invoice paid, a decline at each rung of the dunning
+ladder (policy.retry_days), and the final action after the last retry. Declines are business
+outcomes; gateway outages never reach here (Temporal retries them)."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from domain import emails
+from domain.billing import Line
+from domain.decisions import (ChargePurpose, Context, Decision, Draft, EmailLine, FinalAction, final_dunning_action,
+                              no_change, send)
+from domain.lifecycle import is_large_account, next_retry_after
+from domain.operations import apply_paid
+from domain.renewal import move_to_free, plan_name
+from domain.states import TRIAL_PLAN, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
+from domain.subscription import OrgSnapshot
+
+
+@dataclass(frozen=True)
+class PaidInvoice:
+    """An invoice as stored, for the decisions that follow its payment."""
+    number: str
+    kind: InvoiceKind
+    total: int
+    lines: list[EmailLine] = field(default_factory=list)
+    ledger_lines: list[Line] = field(default_factory=list)   # its itemised lines: what it billed
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Decline:
+    invoice: str
+    attempt: int
+    amount: int
+    reason: str | None
+
+
+def _card(state: OrgSnapshot) -> str | None:
+    return f"{(state.card_brand or 'card').title()} •••• {state.card_last4}" if state.card_last4 else None
+
+
+def invoice_paid(state: OrgSnapshot, invoice: PaidInvoice, ctx: Context) -> Decision:
+    """End dunning, or apply the change that waited for this invoice; send the receipt."""
+    draft = Draft(state)
+    announce_conversion = invoice.kind == InvoiceKind.TRIAL_CONVERSION
+    if state.dunning_invoice == invoice.number:
+        recovered = state.status in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED)
+        draft.change(dunning_invoice=None, dunning_attempts=0, dunning_retries_done=0, dunning_started_at=None,
+                     next_retry_at=None, escalated_at=None, first_response_due=None, determination_due=None)
+        if recovered:
+            draft.event("dunning", event="recovered", invoice=invoice.number)
+        draft.set_status(OrgStatus.CANCELLING if state.scheduled.cancel else OrgStatus.ACTIVE)
+    elif state.pending is not None and state.pending.invoice == invoice.number:
+        draft.absorb(apply_paid(state, invoice.ledger_lines, invoice.number, ctx))
+        receipt = _receipt(draft.state, invoice)
+        draft.effects.insert(0, send(receipt))  # the receipt first, then what the change brings
+        return draft.decision(f"paid {invoice.number}: {state.pending.summary} applied")
+    if announce_conversion:
+        draft.add(send(emails.plan_changed(ctx.key, TRIAL_PLAN, state.plan, plan_name(ctx.catalog, TRIAL_PLAN),
+                                           plan_name(ctx.catalog, state.plan), "trial_converted", ctx.now)))
+    draft.add(send(_receipt(draft.state, invoice)))
+    return draft.decision(f"paid {invoice.number}")
+
+
+def _receipt(state: OrgSnapshot, invoice: PaidInvoice):
+    return emails.receipt(invoice.number, invoice.total, _card(state), invoice.lines, invoice.period_start,
+                          invoice.period_end)
+
+
+def _final_note(state: OrgSnapshot, next_retry: datetime | None, ctx: Context) -> str | None:
+    """Before the last retry, say what its failure would mean."""
+    started = state.dunning_started_at
+    if next_retry is None or started is None or next_retry != started + timedelta(days=ctx.policy.retry_days[-1]):
+        return None
+    return "escalated" if _large(state, ctx) else "free"
+
+
+def _large(state: OrgSnapshot, ctx: Context) -> bool:
+    return is_large_account(max(state.licences, state.user_count), ctx.policy)
+
+
+def charge_declined(state: OrgSnapshot, decline: Decline, purpose: ChargePurpose, ctx: Context) -> Decision:
+    draft = Draft(state)
+    if purpose == ChargePurpose.CYCLE:
+        if state.dunning_invoice == decline.invoice:
+            return no_change(state, "already in dunning")
+        started = state.period_start or ctx.now
+        next_retry = next_retry_after(started, ctx.policy, 0)
+        draft.change(dunning_invoice=decline.invoice, dunning_attempts=decline.attempt, dunning_retries_done=0,
+                     dunning_started_at=started, next_retry_at=next_retry)
+        draft.set_status(OrgStatus.PAST_DUE)
+        draft.event("dunning", event="entered", invoice=decline.invoice)
+        draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason,
+                                             next_retry, _final_note(draft.state, next_retry, ctx))))
+        return draft.decision(f"payment of {decline.invoice} declined: past due, next retry {next_retry:%Y-%m-%d}")
+    if purpose == ChargePurpose.CHANGE:
+        if state.pending is not None:
+            draft.change(pending=_with_attempts(state, decline.attempt))
+        return draft.decision(f"payment of {decline.invoice} declined; the change waits for payment")
+    if state.dunning_attempts >= decline.attempt:
+        return no_change(state, "attempt already recorded")
+    draft.change(dunning_attempts=decline.attempt)
+    if purpose == ChargePurpose.EXTRA:
+        # An extra attempt (card update, staff retry) counts but does not move the ladder on.
+        final = None if state.next_retry_at else ("escalated" if state.status == OrgStatus.ESCALATED else None)
+        draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason,
+                                             state.next_retry_at, final)))
+        return draft.decision(f"payment of {decline.invoice} declined")
+    retries_done = state.dunning_retries_done + 1
+    next_retry = next_retry_after(state.dunning_started_at, ctx.policy, retries_done)
+    draft.change(dunning_retries_done=retries_done, next_retry_at=next_retry)
+    if next_retry is not None:
+        draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason,
+                                             next_retry, _final_note(draft.state, next_retry, ctx))))
+        return draft.decision(f"retry {retries_done} declined; next retry {next_retry:%Y-%m-%d}")
+    # Our choice (DOMAIN.md): a large account is never downgraded for non-payment.
+    draft.add(final_dunning_action(FinalAction.ESCALATE if _large(state, ctx) else FinalAction.FREE))
+    return draft.decision(f"last retry of {decline.invoice} declined")
+
+
+def _with_attempts(state: OrgSnapshot, attempt: int):
+    from dataclasses import replace
+    return replace(state.pending, attempts=max(state.pending.attempts, attempt))
+
+
+def write_off_and_free(state: OrgSnapshot, decline: Decline, ctx: Context) -> Decision:
+    """The final dunning action: the grace period was served, the debt stays on the books as
+    uncollectible, the org moves to the free plan."""
+    if state.status == OrgStatus.FREE:
+        return no_change(state, "already on the free plan")
+    draft = Draft(state)
+    draft.set_invoice_status(decline.invoice, InvoiceStatus.UNCOLLECTIBLE)
+    draft.event("dunning", event="final", invoice=decline.invoice)
+    draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason, None,
+                                         "free")))
+    move_to_free(draft, PlanChangeReason.PAYMENT_FAILED, ctx)
+    return draft.decision(f"{decline.invoice} written off; moved to the free plan")
+
+
+def escalate(state: OrgSnapshot, decline: Decline, ctx: Context) -> Decision:
+    """Seed 002: anything that needs a person for a large account is S1-Critical."""
+    if state.status == OrgStatus.ESCALATED:
+        return no_change(state, "already escalated")
+    now, policy = ctx.now, ctx.policy
+    first = now + timedelta(hours=policy.escalation_first_response_hours)
+    determination = now + timedelta(hours=policy.escalation_determination_hours)
+    draft = Draft(state)
+    draft.change(escalated_at=now, first_response_due=first, determination_due=determination, next_retry_at=None)
+    draft.set_status(OrgStatus.ESCALATED)
+    draft.event("escalated", severity="S1", reason="payment_failed", invoice=decline.invoice,
+                first_response_due=first.isoformat(), determination_due=determination.isoformat())
+    draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason, None,
+                                         "escalated")))
+    draft.add(send(emails.escalation(decline.invoice, decline.attempt, policy.staff_notify_email, state.licences,
+                                     decline.amount, first, determination)))
+    return draft.decision("escalated to billing staff (S1-Critical)")

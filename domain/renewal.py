@@ -1,0 +1,177 @@
+"""Decisions at the edges of a cycle: trial reminders, the trial end, the renewal; and the
+transitions they share with the operations (starting a period, moving to the free plan,
+applying what was scheduled for the cycle end, re-checked against what the org uses then)."""
+
+from datetime import datetime
+
+from domain import emails
+from domain.billing import Line, charges, held_items, tier_addon
+from domain.catalog import Catalog
+from domain.decisions import ChargePurpose, Context, Decision, Draft, InvoiceDraft, check_storage, collect, no_change, send
+from domain.periods import boundary, next_boundary_after
+from domain.policy import Policy
+from domain.states import FREE_PLAN, Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
+from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers
+
+
+def plan_name(catalog: Catalog, plan_id: str) -> str:
+    return catalog.plans[plan_id].name if plan_id in catalog.plans else plan_id
+
+
+def tier_floor(contacts: int, catalog: Catalog) -> int:
+    """The smallest tier that covers `contacts` (0 when there are none)."""
+    tier = tier_addon(catalog)
+    if tier is None or contacts <= 0:
+        return 0
+    steps = -(-contacts // tier.step)
+    return max(tier.min, steps * tier.step)
+
+
+def start_period(draft: Draft, anchor: datetime, cycle: Cycle) -> None:
+    draft.change(cycle=cycle, cycle_anchor=anchor, period_start=anchor, renews_at=boundary(anchor, cycle, 1))
+
+
+def bill_period(draft: Draft, catalog: Catalog, kind: InvoiceKind) -> None:
+    """Invoice the whole current period for what the org holds; its lines enter the ledger."""
+    state = draft.state
+    lines = charges(catalog, state.currency, state.cycle, (state.period_start, state.renews_at), state.period_start,
+                    held_items(state, catalog), [])
+    draft.invoice = invoice_for(kind, lines, state.period_start, state.renews_at)
+    keep_ledger_from(draft, state.period_start, lines)
+
+
+def keep_ledger_from(draft: Draft, start: datetime, lines: list[Line], invoice: str | None = None) -> None:
+    """Spans ending before `start` can no longer overlap anything billed later: drop them."""
+    draft.change(ledger=[s for s in draft.state.ledger if s.end > start] + [line.span(invoice) for line in lines])
+
+
+def invoice_for(kind: InvoiceKind, lines: list[Line], start: datetime | None, end: datetime | None) -> InvoiceDraft:
+    return InvoiceDraft(kind, lines, start, end)
+
+
+def drop_pending(draft: Draft, why: str) -> None:
+    """An unpaid change does not outlive its cycle, nor a cancellation (DOMAIN.md)."""
+    pending = draft.state.pending
+    if pending is None:
+        return
+    draft.set_invoice_status(pending.invoice, InvoiceStatus.VOID)
+    draft.event("change_dropped", change=pending.summary, invoice=pending.invoice, why=why)
+    draft.change(pending=None)
+
+
+def move_to_free(draft: Draft, reason: PlanChangeReason, ctx: Context, actor: str | None = None) -> None:
+    """The org keeps its users and data; the paid cycle, its items and anything scheduled or
+    waiting end now. Quotas shrink: storage enforcement follows, and the plan_changed e-mail."""
+    before = draft.state.plan
+    drop_pending(draft, "the subscription ended")
+    draft.set_plan(FREE_PLAN, reason, actor)
+    draft.set_status(OrgStatus.FREE)
+    draft.change(cycle=None, cycle_anchor=None, period_start=None, renews_at=None, scheduled=Scheduled(),
+                 trial_choice_plan=None, trial_choice_cycle=None, trial_choice_tier=None,
+                 dunning_invoice=None, dunning_attempts=0, dunning_retries_done=0, dunning_started_at=None,
+                 next_retry_at=None, escalated_at=None, first_response_due=None, determination_due=None,
+                 tier_contacts=0, subscribers=Subscribers(0, draft.state.subscribers.total), addons=[],
+                 storage=[StorageHolding(h.unit_gb, 0, 0) for h in draft.state.storage if h.owned], ledger=[])
+    if reason != PlanChangeReason.TRIAL_EXPIRED:  # the trial_expired e-mail says it
+        draft.add(send(emails.plan_changed(ctx.key, before, FREE_PLAN, plan_name(ctx.catalog, before),
+                                           plan_name(ctx.catalog, FREE_PLAN), str(reason), ctx.now)))
+        draft.add(check_storage(ctx.key))
+
+
+def apply_scheduled(draft: Draft, catalog: Catalog) -> None:
+    """What was scheduled for the cycle end takes effect, re-checked now: never below the users
+    or the subscribed contacts the org has (DOMAIN.md, "later wins")."""
+    state = draft.state
+    scheduled = state.scheduled
+    if scheduled.plan:
+        draft.set_plan(scheduled.plan, PlanChangeReason.DOWNGRADE)
+    if scheduled.licences is not None:
+        licences = scheduled.licences
+        if licences < state.user_count:
+            draft.notice(f"the licence cut to {licences} is reduced to {state.user_count}: the org has "
+                         f"{state.user_count} users")
+            licences = state.user_count
+        draft.change(licences=licences)
+    if scheduled.tier is not None:
+        floor = tier_floor(state.subscribers.subscribed, catalog)
+        tier = scheduled.tier
+        if tier < floor:
+            tier = min(floor, state.tier_contacts)
+            draft.notice(f"the tier cut to {scheduled.tier} contacts lands at {tier}: "
+                         f"{state.subscribers.subscribed} contacts are subscribed")
+        draft.change(tier_contacts=tier)
+    if scheduled.addons:
+        draft.change(addons=[a for a in state.addons if a not in scheduled.addons])
+    if scheduled.storage:
+        draft.change(storage=[StorageHolding(h.unit_gb, h.owned - scheduled.removing(h.unit_gb), h.allocated)
+                              for h in draft.state.storage])
+    draft.change(scheduled=Scheduled(cancel=scheduled.cancel))
+
+
+def plan_change_effects(draft: Draft, before: OrgSnapshot, reason: PlanChangeReason, ctx: Context) -> None:
+    """A new plan changes quotas: the admin is told, and storage enforcement runs."""
+    after = draft.state.plan
+    if after == before.plan:
+        return
+    draft.add(send(emails.plan_changed(ctx.key, before.plan, after, plan_name(ctx.catalog, before.plan),
+                                       plan_name(ctx.catalog, after), str(reason), ctx.now)))
+    draft.add(check_storage(ctx.key))
+
+
+# ---- trial -------------------------------------------------------------------------------------
+
+def trial_reminder(state: OrgSnapshot, days: int, ctx: Context) -> Decision:
+    draft = Draft(state)
+    draft.change(trial_reminders_sent=sorted({*state.trial_reminders_sent, days}))
+    draft.add(send(emails.trial_ending(state.trial_ends_at, days, plan_name(ctx.catalog, state.plan))))
+    return draft.decision(f"{days}-day trial reminder")
+
+
+def end_trial(state: OrgSnapshot, ctx: Context) -> Decision:
+    """Seed 003: a plan (and tier) chosen during the trial starts when it ends and its first
+    cycle is charged; without one the org moves to the free plan."""
+    now, catalog = ctx.now, ctx.catalog
+    if state.status != OrgStatus.TRIALING or state.trial_ends_at is None or now < state.trial_ends_at:
+        return no_change(state, "the trial has already ended")
+    draft = Draft(state)
+    ends = state.trial_ends_at
+    if state.trial_choice_plan is None:
+        move_to_free(draft, PlanChangeReason.TRIAL_EXPIRED, ctx)
+        draft.add(check_storage(ctx.key, announce=emails.trial_expired(ends, plan_name(catalog, FREE_PLAN))))
+        return draft.decision("trial expired: moved to the free plan")
+    tier = state.trial_choice_tier or 0
+    draft.set_plan(state.trial_choice_plan, PlanChangeReason.TRIAL_CONVERTED)
+    draft.set_status(OrgStatus.ACTIVE)
+    draft.change(licences=max(state.licences, state.user_count), tier_contacts=tier,
+                 subscribers=Subscribers.within(state.subscribers.total, tier),
+                 trial_choice_plan=None, trial_choice_cycle=None, trial_choice_tier=None)
+    start_period(draft, ends, state.trial_choice_cycle or Cycle.MONTHLY)
+    bill_period(draft, catalog, InvoiceKind.TRIAL_CONVERSION)
+    # Quotas may shrink (the trial is Professional): enforce now. The conversion itself is
+    # announced once its first payment succeeds (no e-mail announces an unpaid plan).
+    draft.add(check_storage(ctx.key))
+    draft.add(collect(ChargePurpose.CYCLE))
+    return draft.decision(f"trial converted to {draft.state.plan} ({draft.state.cycle})")
+
+
+# ---- renewal -------------------------------------------------------------------------------------
+
+def renew(state: OrgSnapshot, period_start: datetime, ctx: Context) -> Decision:
+    """Close the cycle ending at `period_start`: drop a change still waiting for payment, apply
+    what was scheduled, then invoice the next cycle for what the org holds."""
+    if state.renews_at != period_start or state.status not in (OrgStatus.ACTIVE, OrgStatus.CANCELLING):
+        return no_change(state, "nothing to renew")
+    now, catalog = ctx.now, ctx.catalog
+    draft = Draft(state)
+    drop_pending(draft, "not paid by the end of its cycle")
+    if state.scheduled.cancel:
+        move_to_free(draft, PlanChangeReason.CANCELLED, ctx)
+        return draft.decision("cancellation took effect: moved to the free plan")
+    before = draft.state
+    apply_scheduled(draft, catalog)
+    draft.change(period_start=period_start, renews_at=next_boundary_after(state.cycle_anchor, state.cycle, period_start))
+    bill_period(draft, catalog, InvoiceKind.RENEWAL)
+    plan_change_effects(draft, before, PlanChangeReason.DOWNGRADE, ctx)
+    draft.add(collect(ChargePurpose.CYCLE))
+    return draft.decision(f"renewed until {draft.state.renews_at:%Y-%m-%d}")
+

@@ -1,0 +1,322 @@
+"""The pure model of one org: the domain's decisions, persisted in memory and driven the way the
+workflow drives them (steps when due, effects in order, charges against sandbox cards), with no
+Temporal, database or SMTP. The Hypothesis test and the differential test run orgs through it.
+
+What it keeps is what a user would check: invoices with their lines, charges, e-mails, blocked
+users, and the holdings at the end of every day (to count what was held against what was billed)."""
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain import emails
+from domain.billing import Line, held_items
+from domain.cards import sandbox_behaviour
+from domain.catalog import Catalog
+from domain.decisions import (ChargePurpose, Context, Decision, Effect, EffectKind, EmailLine, FinalAction,
+                              UserChangeKind, numbered)
+from domain.errors import DomainError
+from domain.lifecycle import StepKind, is_large_account, next_step
+from domain.onboarding import NewOrg, gb_to_mb, opening_state
+from domain.operations import OPERATIONS, decide
+from domain.payments import Decline, PaidInvoice, charge_declined, escalate, invoice_paid, write_off_and_free
+from domain.policy import Policy
+from domain.renewal import end_trial, plan_name, renew
+from domain.states import FREE_PLAN, Cycle, InvoiceKind, InvoiceStatus, OrgStatus
+from domain.storage import MB_PER_GB, MailboxUser, enforce, storage_emails
+from domain.subscription import Item, OrgSnapshot, catalog_facts
+
+
+@dataclass
+class ModelUser:
+    email: str
+    usage_mb: int
+    seq: int
+    is_admin: bool = False
+    blocked: bool = False
+    reason: str | None = None
+    units: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ModelInvoice:
+    number: str
+    kind: InvoiceKind
+    lines: list[Line]
+    status: InvoiceStatus
+    period_start: datetime | None
+    period_end: datetime | None
+    created_at: datetime
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+
+@dataclass(frozen=True)
+class ModelCharge:
+    at: datetime
+    invoice: str
+    attempt: int
+    amount: int
+    outcome: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    at: datetime
+    type: str
+    data: dict[str, Any]
+
+
+class OrgModel:
+    def __init__(self, org: NewOrg, start: datetime, policy: Policy, catalog: Catalog,
+                 card_token: str | None = None, card_brand: str = "visa", card_last4: str | None = None) -> None:
+        self.policy, self.catalog, self.now = policy, catalog, start
+        self.facts = catalog_facts(catalog, org.currency)
+        self.users = {u.email: ModelUser(u.email, gb_to_mb(u.storage_gb), seq, u.email == org.admin_email)
+                      for seq, u in enumerate(org.users, start=1)}
+        self.card_token = card_token
+        self.invoices: dict[str, ModelInvoice] = {}
+        self.charges: list[ModelCharge] = []
+        self.emails: list[tuple[datetime, str, str]] = []   # (at, template, recipient)
+        self._outbox: set[tuple[str, str, str]] = set()
+        self.events: list[ModelEvent] = []
+        self.rejections: list[tuple[datetime, str, str]] = []
+        self.days: dict[Any, tuple[dict[Item, int], Cycle | None, tuple | None]] = {}
+        self.units: dict[int, int] = {}   # owned units per size
+        self.removing: dict[int, int] = {}
+        self._updates = 0
+        state = opening_state(org, catalog, policy, start)
+        if card_token:
+            state = state.with_changes(card_brand=card_brand, card_last4=card_last4 or card_token[-4:])
+        self.state = self._reload(state)
+        self._note_day()
+
+    # ---- requests --------------------------------------------------------------------------------
+
+    def request(self, name: str, request: Any) -> Decision | None:
+        """Send an operation as the workflow's Update would: refused (recorded) or decided and carried out."""
+        operation = OPERATIONS[name]
+        self._updates += 1
+        key = f"update:{self._updates}"
+        try:
+            operation.check(self.state, self.policy, self.facts, request, self.now)
+            decision = decide(operation, self.state, request, self._ctx(key), self.facts)
+            self._check_users(decision)
+        except DomainError as err:
+            self.rejections.append((self.now, name, err.message))
+            return None
+        issued = self._persist(decision)
+        self._carry_out(decision.effects, issued, key, None)
+        self._note_day()
+        return decision
+
+    def _check_users(self, decision: Decision) -> None:
+        """What the database refuses: an unknown user, a user added twice."""
+        for change in decision.users:
+            if change.kind == UserChangeKind.ADD and change.email in self.users:
+                raise DomainError(f"email: {change.email} is already a user of {self.state.org_id}")
+            if change.kind != UserChangeKind.ADD and change.email not in self.users:
+                raise DomainError(f"user: no user {change.email!r} in org {self.state.org_id}")
+
+    # ---- time ------------------------------------------------------------------------------------
+
+    def advance_to(self, until: datetime) -> None:
+        """Perform every step due up to `until`, at its instant, as the workflow's timers would."""
+        while True:
+            step = next_step(self.state, self.policy, self.now)
+            if step.due is None or step.due > until:
+                break
+            self._tick(max(step.due, self.now))
+            self._perform(step)
+            self._note_day()
+        self._tick(until)
+
+    def _tick(self, moment: datetime) -> None:
+        while self.now.date() < moment.date():
+            self._note_day()
+            self.now = datetime.combine(self.now.date() + timedelta(days=1), datetime.min.time(), self.now.tzinfo)
+        self.now = max(self.now, moment)
+        self._note_day()
+
+    def _perform(self, step) -> None:
+        if step.kind == StepKind.SEND_TRIAL_REMINDER:
+            ends = self.state.trial_ends_at
+            self._email(emails.trial_ending(ends, step.reminder_days, plan_name(self.catalog, self.state.plan)))
+            self.state = self.state.with_changes(
+                trial_reminders_sent=sorted({*self.state.trial_reminders_sent, step.reminder_days}))
+        elif step.kind == StepKind.END_TRIAL:
+            key = f"trial_end:{self.state.trial_ends_at.isoformat()}"
+            self._step(end_trial(self.state, self._ctx(key)), key)
+        elif step.kind == StepKind.RENEW:
+            key = f"renewal:{self.state.renews_at.isoformat()}"
+            self._step(renew(self.state, self.state.renews_at, self._ctx(key)), key)
+        elif step.kind == StepKind.RETRY_PAYMENT:
+            key = f"retry:{self.state.dunning_invoice}:{self.state.dunning_attempts + 1}"
+            self._charge(self.state.dunning_invoice, self.state.dunning_attempts + 1, ChargePurpose.RETRY, key)
+
+    def _step(self, decision: Decision, key: str, decline: Decline | None = None) -> None:
+        issued = self._persist(decision)
+        self._carry_out(decision.effects, issued, key, decline)
+
+    # ---- effects, as the workflow carries them out -------------------------------------------------
+
+    def _carry_out(self, effects: list[Effect], issued: str | None, key: str, decline: Decline | None) -> None:
+        for effect in effects:
+            if effect.kind == EffectKind.EMAIL:
+                self._email(effect.email)
+            elif effect.kind == EffectKind.STORAGE_CHECK:
+                self._check_storage(effect.storage)
+            elif effect.kind == EffectKind.CHARGE:
+                charge = effect.charge
+                self._charge(charge.invoice or issued, charge.attempt, charge.purpose, key)
+            elif effect.kind == EffectKind.FINAL_DUNNING_ACTION:
+                final = write_off_and_free if effect.final_action == FinalAction.FREE else escalate
+                self._step(final(self.state, decline, self._ctx(f"final:{decline.invoice}")), key, decline)
+
+    def _charge(self, number: str, attempt: int, purpose: ChargePurpose, key: str) -> None:
+        invoice = self.invoices[number]
+        if invoice.status == InvoiceStatus.PAID or invoice.total <= 0:
+            invoice.status = InvoiceStatus.PAID
+            outcome, reason = "succeeded", None
+        elif invoice.status != InvoiceStatus.OPEN:
+            return
+        elif self.card_token is None:
+            outcome, reason = "declined", "no_card"
+        else:
+            behaviour = sandbox_behaviour(self.card_token)
+            outcome, reason = ("succeeded", None) if behaviour == "ok" else ("declined", behaviour)
+        amount = invoice.total
+        if amount > 0:
+            self.charges.append(ModelCharge(self.now, number, attempt, amount, outcome, reason))
+        if outcome == "succeeded":
+            invoice.status = InvoiceStatus.PAID
+            self.state = self._reload(self.state)
+            paid = PaidInvoice(number, invoice.kind, invoice.total,
+                               [EmailLine(l.description, l.amount, l.start, l.end) for l in invoice.lines],
+                               invoice.lines, invoice.period_start, invoice.period_end)
+            self._step(invoice_paid(self.state, paid, self._ctx(f"settle:{number}")), f"settle:{number}")
+            return
+        self.state = self._reload(self.state)
+        if purpose == ChargePurpose.CHANGE:
+            return
+        decline = Decline(number, attempt, amount, reason)
+        self._step(charge_declined(self.state, decline, purpose, self._ctx(f"declined:{number}:{attempt}")),
+                   key, decline)
+
+    def _email(self, email) -> None:
+        recipients = email.to or [self.state.admin_email]
+        for recipient in recipients:
+            outbox_key = (email.template, email.occasion, recipient)
+            if outbox_key not in self._outbox:
+                self._outbox.add(outbox_key)
+                self.emails.append((self.now, email.template, recipient))
+
+    def _check_storage(self, check) -> None:
+        plan = self.catalog.plans[self.state.plan]
+        ranked = sorted(self.users.values(), key=lambda u: (not u.is_admin, u.seq))
+        users = [MailboxUser(u.email, u.usage_mb, sum(u.units) * MB_PER_GB, rank, u.blocked, u.reason)
+                 for rank, u in enumerate(ranked, start=1) if check.user is None or u.email == check.user]
+        free = self._free_units()
+        verdict = enforce(users, plan.quota_gb, plan.user_cap, self.state.auto_allocate_storage, free)
+        for allocation in verdict.auto_allocated:
+            self.users[allocation.email].units.append(allocation.unit_gb)
+            self.events.append(ModelEvent(self.now, "storage_auto_allocated",
+                                          {"user": allocation.email, "unit_gb": allocation.unit_gb}))
+        for blocked in verdict.blocked + verdict.reblocked:
+            user = self.users[blocked.email]
+            if not user.blocked:
+                self.events.append(ModelEvent(self.now, "user_blocked", {"user": user.email, "reason": blocked.reason}))
+            user.blocked, user.reason = True, blocked.reason
+        for email in verdict.unblocked:
+            self.users[email].blocked, self.users[email].reason = False, None
+            self.events.append(ModelEvent(self.now, "user_unblocked", {"user": email}))
+        self.state = self._reload(self.state)
+        for email in storage_emails(verdict, check.occasion, self.state.admin_email, check.announce,
+                                    sum(self._free_units().values())):
+            self._email(email)
+
+    # ---- persistence, as db/ does it -----------------------------------------------------------------
+
+    def _persist(self, decision: Decision) -> str | None:
+        state = decision.state
+        number = None
+        if decision.card_token:
+            self.card_token = decision.card_token
+        for update in decision.invoice_updates:
+            if update.number in self.invoices:
+                self.invoices[update.number].status = update.status
+        if decision.invoice is not None:
+            number = f"INV-{state.org_id}-{len(self.invoices) + 1:04d}"
+            draft = decision.invoice
+            self.invoices[number] = ModelInvoice(number, draft.kind, list(draft.lines), InvoiceStatus.OPEN,
+                                                 draft.period_start, draft.period_end, self.now)
+            state = numbered(state, number)
+        for change in decision.users:
+            if change.kind == UserChangeKind.ADD:
+                self.users[change.email] = ModelUser(change.email, gb_to_mb(change.storage_gb),
+                                                     max(u.seq for u in self.users.values()) + 1)
+            elif change.kind == UserChangeKind.SET_USAGE:
+                self.users[change.email].usage_mb = gb_to_mb(change.storage_gb)
+            else:
+                self.users[change.email].units.append(change.unit_gb)
+        for event in decision.events:
+            self.events.append(ModelEvent(self.now, event.type, dict(event.data)))
+        # Units: a smaller holding frees allocated units last, as db/ does.
+        owned = {h.unit_gb: h.owned for h in state.storage}
+        for size in set(owned) | {s for u in self.users.values() for s in u.units}:
+            surplus = sum(u.units.count(size) for u in self.users.values()) - owned.get(size, 0)
+            for user in sorted(self.users.values(), key=lambda u: -u.seq):
+                while surplus > 0 and size in user.units:
+                    user.units.remove(size)
+                    surplus -= 1
+        self.state = self._reload(state)
+        return number
+
+    def _free_units(self) -> dict[int, int]:
+        free = {}
+        for holding in self.state.storage:
+            count = holding.owned - holding.allocated - self.state.scheduled.removing(holding.unit_gb)
+            if count > 0:
+                free[holding.unit_gb] = count
+        return free
+
+    def _reload(self, state: OrgSnapshot) -> OrgSnapshot:
+        """What load_snapshot derives from the rows."""
+        allocated: dict[int, int] = {}
+        for user in self.users.values():
+            for size in user.units:
+                allocated[size] = allocated.get(size, 0) + 1
+        storage = [replace(h, allocated=allocated.get(h.unit_gb, 0)) for h in state.storage if h.owned]
+        pending = state.pending
+        if pending is not None:
+            attempts = sum(1 for c in self.charges if c.invoice == pending.invoice)
+            pending = replace(pending, attempts=attempts)
+        return state.with_changes(
+            storage=storage, pending=pending, user_count=len(self.users),
+            blocked_users=[u.email for u in sorted(self.users.values(), key=lambda u: u.seq) if u.blocked],
+            large_account=is_large_account(max(state.licences, len(self.users)), self.policy))
+
+    def _ctx(self, key: str) -> Context:
+        return Context(self.now, self.policy, self.catalog, key)
+
+    def _note_day(self) -> None:
+        """The holdings at the end of each day: what that day should have been billed for."""
+        state = self.state
+        period = (state.period_start, state.renews_at) if state.period_start else None
+        self.days[self.now.date()] = (held_items(state, self.catalog), state.cycle, period)
+
+    # ---- what a user would look at -----------------------------------------------------------------
+
+    def final(self) -> dict[str, Any]:
+        state = self.state
+        return {"plan": state.plan, "status": str(state.status), "cycle": str(state.cycle) if state.cycle else None,
+                "renews_at": state.renews_at, "licences": state.licences, "users": len(self.users),
+                "blocked_users": list(state.blocked_users),
+                "contacts": {"tier": state.tier_contacts or None, "subscribed": state.subscribers.subscribed,
+                             "awaiting_upgrade": state.subscribers.awaiting}}
+
+    def paid(self) -> list[tuple[datetime, int]]:
+        return [(c.at, c.amount) for c in self.charges if c.outcome == "succeeded"]
