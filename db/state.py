@@ -102,6 +102,8 @@ def persist(session: Session, org_id: str, decision: Decision, now: datetime, ke
     the request or step, names the decision's invoice: a retried activity finds it again."""
     org, sub = get_org(session, org_id)
     state, ref = decision.state, None
+    for event in decision.events:
+        record_event(session, org_id, now, event.type, dict(event.data), actor=event.actor, reason=event.reason)
     for update in decision.invoice_updates:
         set_invoice_status(session, invoice_by_number(session, update.number), update.status, now)
     if decision.invoice is not None:
@@ -113,8 +115,6 @@ def persist(session: Session, org_id: str, decision: Decision, now: datetime, ke
     for change in decision.users:
         _change_user(session, org_id, change, now)
     write_state(session, org, sub, state, now)
-    for event in decision.events:
-        record_event(session, org_id, now, event.type, dict(event.data), actor=event.actor, reason=event.reason)
     return ref
 
 

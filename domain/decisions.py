@@ -15,7 +15,7 @@ from domain.billing import Line
 from domain.catalog import Catalog
 from domain.policy import Policy
 from domain.states import InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
-from domain.subscription import OrgSnapshot
+from domain.subscription import OrgSnapshot, Subscribers
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,11 @@ class Draft:
         if self.state.plan != plan:
             self.event("plan_changed", by=actor, **{"from": self.state.plan, "to": plan, "reason": str(reason)})
             self.change(plan=plan)
+
+    def set_subscribers(self, subscribers: Subscribers) -> None:
+        if self.state.subscribers != subscribers:
+            self.change(subscribers=subscribers)
+            self.event("contacts", subscribed=subscribers.subscribed, awaiting_upgrade=subscribers.awaiting)
 
     def set_invoice_status(self, number: str | None, status: InvoiceStatus) -> None:
         if number:

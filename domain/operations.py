@@ -216,8 +216,8 @@ def _apply_buy_addon(draft: Draft, req: rq.BuyAddonRequest, ctx: Context) -> Non
 def _apply_tier(draft: Draft, req: rq.ChangeTierRequest, ctx: Context) -> None:
     state = draft.state
     cut = state.scheduled.tier
-    draft.change(tier_contacts=req.contacts, subscribers=Subscribers.within(state.contacts, req.contacts),
-                 scheduled=_replace(state.scheduled, tier=None))
+    draft.change(tier_contacts=req.contacts, scheduled=_replace(state.scheduled, tier=None))
+    draft.set_subscribers(Subscribers.within(state.contacts, req.contacts))
     if cut is not None and req.contacts != state.tier_contacts:
         draft.notice(f"the tier cut to {cut} contacts scheduled for {state.renews_at:%Y-%m-%d} is dropped: it "
                      f"would undo the tier raise to {req.contacts}")
@@ -314,7 +314,7 @@ def _upgrade(state: OrgSnapshot, req: rq.UpgradeRequest, ctx: Context) -> Decisi
 def _set_contacts(state: OrgSnapshot, req: rq.SetContactsRequest, ctx: Context) -> Decision:
     draft = Draft(state)  # a measurement, like usage
     subscribers = Subscribers.within(req.contacts, state.tier_contacts)
-    draft.change(subscribers=subscribers)
+    draft.set_subscribers(subscribers)
     cut = state.scheduled.tier
     if cut is not None:
         floor = tier_floor(subscribers.subscribed, ctx.catalog)

@@ -66,11 +66,12 @@ def move_to_free(draft: Draft, reason: PlanChangeReason, ctx: Context, actor: st
     drop_pending(draft, "the subscription ended")
     draft.set_plan(FREE_PLAN, reason, actor)
     draft.set_status(OrgStatus.FREE)
+    draft.set_subscribers(Subscribers(0, draft.state.subscribers.total))
     draft.change(cycle=None, cycle_anchor=None, period_start=None, renews_at=None, scheduled=Scheduled(),
                  trial_choice_plan=None, trial_choice_cycle=None, trial_choice_tier=None,
                  dunning_invoice=None, dunning_attempts=0, dunning_retries_done=0, dunning_started_at=None,
                  next_retry_at=None, escalated_at=None, first_response_due=None, determination_due=None,
-                 tier_contacts=0, subscribers=Subscribers(0, draft.state.subscribers.total), addons=[],
+                 tier_contacts=0, addons=[],
                  storage=[StorageHolding(h.unit_gb, 0, 0) for h in draft.state.storage if h.owned], ledger=[])
     if reason != PlanChangeReason.TRIAL_EXPIRED:  # the trial_expired e-mail says it
         draft.add(send(emails.plan_changed(ctx.key, before, FREE_PLAN, plan_name(ctx.catalog, before),
@@ -143,8 +144,8 @@ def end_trial(state: OrgSnapshot, ctx: Context) -> Decision:
     draft.set_plan(state.trial_choice_plan, PlanChangeReason.TRIAL_CONVERTED)
     draft.set_status(OrgStatus.ACTIVE)
     draft.change(licences=max(state.licences, state.user_count), tier_contacts=tier,
-                 subscribers=Subscribers.within(state.subscribers.total, tier),
                  trial_choice_plan=None, trial_choice_cycle=None, trial_choice_tier=None)
+    draft.set_subscribers(Subscribers.within(state.subscribers.total, tier))
     start_period(draft, ends, state.trial_choice_cycle or Cycle.MONTHLY)
     bill_period(draft, catalog, InvoiceKind.TRIAL_CONVERSION)
     # Quotas may shrink (the trial is Professional): enforce now. The conversion itself is

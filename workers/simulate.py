@@ -71,6 +71,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "change_dropped": ("change", "invoice"),
     "change_repriced": ("change", "invoice"),
     "scheduled_change_adjusted": ("notice",),
+    "contacts": ("subscribed", "awaiting_upgrade"),
     "storage_auto_allocated": ("user", "unit_gb"),
 }
 TIME_FIELDS = ("first_response_due", "determination_due")

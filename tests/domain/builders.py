@@ -42,14 +42,23 @@ RENEWS_AT = utc(2026, 4, 30, 9)
 
 
 def active_org(**changes) -> OrgSnapshot:
-    """A paid org in good standing: standard, monthly, 5 licences, 4 users, card on file."""
+    """A paid org in good standing: standard, monthly, 5 licences, 4 users, card on file; the
+    current period paid for what it holds (unless `ledger` is given)."""
     base = OrgSnapshot(
         org_id="acme", name="Acme", admin_email=ADMIN, locale="en", currency="USD",
         status=OrgStatus.ACTIVE, plan="standard", licences=5, user_count=4,
         cycle=Cycle.MONTHLY, cycle_anchor=utc(2026, 1, 31, 9), period_start=PERIOD_START,
         renews_at=RENEWS_AT, card_brand="visa", card_last4="4242",
         storage=[StorageHolding(unit_gb=25, owned=3, allocated=1)])
-    return base.with_changes(**changes)
+    org = base.with_changes(**changes)
+    if "ledger" in changes or org.period_start is None:
+        return org
+    from domain.billing import charges, held_items
+    from domain.catalog import load_catalog
+    catalog = load_catalog()
+    lines = charges(catalog, org.currency, org.cycle, (org.period_start, org.renews_at), org.period_start,
+                    held_items(org, catalog), [])
+    return org.with_changes(ledger=[line.span("INV-1") for line in lines])
 
 
 def trial_org(**changes) -> OrgSnapshot:

@@ -1,0 +1,197 @@
+"""Decisions without Temporal or a database: single decisions on a built state, and the eight
+sequences of requests that meet through the pure model (tests/support/model.py). The same
+sequences run through `billing simulate` in tests/simulate/test_requests_meet.py."""
+
+from datetime import timedelta
+
+import pytest
+
+from domain import requests as rq
+from domain.cards import sandbox_tokenise
+from domain.catalog import load_catalog
+from domain.decisions import ChargePurpose, Context, EffectKind
+from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.operations import OPERATIONS, decide
+from domain.payments import Decline, charge_declined
+from domain.renewal import renew
+from domain.states import InvoiceKind, InvoiceStatus, OrgStatus
+from domain.subscription import Item, Scheduled, Subscribers, catalog_facts
+from tests.domain.builders import RENEWS_AT, STAFF, active_org, policy, utc
+from tests.support.model import OrgModel
+
+CATALOG = load_catalog()
+FACTS = catalog_facts(CATALOG, "USD")
+P = policy(billing_staff=None)
+START = utc(2026, 1, 31, 9)
+GOOD, DECLINING = sandbox_tokenise("4242424242424242"), sandbox_tokenise("4000000000000341")
+
+
+def ctx(now=utc(2026, 4, 10, 9), key="k"):
+    return Context(now, P, CATALOG, key)
+
+
+def decision(name, state, request, now=utc(2026, 4, 10, 9)):
+    return decide(OPERATIONS[name], state, request, ctx(now), FACTS)
+
+
+def model(plan="standard", card=GOOD, users=("b@acme.test",), **fields) -> OrgModel:
+    org = validate_new_org(NewOrg(id="acme", name="Acme", admin_email="admin@acme.test", plan=plan,
+                                  cycle=None if plan in ("trial", "free") else "monthly",
+                                  users=[NewUser(u, 1) for u in users], **fields), CATALOG)
+    return OrgModel(org, START, P, CATALOG, card.token if card else None, card_last4=card.last4 if card else None)
+
+
+def at(days, hours=0):
+    return START + timedelta(days=days, hours=hours)
+
+
+# ---- single decisions -------------------------------------------------------------------------
+
+def test_a_user_added_beyond_a_scheduled_licence_cut_reduces_the_cut_with_a_notice():
+    org = active_org(licences=5, user_count=4, scheduled=Scheduled(licences=4))
+    made = decision("add_user", org, rq.AddUserRequest("e@acme.test"))
+    assert made.state.scheduled.licences == 5 and made.state.user_count == 5
+    assert "reduced from 4 to 5" in made.message
+    assert [e.type for e in made.events] == ["request", "scheduled_change_adjusted"]
+    assert [e.kind for e in made.effects] == [EffectKind.STORAGE_CHECK]
+
+
+def test_a_purchase_waits_for_payment_with_its_invoice_and_a_charge_to_make():
+    made = decision("add_licences", active_org(), rq.AddLicencesRequest(2))
+    assert made.state.licences == 5 and made.state.pending.operation == "add_licences"
+    assert made.invoice.kind == InvoiceKind.PRORATION
+    # Apr 10 to Apr 29: 20 of April's 30 days, 2 x 300.
+    assert [(line.item, line.quantity, line.amount) for line in made.invoice.lines] == [
+        (Item.licence("standard"), 2, 400)]
+    [charge] = made.effects
+    assert (charge.kind, charge.charge.purpose, charge.charge.invoice) == (EffectKind.CHARGE, ChargePurpose.CHANGE, None)
+
+
+def test_the_renewal_reduces_a_licence_cut_to_the_users_the_org_has_then():
+    org = active_org(licences=5, user_count=4, scheduled=Scheduled(licences=3))
+    made = renew(org, RENEWS_AT, ctx(RENEWS_AT))
+    assert made.state.licences == 4 and made.state.scheduled == Scheduled()
+    assert made.invoice.total == 4 * 300 + 3 * 400   # 4 licences, 3 storage units of 25 GB
+
+
+def test_a_renewal_drops_the_change_waiting_for_payment_and_voids_its_invoice():
+    waiting = decision("add_licences", active_org(), rq.AddLicencesRequest(1)).state
+    waiting = waiting.with_changes(pending=waiting.pending.__class__(**{**waiting.pending.__dict__, "invoice": "INV-9"}))
+    made = renew(waiting, RENEWS_AT, ctx(RENEWS_AT))
+    assert made.state.pending is None and made.state.licences == 5
+    assert [(u.number, u.status) for u in made.invoice_updates] == [("INV-9", InvoiceStatus.VOID)]
+
+
+def test_a_decline_at_the_last_retry_of_a_large_account_escalates_instead_of_downgrading():
+    org = active_org(status=OrgStatus.PAST_DUE, licences=150, user_count=150, dunning_invoice="INV-7",
+                     dunning_attempts=4, dunning_retries_done=3, dunning_started_at=utc(2026, 3, 31, 9))
+    made = charge_declined(org, Decline("INV-7", 5, 45000, "card_declined"), ChargePurpose.RETRY,
+                           ctx(utc(2026, 4, 7, 9)))
+    assert [(e.kind, e.final_action) for e in made.effects] == [(EffectKind.FINAL_DUNNING_ACTION, "escalate")]
+
+
+def test_refusals_name_the_rule_and_change_nothing():
+    from domain.errors import BelowUsage
+    with pytest.raises(BelowUsage, match="every user needs a licence"):
+        decision("add_user", active_org(licences=4, user_count=4), rq.AddUserRequest("e@acme.test"))
+
+
+# ---- the eight sequences, through the pure model ------------------------------------------------
+
+def test_1_trial_choice_with_a_tier_and_a_smaller_plan():
+    org = model(plan="trial", card=None, users=("big@acme.test",))
+    org.users["big@acme.test"].usage_mb = 40 * 1024
+    org.advance_to(at(5))
+    org.request("upgrade", rq.UpgradeRequest("standard", "monthly"))
+    org.request("change_tier", rq.ChangeTierRequest(2000))
+    org.request("set_contacts", rq.SetContactsRequest(2500))
+    org.request("update_card", rq.UpdateCardRequest(GOOD.token, GOOD.brand, GOOD.last4))
+    org.advance_to(at(50))
+    assert org.rejections == []
+    assert org.paid() == [(utc(2026, 2, 15, 9), 1600), (utc(2026, 3, 15, 9), 1600)]
+    assert org.final()["blocked_users"] == ["big@acme.test"]
+    assert org.final()["contacts"] == {"tier": 2000, "subscribed": 2000, "awaiting_upgrade": 500}
+
+
+def test_2_licence_cut_then_a_paid_upgrade():
+    org = model(plan="mail_lite_10", users=("b@acme.test", "c@acme.test"), licences=5)
+    org.advance_to(at(5))
+    org.request("request_downgrade", rq.DowngradeRequest("mail_lite_10", 3, requested_by=STAFF))
+    org.advance_to(at(10))
+    org.request("upgrade", rq.UpgradeRequest("standard"))
+    org.advance_to(at(65))
+    assert org.paid() == [(at(10), 562), (utc(2026, 2, 28, 9), 900), (utc(2026, 3, 31, 9), 900)]
+    assert (org.state.plan, org.state.licences) == ("standard", 3)
+
+
+def test_3_user_added_while_an_upgrade_waits():
+    org = model(plan="free", card=DECLINING)
+    org.advance_to(at(2))
+    org.request("upgrade", rq.UpgradeRequest("standard", "monthly"))
+    org.advance_to(at(3))
+    org.request("add_user", rq.AddUserRequest("c@acme.test"))
+    org.advance_to(at(4))
+    org.request("update_card", rq.UpdateCardRequest(GOOD.token, GOOD.brand, GOOD.last4))
+    org.advance_to(at(35))
+    assert [(c.at, c.amount, c.outcome) for c in org.charges] == [
+        (at(2), 600, "declined"), (at(4), 900, "succeeded"), (utc(2026, 3, 4, 9), 900, "succeeded")]
+    assert (org.state.licences, len(org.users)) == (3, 3)
+
+
+def test_4_addon_bought_back():
+    org = model()
+    for day, name, request in ((7, "buy_addon", rq.BuyAddonRequest("support_essentials")),
+                               (10, "remove_addon", rq.RemoveAddonRequest("support_essentials")),
+                               (12, "buy_addon", rq.BuyAddonRequest("support_essentials"))):
+        org.advance_to(at(day))
+        org.request(name, request)
+    org.advance_to(at(30))
+    assert org.paid() == [(at(7), 3750), (utc(2026, 2, 28, 9), 5600)]
+
+
+def test_5_trial_choice_cancelled():
+    org = model(plan="trial", card=None)
+    org.advance_to(at(5))
+    org.request("upgrade", rq.UpgradeRequest("standard", "monthly"))
+    org.request("update_card", rq.UpdateCardRequest(GOOD.token, GOOD.brand, GOOD.last4))
+    org.advance_to(at(6))
+    assert org.request("cancel", rq.CancelRequest("admin@acme.test")) is not None
+    org.advance_to(at(20))
+    assert org.charges == [] and org.invoices == {} and org.state.plan == "free"
+
+
+def test_6_removal_then_yearly():
+    org = model()
+    for day, name, request in ((7, "buy_addon", rq.BuyAddonRequest("support_essentials")),
+                               (10, "remove_addon", rq.RemoveAddonRequest("support_essentials")),
+                               (14, "switch_to_yearly", rq.SwitchToYearlyRequest())):
+        org.advance_to(at(day))
+        org.request(name, request)
+    org.advance_to(at(40))
+    assert org.paid() == [(at(7), 3750), (at(14), 3200)]
+    assert org.state.addons == [] and org.state.renews_at == utc(2027, 2, 14, 9)
+
+
+def test_7_tier_cut_then_contacts_grow():
+    org = model(users=())
+    org.advance_to(at(2))
+    org.request("change_tier", rq.ChangeTierRequest(3000))
+    org.request("set_contacts", rq.SetContactsRequest(1500))
+    org.advance_to(at(5))
+    org.request("change_tier", rq.ChangeTierRequest(2000))
+    org.advance_to(at(8))
+    org.request("set_contacts", rq.SetContactsRequest(2500))
+    org.advance_to(at(30))
+    assert org.invoices["INV-acme-0002"].total == 300 + 1500 and org.state.tier_contacts == 3000
+
+
+def test_8_awaiting_upgrade():
+    org = model(users=())
+    org.advance_to(at(2))
+    org.request("change_tier", rq.ChangeTierRequest(2000))
+    org.advance_to(at(3))
+    org.request("set_contacts", rq.SetContactsRequest(2600))
+    assert org.state.subscribers == Subscribers(2000, 600)
+    org.advance_to(at(5))
+    org.request("change_tier", rq.ChangeTierRequest(3000))
+    assert org.state.subscribers == Subscribers(2600, 0)
