@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from db.events import record_event
 from db.models import Organisation, PlanRow, Subscription, User
 from db.state import get_org, write_state
+from db.storage import enforce_storage
 from domain.catalog import Catalog
 from domain.errors import InvalidInput
 from domain.onboarding import NewOrg, gb_to_mb, opening_state
@@ -48,6 +49,8 @@ def create_org(session: Session, org: NewOrg, catalog: Catalog, policy: Policy, 
     write_state(session, row, sub, state, now)
     record_event(session, org.id, now, "org_created", {"plan": org.plan, "users": len(org.users)})
     record_event(session, org.id, now, "status", {"status": str(state.status)})
+    # A user already over the plan's quota (or beyond the free plan's cap) is blocked from the start.
+    enforce_storage(session, org.id, catalog, now)
     session.flush()
 
 

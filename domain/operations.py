@@ -114,7 +114,7 @@ def _purchase(name: str, summary: str):
         if not any(line.amount for line in lines):
             draft.absorb(after)
             keep_ledger_from(draft, draft.state.period_start, lines)
-            draft.event("change_applied", change=what)
+            draft.event("change_applied", change=what, operation=name, request=_public(request))
             return draft.decision(f"{what}: nothing to pay, done")
         draft.change(pending=WaitingChange(name, asdict(request), what, ctx.now, total=total(lines)))
         draft.invoice = InvoiceDraft(operation.invoice_kind, lines, after.state.period_start, after.state.renews_at)
@@ -130,7 +130,8 @@ def apply_paid(state: OrgSnapshot, paid_lines: list[Line], invoice: str, ctx: Co
     draft = Draft(state.with_changes(pending=None))
     operation.apply(draft, operation.request_from(pending.request), ctx)
     keep_ledger_from(draft, draft.state.period_start, paid_lines, invoice)
-    draft.event("change_applied", change=pending.summary)
+    draft.event("change_applied", change=pending.summary, operation=pending.operation,
+                request=_public(operation.request_from(pending.request)))
     return draft
 
 
@@ -156,7 +157,8 @@ def _retry_open_invoice(draft: Draft, ctx: Context) -> None:
     if not any(line.amount for line in lines):
         draft.absorb(after)
         keep_ledger_from(draft, draft.state.period_start, lines)
-        draft.event("change_applied", change=pending.summary)
+        draft.event("change_applied", change=pending.summary, operation=pending.operation,
+                    request=_public(operation.request_from(pending.request)))
         return
     draft.change(pending=WaitingChange(pending.operation, pending.request, pending.summary, ctx.now,
                                        total=total(lines)))

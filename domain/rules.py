@@ -64,10 +64,15 @@ def _not_cancelling(org: OrgSnapshot, what: str) -> None:
                          "undo the cancellation first")
 
 
-def _in_good_standing(org: OrgSnapshot, what: str) -> None:
+def _in_good_standing(org: OrgSnapshot, what: str, now: datetime) -> None:
     if org.status in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED):
         raise NotAllowed(f"cannot {what}: the org is {org.status} on invoice {org.dunning_invoice}; "
                          "the open invoice must be paid first")
+    if org.renews_at is not None and org.renews_at <= now and org.status in PAID_STATUSES:
+        # Dunning outlasted the cycle: its renewal runs as soon as the workflow gets to it. A purchase
+        # priced on the ended cycle would cost nothing and then be billed for days not held.
+        raise NotAllowed(f"cannot {what}: the renewal due on {org.renews_at:%Y-%m-%d} is being processed; "
+                         "try again in a moment")
 
 
 def _on_paid_plan(org: OrgSnapshot, what: str) -> None:
@@ -94,7 +99,7 @@ def check_upgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: 
     if target.id == FREE_PLAN:
         raise NotAllowed("the free plan is not an upgrade; cancel the subscription to move to it at the cycle end")
     _not_cancelling(org, "upgrade")
-    _in_good_standing(org, "upgrade")
+    _in_good_standing(org, "upgrade", now)
     _no_pending_change(org)
     if org.status == OrgStatus.TRIALING:
         return  # seed 003: the choice takes effect (and is charged) when the trial ends
@@ -116,7 +121,7 @@ def check_add_licences(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, 
     check_count(req.count)
     _on_paid_plan(org, "add licences")
     _not_cancelling(org, "add licences")
-    _in_good_standing(org, "add licences")
+    _in_good_standing(org, "add licences", now)
     _no_pending_change(org)
 
 
@@ -142,7 +147,7 @@ def check_buy_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, r
     check_count(req.count)
     _on_paid_plan(org, "buy storage")
     _not_cancelling(org, "buy storage")
-    _in_good_standing(org, "buy storage")
+    _in_good_standing(org, "buy storage", now)
     _no_pending_change(org)
 
 
@@ -173,7 +178,7 @@ def check_buy_addon(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req
         raise NotAllowed(f"add-on {req.addon} is already active")
     _on_paid_plan(org, "buy an add-on")
     _not_cancelling(org, "buy an add-on")
-    _in_good_standing(org, "buy an add-on")
+    _in_good_standing(org, "buy an add-on", now)
     _no_pending_change(org)
 
 
@@ -204,7 +209,7 @@ def check_change_tier(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, r
         return
     if req.contacts == org.tier_contacts:
         return  # keeping today's tier cancels the scheduled cut, at no cost
-    _in_good_standing(org, "raise the subscriber tier")
+    _in_good_standing(org, "raise the subscriber tier", now)
     _no_pending_change(org)
 
 
@@ -218,7 +223,7 @@ def check_switch_to_yearly(org: OrgSnapshot, policy: Policy, catalog: CatalogFac
     if org.cycle == Cycle.YEARLY:
         raise NotAllowed("the org is already billed yearly")
     _not_cancelling(org, "switch to yearly")
-    _in_good_standing(org, "switch to yearly")
+    _in_good_standing(org, "switch to yearly", now)
     _no_pending_change(org)
     if not org.has_card:
         raise NotAllowed("cannot switch to yearly without a card on file")

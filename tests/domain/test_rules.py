@@ -612,3 +612,12 @@ def test_removing_units_already_ending_is_refused():
     org = active_org(scheduled=Scheduled(storage=[UnitCount(25, 2)]))
     assert refusal(BelowUsage, rules.check_remove_storage, org, rq.RemoveStorageRequest(25, 1)) == \
         "only 0 unallocated 25 GB unit(s) can be removed; 1 requested"
+
+
+def test_nothing_is_bought_while_an_overdue_renewal_waits_to_run():
+    """Dunning outlasted the cycle; the card was just fixed: the renewal runs first (found by the
+    stateful test: a purchase priced on the ended cycle cost nothing, then was billed for days
+    not held)."""
+    org = active_org(renews_at=utc(2026, 4, 30, 9))
+    assert refusal(NotAllowed, rules.check_add_licences, org, rq.AddLicencesRequest(1), now=utc(2026, 5, 3)) == (
+        "cannot add licences: the renewal due on 2026-04-30 is being processed; try again in a moment")

@@ -64,7 +64,7 @@ async def renewals(stack: Stack) -> list[str]:
 async def dunning_to_free(stack: Stack) -> list[str]:
     start = await stack.now()
     org_id = await stack.create_org("replay-dunning-free", plan="standard", cycle="monthly", card=DECLINING,
-                                    start=start, users=[("big@x.test", 40.0)])
+                                    start=start, users=[("big@x.test", 12.0)])
     await stack.advance_to(boundary(start, Cycle.MONTHLY, 1) + timedelta(days=8))
     return [org_id]
 
@@ -94,9 +94,44 @@ async def scheduled_downgrade(stack: Stack) -> list[str]:
     return [org_id]
 
 
+async def trial_to_paid(stack: Stack) -> list[str]:
+    """A plan and a tier chosen during the trial, a card stored: the trial converts and is charged."""
+    start = await stack.now()
+    org_id = await stack.create_org("replay-trial-paid", users=[("big@x.test", 40.0)], start=start)
+    await stack.advance_to(start + timedelta(days=5))
+    good = sandbox_tokenise(GOOD)
+    await stack.send(org_id, "upgrade", rq.UpgradeRequest("standard", "monthly"))
+    await stack.send(org_id, "change_tier", rq.ChangeTierRequest(2000))
+    await stack.send(org_id, "update_card", rq.UpdateCardRequest(good.token, good.brand, good.last4))
+    await stack.advance_to(start + timedelta(days=stack.policy.trial_days, hours=1))
+    return [org_id]
+
+
+async def purchases(stack: Stack) -> list[str]:
+    """Purchases mid-cycle: one waits for payment (declining card) and is paid, re-priced, by a
+    card update; an add-on bought back; a tier raise; a yearly switch."""
+    start = await stack.now()
+    org_id = await stack.create_org("replay-purchases", plan="standard", cycle="monthly", card=DECLINING, start=start)
+    await stack.advance_to(start + timedelta(days=3))
+    await stack.send(org_id, "add_licences", rq.AddLicencesRequest(2))
+    await stack.advance_to(start + timedelta(days=4))
+    good = sandbox_tokenise(GOOD)
+    await stack.send(org_id, "update_card", rq.UpdateCardRequest(good.token, good.brand, good.last4))
+    await stack.send(org_id, "buy_addon", rq.BuyAddonRequest("support_essentials"))
+    await stack.send(org_id, "remove_addon", rq.RemoveAddonRequest("support_essentials"))
+    await stack.send(org_id, "buy_addon", rq.BuyAddonRequest("support_essentials"))
+    await stack.send(org_id, "change_tier", rq.ChangeTierRequest(3000))
+    await stack.send(org_id, "add_user", rq.AddUserRequest("big@x.test", 40.0))
+    await stack.advance_to(start + timedelta(days=6))
+    await stack.send(org_id, "switch_to_yearly", rq.SwitchToYearlyRequest())
+    await stack.advance_to(start + timedelta(days=7))
+    return [org_id]
+
+
 SCENARIOS: dict[str, Callable[[Stack], Awaitable[list[str]]]] = {
     "trial-to-free": trial_to_free, "renewals": renewals, "dunning-to-free": dunning_to_free,
     "dunning-recovered": dunning_recovered, "scheduled-downgrade": scheduled_downgrade,
+    "trial-to-paid": trial_to_paid, "purchases": purchases,
 }
 
 

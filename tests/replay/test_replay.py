@@ -17,7 +17,8 @@ from workflows.org import OrgWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 FILES = sorted(HISTORIES.glob("*/*.json"))  # histories/<version>/<scenario>--<workflow id>--run<k>.json
-SCENARIOS = {"trial-to-free", "renewals", "dunning-to-free", "dunning-recovered", "scheduled-downgrade"}
+SCENARIOS = {"trial-to-free", "renewals", "dunning-to-free", "dunning-recovered", "scheduled-downgrade",
+             "trial-to-paid", "purchases"}
 
 
 def load(path: Path) -> WorkflowHistory:

@@ -14,11 +14,12 @@ from domain.billing import Line, held_items
 from domain.cards import sandbox_behaviour
 from domain.catalog import Catalog
 from domain.decisions import (ChargePurpose, Context, Decision, Effect, EffectKind, EmailLine, FinalAction,
-                              UserChangeKind, numbered)
+                              StorageCheck, UserChangeKind, numbered)
 from domain.errors import DomainError
 from domain.lifecycle import StepKind, is_large_account, next_step
-from domain.onboarding import NewOrg, gb_to_mb, opening_state
+from domain.onboarding import PAID_BEFORE, NewOrg, gb_to_mb, opening_state
 from domain.operations import OPERATIONS, decide
+from domain.periods import next_boundary_after
 from domain.payments import Decline, PaidInvoice, charge_declined, escalate, invoice_paid, write_off_and_free
 from domain.policy import Policy
 from domain.renewal import end_trial, plan_name, renew
@@ -92,6 +93,9 @@ class OrgModel:
         if card_token:
             state = state.with_changes(card_brand=card_brand, card_last4=card_last4 or card_token[-4:])
         self.state = self._reload(state)
+        # A first cycle paid before the org reached us (created on a paid plan): billed, not invoiced.
+        self.paid_before = [span for span in state.ledger if span.invoice == PAID_BEFORE]
+        self._check_storage(StorageCheck("created"), send=False)  # as db/orgs.create_org does
         self._note_day()
 
     # ---- requests --------------------------------------------------------------------------------
@@ -111,6 +115,7 @@ class OrgModel:
         issued = self._persist(decision)
         self._carry_out(decision.effects, issued, key, None)
         self._note_day()
+        self.advance_to(self.now)  # as the workflow's loop does after an Update: what fell due, now
         return decision
 
     def _check_users(self, decision: Decision) -> None:
@@ -214,7 +219,7 @@ class OrgModel:
                 self._outbox.add(outbox_key)
                 self.emails.append((self.now, email.template, recipient))
 
-    def _check_storage(self, check) -> None:
+    def _check_storage(self, check: StorageCheck, send: bool = True) -> None:
         plan = self.catalog.plans[self.state.plan]
         ranked = sorted(self.users.values(), key=lambda u: (not u.is_admin, u.seq))
         users = [MailboxUser(u.email, u.usage_mb, sum(u.units) * MB_PER_GB, rank, u.blocked, u.reason)
@@ -234,6 +239,8 @@ class OrgModel:
             self.users[email].blocked, self.users[email].reason = False, None
             self.events.append(ModelEvent(self.now, "user_unblocked", {"user": email}))
         self.state = self._reload(self.state)
+        if not send:
+            return
         for email in storage_emails(verdict, check.occasion, self.state.admin_email, check.announce,
                                     sum(self._free_units().values())):
             self._email(email)
@@ -303,10 +310,15 @@ class OrgModel:
         return Context(self.now, self.policy, self.catalog, key)
 
     def _note_day(self) -> None:
-        """The holdings at the end of each day: what that day should have been billed for."""
+        """The holdings at the end of each day: what that day should have been billed for, and by
+        which period. The renewal date (before the renewal's hour) and the days past an overdue
+        renewal (dunning outlasted the cycle) belong to the next period: billed once it renews."""
         state = self.state
-        period = (state.period_start, state.renews_at) if state.period_start else None
-        self.days[self.now.date()] = (held_items(state, self.catalog), state.cycle, period)
+        period, next_period = (state.period_start, state.renews_at) if state.period_start else None, False
+        if period is not None and self.now.date() >= state.renews_at.date():
+            period, next_period = (state.renews_at, next_boundary_after(state.cycle_anchor, state.cycle,
+                                                                        state.renews_at)), True
+        self.days[self.now.date()] = (held_items(state, self.catalog), state.cycle, period, next_period)
 
     # ---- what a user would look at -----------------------------------------------------------------
 

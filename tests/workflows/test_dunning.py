@@ -44,7 +44,7 @@ SANDBOX_ON_AND_OFF = pytest.mark.parametrize("workflow_sandbox", [True, False], 
 async def test_declining_card_is_retried_on_schedule_then_the_org_goes_free(stack, smtp_sink, workflow_sandbox):
     stack.workflow_sandbox = workflow_sandbox
     async with stack.worker():
-        org_id, renewal = await paid_org(stack, DECLINING, users=[("big@x.test", 40.0)])
+        org_id, renewal = await paid_org(stack, DECLINING, users=[("big@x.test", 12.0)])
         await stack.advance_to(renewal + timedelta(hours=1))
         state = await stack.state(org_id)
         assert state.snapshot.status == "past_due" and state.snapshot.plan == "standard"
@@ -61,7 +61,7 @@ async def test_declining_card_is_retried_on_schedule_then_the_org_goes_free(stac
     assert all(close(m.message["Date"].datetime, due) for m, due in zip(failed, schedule, strict=True))
     assert "free" in failed[-1].part("plain").lower()
     assert state.snapshot.plan == "free" and state.snapshot.status == "free"
-    assert state.snapshot.blocked_users == ["big@x.test"]  # 40 GB over the free plan's 5 GB
+    assert state.snapshot.blocked_users == ["big@x.test"]  # 12 GB: within Standard's 30 GB, over free's 5 GB
     with stack.db.transaction() as session:
         invoice = session.scalars(select(Invoice).where(Invoice.org_id == org_id)).one()
         assert str(invoice.status) == "uncollectible"

@@ -1,0 +1,335 @@
+"""A Hypothesis state machine over the pure model (tests/support/model.py): every operation, good
+and bad, in any order, with time passing through trial ends, renewals and dunning. After every
+step it checks what DOMAIN.md says must hold whatever the order of requests:
+
+- licences >= users on a paid plan;
+- no item-day billed twice and every day held billed (quantities, day by day);
+- a scheduled change never undoes a change paid after it;
+- every quota change is enforced: the blocked users are exactly those over their quota or
+  beyond the plan's user cap;
+- nothing is charged after a cancellation, until the org upgrades again or undoes it;
+- a tier never below the subscribed contacts, and contacts past the tier await an upgrade;
+and, at the end of each run, that the amounts invoiced equal the catalog price of what was held,
+day by day, within rounding.
+
+CI runs 200 examples; `HYPOTHESIS_PROFILE=thorough` runs 2,000 (and longer runs)."""
+
+import os
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from domain import requests as rq
+from domain.billing import unit_price
+from domain.cards import sandbox_tokenise
+from domain.catalog import load_catalog
+from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.policy import Policy
+from domain.proration import period_days
+from domain.states import FREE_PLAN, InvoiceKind, InvoiceStatus
+from domain.storage import MB_PER_GB
+from domain.subscription import PAID_STATUSES
+from tests.support.model import OrgModel
+
+settings.register_profile("ci", max_examples=200, stateful_step_count=50, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+settings.register_profile("thorough", max_examples=2000, stateful_step_count=60, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+CATALOG = load_catalog()
+# A low large-account threshold, so escalations happen with small orgs too.
+POLICY = Policy(billing_staff=None, large_account_licences=6)
+START = datetime.fromisoformat("2026-01-31T09:00:00+00:00")
+CARDS = {"good": sandbox_tokenise("4242424242424242"), "declining": sandbox_tokenise("4000000000000341"),
+         "no_funds": sandbox_tokenise("4000000000009995")}
+PLANS = ["free", "mail_lite_5", "mail_lite_10", "mail_premium", "standard", "professional"]
+PAID_PLANS = PLANS[1:]
+STAFF = "rina@billing.test"
+CYCLE_INVOICES = (InvoiceKind.RENEWAL, InvoiceKind.TRIAL_CONVERSION)
+
+users = st.sampled_from([f"u{i}@acme.test" for i in range(1, 9)])
+gb = st.sampled_from([0, 1, 4.5, 6, 12, 28, 40, 60, 120])
+units = st.sampled_from([5, 25, 50])
+tiers = st.sampled_from([1000, 2000, 3000, 5000])
+
+
+class OrgLife(RuleBasedStateMachine):
+    org: OrgModel
+
+    @initialize(plan=st.sampled_from(["trial", "trial", "free", "standard", "mail_lite_10", "professional"]),
+                cycle=st.sampled_from(["monthly", "monthly", "yearly"]),
+                extra=st.lists(gb, min_size=0, max_size=4), card=st.sampled_from([None, "good", "good", "declining"]),
+                auto=st.booleans(), spare=st.integers(min_value=0, max_value=2))
+    def start(self, plan, cycle, extra, card, auto, spare):
+        people = [NewUser(f"u{i}@acme.test", usage) for i, usage in enumerate(extra, start=1)]
+        paid = plan not in ("trial", "free")
+        org = validate_new_org(NewOrg(id="acme", name="Acme", admin_email="admin@acme.test", users=people, plan=plan,
+                                      cycle=cycle if paid else None, auto_allocate_storage=auto,
+                                      licences=len(people) + 1 + spare if paid else None), CATALOG)
+        token = CARDS[card] if card else None
+        self.org = OrgModel(org, START, POLICY, CATALOG, token.token if token else None,
+                            card_last4=token.last4 if token else None)
+        self.seen_events = self.noted_events = 0
+        self.seen_charges = 0
+        self.charging_stopped = False
+
+    # ---- time -------------------------------------------------------------------------------------
+
+    @rule(days=st.integers(min_value=0, max_value=45), hours=st.integers(min_value=0, max_value=23))
+    def time_passes(self, days, hours):
+        self.org.advance_to(self.org.now + timedelta(days=days, hours=hours))
+
+    @rule()
+    def until_the_next_step(self):
+        from domain.lifecycle import next_step
+        step = next_step(self.org.state, POLICY, self.org.now)
+        if step.due is not None:
+            self.org.advance_to(max(step.due, self.org.now))
+
+    # ---- requests ---------------------------------------------------------------------------------
+
+    def send(self, name, request):
+        decision = self.org.request(name, request)
+        if decision is not None and name in ("cancel",):
+            self.charging_stopped = True
+        if decision is not None and name in ("upgrade", "undo_cancel"):
+            self.charging_stopped = False
+
+    @rule(plan=st.sampled_from(PAID_PLANS), cycle=st.sampled_from([None, "monthly", "yearly"]))
+    def upgrade(self, plan, cycle):
+        self.send("upgrade", rq.UpgradeRequest(plan, cycle))
+
+    @rule(count=st.integers(min_value=-1, max_value=3))
+    def add_licences(self, count):
+        self.send("add_licences", rq.AddLicencesRequest(count))
+
+    @rule(email=users, usage=gb)
+    def add_user(self, email, usage):
+        self.send("add_user", rq.AddUserRequest(email, usage))
+
+    @rule(email=st.sampled_from(["admin@acme.test"]) | users, usage=gb)
+    def set_usage(self, email, usage):
+        self.send("set_usage", rq.SetUsageRequest(email, usage))
+
+    @rule(unit=units, count=st.integers(min_value=1, max_value=2))
+    def buy_storage(self, unit, count):
+        self.send("buy_storage", rq.BuyStorageRequest(unit, count))
+
+    @rule(unit=units, count=st.integers(min_value=1, max_value=2))
+    def remove_storage(self, unit, count):
+        self.send("remove_storage", rq.RemoveStorageRequest(unit, count))
+
+    @rule(email=st.sampled_from(["admin@acme.test"]) | users, unit=units)
+    def allocate_storage(self, email, unit):
+        self.send("allocate_storage", rq.AllocateStorageRequest(email, unit))
+
+    @rule(addon=st.sampled_from(["support_essentials", "support_enhanced"]))
+    def buy_addon(self, addon):
+        self.send("buy_addon", rq.BuyAddonRequest(addon))
+
+    @rule(addon=st.sampled_from(["support_essentials", "support_enhanced"]))
+    def remove_addon(self, addon):
+        self.send("remove_addon", rq.RemoveAddonRequest(addon))
+
+    @rule(contacts=tiers)
+    def change_tier(self, contacts):
+        self.send("change_tier", rq.ChangeTierRequest(contacts))
+
+    @rule(contacts=st.integers(min_value=0, max_value=6000))
+    def set_contacts(self, contacts):
+        self.send("set_contacts", rq.SetContactsRequest(contacts))
+
+    @rule()
+    def switch_to_yearly(self):
+        self.send("switch_to_yearly", rq.SwitchToYearlyRequest())
+
+    @rule(card=st.sampled_from(sorted(CARDS)))
+    def update_card(self, card):
+        token = CARDS[card]
+        self.send("update_card", rq.UpdateCardRequest(token.token, token.brand, token.last4))
+
+    @precondition(lambda self: self.org.state.renews_at is not None)
+    @rule(plan=st.sampled_from(PAID_PLANS), licences=st.none() | st.integers(min_value=1, max_value=8),
+          days_before=st.integers(min_value=14, max_value=31))
+    def request_downgrade(self, plan, licences, days_before):
+        when = self.org.state.renews_at - timedelta(days=days_before)
+        if when > self.org.now:
+            self.org.advance_to(when)
+        self.send("request_downgrade", rq.DowngradeRequest(plan, licences, requested_by=STAFF))
+
+    @rule()
+    def cancel_downgrade(self):
+        self.send("cancel_downgrade", rq.CancelDowngradeRequest(requested_by=STAFF))
+
+    @rule()
+    def cancel(self):
+        self.send("cancel", rq.CancelRequest("admin@acme.test"))
+
+    @rule()
+    def undo_cancel(self):
+        self.send("undo_cancel", rq.UndoCancelRequest("admin@acme.test"))
+
+    @rule()
+    def retry_payment(self):
+        self.send("retry_payment", rq.RetryPaymentRequest(requested_by=STAFF))
+
+    @rule(action=st.sampled_from(["extend", "downgrade", "retry"]))
+    def resolve_escalation(self, action):
+        self.send("resolve_escalation", rq.ResolveEscalationRequest(action, requested_by=STAFF, reason="call"))
+
+    # ---- invariants -------------------------------------------------------------------------------
+
+    @invariant()
+    def note_what_was_reached(self):  # noqa: C901
+        """Statistics (`--hypothesis-show-statistics`): which of the paths the runs reach."""
+        state = self.org.state
+        event(f"status {state.status}")
+        if state.cycle is not None:
+            event(f"cycle {state.cycle}")
+        if state.pending is not None:
+            event("a change waits for payment")
+        for seen in self.org.events[self.noted_events:]:
+            if seen.type in ("scheduled_change_adjusted", "change_repriced", "change_dropped", "escalated"):
+                event(seen.type)
+            elif seen.type == "plan_changed":
+                event(f"plan changed: {seen.data['reason']}")
+        self.noted_events = len(self.org.events)
+
+    @invariant()
+    def licences_follow_users(self):
+        state = self.org.state
+        if state.status in PAID_STATUSES:
+            assert state.licences >= len(self.org.users), (state.licences, len(self.org.users))
+
+    @invariant()
+    def every_day_held_is_billed_once(self):
+        held, billed, exempt = self._days()
+        state = self.org.state
+        last = state.renews_at.date() if state.status in PAID_STATUSES and state.renews_at else self.org.now.date()
+        for day in sorted(set(held) | set(billed)):
+            if day in exempt or day >= last:
+                continue
+            assert billed.get(day, {}) == held.get(day, {}), (day, held.get(day), billed.get(day))
+
+    @invariant()
+    def a_scheduled_change_never_undoes_a_change_paid_after_it(self):
+        state, events = self.org.state, self.org.events[self.seen_events:]
+        self.seen_events = len(self.org.events)
+        price = lambda plan: CATALOG.plan_price(plan, "USD", "monthly")  # noqa: E731
+        for event in events:
+            if event.type != "change_applied":
+                continue
+            operation, request = event.data["operation"], event.data["request"]
+            scheduled = state.scheduled
+            if operation == "upgrade" and scheduled.plan:
+                assert price(scheduled.plan) >= price(request["plan"]), (scheduled, request)
+            elif operation == "add_licences":
+                assert scheduled.licences is None or scheduled.licences >= state.licences, scheduled
+            elif operation == "change_tier":
+                assert scheduled.tier is None or scheduled.tier >= request["contacts"], scheduled
+            elif operation == "buy_addon":
+                assert request["addon"] not in scheduled.addons
+            elif operation == "buy_storage":
+                owned = state.storage_owned(request["unit_gb"])
+                assert scheduled.removing(request["unit_gb"]) <= owned - request["count"], (scheduled, state.storage)
+
+    @invariant()
+    def blocked_users_are_exactly_those_over_their_quota(self):
+        plan = CATALOG.plans[self.org.state.plan]
+        ranked = sorted(self.org.users.values(), key=lambda u: (not u.is_admin, u.seq))
+        should = {u.email for rank, u in enumerate(ranked, start=1)
+                  if u.usage_mb > (plan.quota_gb + sum(u.units)) * MB_PER_GB
+                  or (plan.user_cap is not None and rank > plan.user_cap)}
+        assert {u.email for u in self.org.users.values() if u.blocked} == should
+
+    @invariant()
+    def nothing_is_charged_after_a_cancellation(self):
+        new = [c for c in self.org.charges[self.seen_charges:] if c.outcome == "succeeded"]
+        self.seen_charges = len(self.org.charges)
+        if self.charging_stopped:
+            assert new == [], new
+
+    @invariant()
+    def the_tier_covers_the_subscribed_contacts(self):
+        state = self.org.state
+        assert state.tier_contacts >= state.subscribers.subscribed
+        assert state.subscribers.subscribed == min(state.subscribers.total, state.tier_contacts)
+
+    def teardown(self):
+        if not hasattr(self, "org"):
+            return
+        invoiced, exact, lines = self._amounts()
+        assert abs(invoiced - exact) <= lines, (invoiced, float(exact), lines)
+
+    # ---- accounting -------------------------------------------------------------------------------
+
+    def _counted(self):
+        """What counts as billed: lines of paid invoices and of a cycle's invoice while it is
+        collected, and a first cycle paid before the org reached us."""
+        for invoice in self.org.invoices.values():
+            if invoice.status == InvoiceStatus.PAID or (invoice.status == InvoiceStatus.OPEN
+                                                       and invoice.kind in CYCLE_INVOICES):
+                yield from invoice.lines
+        yield from self.org.paid_before
+
+    def _exempt(self) -> set:
+        """Days held in grace, never paid: those of a cycle whose invoice was voided or written off,
+        and those of a next period not billed (yet: the renewal's hour, or an overdue renewal that
+        never came because the org left dunning for the free plan)."""
+        billed = {(invoice.period_start, invoice.period_end) for invoice in self.org.invoices.values()
+                  if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.OPEN)}
+        # A period may start again at the same instant (cancelled in dunning, then bought again).
+        unpaid = {(invoice.period_start, invoice.period_end) for invoice in self.org.invoices.values()
+                  if invoice.kind in CYCLE_INVOICES and invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
+                  } - billed
+        return {day for day, (_, _, period, next_period) in self._held().items()
+                if period in unpaid or (next_period and period not in billed)}
+
+    def _held(self):
+        """Holdings per day: recorded days, then the current ones to the end of the billed period."""
+        days = dict(self.org.days)
+        state = self.org.state
+        if state.status in PAID_STATUSES and state.renews_at and state.plan != FREE_PLAN:
+            today = days[self.org.now.date()]
+            for day in _dates(self.org.now, state.renews_at):
+                days.setdefault(day, today)
+        return days
+
+    def _days(self):
+        exempt = self._exempt()
+        held = {day: {item: qty for item, qty in items.items() if qty}
+                for day, (items, _, _, _) in self._held().items()}
+        billed: dict[date, dict] = defaultdict(lambda: defaultdict(int))
+        for line in self._counted():
+            for day in _dates(line.start, line.end):
+                billed[day][line.item] += line.quantity
+        billed = {day: {item: q for item, q in items.items() if q} for day, items in billed.items()}
+        return held, {day: items for day, items in billed.items() if items}, exempt
+
+    def _amounts(self):
+        exempt = self._exempt()
+        counted = list(self._counted())
+        invoiced = sum(line.amount for line in counted)
+        lines = len(counted)
+        exact = Fraction(0)
+        for day, (items, cycle, period, _) in self._held().items():
+            if day in exempt or not items:
+                continue
+            for item, quantity in items.items():
+                exact += Fraction(unit_price(CATALOG, item, "USD", cycle) * quantity, period_days(*period))
+        return invoiced, exact, lines
+
+
+def _dates(start: datetime, end: datetime):
+    day, last = start.date(), end.date()
+    while day < last:
+        yield day
+        day += timedelta(days=1)
+
+
+OrgLife.TestCase.settings = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+TestOrgLife = OrgLife.TestCase
