@@ -37,6 +37,27 @@ def total(lines: list[Line]) -> int:
     return sum(line.amount for line in lines)
 
 
+@dataclass(frozen=True)
+class Holding:
+    """An item the org holds, how many, and until when they are paid (the end of what the ledger
+    billed for them on invoices other than one still being collected)."""
+    item: Item
+    name: str
+    quantity: int
+    paid_through: datetime | None
+
+
+def holdings(state: OrgSnapshot, catalog: Catalog) -> list[Holding]:
+    held = held_items(state, catalog)
+    found = []
+    for item in sorted(held, key=line_order):
+        ends = [span.end for span in state.ledger
+                if span.item == item and span.quantity > 0 and span.invoice != state.dunning_invoice]
+        unpaid_cycle = state.period_start if state.dunning_invoice else None
+        found.append(Holding(item, item_name(catalog, item, held[item]), held[item], max(ends, default=unpaid_cycle)))
+    return found
+
+
 def held_items(state: OrgSnapshot, catalog: Catalog) -> dict[Item, int]:
     """Quantity of every billable item the org holds; nothing on a trial or the free plan."""
     if not state.on_paid_plan or state.plan == FREE_PLAN:

@@ -4,12 +4,13 @@ no trace in the history), and again in the decision on the state read from the d
 Messages name the rule and the numbers, never internal lists."""
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from domain import requests as rq
 from domain.errors import (BelowUsage, InvalidInput, NotAllowed, OutsideDowngradeWindow,
                            PendingChange, StaffOnly, UnknownPlan)
 from domain.policy import Policy
+from domain.proration import days_between
 from domain.subscription import PAID_STATUSES, CatalogFacts, OrgSnapshot
 from domain.states import FREE_PLAN, Cycle, OrgStatus
 
@@ -263,11 +264,12 @@ def check_request_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFa
         raise BelowUsage(f"{licences} licences is below usage: the org has {org.user_count} users, and every user "
                          "needs a licence")
     assert org.renews_at is not None
-    days_left = (org.renews_at - now) / timedelta(days=1)
+    # DOMAIN.md: the window counts days, UTC dates, so 15 and 30 days before are both inside.
+    days_left = days_between(now, org.renews_at)
     if not policy.downgrade_window_min_days <= days_left <= policy.downgrade_window_max_days:
         raise OutsideDowngradeWindow(
             f"downgrades are accepted only {policy.downgrade_window_min_days} to {policy.downgrade_window_max_days} "
-            f"days before the renewal date ({org.renews_at:%Y-%m-%d}); it is {days_left:.1f} days away")
+            f"days before the renewal date ({org.renews_at:%Y-%m-%d}); it is {days_left} days away")
 
 
 def check_cancel_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.CancelDowngradeRequest, now: datetime) -> None:

@@ -169,7 +169,9 @@ def org_show(org_id: str, as_json: bool = typer.Option(False, "--json", help="Pr
             fail(err.message)
     data = to_jsonable(snapshot)
     data["next_action"], data["next_action_at"] = next_action, to_jsonable(next_at)
+    held = _holdings(snapshot)
     if as_json:
+        data["holdings"] = to_jsonable(held)
         console.print_json(json.dumps(data))
         return
     data["scheduled"] = _scheduled_text(snapshot)
@@ -178,13 +180,22 @@ def org_show(org_id: str, as_json: bool = typer.Option(False, "--json", help="Pr
     data["contacts"] = (f"{snapshot.subscribers.subscribed} subscribed, {snapshot.subscribers.awaiting} awaiting "
                         f"upgrade (tier {snapshot.tier_contacts or 'none'})" if snapshot.contacts else None)
     table = Table(title=f"org {org_id}", show_header=False)
+    data["holdings"] = ", ".join(f"{h.name} x{h.quantity}" + (f" (paid to {h.paid_through:%Y-%m-%d})"
+                                                              if h.paid_through else " (unpaid)")
+                                 for h in held)
     for key in ("name", "admin_email", "status", "plan", "cycle", "licences", "user_count", "renews_at",
-                "trial_ends_at", "addons", "contacts", "scheduled", "waiting_for_payment", "dunning_invoice",
+                "trial_ends_at", "holdings", "contacts", "scheduled", "waiting_for_payment", "dunning_invoice",
                 "dunning_attempts", "next_retry_at", "blocked_users", "next_action", "next_action_at"):
         value = data.get(key)
         if value not in (None, [], "", 0):
             table.add_row(key, str(value))
     console.print(table)
+
+
+def _holdings(snapshot):
+    from domain.billing import holdings
+    from domain.catalog import load_catalog
+    return holdings(snapshot, load_catalog(settings().catalog_path))
 
 
 def _scheduled_text(snapshot) -> str | None:

@@ -91,3 +91,15 @@ def test_a_credit_spans_undo_exactly_what_they_credit(catalog):
     upgrade = month(catalog, {PRO: 2}, since=utc(2027, 4, 11), ledger=billed)
     ledger = billed + [line.span("INV-2") for line in upgrade]
     assert month(catalog, {PRO: 2}, since=utc(2027, 4, 20), ledger=ledger) == []
+
+
+def test_each_holding_says_until_when_it_is_paid(catalog):
+    from domain.billing import holdings
+    from domain.states import OrgStatus
+    from tests.domain.builders import PERIOD_START, RENEWS_AT, active_org
+    paid = holdings(active_org(), catalog)
+    assert [(h.name, h.quantity, h.paid_through) for h in paid] == [
+        ("Workplace Standard licence", 5, RENEWS_AT), ("Storage unit 25 GB", 3, RENEWS_AT)]
+    # In dunning on this cycle's invoice: paid only to the cycle's start.
+    unpaid = holdings(active_org(status=OrgStatus.PAST_DUE, dunning_invoice="INV-1"), catalog)
+    assert [h.paid_through for h in unpaid] == [PERIOD_START, PERIOD_START]

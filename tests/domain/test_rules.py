@@ -472,10 +472,10 @@ def test_downgrade_below_the_plan_user_cap():
 
 
 @pytest.mark.parametrize("now, days", [
-    (utc(2026, 4, 15, 12), "14.9"),   # 14.875 days before
-    (utc(2026, 4, 29, 9), "1.0"),
-    (utc(2026, 3, 31, 6), "30.1"),    # 30.125 days before
-    (utc(2026, 3, 20), "41.4"),
+    (utc(2026, 4, 16, 0), "14"),      # the renewal date (Apr 30) is 14 days away
+    (utc(2026, 4, 29, 9), "1"),
+    (utc(2026, 3, 30, 23), "31"),
+    (utc(2026, 3, 20), "41"),
 ])
 def test_downgrade_outside_the_window(now, days):
     msg = refusal(OutsideDowngradeWindow, rules.check_request_downgrade, active_org(), downgrade(), now=now)
@@ -484,7 +484,9 @@ def test_downgrade_outside_the_window(now, days):
 
 
 @pytest.mark.parametrize("now", [RENEWS_AT - timedelta(days=15), RENEWS_AT - timedelta(days=30), NOW,
-                                 utc(2026, 4, 15, 8, 59)])
+                                 utc(2026, 4, 15, 8, 59),
+                                 utc(2026, 4, 15, 23, 59),   # 15 days before by date, though 14.4 by the hour
+                                 utc(2026, 3, 31, 0, 1)])    # 30 days before by date, though 30.4 by the hour
 def test_downgrade_inside_the_window_accepted(now):
     accepted(rules.check_request_downgrade, active_org(), downgrade(), now=now)
 

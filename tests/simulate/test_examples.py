@@ -157,7 +157,7 @@ def test_scheduled_downgrade(examples):
     rejected = events(doc, "action_rejected")
     assert [(e["at"], e["action"], e["error"]) for e in rejected] == [
         (at("2026-02-20 09:00"), "request_downgrade",
-         "downgrades are accepted only 15 to 30 days before the renewal date (2026-02-28); it is 8.0 days away"),
+         "downgrades are accepted only 15 to 30 days before the renewal date (2026-02-28); it is 8 days away"),
         (at("2026-03-06 09:00"), "request_downgrade",
          "only billing staff may request a downgrade; admin@hooli.test is not billing staff"),
     ]

@@ -81,7 +81,7 @@ def test_example_prints_a_commented_scenario_that_runs(tmp_path):
     assert rejected[0]["error"] == "card ending 0002 was rejected by the gateway; the previous card stays in place"
     # The refusal quotes the renewal date in the scenario's calendar.
     assert rejected[1]["error"] == ("downgrades are accepted only 15 to 30 days before the renewal date "
-                                    "(2026-03-15); it is 3.0 days away")
+                                    "(2026-03-15); it is 3 days away")
     assert [(e["at"], e["total"], e["kind"]) for e in events(doc, "invoice", status="open")] == [
         (at("2026-02-15 09:00"), 600, "trial_conversion"),   # 2 x $3.00
         (at("2026-02-20 09:00"), 246, "proration"),          # $3.00 x 23/28
