@@ -50,16 +50,12 @@ class InvoiceOp:
 
 @dataclass(frozen=True)
 class DunningUpdate:
+    """A declined charge, for the decision at its rung of the dunning ladder."""
     org_id: str
     invoice_number: str
     at: datetime
     attempt: int = 1
-    scheduled: bool = True
-    started_at: datetime | None = None
-    next_retry_at: datetime | None = None
-    first_response_due: datetime | None = None
-    determination_due: datetime | None = None
-    # The declined charge, for the decision and its payment_failed e-mail.
+    scheduled: bool = True   # a retry of the ladder, not an extra attempt (card update, staff)
     amount: int = 0
     reason: str | None = None
 
@@ -119,7 +115,6 @@ class StepResult:
     # Fields of those older results, read by workflows.legacy alone.
     moved_to_free: bool = False
     previous_plan: str = ""
-    applied_change: str | None = None
     enforcement: LegacyEnforcement | None = None
     plan_changed_from: str | None = None
     plan_changed_to: str | None = None

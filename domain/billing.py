@@ -147,7 +147,7 @@ def charges(catalog: Catalog, currency: str, cycle: Cycle, period: tuple[datetim
         quantity = held.get(item, 0)
         unit = unit_price(catalog, item, currency, cycle)
         spans = by_item.get(item, [])
-        same_period = [span for span in spans if span.end == end]
+        same_period = [span for span in spans if span.end.date() == end.date()]
         billed, billed_quantity = _billed(same_period, since, end)
         amount = round_fraction(Fraction(unit * quantity * left, total_days) - billed)
         delta = quantity - billed_quantity
@@ -160,7 +160,7 @@ def charges(catalog: Catalog, currency: str, cycle: Cycle, period: tuple[datetim
             else:
                 description = f"{name} ({cycle}), pro rata {since:%Y-%m-%d} to {end:%Y-%m-%d}"
             lines.append(Line(description, item, delta, unit, amount, since, end))
-        for other_end in sorted({span.end for span in spans if span.end != end}):
+        for other_end in sorted({span.end for span in spans if span.end.date() != end.date()}):
             billed, billed_quantity = _billed([s for s in spans if s.end == other_end], since, end)
             credit = round_fraction(billed)
             if credit:

@@ -22,10 +22,6 @@ def gb_to_mb(gb: float) -> int:
     return int(round(gb * MB_PER_GB))
 
 
-def mb_to_gb(mb: int) -> float:
-    return mb / MB_PER_GB
-
-
 @dataclass(frozen=True)
 class NewUser:
     email: str

@@ -9,7 +9,7 @@ request and leaves it waiting for payment; `apply` re-applies it to the state of
 when its invoice is paid (domain.payments), so what is bought is what the org has then."""
 
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Callable
 
 from domain import emails
@@ -19,10 +19,9 @@ from domain.billing import Line, charges, held_items, total
 from domain.cards import sandbox_tokenise
 from domain.decisions import (ChargePurpose, Context, Decision, Draft, InvoiceDraft, UserChange, UserChangeKind,
                               check_storage, collect, send)
-from domain.errors import DomainError
 from domain.renewal import (apply_scheduled, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
                             plan_name, start_period, tier_floor)
-from domain.states import FREE_PLAN, Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
+from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
 from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers, UnitCount, WaitingChange
 
 Check = Callable[..., None]
@@ -124,11 +123,13 @@ def _purchase(name: str, summary: str):
 
 
 def apply_paid(state: OrgSnapshot, paid_lines: list[Line], invoice: str, ctx: Context) -> Draft:
-    """The change that waited for `invoice` takes effect now that it is paid."""
+    """The change that waited for `invoice` takes effect now that it is paid, as it was priced:
+    a cycle it starts (an upgrade from free, a yearly switch) starts when its invoice's lines do,
+    not seconds later when the payment is confirmed."""
     pending = state.pending
     operation = OPERATIONS[pending.operation]
     draft = Draft(state.with_changes(pending=None))
-    operation.apply(draft, operation.request_from(pending.request), ctx)
+    operation.apply(draft, operation.request_from(pending.request), replace(ctx, now=pending.priced_at))
     keep_ledger_from(draft, draft.state.period_start, paid_lines, invoice)
     draft.event("change_applied", change=pending.summary, operation=pending.operation,
                 request=_public(operation.request_from(pending.request)))

@@ -9,7 +9,6 @@ from domain.billing import Line, charges, held_items, tier_addon
 from domain.catalog import Catalog
 from domain.decisions import ChargePurpose, Context, Decision, Draft, InvoiceDraft, check_storage, collect, no_change, send
 from domain.periods import boundary, next_boundary_after
-from domain.policy import Policy
 from domain.states import FREE_PLAN, Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
 from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers
 
@@ -121,13 +120,6 @@ def plan_change_effects(draft: Draft, before: OrgSnapshot, reason: PlanChangeRea
 
 # ---- trial -------------------------------------------------------------------------------------
 
-def trial_reminder(state: OrgSnapshot, days: int, ctx: Context) -> Decision:
-    draft = Draft(state)
-    draft.change(trial_reminders_sent=sorted({*state.trial_reminders_sent, days}))
-    draft.add(send(emails.trial_ending(state.trial_ends_at, days, plan_name(ctx.catalog, state.plan))))
-    return draft.decision(f"{days}-day trial reminder")
-
-
 def end_trial(state: OrgSnapshot, ctx: Context) -> Decision:
     """Seed 003: a plan (and tier) chosen during the trial starts when it ends and its first
     cycle is charged; without one the org moves to the free plan."""
@@ -162,7 +154,7 @@ def renew(state: OrgSnapshot, period_start: datetime, ctx: Context) -> Decision:
     what was scheduled, then invoice the next cycle for what the org holds."""
     if state.renews_at != period_start or state.status not in (OrgStatus.ACTIVE, OrgStatus.CANCELLING):
         return no_change(state, "nothing to renew")
-    now, catalog = ctx.now, ctx.catalog
+    catalog = ctx.catalog
     draft = Draft(state)
     drop_pending(draft, "not paid by the end of its cycle")
     if state.scheduled.cancel:

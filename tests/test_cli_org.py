@@ -42,7 +42,7 @@ def test_bad_input_names_the_field_and_writes_nothing(cli_env, sqlite_db, args, 
 
 
 def test_dunning_list_shows_attempts_and_next_retry(cli_env, sqlite_db, catalog):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timezone
 
     from activities.billing import BillingActivities
     from activities.messages import DunningUpdate, RenewalInput

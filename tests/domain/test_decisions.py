@@ -195,3 +195,22 @@ def test_8_awaiting_upgrade():
     org.advance_to(at(5))
     org.request("change_tier", rq.ChangeTierRequest(3000))
     assert org.state.subscribers == Subscribers(2600, 0)
+
+
+def test_a_cycle_started_by_a_paid_change_starts_when_it_was_priced_not_when_paid():
+    """Found in review: the yearly switch was applied at the payment's instant, seconds after its
+    lines were priced; nothing in the new period matched the ledger and a unit bought back
+    (its removal scheduled) was invoiced again instead of costing nothing."""
+    from domain.decisions import numbered
+    from domain.payments import PaidInvoice, invoice_paid
+    priced = utc(2026, 4, 10, 9)
+    switched = decision("switch_to_yearly", active_org(), rq.SwitchToYearlyRequest(), now=priced)
+    waiting = numbered(switched.state, "INV-2")
+    paid = invoice_paid(waiting, PaidInvoice("INV-2", InvoiceKind.CYCLE_SWITCH, switched.invoice.total, [],
+                                             switched.invoice.lines), ctx(priced + timedelta(seconds=2))).state
+    assert (paid.period_start, paid.renews_at) == (priced, utc(2027, 4, 10, 9))
+    later = priced + timedelta(days=3)
+    removed = decision("remove_storage", paid, rq.RemoveStorageRequest(25, 1), now=later).state
+    bought_back = decision("buy_storage", removed, rq.BuyStorageRequest(25, 1), now=later)
+    assert bought_back.invoice is None and bought_back.state.pending is None
+    assert "nothing to pay" in bought_back.message

@@ -32,7 +32,7 @@ from domain.policy import Policy
 from domain.proration import period_days
 from domain.states import FREE_PLAN, InvoiceKind, InvoiceStatus
 from domain.storage import MB_PER_GB
-from domain.subscription import PAID_STATUSES
+from domain.subscription import PAID_STATUSES, Item
 from tests.support.model import OrgModel
 
 settings.register_profile("ci", max_examples=200, stateful_step_count=50, deadline=None, database=None,
@@ -63,19 +63,23 @@ class OrgLife(RuleBasedStateMachine):
     @initialize(plan=st.sampled_from(["trial", "trial", "free", "standard", "mail_lite_10", "professional"]),
                 cycle=st.sampled_from(["monthly", "monthly", "yearly"]),
                 extra=st.lists(gb, min_size=0, max_size=4), card=st.sampled_from([None, "good", "good", "declining"]),
-                auto=st.booleans(), spare=st.integers(min_value=0, max_value=2))
-    def start(self, plan, cycle, extra, card, auto, spare):
+                auto=st.booleans(), spare=st.integers(min_value=0, max_value=2),
+                currency=st.sampled_from(["USD", "USD", "IDR"]))
+    def start(self, plan, cycle, extra, card, auto, spare, currency):
         people = [NewUser(f"u{i}@acme.test", usage) for i, usage in enumerate(extra, start=1)]
         paid = plan not in ("trial", "free")
         org = validate_new_org(NewOrg(id="acme", name="Acme", admin_email="admin@acme.test", users=people, plan=plan,
+                                      currency=currency, locale="id" if currency == "IDR" else "en",
                                       cycle=cycle if paid else None, auto_allocate_storage=auto,
                                       licences=len(people) + 1 + spare if paid else None), CATALOG)
         token = CARDS[card] if card else None
         self.org = OrgModel(org, START, POLICY, CATALOG, token.token if token else None,
                             card_last4=token.last4 if token else None)
-        self.seen_events = self.noted_events = 0
+        self.currency = currency
+        self.seen_events = 0
         self.seen_charges = 0
         self.charging_stopped = False
+        self.paid_floors: list[tuple[str, object]] = []   # what changes paid this cycle established
 
     # ---- time -------------------------------------------------------------------------------------
 
@@ -184,22 +188,6 @@ class OrgLife(RuleBasedStateMachine):
     # ---- invariants -------------------------------------------------------------------------------
 
     @invariant()
-    def note_what_was_reached(self):  # noqa: C901
-        """Statistics (`--hypothesis-show-statistics`): which of the paths the runs reach."""
-        state = self.org.state
-        event(f"status {state.status}")
-        if state.cycle is not None:
-            event(f"cycle {state.cycle}")
-        if state.pending is not None:
-            event("a change waits for payment")
-        for seen in self.org.events[self.noted_events:]:
-            if seen.type in ("scheduled_change_adjusted", "change_repriced", "change_dropped", "escalated"):
-                event(seen.type)
-            elif seen.type == "plan_changed":
-                event(f"plan changed: {seen.data['reason']}")
-        self.noted_events = len(self.org.events)
-
-    @invariant()
     def licences_follow_users(self):
         state = self.org.state
         if state.status in PAID_STATUSES:
@@ -217,25 +205,48 @@ class OrgLife(RuleBasedStateMachine):
 
     @invariant()
     def a_scheduled_change_never_undoes_a_change_paid_after_it(self):
-        state, events = self.org.state, self.org.events[self.seen_events:]
+        """What a paid change established (a plan, licences, a tier, an add-on, storage units) holds
+        through the next renewal or yearly switch, when what was scheduled takes effect, unless a
+        later request lowered it (a downgrade, a tier cut, a removal, a cancellation)."""
+        events = self.org.events[self.seen_events:]
         self.seen_events = len(self.org.events)
-        price = lambda plan: CATALOG.plan_price(plan, "USD", "monthly")  # noqa: E731
-        for event in events:
-            if event.type != "change_applied":
-                continue
-            operation, request = event.data["operation"], event.data["request"]
-            scheduled = state.scheduled
-            if operation == "upgrade" and scheduled.plan:
-                assert price(scheduled.plan) >= price(request["plan"]), (scheduled, request)
+        for happened in events:
+            self._statistics(happened)
+            data = happened.data
+            if happened.type == "invoice" and data["kind"] == InvoiceKind.RENEWAL:
+                self._check_floors(data["state"])
+            elif happened.type == "change_applied":
+                if data["operation"] == "switch_to_yearly":
+                    self._check_floors(self.org.state)
+                self.paid_floors.append((data["operation"], self._floor(data["operation"], data["request"])))
+            elif happened.type == "request" and data["operation"] in LOWERING:
+                lowered = LOWERING[data["operation"]]
+                self.paid_floors = [(op, floor) for op, floor in self.paid_floors if op not in lowered]
+            elif happened.type == "plan_changed" and data["to"] == FREE_PLAN:
+                self.paid_floors = []
+
+    def _floor(self, operation: str, request: dict):
+        state = self.org.state
+        return {"upgrade": lambda: request["plan"], "add_licences": lambda: state.licences,
+                "change_tier": lambda: request["contacts"], "buy_addon": lambda: request["addon"],
+                "buy_storage": lambda: (request["unit_gb"], state.storage_owned(request["unit_gb"])),
+                "switch_to_yearly": lambda: None}[operation]()
+
+    def _check_floors(self, state):
+        price = lambda plan: CATALOG.plan_price(plan, self.currency, "monthly")  # noqa: E731
+        for operation, floor in self.paid_floors:
+            if operation == "upgrade":
+                assert price(state.plan) >= price(floor), (state.plan, floor)
             elif operation == "add_licences":
-                assert scheduled.licences is None or scheduled.licences >= state.licences, scheduled
+                assert state.licences >= floor, (state.licences, floor)
             elif operation == "change_tier":
-                assert scheduled.tier is None or scheduled.tier >= request["contacts"], scheduled
+                assert state.tier_contacts >= floor, (state.tier_contacts, floor)
             elif operation == "buy_addon":
-                assert request["addon"] not in scheduled.addons
+                assert floor in state.addons, (state.addons, floor)
             elif operation == "buy_storage":
-                owned = state.storage_owned(request["unit_gb"])
-                assert scheduled.removing(request["unit_gb"]) <= owned - request["count"], (scheduled, state.storage)
+                unit_gb, owned = floor
+                assert state.storage_owned(unit_gb) >= owned, (state.storage, floor)
+        self.paid_floors = []
 
     @invariant()
     def blocked_users_are_exactly_those_over_their_quota(self):
@@ -258,6 +269,16 @@ class OrgLife(RuleBasedStateMachine):
         state = self.org.state
         assert state.tier_contacts >= state.subscribers.subscribed
         assert state.subscribers.subscribed == min(state.subscribers.total, state.tier_contacts)
+
+    def _statistics(self, happened):
+        """What the runs reach, for `--hypothesis-show-statistics`."""
+        event(f"status {self.org.state.status}")
+        if happened.type in ("scheduled_change_adjusted", "change_repriced", "change_dropped", "escalated"):
+            event(happened.type)
+        elif happened.type == "plan_changed":
+            event(f"plan changed: {happened.data['reason']}")
+        elif happened.type == "change_applied":
+            event(f"paid change applied: {happened.data['operation']}")
 
     def teardown(self):
         if not hasattr(self, "org"):
@@ -290,14 +311,23 @@ class OrgLife(RuleBasedStateMachine):
                 if period in unpaid or (next_period and period not in billed)}
 
     def _held(self):
-        """Holdings per day: recorded days, then the current ones to the end of the billed period."""
+        """(items, cycle, period, next period?) per day: the days recorded, then the current state to
+        the end of its billed period."""
         days = dict(self.org.days)
         state = self.org.state
         if state.status in PAID_STATUSES and state.renews_at and state.plan != FREE_PLAN:
             today = days[self.org.now.date()]
             for day in _dates(self.org.now, state.renews_at):
                 days.setdefault(day, today)
-        return days
+        return {day: (self._items_of(state), state.cycle, period, next_period)
+                for day, (state, period, next_period) in days.items()}
+
+    def _items_of(self, state) -> dict:
+        """_items, once per state (consecutive days share one)."""
+        cache = self.__dict__.setdefault("_items_cache", {})
+        if id(state) not in cache:
+            cache[id(state)] = (state, _items(state))  # the state is kept so its id is not reused
+        return cache[id(state)][1]
 
     def _days(self):
         exempt = self._exempt()
@@ -320,8 +350,27 @@ class OrgLife(RuleBasedStateMachine):
             if day in exempt or not items:
                 continue
             for item, quantity in items.items():
-                exact += Fraction(unit_price(CATALOG, item, "USD", cycle) * quantity, period_days(*period))
+                exact += Fraction(unit_price(CATALOG, item, self.currency, cycle) * quantity, period_days(*period))
         return invoiced, exact, lines
+
+
+LOWERING = {  # requests that may lower what a paid change established, and the changes they may lower
+    "request_downgrade": {"upgrade", "add_licences"}, "change_tier": {"change_tier"},
+    "remove_addon": {"buy_addon"}, "remove_storage": {"buy_storage"},
+    "cancel": {"upgrade", "add_licences", "change_tier", "buy_addon", "buy_storage"},
+}
+
+
+def _items(state) -> dict:
+    """What a state holds, counted here from its fields (not with domain.billing.held_items, the
+    code under test): plan licences, storage units, tier steps of 1,000 contacts, flat add-ons."""
+    if state.status not in PAID_STATUSES or state.plan == FREE_PLAN:
+        return {}
+    items = {Item.licence(state.plan): state.licences,
+             **{Item.storage(h.unit_gb): h.owned for h in state.storage},
+             Item.tier("campaigns_contacts"): state.tier_contacts // 1000,
+             **{Item.addon(addon): 1 for addon in state.addons}}
+    return {item: quantity for item, quantity in items.items() if quantity}
 
 
 def _dates(start: datetime, end: datetime):
@@ -333,3 +382,9 @@ def _dates(start: datetime, end: datetime):
 
 OrgLife.TestCase.settings = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 TestOrgLife = OrgLife.TestCase
+
+
+def test_every_operation_has_a_rule():
+    """A new operation of the table is exercised here, or this fails."""
+    from domain.operations import OPERATIONS
+    assert set(OPERATIONS) <= set(dir(OrgLife))

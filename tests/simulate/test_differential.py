@@ -8,13 +8,12 @@ A disagreement prints the seed; `DIFFERENTIAL_SEEDS=a-b` runs another range."""
 import os
 import random
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 import yaml
 from dateutil.relativedelta import relativedelta
 
-from domain import requests as rq
 from domain.catalog import load_catalog
 from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.operations import OPERATIONS

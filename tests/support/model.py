@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain import emails
-from domain.billing import Line, held_items
+from domain.billing import Line
 from domain.cards import sandbox_behaviour
 from domain.catalog import Catalog
 from domain.decisions import (ChargePurpose, Context, Decision, Effect, EffectKind, EmailLine, FinalAction,
@@ -23,9 +23,9 @@ from domain.periods import next_boundary_after
 from domain.payments import Decline, PaidInvoice, charge_declined, escalate, invoice_paid, write_off_and_free
 from domain.policy import Policy
 from domain.renewal import end_trial, plan_name, renew
-from domain.states import FREE_PLAN, Cycle, InvoiceKind, InvoiceStatus, OrgStatus
+from domain.states import InvoiceKind, InvoiceStatus
 from domain.storage import MB_PER_GB, MailboxUser, enforce, storage_emails
-from domain.subscription import Item, OrgSnapshot, catalog_facts
+from domain.subscription import OrgSnapshot, catalog_facts
 
 
 @dataclass
@@ -85,7 +85,7 @@ class OrgModel:
         self._outbox: set[tuple[str, str, str]] = set()
         self.events: list[ModelEvent] = []
         self.rejections: list[tuple[datetime, str, str]] = []
-        self.days: dict[Any, tuple[dict[Item, int], Cycle | None, tuple | None]] = {}
+        self.days: dict[Any, tuple[OrgSnapshot, tuple | None, bool]] = {}
         self.units: dict[int, int] = {}   # owned units per size
         self.removing: dict[int, int] = {}
         self._updates = 0
@@ -202,7 +202,11 @@ class OrgModel:
             paid = PaidInvoice(number, invoice.kind, invoice.total,
                                [EmailLine(l.description, l.amount, l.start, l.end) for l in invoice.lines],
                                invoice.lines, invoice.period_start, invoice.period_end)
-            self._step(invoice_paid(self.state, paid, self._ctx(f"settle:{number}")), f"settle:{number}")
+            # In the workflow the payment is settled an activity later than the decision that
+            # priced it: a second later here, so a change applied "now" instead of when it was
+            # priced would show.
+            settle = Context(self.now + timedelta(seconds=1), self.policy, self.catalog, f"settle:{number}")
+            self._step(invoice_paid(self.state, paid, settle), f"settle:{number}")
             return
         self.state = self._reload(self.state)
         if purpose == ChargePurpose.CHANGE:
@@ -261,6 +265,7 @@ class OrgModel:
             self.invoices[number] = ModelInvoice(number, draft.kind, list(draft.lines), InvoiceStatus.OPEN,
                                                  draft.period_start, draft.period_end, self.now)
             state = numbered(state, number)
+            self.events.append(ModelEvent(self.now, "invoice", {"number": number, "kind": draft.kind, "state": state}))
         for change in decision.users:
             if change.kind == UserChangeKind.ADD:
                 self.users[change.email] = ModelUser(change.email, gb_to_mb(change.storage_gb),
@@ -310,7 +315,7 @@ class OrgModel:
         return Context(self.now, self.policy, self.catalog, key)
 
     def _note_day(self) -> None:
-        """The holdings at the end of each day: what that day should have been billed for, and by
+        """The state at the end of each day: what that day should have been billed for, and by
         which period. The renewal date (before the renewal's hour) and the days past an overdue
         renewal (dunning outlasted the cycle) belong to the next period: billed once it renews."""
         state = self.state
@@ -318,7 +323,7 @@ class OrgModel:
         if period is not None and self.now.date() >= state.renews_at.date():
             period, next_period = (state.renews_at, next_boundary_after(state.cycle_anchor, state.cycle,
                                                                         state.renews_at)), True
-        self.days[self.now.date()] = (held_items(state, self.catalog), state.cycle, period, next_period)
+        self.days[self.now.date()] = (state, period, next_period)
 
     # ---- what a user would look at -----------------------------------------------------------------
 

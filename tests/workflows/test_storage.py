@@ -83,3 +83,21 @@ async def test_usage_reports_arrive_as_signals_too(stack):
                 break
             await stack.env.sleep(timedelta(seconds=1))
     assert state.snapshot.blocked_users == ["b@x.test"]
+
+
+async def test_a_usage_report_for_an_unknown_user_is_dropped_and_the_org_lives_on(stack):
+    """Found in review: the refusal comes back from the activity as an ActivityError, and a
+    signal handler that lets one through fails the whole workflow (the org would stop renewing)."""
+    async with stack.worker():
+        org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD, users=[("b@x.test", 1.0)])
+        handle = stack.handle(org_id)
+        await handle.signal("usage_reported", rq.SetUsageRequest(user="nobody@x.test", storage_gb=31.0))
+        await handle.signal("usage_reported", rq.SetUsageRequest(user="b@x.test", storage_gb=31.0))
+        for _ in range(50):
+            state = await stack.state(org_id)
+            if state.snapshot.blocked_users:
+                break
+            await stack.env.sleep(timedelta(seconds=1))
+        description = await handle.describe()
+    assert state.snapshot.blocked_users == ["b@x.test"]
+    assert description.status.name == "RUNNING"
