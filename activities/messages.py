@@ -6,6 +6,7 @@ from typing import Any
 
 from domain.decisions import Effect, Email, EmailLine
 from domain.policy import Policy
+from domain.states import ChargeOutcome
 from domain.subscription import CatalogFacts, OrgSnapshot
 
 
@@ -72,7 +73,7 @@ class ChargeInput:
 class ChargeResult:
     invoice_number: str
     attempt: int
-    outcome: str  # succeeded | declined
+    outcome: ChargeOutcome
     amount: int
     currency: str
     reason: str | None = None

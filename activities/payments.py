@@ -76,13 +76,13 @@ class PaymentActivities:
             invoice = invoice_by_number(session, request.invoice_number)
             recorded = session.scalar(select(Payment).where(Payment.idempotency_key == key))
             if recorded is not None:
-                return ChargeResult(invoice.number, request.attempt, str(recorded.outcome), recorded.amount,
+                return ChargeResult(invoice.number, request.attempt, ChargeOutcome(recorded.outcome), recorded.amount,
                                     recorded.currency, recorded.decline_reason)
             if invoice.status == InvoiceStatus.PAID or invoice.total <= 0:
                 set_invoice_status(session, invoice, InvoiceStatus.PAID, request.at)
-                return ChargeResult(invoice.number, request.attempt, "succeeded", 0, invoice.currency)
+                return ChargeResult(invoice.number, request.attempt, ChargeOutcome.SUCCEEDED, 0, invoice.currency)
             if invoice.status != InvoiceStatus.OPEN:
-                return ChargeResult(invoice.number, request.attempt, "declined", invoice.total, invoice.currency,
+                return ChargeResult(invoice.number, request.attempt, ChargeOutcome.DECLINED, invoice.total, invoice.currency,
                                     f"invoice_{invoice.status}")
             token = session.scalar(select(Subscription.card_token).where(Subscription.org_id == request.org_id))
             amount, currency = invoice.total, invoice.currency
@@ -108,5 +108,5 @@ class PaymentActivities:
                 set_invoice_status(session, invoice, InvoiceStatus.PAID, request.at)
         if newly_recorded:  # counted once the record is committed
             metrics.charge(str(result.outcome))
-        return ChargeResult(request.invoice_number, request.attempt, str(result.outcome), amount, currency,
+        return ChargeResult(request.invoice_number, request.attempt, result.outcome, amount, currency,
                             result.decline_reason)

@@ -40,6 +40,7 @@ class Operation:
     apply: Apply | None = None                # a purchase: applies the bought change once paid
     invoice_kind: InvoiceKind = InvoiceKind.PRORATION
     input: type | None = None                 # what a person types, when it differs (a card number)
+    from_input: Callable[[dict[str, Any]], Any] | None = None   # ... and how it becomes the request
     actor_required: bool = False              # `--by` is required on the command line
 
     def request_from(self, payload: dict[str, Any]) -> Any:
@@ -52,13 +53,8 @@ class Operation:
         return self.input or self.request
 
     def request_from_input(self, values: dict[str, Any]) -> Any:
-        """The Update's argument from what a person gave. A card number is tokenised here, as
-        the gateway's card form would: it never goes further (raises CardRejected, InvalidInput)."""
-        if self.input is rq.UpdateCardInput:
-            values = dict(values)
-            card = sandbox_tokenise(str(values.pop("card")))
-            values.update(token=card.token, brand=card.brand, last4=card.last4)
-        return self.request_from(values)
+        """The Update's argument from what a person gave (raises DomainError on a bad value)."""
+        return self.from_input(values) if self.from_input else self.request_from(values)
 
 
 def decide(operation: "Operation", state: OrgSnapshot, request: Any, ctx: Context, facts) -> Decision:
@@ -332,6 +328,14 @@ def _set_contacts(state: OrgSnapshot, req: rq.SetContactsRequest, ctx: Context) 
     return draft.decision(message)
 
 
+def _tokenised_card(values: dict[str, Any]) -> rq.UpdateCardRequest:
+    """A card number is tokenised here, as the gateway's card form would: it never goes further
+    (raises CardRejected or InvalidInput)."""
+    card = sandbox_tokenise(str(values["card"]))
+    return rq.UpdateCardRequest(card.token, card.brand, card.last4, values.get("requested_by", ""),
+                                values.get("reason", ""))
+
+
 def _update_card(state: OrgSnapshot, req: rq.UpdateCardRequest, ctx: Context) -> Decision:
     draft = _draft("update_card", state, req)
     draft.change(card_brand=req.brand, card_last4=req.last4)
@@ -458,7 +462,8 @@ def _operations() -> dict[str, Operation]:
                   rules.check_switch_to_yearly, _purchase("switch_to_yearly", "switch to yearly"),
                   ("switch-to-yearly",), _apply_yearly, InvoiceKind.CYCLE_SWITCH),
         Operation("update_card", rq.UpdateCardRequest, "Store a new card; an open invoice is charged at once",
-                  rules.check_update_card, _update_card, ("update-card",), input=rq.UpdateCardInput),
+                  rules.check_update_card, _update_card, ("update-card",), input=rq.UpdateCardInput,
+                  from_input=_tokenised_card),
         Operation("request_downgrade", rq.DowngradeRequest,
                   "Staff: schedule a downgrade for the cycle end (15-30 days before the renewal)",
                   rules.check_request_downgrade, _request_downgrade, ("downgrade",), actor_required=True),

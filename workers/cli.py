@@ -26,16 +26,21 @@ app = typer.Typer(help="Renewal and dunning pipeline for SaaS organisations.", n
 org_app = typer.Typer(help="Create and inspect organisations.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 temporal_app = typer.Typer(help="Temporal cluster set-up.", no_args_is_help=True)
-storage_app = typer.Typer(help="Storage units.", no_args_is_help=True)
-usage_app = typer.Typer(help="Mailbox usage reports.", no_args_is_help=True)
 dunning_app = typer.Typer(help="Orgs in dunning.", no_args_is_help=True)
-escalation_app = typer.Typer(help="Large-account escalations.", no_args_is_help=True)
-addon_app = typer.Typer(help="Flat add-ons (premium support).", no_args_is_help=True)
-tier_app = typer.Typer(help="The subscriber tier and marketing contacts.", no_args_is_help=True)
-for sub, name in ((org_app, "org"), (db_app, "db"), (temporal_app, "temporal"), (storage_app, "storage"),
-                  (usage_app, "usage"), (dunning_app, "dunning"), (escalation_app, "escalation"),
-                  (addon_app, "addon"), (tier_app, "tier")):
+for sub, name in ((org_app, "org"), (db_app, "db"), (temporal_app, "temporal"), (dunning_app, "dunning")):
     app.add_typer(sub, name=name)
+# The groups of the operations' commands (domain.operations: `cli`), with their help.
+GROUP_HELP = {"storage": "Storage units.", "usage": "Mailbox usage reports.",
+              "escalation": "Large-account escalations.", "addon": "Flat add-ons (premium support).",
+              "tier": "The subscriber tier and marketing contacts."}
+GROUPS: dict[str, typer.Typer] = {}
+
+
+def group(name: str) -> typer.Typer:
+    if name not in GROUPS:
+        GROUPS[name] = typer.Typer(help=GROUP_HELP.get(name), no_args_is_help=True)
+        app.add_typer(GROUPS[name], name=name)
+    return GROUPS[name]
 
 # Piped output (scripts, grep) gets wide tables instead of rows wrapped at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -327,14 +332,12 @@ def _operation_command(operation) -> Callable[..., None]:
     return command
 
 
-GROUPS = {"storage": storage_app, "usage": usage_app, "escalation": escalation_app, "addon": addon_app,
-          "tier": tier_app}
 for _operation in OPERATIONS.values():
     *_group, _name = _operation.cli
-    (GROUPS[_group[0]] if _group else app).command(_name)(_operation_command(_operation))
+    (group(_group[0]) if _group else app).command(_name)(_operation_command(_operation))
 
 
-@usage_app.command("import")
+@group("usage").command("import")
 def usage_import(org_id: str, file: Path) -> None:
     """Import usage from a CSV file (columns: email,storage_gb). A malformed row refuses the
     whole file, naming the line; nothing is applied."""

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.operations import OPERATIONS, Operation
     from domain.policy import Policy
     from domain.requests import SetUsageRequest
-    from domain.states import OrgStatus
+    from domain.states import ChargeOutcome, OrgStatus
     from domain.subscription import CatalogFacts, OrgSnapshot
     from workflows import legacy
     from workflows import search_attributes as sa
@@ -160,7 +160,7 @@ class OrgWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=INFRA_RETRY,
             summary=f"charge {number} attempt {charge.attempt}")
         origin = legacy.Origin("", f"{number}:{charge.attempt}", charge=result, purpose=charge.purpose)
-        if result.outcome == "succeeded":
+        if result.outcome == ChargeOutcome.SUCCEEDED:
             settled = await self._db(BillingActivities.settle_paid_invoice,
                                      InvoiceOp(self.org_id, number, workflow.now()), f"settle {number}")
             await self._carry_out(settled, _at(origin, "settle_paid_invoice"))
@@ -228,13 +228,13 @@ class OrgWorkflow:
             self._publish()
             message = result.message
             if charge is not None:
-                message += (f"; paid {charge.invoice_number}" if charge.outcome == "succeeded" else
+                message += (f"; paid {charge.invoice_number}" if charge.outcome == ChargeOutcome.SUCCEEDED else
                             f"; payment of {charge.invoice_number} declined ({charge.reason})"
                             + ("; the change waits for payment" if self.org.pending else ""))
             return ChangeOutcome(message=message, status=str(self.org.status),
                                  invoice=charge.invoice_number if charge else None,
                                  amount=charge.amount if charge else None,
-                                 payment=charge.outcome if charge else None,
+                                 payment=str(charge.outcome) if charge else None,
                                  decline_reason=charge.reason if charge else None)
 
     @workflow.signal(name="usage_reported")
