@@ -609,6 +609,8 @@ def render_table(doc: dict[str, Any], console, caption: str = "") -> None:  # no
             value = "-"
         elif isinstance(value, list):
             value = ", ".join(value)
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={'-' if v is None else v}" for k, v in value.items())
         final.add_row(key, str(value))
     console.print(final)
 

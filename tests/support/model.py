@@ -19,7 +19,7 @@ from domain.errors import DomainError
 from domain.lifecycle import StepKind, is_large_account, next_step
 from domain.onboarding import PAID_BEFORE, NewOrg, gb_to_mb, opening_state
 from domain.operations import OPERATIONS, decide
-from domain.periods import next_boundary_after
+from domain.periods import period_containing
 from domain.payments import Decline, PaidInvoice, charge_declined, escalate, invoice_paid, write_off_and_free
 from domain.policy import Policy
 from domain.renewal import end_trial, plan_name, renew
@@ -321,8 +321,9 @@ class OrgModel:
         state = self.state
         period, next_period = (state.period_start, state.renews_at) if state.period_start else None, False
         if period is not None and self.now.date() >= state.renews_at.date():
-            period, next_period = (state.renews_at, next_boundary_after(state.cycle_anchor, state.cycle,
-                                                                        state.renews_at)), True
+            # The period the day falls in, however many renewals are overdue.
+            day_end = datetime.combine(self.now.date(), state.renews_at.timetz())
+            period, next_period = period_containing(state.cycle_anchor, state.cycle, day_end), True
         self.days[self.now.date()] = (state, period, next_period)
 
     # ---- what a user would look at -----------------------------------------------------------------
