@@ -120,7 +120,9 @@ class BillingActivities:
         def decision(_: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             metrics.dunning("escalated")
             return escalate(state, _decline(update), ctx)
-        return self._decide(update.org_id, f"escalate:{update.invoice_number}", update.at, "escalate", decision)
+        # Escalated again on the same invoice after staff extended the grace: a new escalation.
+        return self._decide(update.org_id, f"escalate:{update.invoice_number}:{update.attempt}", update.at,
+                            "escalate", decision)
 
     @activity.defn
     @business_errors_are_final_sync

@@ -42,6 +42,8 @@ class Operation:
     input: type | None = None                 # what a person types, when it differs (a card number)
     from_input: Callable[[dict[str, Any]], Any] | None = None   # ... and how it becomes the request
     actor_required: bool = False              # `--by` is required on the command line
+    reason_required: bool = False             # `--reason` too (the check requires one)
+    audited: bool = True                      # False: a measurement (usage, contacts), not a request
 
     def request_from(self, payload: dict[str, Any]) -> Any:
         known = {f.name for f in fields(self.request)}
@@ -179,8 +181,10 @@ def _apply_upgrade(draft: Draft, req: rq.UpgradeRequest, ctx: Context) -> None:
         scheduled = state.scheduled.plan
         if scheduled and _monthly_price(ctx, scheduled, state.currency) < _monthly_price(ctx, req.plan, state.currency):
             draft.change(scheduled=_replace(state.scheduled, plan=None))
+            cut = state.scheduled.licences
             draft.notice(f"the downgrade to {scheduled} scheduled for {state.renews_at:%Y-%m-%d} is dropped: it "
-                         f"would undo the upgrade to {req.plan}")
+                         f"would undo the upgrade to {req.plan}"
+                         + (f"; the cut to {cut} licences stays" if cut is not None else ""))
     plan_change_effects(draft, state, PlanChangeReason.UPGRADE, ctx)
 
 
@@ -374,6 +378,11 @@ def _cancel(state: OrgSnapshot, req: rq.CancelRequest, ctx: Context) -> Decision
         draft.change(trial_choice_plan=None, trial_choice_cycle=None, trial_choice_tier=None)
         return draft.decision(f"the {state.trial_choice_plan} plan chosen for the trial end is withdrawn: the trial "
                               f"ends on {state.trial_ends_at:%Y-%m-%d} on the free plan and nothing is charged")
+    if state.status == OrgStatus.FREE:
+        # DOMAIN.md: a cancellation drops the change waiting for payment (an upgrade from free).
+        drop_pending(draft, "withdrawn by a cancellation")
+        return draft.decision(f"the {state.pending.summary} waiting for payment is withdrawn; invoice "
+                              f"{state.pending.invoice} is void")
     if state.status in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED):
         # Our choice (README): the unpaid cycle was never delivered as paid, so a cancellation
         # during dunning ends the subscription at once; the open invoice is void.
@@ -447,7 +456,7 @@ def _operations() -> dict[str, Operation]:
         Operation("allocate_storage", rq.AllocateStorageRequest, "Allocate a storage unit to a user",
                   rules.check_allocate_storage, _allocate_storage, ("storage", "allocate")),
         Operation("set_usage", rq.SetUsageRequest, "Report a user's mailbox usage",
-                  rules.check_set_usage, _set_usage, ("usage", "set")),
+                  rules.check_set_usage, _set_usage, ("usage", "set"), audited=False),
         Operation("buy_addon", rq.BuyAddonRequest, "Buy a flat add-on, charged pro rata",
                   rules.check_buy_addon, _purchase("buy_addon", "add-on {addon}"), ("addon", "buy"),
                   _apply_buy_addon),
@@ -457,7 +466,7 @@ def _operations() -> dict[str, Operation]:
                   "Raise the subscriber tier (now, pro rata) or lower it (from the renewal)",
                   rules.check_change_tier, _change_tier, ("tier", "change"), _apply_tier),
         Operation("set_contacts", rq.SetContactsRequest, "Report the number of marketing contacts",
-                  rules.check_set_contacts, _set_contacts, ("tier", "contacts")),
+                  rules.check_set_contacts, _set_contacts, ("tier", "contacts"), audited=False),
         Operation("switch_to_yearly", rq.SwitchToYearlyRequest, "Switch a monthly org to yearly billing now",
                   rules.check_switch_to_yearly, _purchase("switch_to_yearly", "switch to yearly"),
                   ("switch-to-yearly",), _apply_yearly, InvoiceKind.CYCLE_SWITCH),
@@ -479,7 +488,7 @@ def _operations() -> dict[str, Operation]:
         Operation("resolve_escalation", rq.ResolveEscalationRequest,
                   "Staff: resolve an escalation (extend, downgrade or retry)",
                   rules.check_resolve_escalation, _resolve_escalation, ("escalation", "resolve"),
-                  actor_required=True),
+                  actor_required=True, reason_required=True),
     ]
     return {op.name: op for op in ops}
 

@@ -260,6 +260,9 @@ def check_request_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFa
         raise NotAllowed("a downgrade to the free plan is a cancellation; cancel the subscription instead")
     if target.user_cap is not None and org.user_count > target.user_cap:
         raise BelowUsage(f"plan {target.id} allows {target.user_cap} users; the org has {org.user_count}")
+    if target.monthly_price * licences > current.monthly_price * org.licences:
+        raise NotAllowed(f"{target.id} with {licences} licences costs more than {current.id} with {org.licences}; "
+                         "a downgrade lowers the bill: buy licences instead")
     if licences < org.user_count:
         raise BelowUsage(f"{licences} licences is below usage: the org has {org.user_count} users, and every user "
                          "needs a licence")
@@ -286,7 +289,7 @@ def check_cancel(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: r
     if org.status == OrgStatus.TRIALING and org.trial_choice_plan is None:
         raise NotAllowed(f"no plan is chosen for the trial end, so there is nothing to cancel: the trial ends on "
                          f"{org.trial_ends_at:%Y-%m-%d} and the org moves to the free plan by itself")
-    if org.status == OrgStatus.FREE:
+    if org.status == OrgStatus.FREE and org.pending is None:
         raise NotAllowed("the org is on the free plan; there is no subscription to cancel")
 
 

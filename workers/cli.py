@@ -306,7 +306,10 @@ def _parameters(operation) -> list[inspect.Parameter]:
                                 default=typer.Argument(..., help="Org id"))]
     for item in fields(operation.inputs):
         meta = item.metadata
-        required = item.default is MISSING or (item.name == "requested_by" and operation.actor_required)
+        if item.name in ("requested_by", "reason") and not operation.audited:
+            continue
+        required = item.default is MISSING or (item.name == "requested_by" and operation.actor_required) \
+            or (item.name == "reason" and operation.reason_required)
         default = ... if required else item.default
         if meta.get("positional"):
             spec = typer.Argument(default, help=meta.get("help"), show_default=False)

@@ -395,6 +395,8 @@ class _Run:
             return None  # written to the outbox but never received over SMTP
         if row.type == "request":  # an accepted action, as recorded by the activity that applied it
             event = {"type": "action", "action": data.pop("operation", "")}
+            if "action" in data:  # resolve_escalation's own field: extend, downgrade or retry
+                data["resolution"] = data.pop("action")
             event.update({k: v for k, v in data.items() if v is not None})
             if row.actor:
                 event["requested_by"] = row.actor
@@ -410,6 +412,8 @@ class _Run:
                 value = data[name]
                 if name in TIME_FIELDS and isinstance(value, str):
                     value = self.text(datetime.fromisoformat(value))
+                elif isinstance(value, str):
+                    value = self.unshift_message(value)  # a notice quotes dates
                 event[name] = value
         return event
 

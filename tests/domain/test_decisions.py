@@ -214,3 +214,17 @@ def test_a_cycle_started_by_a_paid_change_starts_when_it_was_priced_not_when_pai
     bought_back = decision("buy_storage", removed, rq.BuyStorageRequest(25, 1), now=later)
     assert bought_back.invoice is None and bought_back.state.pending is None
     assert "nothing to pay" in bought_back.message
+
+
+def test_cancelling_a_free_org_withdraws_the_upgrade_waiting_for_payment():
+    """Found trying it as a user: a free org's upgrade waiting for payment could not be withdrawn,
+    and was charged whenever a card came, weeks later (DOMAIN.md: a cancellation drops it)."""
+    org = model(plan="free", card=DECLINING)
+    org.advance_to(at(2))
+    org.request("upgrade", rq.UpgradeRequest("professional", "yearly"))
+    org.advance_to(at(3))
+    assert org.request("cancel", rq.CancelRequest("admin@acme.test")) is not None
+    org.advance_to(at(35))
+    org.request("update_card", rq.UpdateCardRequest(GOOD.token, GOOD.brand, GOOD.last4))
+    assert [c.outcome for c in org.charges] == ["declined"]
+    assert org.invoices["INV-acme-0001"].status == InvoiceStatus.VOID and org.state.plan == "free"

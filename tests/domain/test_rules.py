@@ -623,3 +623,15 @@ def test_nothing_is_bought_while_an_overdue_renewal_waits_to_run():
     org = active_org(renews_at=utc(2026, 4, 30, 9))
     assert refusal(NotAllowed, rules.check_add_licences, org, rq.AddLicencesRequest(1), now=utc(2026, 5, 3)) == (
         "cannot add licences: the renewal due on 2026-04-30 is being processed; try again in a moment")
+
+
+def test_a_downgrade_that_would_raise_the_bill_is_refused():
+    # 5 Professional licences cost 3000 a month; 11 Standard ones would cost 3300.
+    assert refusal(NotAllowed, rules.check_request_downgrade, active_org(plan="professional", licences=5),
+                   downgrade("standard", 11)) == (
+        "standard with 11 licences costs more than professional with 5; a downgrade lowers the bill: buy licences "
+        "instead")
+
+
+def test_a_free_org_may_cancel_the_upgrade_waiting_for_payment():
+    accepted(rules.check_cancel, free_org(**PENDING), rq.CancelRequest(ADMIN))

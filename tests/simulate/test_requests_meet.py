@@ -112,3 +112,16 @@ def test_8_contacts_past_the_tier_await_an_upgrade_that_subscribes_them(runs):
         (at("2026-02-06 09:00"), 3000, 400),
     ]
     assert doc["final"]["contacts"] == {"tier": 3000, "subscribed": 3000, "awaiting_upgrade": 400}
+
+
+def test_9_a_large_account_given_more_time_and_declined_again_is_escalated_again(runs):
+    """Found trying it as a user: the second escalation on the same invoice was taken for a retry
+    of the first, and the org stayed past_due with no one told."""
+    doc = runs("9")
+    assert [(e["at"], e["status"]) for e in events(doc, "status")] == [
+        (at("2026-03-01 09:00"), "active"), (at("2026-04-01 09:00"), "past_due"),
+        (at("2026-04-08 09:00"), "escalated"), (at("2026-04-09 09:00"), "past_due"),   # grace extended
+        (at("2026-04-14 09:00"), "escalated"), (at("2026-04-20 09:00"), "free")]       # then written off
+    assert [e["at"] for e in events(doc, "email", template="escalation")] == [
+        at("2026-04-08 09:00"), at("2026-04-14 09:00")]
+    assert [e["resolution"] for e in events(doc, "action", action="resolve_escalation")] == ["extend", "downgrade"]

@@ -179,7 +179,8 @@ class OrgModel:
                 self._charge(charge.invoice or issued, charge.attempt, charge.purpose, key)
             elif effect.kind == EffectKind.FINAL_DUNNING_ACTION:
                 final = write_off_and_free if effect.final_action == FinalAction.FREE else escalate
-                self._step(final(self.state, decline, self._ctx(f"final:{decline.invoice}")), key, decline)
+                final_key = f"final:{decline.invoice}:{decline.attempt}"
+                self._step(final(self.state, decline, self._ctx(final_key)), key, decline)
 
     def _charge(self, number: str, attempt: int, purpose: ChargePurpose, key: str) -> None:
         invoice = self.invoices[number]
