@@ -229,7 +229,9 @@ class OrgLife(RuleBasedStateMachine):
         state = self.org.state
         return {"upgrade": lambda: request["plan"], "add_licences": lambda: state.licences,
                 "change_tier": lambda: request["contacts"], "buy_addon": lambda: request["addon"],
-                "buy_storage": lambda: (request["unit_gb"], state.storage_owned(request["unit_gb"])),
+                # What stays at the renewal: removals scheduled before are not undone by the purchase.
+                "buy_storage": lambda: (request["unit_gb"], state.storage_owned(request["unit_gb"])
+                                        - state.scheduled.removing(request["unit_gb"])),
                 "switch_to_yearly": lambda: None}[operation]()
 
     def _check_floors(self, state):
