@@ -283,8 +283,15 @@ class OrgLife(RuleBasedStateMachine):
             event(f"paid change applied: {happened.data['operation']}")
 
     def teardown(self):
+        """Run the org on to a year after its start (renewals, dunning), check again, then check
+        that over that year the amounts invoiced equal the catalog price of what was held, day by
+        day, within a minor unit per line."""
         if not hasattr(self, "org"):
             return
+        self.org.advance_to(max(self.org.now, START + timedelta(days=366)))
+        self.every_day_held_is_billed_once()
+        self.a_scheduled_change_never_undoes_a_change_paid_after_it()
+        self.blocked_users_are_exactly_those_over_their_quota()
         invoiced, exact, lines = self._amounts()
         assert abs(invoiced - exact) <= lines, (invoiced, float(exact), lines)
 
