@@ -14,7 +14,7 @@ from datetime import datetime
 from email.message import EmailMessage as MimeMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 from babel.dates import format_date
@@ -29,6 +29,10 @@ from db.events import record_event
 from db.models import EmailMessage, Organisation
 from db.session import Database
 from domain.money import format_money
+
+if TYPE_CHECKING:
+    from activities.documents import Documents
+    from db.invoices import InvoiceDocument
 
 def _templates_dir() -> Path:
     configured = os.environ.get("BILLING_TEMPLATES_DIR")
@@ -67,6 +71,7 @@ class TemplateRenderer:
 
     def render(self, template: str, locale: str, context: dict[str, Any]) -> RenderedEmail:
         base = f"{locale}/{template}"
+        context = {**context, "locale": locale}     # the layout's footer follows the template's language
         subject = self.env.get_template(f"{base}/subject.txt.j2").render(context).strip()
         return RenderedEmail(subject=" ".join(subject.split()),
                              text=self.env.get_template(f"{base}/body.txt.j2").render(context),
@@ -79,9 +84,11 @@ def message_id(org_id: str, template: str, occasion: str, recipient: str) -> str
 
 
 class MailActivities:
-    def __init__(self, db: Database, smtp: SmtpConfig, renderer: TemplateRenderer | None = None) -> None:
+    def __init__(self, db: Database, smtp: SmtpConfig, renderer: TemplateRenderer | None = None,
+                 documents: "Documents | None" = None) -> None:
         self.db, self.smtp = db, smtp
         self.renderer = renderer or TemplateRenderer()
+        self.documents = documents   # None: no invoice is attached
 
     def _context(self, org: Organisation, request: EmailRequest, recipient: str) -> dict[str, Any]:
         context: dict[str, Any] = {"org_name": org.name, "org_id": org.id, "admin_email": org.admin_email,
@@ -93,11 +100,7 @@ class MailActivities:
         for name, moment in request.dates.items():
             context[name] = format_date(moment, format="long", locale=org.locale)
         context["lines"] = [{"description": line.description,
-                             "amount": format_money(line.amount, org.currency, org.locale),
-                             "period_start": format_date(line.start, format="long", locale=org.locale)
-                             if line.start else None,
-                             "period_end": format_date(line.end, format="long", locale=org.locale)
-                             if line.end else None}
+                             "amount": format_money(line.amount, org.currency, org.locale), "period": None}
                             for line in request.lines] or context.get("lines", [])
         return context
 
@@ -134,9 +137,13 @@ class MailActivities:
                          dedupe_key=f"email:{row.id}")
 
     def _compose(self, org: Organisation, row: EmailMessage, request: EmailRequest) -> tuple[MimeMessage, str]:
-        """Render and build the message. Called in a thread: CPU work must not hold the worker's
-        event loop."""
-        rendered = self.renderer.render(request.template, org.locale, self._context(org, request, row.recipient))
+        """Render and build the message, the invoice's PDF attached. Called in a thread: CPU work
+        and the invoice's read must not hold the worker's event loop."""
+        context = self._context(org, request, row.recipient)
+        invoice = self._invoice(request)
+        if invoice is not None:   # the lines as the attached invoice prints them, in the org's language
+            context["lines"] = self.documents.line_rows(invoice, date_format="long")
+        rendered = self.renderer.render(request.template, org.locale, context)
         message = MimeMessage()
         message["From"] = self.smtp.sender
         message["To"] = row.recipient
@@ -148,7 +155,18 @@ class MailActivities:
         message["X-Billing-Locale"] = org.locale
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
+        if invoice is not None:
+            message.add_attachment(self.documents.invoice_pdf(invoice), maintype="application", subtype="pdf",
+                                   filename=f"{invoice.number}.pdf")
         return message, rendered.subject
+
+    def _invoice(self, request: EmailRequest) -> "InvoiceDocument | None":
+        """The invoice the e-mail carries, as it stands now (None: none, or no documents)."""
+        if not request.attach_invoice or self.documents is None:
+            return None
+        from db.invoices import invoice_document
+        with self.db.transaction() as session:
+            return invoice_document(session, request.attach_invoice)
 
     @activity.defn
     @business_errors_are_final

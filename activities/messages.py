@@ -134,12 +134,13 @@ class EmailRequest:
     dates: dict[str, datetime] = field(default_factory=dict)
     lines: list[EmailLine] = field(default_factory=list)
     trial_reminder_days: int | None = None
+    attach_invoice: str | None = None
 
     @staticmethod
     def of(org_id: str, at: datetime, email: Email) -> "EmailRequest":
         return EmailRequest(org_id, email.template, email.occasion, at, to=list(email.to), values=dict(email.values),
                             money=dict(email.money), dates=dict(email.dates), lines=list(email.lines),
-                            trial_reminder_days=email.trial_reminder_days)
+                            trial_reminder_days=email.trial_reminder_days, attach_invoice=email.attach_invoice)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,9 @@ class PaymentActivities:
             if invoice.status != InvoiceStatus.OPEN:
                 return ChargeResult(invoice.number, request.attempt, ChargeOutcome.DECLINED, invoice.total, invoice.currency,
                                     f"invoice_{invoice.status}")
-            token = session.scalar(select(Subscription.card_token).where(Subscription.org_id == request.org_id))
+            token, brand, last4 = session.execute(
+                select(Subscription.card_token, Subscription.card_brand, Subscription.card_last4)
+                .where(Subscription.org_id == request.org_id)).one()
             amount, currency = invoice.total, invoice.currency
         if token is None:
             result = GatewayResult("", ChargeOutcome.DECLINED, "no_card")
@@ -96,7 +98,8 @@ class PaymentActivities:
             if session.scalar(select(Payment.id).where(Payment.idempotency_key == key)) is None:
                 session.add(Payment(invoice_id=invoice.id, attempt=request.attempt, idempotency_key=key, amount=amount,
                                     currency=currency, outcome=result.outcome, decline_reason=result.decline_reason,
-                                    gateway_charge_id=result.charge_id or None, created_at=request.at))
+                                    gateway_charge_id=result.charge_id or None, card_brand=brand,
+                                    card_last4=last4, created_at=request.at))
                 record_event(session, request.org_id, request.at, "charge",
                              {"amount": amount, "currency": currency, "outcome": str(result.outcome),
                               "reason": result.decline_reason, "invoice": invoice.number,

@@ -3,16 +3,17 @@ that follows its payment. The invoice events of the timeline are written here.""
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.events import record_event
-from db.models import Invoice, InvoiceLine
+from db.models import Invoice, InvoiceLine, Organisation, OrgEvent, Payment
 from domain.billing import Line
 from domain.decisions import EmailLine, InvoiceDraft
 from domain.payments import PaidInvoice
-from domain.states import InvoiceKind, InvoiceStatus
+from domain.states import ChargeOutcome, InvoiceKind, InvoiceStatus
 from domain.subscription import Item, ItemKind
 
 
@@ -69,3 +70,137 @@ def paid_invoice(session: Session, number: str) -> PaidInvoice:
                        [EmailLine(line.description, line.amount, line.period_start, line.period_end)
                         for line in invoice.lines],
                        itemised, invoice.period_start, invoice.period_end)
+
+
+# ---- invoices and statements as documents ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Buyer:
+    org_id: str
+    name: str
+    admin_email: str
+    locale: str
+    billing_address: str | None
+
+
+@dataclass(frozen=True)
+class DocumentLine:
+    description: str           # as written when issued (lines from before itemised invoices)
+    item: Item | None
+    quantity: int
+    unit_amount: int
+    amount: int
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class DocumentPayment:
+    at: datetime
+    attempt: int
+    amount: int
+    outcome: str
+    decline_reason: str | None
+    card_brand: str | None
+    card_last4: str | None
+
+
+@dataclass(frozen=True)
+class InvoiceDocument:
+    number: str
+    kind: InvoiceKind
+    status: InvoiceStatus
+    status_at: datetime | None  # when it was paid, voided or written off
+    currency: str
+    total: int
+    issued_at: datetime
+    period_start: datetime | None
+    period_end: datetime | None
+    buyer: Buyer
+    lines: list[DocumentLine]
+    payments: list[DocumentPayment]
+
+
+def _buyer(session: Session, org_id: str) -> Buyer:
+    org = session.get(Organisation, org_id)
+    return Buyer(org.id, org.name, org.admin_email, org.locale, org.billing_address)
+
+
+def _status_changes(session: Session, org_id: str) -> dict[tuple[str, str], datetime]:
+    """When each invoice took each status, from the event log: (number, status) -> instant."""
+    found: dict[tuple[str, str], datetime] = {}
+    for at, data in session.execute(select(OrgEvent.at, OrgEvent.data).where(
+            OrgEvent.org_id == org_id, OrgEvent.type == "invoice").order_by(OrgEvent.id)):
+        found.setdefault((data.get("number"), data.get("status")), at)
+    return found
+
+
+def invoice_document(session: Session, number: str) -> InvoiceDocument:
+    invoice = invoice_by_number(session, number)
+    status = InvoiceStatus(invoice.status)
+    status_at = invoice.paid_at if status == InvoiceStatus.PAID else \
+        _status_changes(session, invoice.org_id).get((number, str(status)))
+    lines = [DocumentLine(line.description, Item(ItemKind(line.item_kind), line.item_code) if line.item_kind else None,
+                          line.quantity, line.unit_amount, line.amount, line.period_start, line.period_end)
+             for line in invoice.lines]
+    payments = [DocumentPayment(p.created_at, p.attempt, p.amount, str(p.outcome), p.decline_reason, p.card_brand,
+                                p.card_last4)
+                for p in session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.attempt))]
+    return InvoiceDocument(invoice.number, InvoiceKind(invoice.kind), status,
+                           status_at if status != InvoiceStatus.OPEN else None, invoice.currency, invoice.total,
+                           invoice.created_at, invoice.period_start, invoice.period_end, _buyer(session, invoice.org_id),
+                           lines, payments)
+
+
+class EntryKind(StrEnum):
+    INVOICE = "invoice"          # issued: the org owes its total
+    PAYMENT = "payment"          # a successful charge
+    VOIDED = "voided"            # an invoice that will never be collected was cancelled
+    WRITTEN_OFF = "written_off"  # uncollectible after the last dunning retry
+
+
+@dataclass(frozen=True)
+class StatementEntry:
+    at: datetime
+    kind: EntryKind
+    invoice: str
+    amount: int                  # what it adds to the balance the org owes (a payment is negative)
+    card_brand: str | None = None
+    card_last4: str | None = None
+
+
+@dataclass(frozen=True)
+class Statement:
+    buyer: Buyer
+    currency: str
+    start: datetime
+    end: datetime
+    opening: int
+    entries: list[StatementEntry]
+
+    @property
+    def closing(self) -> int:
+        return self.opening + sum(entry.amount for entry in self.entries)
+
+
+def statement(session: Session, org_id: str, start: datetime, end: datetime) -> Statement:
+    """Every invoice and payment of the org in [start, end), with the balance it owes before and after."""
+    org = session.get(Organisation, org_id)
+    if org is None:
+        raise LookupError(f"unknown org {org_id!r}")
+    changes = _status_changes(session, org_id)
+    entries: list[StatementEntry] = []
+    for invoice in session.scalars(select(Invoice).where(Invoice.org_id == org_id).order_by(Invoice.id)):
+        entries.append(StatementEntry(invoice.created_at, EntryKind.INVOICE, invoice.number, invoice.total))
+        for status, kind in ((InvoiceStatus.VOID, EntryKind.VOIDED), (InvoiceStatus.UNCOLLECTIBLE, EntryKind.WRITTEN_OFF)):
+            if invoice.status == status:
+                entries.append(StatementEntry(changes.get((invoice.number, str(status)), invoice.created_at), kind,
+                                              invoice.number, -invoice.total))
+        for payment in session.scalars(select(Payment).where(Payment.invoice_id == invoice.id,
+                                                             Payment.outcome == ChargeOutcome.SUCCEEDED)):
+            entries.append(StatementEntry(payment.created_at, EntryKind.PAYMENT, invoice.number, -payment.amount,
+                                          payment.card_brand, payment.card_last4))
+    entries.sort(key=lambda entry: (entry.at, entry.kind != EntryKind.INVOICE))
+    before = sum(entry.amount for entry in entries if entry.at < start)
+    return Statement(_buyer(session, org_id), org.currency, start, end, before,
+                     [entry for entry in entries if start <= entry.at < end])

@@ -61,6 +61,7 @@ class Organisation(Base):
     # Seed 003: marketing contacts within the subscriber tier, and those awaiting a tier raise.
     contacts_subscribed: Mapped[int] = mapped_column(Integer, default=0)
     contacts_awaiting: Mapped[int] = mapped_column(Integer, default=0)
+    billing_address: Mapped[str | None] = mapped_column(Text)   # printed on invoices when set
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     subscription: Mapped["Subscription"] = relationship(back_populates="org", uselist=False)
 
@@ -200,6 +201,9 @@ class Payment(Base):
     outcome: Mapped[ChargeOutcome] = mapped_column(_enum(ChargeOutcome))
     decline_reason: Mapped[str | None] = mapped_column(String(60))
     gateway_charge_id: Mapped[str | None] = mapped_column(String(80))
+    # The card charged, as it was then (the org may change card later).
+    card_brand: Mapped[str | None] = mapped_column(String(20))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

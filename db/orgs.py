@@ -58,6 +58,15 @@ def list_org_ids(session: Session) -> list[str]:
     return list(session.scalars(select(Organisation.id).order_by(Organisation.id)))
 
 
+def set_billing_address(session: Session, org_id: str, address: str | None, by: str | None,
+                        now: datetime) -> None:
+    """Store (None: clear) the address invoices print for the org; audited. Not part of the
+    billing model: it changes no holding and no bill."""
+    org, _ = get_org(session, org_id)
+    org.billing_address = address
+    record_event(session, org_id, now, "billing_address", {"address": address}, actor=by)
+
+
 def set_card(session: Session, org_id: str, token: str, brand: str, last4: str) -> None:
     """Store what the gateway gave back for a card, before the org's workflow starts (later
     cards go through the update_card operation). Never the number."""

@@ -49,6 +49,7 @@ class Email:
     dates: dict[str, datetime] = field(default_factory=dict)
     lines: list[EmailLine] = field(default_factory=list)
     trial_reminder_days: int | None = None                  # recorded: this trial reminder went out
+    attach_invoice: str | None = None                       # the invoice to attach, as a PDF
 
 
 class ChargePurpose(StrEnum):

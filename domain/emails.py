@@ -4,6 +4,7 @@ the outbox keys (one e-mail per org, template, occasion and recipient)."""
 from datetime import datetime
 
 from domain.decisions import Email, EmailLine
+from domain.periods import last_day_billed
 
 
 def trial_ending(trial_ends_at: datetime, days: int, trial_plan_name: str) -> Email:
@@ -25,10 +26,12 @@ def plan_changed(occasion: str, from_plan: str, to_plan: str, from_name: str, to
 
 def receipt(invoice: str, amount: int, card: str | None, lines: list[EmailLine],
             period_start: datetime | None, period_end: datetime | None) -> Email:
+    if period_start and period_end:
+        period_end = last_day_billed(period_start, period_end)
     dates = {name: moment for name, moment in (("period_start", period_start), ("period_end", period_end)) if moment}
     return Email("receipt", f"receipt:{invoice}",
                  values={"invoice_number": invoice, "card": card, "period_start": None, "period_end": None},
-                 money={"amount": amount}, dates=dates, lines=lines)
+                 money={"amount": amount}, dates=dates, lines=lines, attach_invoice=invoice)
 
 
 def payment_failed(invoice: str, attempt: int, amount: int, reason: str | None, next_retry: datetime | None,
@@ -36,7 +39,8 @@ def payment_failed(invoice: str, attempt: int, amount: int, reason: str | None, 
     return Email("payment_failed", f"failed:{invoice}:{attempt}",
                  values={"invoice_number": invoice, "attempt": attempt, "reason": reason or "declined",
                          "final_action": final_action, "grace_note": None, "next_retry_on": None},
-                 money={"amount": amount}, dates={"next_retry_on": next_retry} if next_retry else {})
+                 money={"amount": amount}, dates={"next_retry_on": next_retry} if next_retry else {},
+                 attach_invoice=invoice)
 
 
 def escalation(invoice: str, attempt: int, staff_email: str, licences: int, amount: int, first_response_due: datetime,

@@ -18,6 +18,24 @@ from domain.storage import MB_PER_GB
 from domain.subscription import OrgSnapshot
 
 LOCALES = ("en", "id")
+ADDRESS_LINES, ADDRESS_CHARS = 6, 300
+
+
+def check_billing_address(address: str) -> str | None:
+    """The address printed under the org's name on its invoices: a few lines of text (an empty
+    one clears it). Returned trimmed, one address line per line."""
+    lines = [line.strip() for line in address.replace("\r\n", "\n").split("\n")]
+    lines = [line for line in lines if line]
+    if not lines:
+        return None
+    if len(lines) > ADDRESS_LINES:
+        raise InvalidInput(f"billing address: at most {ADDRESS_LINES} lines, got {len(lines)}")
+    text = "\n".join(lines)
+    if len(text) > ADDRESS_CHARS:
+        raise InvalidInput(f"billing address: at most {ADDRESS_CHARS} characters, got {len(text)}")
+    if any(not ch.isprintable() for line in lines for ch in line):
+        raise InvalidInput("billing address: control characters are not allowed")
+    return text
 def gb_to_mb(gb: float) -> int:
     return int(round(gb * MB_PER_GB))
 

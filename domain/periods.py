@@ -2,7 +2,7 @@
 leap year), Mar 31, Apr 30. Periods are always computed from the anchor, never chained from
 the previous (already clamped) date, so the day comes back once the month is long enough."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from dateutil.relativedelta import relativedelta
 
@@ -39,3 +39,9 @@ def period_containing(anchor: datetime, cycle: Cycle, moment: datetime) -> tuple
 
 def next_boundary_after(anchor: datetime, cycle: Cycle, moment: datetime) -> datetime:
     return period_containing(anchor, cycle, moment)[1]
+
+
+def last_day_billed(start: datetime, end: datetime) -> datetime:
+    """The last day a period [start, end) covers, as invoices and receipts print it: the day
+    before its end boundary (Jan 31 to Feb 28 prints "Jan 31 - Feb 27")."""
+    return max(start, end - timedelta(days=1))

@@ -6,7 +6,7 @@ the admin). Before blocking for storage, auto-allocation (opt-in, seed 004) give
 smallest unallocated unit that covers the excess. A blocked user is unblocked as soon as
 nothing blocks them any more. db/storage.py reads the users and writes the verdict in bulk."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from domain.decisions import Email
 
@@ -93,9 +93,7 @@ def storage_emails(verdict: Verdict, occasion: str, admin_email: str, announce: 
     unblocked user."""
     emails = []
     if announce is not None:
-        emails.append(Email(announce.template, announce.occasion, announce.to,
-                            {**announce.values, "blocked_users": [b.email for b in verdict.blocked]},
-                            announce.money, announce.dates, announce.lines, announce.trial_reminder_days))
+        emails.append(replace(announce, values={**announce.values, "blocked_users": [b.email for b in verdict.blocked]}))
     if verdict.blocked:
         users = [{"email": b.email, "usage": f"{b.usage_mb / MB_PER_GB:.1f} GB",
                   "quota": f"{b.quota_mb / MB_PER_GB:g} GB", "reason": b.reason} for b in verdict.blocked]

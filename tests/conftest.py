@@ -18,6 +18,16 @@ from workers.search_attributes import api_types
 
 
 
+def pytest_sessionstart(session):
+    """Invoices are PDFs: without the pango libraries the suite fails at once, saying what to
+    install, rather than skipping what the receipts depend on."""
+    from activities.documents import PdfRendererMissing, require_pdf_renderer
+    try:
+        require_pdf_renderer()
+    except PdfRendererMissing as err:
+        pytest.exit(str(err), returncode=1)
+
+
 async def register_search_attributes(client, namespace: str = "default") -> None:
     await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
         namespace=namespace, search_attributes=api_types()))

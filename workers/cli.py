@@ -48,7 +48,7 @@ errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def fail(message: str, code: int = 1) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line, however long
     raise typer.Exit(code)
 
 
@@ -241,40 +241,171 @@ def org_history(org_id: str) -> None:
     console.print(table)
 
 
+@org_app.command("address")
+def org_address(org_id: str = typer.Argument(..., help="Org id"),
+                address: str = typer.Argument(..., help="The billing address; \\n between lines; '' clears it"),
+                by: Optional[str] = typer.Option(None, "--by", help="Who asks (audit log)")) -> None:
+    """Set the billing address printed on the org's invoices and statements (from now on: an
+    invoice is rendered with the address the org has when it is downloaded or e-mailed)."""
+    from db.orgs import set_billing_address
+    from domain.onboarding import check_billing_address
+    try:
+        checked = check_billing_address(address.replace("\\n", "\n"))
+        with database().transaction() as session:
+            set_billing_address(session, org_id, checked, by, datetime.now(timezone.utc))
+    except DomainError as err:
+        fail(err.message, 2 if err.type == "invalid_input" else 1)
+    console.print(f"billing address of {org_id}: " + (checked.replace("\n", ", ") if checked else "cleared"),
+                  highlight=False)
+
+
 @app.command("invoices")
-def invoices(org_id: str) -> None:
-    """Payment history: every invoice with its status and payments."""
+def invoices(org_id: str = typer.Argument(..., help="Org id"),
+             as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
+    """Payment history: every invoice with its status and payments (the card, the date, the outcome)."""
     from sqlalchemy import select
-    from db.models import Invoice, Organisation, Payment
+    from db.invoices import invoice_document
+    from db.models import Invoice, Organisation
     from domain.money import format_money
     with database().transaction() as session:
         org = session.get(Organisation, org_id)
         if org is None:
             fail(f"unknown org {org_id!r}")
-        table = Table(title=f"invoices of {org_id}")
-        for column in ("number", "date", "kind", "total", "status", "payments"):
-            table.add_column(column)
-        for invoice in session.scalars(select(Invoice).where(Invoice.org_id == org_id).order_by(Invoice.id)):
-            payments = session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)
-                                       .order_by(Payment.attempt))
-            table.add_row(invoice.number, f"{invoice.created_at:%Y-%m-%d}", str(invoice.kind),
-                          format_money(invoice.total, invoice.currency, org.locale), str(invoice.status),
-                          ", ".join(f"#{p.attempt} {p.outcome}" + (f" ({p.decline_reason})" if p.decline_reason else "")
-                                    for p in payments))
+        documents = [invoice_document(session, number) for number in
+                     session.scalars(select(Invoice.number).where(Invoice.org_id == org_id).order_by(Invoice.id))]
+    if as_json:
+        console.print_json(json.dumps([{key: value for key, value in to_jsonable(doc).items()
+                                        if key not in ("buyer", "lines")} for doc in documents]))
+        return
+    table = Table(title=f"invoices of {org_id}")
+    for column in ("number", "date", "kind", "total", "status", "payments"):
+        table.add_column(column)
+    for doc in documents:
+        table.add_row(doc.number, f"{doc.issued_at:%Y-%m-%d}", str(doc.kind), format_money(doc.total, doc.currency,
+                                                                                           org.locale),
+                      str(doc.status), ", ".join(
+                          f"#{p.attempt} {p.at:%Y-%m-%d} {p.outcome}" + (f" ({p.decline_reason})" if p.decline_reason
+                                                                         else "")
+                          + (f" {p.card_brand} {p.card_last4}" if p.card_last4 else "") for p in doc.payments))
     console.print(table)
 
 
+def _documents():
+    from activities.documents import Documents
+    from domain.catalog import load_catalog
+    config = settings()
+    return Documents(load_catalog(config.catalog_path), config.seller)
+
+
+STDOUT = Path("-")
+
+
+def _writable(*paths: Path | None) -> None:
+    """Refuse a path that cannot be written before anything is rendered. `-` is standard output
+    (for one of them)."""
+    import os
+    if sum(path == STDOUT for path in paths) > 1:
+        fail("only one output can go to standard output (-)", 2)
+    for path in paths:
+        if path is None or path == STDOUT:
+            continue
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            fail(f"cannot write {path}: folder {folder} does not exist", 2)
+        if path.is_dir():
+            fail(f"cannot write {path}: it is a folder", 2)
+        if path.exists() and not path.resolve().is_file():
+            fail(f"cannot write {path}: it is not a regular file", 2)
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            fail(f"cannot write {path}: permission denied", 2)
+
+
+def _save(html: str, html_path: Path | None, pdf_path: Path | None) -> list[str]:
+    """Write the document's outputs, each whole or not at all; what was written to a file."""
+    from activities.documents import pdf, write_document
+    written = []
+    for path, render in ((html_path, lambda: html.encode("utf-8")), (pdf_path, lambda: pdf(html))):
+        if path is None:
+            continue
+        content = render()
+        if path == STDOUT:
+            sys.stdout.buffer.write(content)
+            sys.stdout.flush()
+            continue
+        try:
+            write_document(path.resolve(), content)   # through a symlink, to the file it names
+        except OSError as err:
+            fail(f"cannot write {path}: {err.strerror or err}", 2)
+        written.append(str(path))
+    return written
+
+
 @app.command("invoice")
-def invoice_render(number: str, out: Path = typer.Option(..., help="File to write (.html)")) -> None:
-    """Render an invoice to an HTML file."""
-    from workers.invoice_render import render_invoice_html
+def invoice_render(number: str = typer.Argument(..., help="Invoice number, e.g. INV-acme-0001"),
+                   pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the invoice as PDF here (- for standard output)"),
+                   html: Optional[Path] = typer.Option(None, "--html", help="Write the invoice as HTML here (- for standard output)")) -> None:
+    """An invoice as a document, in the org's language: PDF and/or HTML."""
+    from db.invoices import invoice_document
+    if not number.strip():
+        fail("give an invoice number, e.g. INV-acme-0001", 2)
+    if pdf is None and html is None:
+        fail("say where to write the invoice: --pdf FILE and/or --html FILE (- for standard output)", 2)
+    _writable(pdf, html)
     with database().transaction() as session:
         try:
-            html = render_invoice_html(session, number)
+            document = invoice_document(session, number)
         except LookupError as err:
             fail(str(err))
-    out.write_text(html, encoding="utf-8")
-    console.print(f"invoice {number} written to {out}")
+    written = _save(_documents().invoice_html(document), html, pdf)
+    if written:   # on stderr: standard output may be carrying the document
+        errors.print(f"invoice {number} written to {' and '.join(written)}", highlight=False, soft_wrap=True)
+
+
+def _day(text: str, option: str) -> datetime:
+    """Midnight UTC of a YYYY-MM-DD day (nothing else: not a time, not 20260301)."""
+    from datetime import date
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        day = date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option}: {text!r} is not a date; use YYYY-MM-DD", 2)
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+@app.command("statement")
+def statement_render(org_id: str = typer.Argument(..., help="Org id"),
+                     start: str = typer.Option(..., "--from", help="First day, YYYY-MM-DD (UTC)"),
+                     end: str = typer.Option(..., "--to", help="Last day, YYYY-MM-DD (UTC), included"),
+                     pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the statement as PDF here (- for standard output)"),
+                     html: Optional[Path] = typer.Option(None, "--html", help="Write the statement as HTML here (- for standard output)"),
+                     as_json: bool = typer.Option(False, "--json", help="Print the statement as JSON")) -> None:
+    """Statement of account: every invoice and payment between two days, with the opening and
+    closing balance the org owes (what finance asks for at month end)."""
+    from datetime import date, timedelta
+    from db.invoices import statement
+    first, last = _day(start, "--from"), _day(end, "--to")
+    if first > last:
+        fail(f"--from {start} comes after --to {end}", 2)
+    if pdf is None and html is None and not as_json:
+        fail("say what to produce: --pdf FILE, --html FILE and/or --json", 2)
+    if as_json and STDOUT in (pdf, html):
+        fail("--json prints to standard output: write the document to a file", 2)
+    _writable(pdf, html)
+    # The end of the last day; 9999-12-31 has no day after it.
+    end_of_range = last + timedelta(days=1) if last.date() < date.max else datetime.max.replace(tzinfo=timezone.utc)
+    with database().transaction() as session:
+        try:
+            found = statement(session, org_id, first, end_of_range)
+        except LookupError as err:
+            fail(str(err))
+    if as_json:
+        console.print_json(json.dumps({**to_jsonable(found), "closing": found.closing}))
+    if pdf is not None or html is not None:
+        written = _save(_documents().statement_html(found), html, pdf)
+        if written:
+            errors.print(f"statement of {org_id} written to {' and '.join(written)}", highlight=False,
+                         soft_wrap=True)
 
 
 # ---- changes through the workflow ------------------------------------------------------------

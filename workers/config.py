@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from activities.documents import SAMPLE_SELLER, Seller
 from domain.policy import Policy
 
 
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     mail_from: str = "Billing <billing@localhost>"
+    # Who issues the invoices: printed on every invoice and statement.
+    seller_name: str = SAMPLE_SELLER.name
+    seller_address: str = SAMPLE_SELLER.address
+    seller_tax_number: str = SAMPLE_SELLER.tax_number
 
     metrics_port: int = 9464
     log_format: str = "text"
@@ -57,6 +62,10 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
+
+    @property
+    def seller(self) -> Seller:
+        return Seller(self.seller_name, self.seller_address.replace("\\n", "\n"), self.seller_tax_number)
 
     @cached_property
     def policy(self) -> Policy:

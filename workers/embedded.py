@@ -24,6 +24,7 @@ from workers.config import Settings
 from workers.schedules import create_reconcile_schedule
 from workers.search_attributes import dev_server_flags
 from workers.smtp_capture import start_capture
+from activities.documents import PdfRendererMissing
 from workers.worker import components_from, configured_worker
 from workflows.starter import start_org_workflow
 
@@ -139,3 +140,5 @@ if __name__ == "__main__":
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    except PdfRendererMissing as err:
+        raise SystemExit(f"cannot start: {err}") from None

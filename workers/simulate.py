@@ -507,6 +507,8 @@ def _safe_url(url: str) -> str:
 
 async def run_scenario(scenario: Scenario, catalog, database_url: str | None = None) -> dict[str, Any]:
     """Run a parsed scenario; returns the timeline document of SIMULATE.md."""
+    from activities.documents import require_pdf_renderer
+    require_pdf_renderer()    # the receipts carry their invoice as a PDF, as in production
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
     from temporalio.testing import WorkflowEnvironment
 

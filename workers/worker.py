@@ -15,6 +15,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import BillingActivities
+from activities.documents import SAMPLE_SELLER, Documents, PdfRendererMissing, Seller, require_pdf_renderer
 from activities.mail import MailActivities, SmtpConfig
 from activities.reconcile import ReconcileActivities
 from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
@@ -40,11 +41,12 @@ class Components:
     policy: Policy
     smtp: SmtpConfig
     gateway: PaymentGateway
+    seller: Seller = SAMPLE_SELLER
 
     def activities(self) -> list:
         billing = BillingActivities(self.db, self.catalog, self.policy)
         payments = PaymentActivities(self.db, self.gateway)
-        mail = MailActivities(self.db, self.smtp)
+        mail = MailActivities(self.db, self.smtp, documents=Documents(self.catalog, self.seller))
         return [billing.load_org, billing.expire_trial, billing.convert_trial, billing.open_renewal,
                 billing.settle_paid_invoice, billing.enter_dunning, billing.record_failed_attempt,
                 billing.write_off_and_free, billing.escalate, billing.apply_change, billing.enforce_storage,
@@ -57,6 +59,7 @@ def smtp_from(settings: Settings) -> SmtpConfig:
 
 
 def components_from(settings: Settings, migrate: bool = True) -> Components:
+    require_pdf_renderer()   # receipts carry a PDF: a worker that cannot render one does not start
     catalog = load_catalog(settings.catalog_path)
     if migrate:
         upgrade(settings.database_url)
@@ -64,7 +67,7 @@ def components_from(settings: Settings, migrate: bool = True) -> Components:
     with db.transaction() as session:
         sync_plans(session, catalog)
     return Components(db=db, catalog=catalog, policy=settings.policy, smtp=smtp_from(settings),
-                      gateway=SandboxGateway(db))
+                      gateway=SandboxGateway(db), seller=settings.seller)
 
 
 def build_worker(client: Client, task_queue: str, components: Components, max_threads: int = 16,
@@ -117,6 +120,9 @@ def main() -> None:
         asyncio.run(run_worker(settings))
     except DomainError as err:  # a bad catalog or policy: say what, do not start
         log.error("cannot start: %s", err.message)
+        raise SystemExit(2) from None
+    except PdfRendererMissing as err:
+        log.error("cannot start: %s", err)
         raise SystemExit(2) from None
 
 

@@ -1,18 +1,19 @@
-"""Invoices in the database: renewal lines, numbering, and the downloadable HTML."""
+"""Invoices in the database: renewal lines, numbering, and the document the admin downloads."""
 
 from datetime import datetime, timezone
 
 from activities.billing import BillingActivities
+from activities.documents import SAMPLE_SELLER, Documents
 from activities.messages import RenewalInput
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from db.invoices import invoice_document
 from db.orgs import create_org
+from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.policy import Policy
-from workers.invoice_render import render_invoice_html
 
 START = datetime(2026, 1, 31, 9, 0, tzinfo=timezone.utc)
 
 
-def test_renewal_invoice_is_numbered_once_and_renders_to_html(pg_db, catalog):
+def test_renewal_invoice_is_numbered_once_and_renders_in_the_org_language(pg_db, catalog):
     org = validate_new_org(NewOrg(id="inv", name="Invoice <Co>", admin_email="admin@inv.test", locale="id",
                                   currency="IDR", plan="mail_premium", cycle="monthly",
                                   users=[NewUser("b@inv.test", 1.0)]), catalog)
@@ -26,6 +27,7 @@ def test_renewal_invoice_is_numbered_once_and_renders_to_html(pg_db, catalog):
     assert first.effects == again.effects  # the retry repeats the first answer, the charge included
     assert first.invoice.total == 2 * 60000 and first.invoice.currency == "IDR"
     with pg_db.transaction() as session:
-        html = render_invoice_html(session, "INV-inv-0001")
+        html = Documents(catalog, SAMPLE_SELLER).invoice_html(invoice_document(session, "INV-inv-0001"))
     assert "Invoice &lt;Co&gt;" in html
-    assert "Rp120.000" in html and "2026-02-28 to 2026-03-31" in html
+    # Two Mail Premium licences, Rp60.000 each; the days billed, Feb 28 to Mar 30, both included.
+    assert "Lisensi Mail Premium" in html and "Rp120.000" in html and "28 Feb 2026 – 30 Mar 2026" in html

@@ -200,6 +200,10 @@ def test_dockerfile():
     assert users, "the image must switch to a non-root user"
     assert users[-1].split(":")[0] not in ("root", "0")
     assert 'CMD ["python", "-m", "workers.worker"]' in text
+    # The runtime stage installs what WeasyPrint renders invoices with (the worker checks at start).
+    runtime = text.split("AS runtime", 1)[1]
+    for package in ("libpango-1.0-0", "libpangoft2-1.0-0", "fonts-dejavu-core"):
+        assert re.search(rf"apt-get install[^\n]*{re.escape(package)}", runtime), package
 
 
 # --------------------------------------------------------------------------

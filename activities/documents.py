@@ -1,0 +1,233 @@
+"""Invoices and statements as documents, in the org's language: one template each, rendered to
+HTML, and to PDF by WeasyPrint. Labels go through Babel's translations
+(templates/locale/<locale>/LC_MESSAGES/messages.po, read as they are: no compile step), dates and
+money through Babel's formats (IDR in whole rupiah, USD with cents).
+
+The admin downloads them (`billing invoice`, `billing statement`); the receipt and the
+payment_failed e-mails carry the invoice as a PDF."""
+
+import importlib
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from gettext import NullTranslations
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Callable
+
+from babel.dates import format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import Translations
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from activities.mail import TEMPLATES_DIR
+from db.invoices import EntryKind, InvoiceDocument, Statement
+from domain.catalog import Catalog
+from domain.money import format_money
+from domain.periods import last_day_billed
+from domain.states import InvoiceStatus
+from domain.subscription import ItemKind
+
+LOCALES_DIR = TEMPLATES_DIR / "locale"
+
+
+@dataclass(frozen=True)
+class Seller:
+    """Who issues the invoices (BILLING_SELLER_* settings)."""
+    name: str
+    address: str
+    tax_number: str
+
+
+# A sample issuer until BILLING_SELLER_NAME, _ADDRESS and _TAX_NUMBER say who really invoices.
+SAMPLE_SELLER = Seller("Billing Demo PT", "Jl. Jenderal Sudirman 1\nJakarta 10220\nIndonesia", "01.234.567.8-901.000")
+
+
+@lru_cache(maxsize=None)
+def translations(locale: str) -> NullTranslations:
+    catalog_file = LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po"
+    if not catalog_file.is_file():
+        return NullTranslations()   # English: the messages are written in it
+    with catalog_file.open("rb") as source:
+        catalog = read_po(source, locale=locale)
+    compiled = BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled)
+
+
+@lru_cache(maxsize=None)
+def _environment(locale: str) -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True, undefined=StrictUndefined,
+                      extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(translations(locale), newstyle=True)
+    return env
+
+
+class Documents:
+    RECENT_PDFS = 64
+
+    def __init__(self, catalog: Catalog, seller: Seller) -> None:
+        self.catalog, self.seller = catalog, seller
+        # PDFs recently rendered, by the invoice as it stood: an e-mail retried while the SMTP
+        # server is down, or sent to several recipients, attaches the same bytes without rendering
+        # them again (a render costs ~200 ms of CPU).
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def invoice_pdf(self, doc: InvoiceDocument) -> bytes:
+        key = repr(doc)          # every field: a paid, voided or retried invoice renders anew
+        with self._lock:
+            if key in self._recent:
+                self._recent.move_to_end(key)
+                return self._recent[key]
+        rendered = pdf(self.invoice_html(doc))
+        with self._lock:
+            self._recent[key] = rendered
+            while len(self._recent) > self.RECENT_PDFS:
+                self._recent.popitem(last=False)
+        return rendered
+
+    def invoice_html(self, doc: InvoiceDocument) -> str:
+        locale = doc.buyer.locale
+        _ = translations(locale).gettext
+        money = self._money(doc.currency, locale)
+        lines = self.line_rows(doc)
+        paid = [p for p in doc.payments if p.outcome == "succeeded"]
+        payment = declined = None
+        if paid:
+            last = paid[-1]
+            payment = {"card": _card(last.card_brand, last.card_last4), "date": self._date(last.at, locale),
+                       "attempts": len(doc.payments), "amount": money(last.amount)}
+        elif doc.payments:        # attempted, never paid: what the card said, and when last
+            last = doc.payments[-1]
+            declined = {"card": _card(last.card_brand, last.card_last4), "date": self._date(last.at, locale),
+                        "attempts": len(doc.payments)}
+        return _environment(locale).get_template("documents/invoice.html.j2").render(
+            locale=locale, seller=self.seller, buyer=doc.buyer, number=doc.number, status=str(doc.status),
+            status_label=_STATUS[doc.status](_), status_date=self._date(doc.status_at, locale),
+            issued=self._date(doc.issued_at, locale), period=self._period(doc.period_start, doc.period_end, locale),
+            lines=lines, subtotal=money(sum(l.amount for l in doc.lines if l.amount > 0)),
+            credits=money(sum(l.amount for l in doc.lines if l.amount < 0)),
+            has_credits=any(l.amount < 0 for l in doc.lines), total=money(doc.total), payment=payment,
+            declined=declined)
+
+    def statement_html(self, statement: Statement) -> str:
+        locale = statement.buyer.locale
+        _ = translations(locale).gettext
+        money = self._money(statement.currency, locale)
+        balance, rows = statement.opening, []
+        for entry in statement.entries:
+            balance += entry.amount
+            what = _ENTRY[entry.kind](_) % {"number": entry.invoice}
+            card = _card(entry.card_brand, entry.card_last4)
+            rows.append({"date": self._date(entry.at, locale), "what": f"{what} ({card})" if card else what,
+                         "charge": money(entry.amount) if entry.amount > 0 else "",
+                         "credit": money(-entry.amount) if entry.amount < 0 else "", "balance": money(balance)})
+        return _environment(locale).get_template("documents/statement.html.j2").render(
+            locale=locale, seller=self.seller, buyer=statement.buyer, start=self._date(statement.start, locale),
+            end=self._date(statement.end - timedelta(seconds=1), locale), opening=money(statement.opening),
+            closing=money(statement.closing), rows=rows)
+
+    def line_rows(self, doc: InvoiceDocument, date_format: str = "medium") -> list[dict[str, Any]]:
+        """The invoice's lines as printed, on the invoice and in the receipt: what each bills in
+        the org's language, its period, quantity, unit price and amount. A share of a period is
+        marked pro rata (its amount is not quantity x unit price); a credit shows no unit price."""
+        locale = doc.buyer.locale
+        _ = translations(locale).gettext
+        money = self._money(doc.currency, locale)
+        rows = []
+        for line in doc.lines:
+            description = self.describe(line, locale)
+            if line.item is not None and 0 < line.amount != line.quantity * line.unit_amount:
+                description = _("%(item)s, pro rata") % {"item": description}
+            rows.append({"description": description, "period": self._period(line.start, line.end, locale, date_format),
+                         "quantity": abs(line.quantity), "unit": money(line.unit_amount) if line.amount > 0 else "",
+                         "amount": money(line.amount)})
+        return rows
+
+    def describe(self, line, locale: str) -> str:
+        """A line in the org's language, from what it bills (lines from before itemised
+        invoices keep the words they were issued with)."""
+        if line.item is None:
+            return line.description
+        _ = translations(locale).gettext
+        item = line.item
+        if item.kind == ItemKind.LICENCE:
+            name = _("%(plan)s licence") % {"plan": self.catalog.plans[item.code].name}
+        elif item.kind == ItemKind.STORAGE:
+            name = _("Storage unit %(size)s GB") % {"size": item.code}
+        elif item.kind == ItemKind.TIER:
+            addon = self.catalog.tiered_addons[item.code]
+            contacts = format_decimal(abs(line.quantity) * addon.step, locale=locale)
+            name = _("%(addon)s, %(contacts)s contacts") % {"addon": addon.name, "contacts": contacts}
+        else:
+            name = self.catalog.flat_addons[item.code].name
+        return _("Credit for unused %(item)s") % {"item": name} if line.amount < 0 else name
+
+    @staticmethod
+    def _money(currency: str, locale: str) -> Callable[[int], str]:
+        return lambda amount: format_money(amount, currency, locale)
+
+    @staticmethod
+    def _date(moment: datetime | None, locale: str, date_format: str = "medium") -> str | None:
+        return format_date(moment, format=date_format, locale=locale) if moment else None
+
+    def _period(self, start: datetime | None, end: datetime | None, locale: str,
+                date_format: str = "medium") -> str | None:
+        """The days billed, both ends included."""
+        if start is None or end is None:
+            return None
+        return (f"{self._date(start, locale, date_format)} – "
+                f"{self._date(last_day_billed(start, end), locale, date_format)}")
+
+
+def _card(brand: str | None, last4: str | None) -> str | None:
+    return f"{(brand or 'card').title()} •••• {last4}" if last4 else None
+
+
+_STATUS: dict[InvoiceStatus, Callable[[Callable[[str], str]], str]] = {
+    InvoiceStatus.PAID: lambda _: _("Paid"), InvoiceStatus.OPEN: lambda _: _("Open"),
+    InvoiceStatus.VOID: lambda _: _("Void"), InvoiceStatus.UNCOLLECTIBLE: lambda _: _("Uncollectible")}
+_ENTRY: dict[EntryKind, Callable[[Callable[[str], str]], str]] = {
+    EntryKind.INVOICE: lambda _: _("Invoice %(number)s"), EntryKind.PAYMENT: lambda _: _("Payment of %(number)s"),
+    EntryKind.VOIDED: lambda _: _("%(number)s void"), EntryKind.WRITTEN_OFF: lambda _: _("%(number)s written off")}
+
+
+PANGO_MISSING = ("WeasyPrint cannot load the pango libraries it renders PDF with; on Debian or Ubuntu: "
+                 "apt-get install libpango-1.0-0 libpangoft2-1.0-0 (README, \"Invoices as documents\")")
+
+
+class PdfRendererMissing(RuntimeError):
+    pass
+
+
+def require_pdf_renderer() -> None:
+    """Fail now, naming what to install, rather than at the first receipt: the worker, the
+    embedded stack and the test suite call it as they start."""
+    try:
+        importlib.import_module("weasyprint")   # importing it loads the pango libraries
+    except OSError as err:
+        raise PdfRendererMissing(f"{PANGO_MISSING}: {err}") from None
+
+
+def pdf(html: str) -> bytes:
+    require_pdf_renderer()
+    from weasyprint import HTML
+    # WeasyPrint turns fontTools' logger to DEBUG while it subsets fonts (it collects the warnings
+    # itself): kept from the root logger's handlers, or every PDF prints a screenful of DEBUG lines.
+    logging.getLogger("fontTools").propagate = False
+    return HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()
+
+
+def write_document(path: Path, content: str | bytes) -> None:
+    """Write the whole file or nothing: a half-written invoice is worse than none."""
+    partial = path.with_name(f".{path.name}.partial")
+    data: Any = content.encode("utf-8") if isinstance(content, str) else content
+    partial.write_bytes(data)
+    partial.replace(path)
