@@ -11,7 +11,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from gettext import NullTranslations
 from io import BytesIO
@@ -26,10 +26,12 @@ from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from activities.mail import TEMPLATES_DIR
-from db.invoices import EntryKind, InvoiceDocument, Statement
+from db.invoices import DocumentLine, InvoiceDocument
+from domain.cards import card_label
 from domain.catalog import Catalog
 from domain.money import format_money
 from domain.periods import last_day_billed
+from domain.statement import EntryKind, Statement
 from domain.states import InvoiceStatus
 from domain.subscription import ItemKind
 
@@ -78,20 +80,19 @@ class Documents:
         # server is down, or sent to several recipients, attaches the same bytes without rendering
         # them again (a render costs ~200 ms of CPU).
         self._recent: OrderedDict[str, bytes] = OrderedDict()
-        self._lock = threading.Lock()
+        # One render at a time: rendering is CPU-bound Python (the GIL allows no parallelism), and
+        # mail threads sending the same invoice wait for the first render instead of repeating it.
+        self._rendering = threading.Lock()
 
     def invoice_pdf(self, doc: InvoiceDocument) -> bytes:
-        key = repr(doc)          # every field: a paid, voided or retried invoice renders anew
-        with self._lock:
-            if key in self._recent:
-                self._recent.move_to_end(key)
-                return self._recent[key]
-        rendered = pdf(self.invoice_html(doc))
-        with self._lock:
-            self._recent[key] = rendered
-            while len(self._recent) > self.RECENT_PDFS:
-                self._recent.popitem(last=False)
-        return rendered
+        key = repr(doc)          # every field (frozen dataclasses): a paid, voided or retried invoice renders anew
+        with self._rendering:
+            if key not in self._recent:
+                self._recent[key] = pdf(self.invoice_html(doc))
+                while len(self._recent) > self.RECENT_PDFS:
+                    self._recent.popitem(last=False)
+            self._recent.move_to_end(key)
+            return self._recent[key]
 
     def invoice_html(self, doc: InvoiceDocument) -> str:
         locale = doc.buyer.locale
@@ -102,11 +103,11 @@ class Documents:
         payment = declined = None
         if paid:
             last = paid[-1]
-            payment = {"card": _card(last.card_brand, last.card_last4), "date": self._date(last.at, locale),
+            payment = {"card": card_label(last.card_brand, last.card_last4), "date": self._date(last.at, locale),
                        "attempts": len(doc.payments), "amount": money(last.amount)}
         elif doc.payments:        # attempted, never paid: what the card said, and when last
             last = doc.payments[-1]
-            declined = {"card": _card(last.card_brand, last.card_last4), "date": self._date(last.at, locale),
+            declined = {"card": card_label(last.card_brand, last.card_last4), "date": self._date(last.at, locale),
                         "attempts": len(doc.payments)}
         return _environment(locale).get_template("documents/invoice.html.j2").render(
             locale=locale, seller=self.seller, buyer=doc.buyer, number=doc.number, status=str(doc.status),
@@ -125,13 +126,13 @@ class Documents:
         for entry in statement.entries:
             balance += entry.amount
             what = _ENTRY[entry.kind](_) % {"number": entry.invoice}
-            card = _card(entry.card_brand, entry.card_last4)
+            card = card_label(entry.card_brand, entry.card_last4)
             rows.append({"date": self._date(entry.at, locale), "what": f"{what} ({card})" if card else what,
                          "charge": money(entry.amount) if entry.amount > 0 else "",
                          "credit": money(-entry.amount) if entry.amount < 0 else "", "balance": money(balance)})
         return _environment(locale).get_template("documents/statement.html.j2").render(
             locale=locale, seller=self.seller, buyer=statement.buyer, start=self._date(statement.start, locale),
-            end=self._date(statement.end - timedelta(seconds=1), locale), opening=money(statement.opening),
+            end=self._date(statement.last_day, locale), opening=money(statement.opening),
             closing=money(statement.closing), rows=rows)
 
     def line_rows(self, doc: InvoiceDocument, date_format: str = "medium") -> list[dict[str, Any]]:
@@ -151,7 +152,7 @@ class Documents:
                          "amount": money(line.amount)})
         return rows
 
-    def describe(self, line, locale: str) -> str:
+    def describe(self, line: DocumentLine, locale: str) -> str:
         """A line in the org's language, from what it bills (lines from before itemised
         invoices keep the words they were issued with)."""
         if line.item is None:
@@ -187,10 +188,8 @@ class Documents:
                 f"{self._date(last_day_billed(start, end), locale, date_format)}")
 
 
-def _card(brand: str | None, last4: str | None) -> str | None:
-    return f"{(brand or 'card').title()} •••• {last4}" if last4 else None
-
-
+# Words looked up when a document is rendered, in its locale; written as _("...") calls so that
+# Babel's extraction (and the translation test) finds them.
 _STATUS: dict[InvoiceStatus, Callable[[Callable[[str], str]], str]] = {
     InvoiceStatus.PAID: lambda _: _("Paid"), InvoiceStatus.OPEN: lambda _: _("Open"),
     InvoiceStatus.VOID: lambda _: _("Void"), InvoiceStatus.UNCOLLECTIBLE: lambda _: _("Uncollectible")}
@@ -225,9 +224,16 @@ def pdf(html: str) -> bytes:
     return HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()
 
 
-def write_document(path: Path, content: str | bytes) -> None:
-    """Write the whole file or nothing: a half-written invoice is worse than none."""
-    partial = path.with_name(f".{path.name}.partial")
-    data: Any = content.encode("utf-8") if isinstance(content, str) else content
-    partial.write_bytes(data)
-    partial.replace(path)
+def write_documents(outputs: list[tuple[Path, bytes]]) -> None:
+    """Write every file or none: each goes to a hidden partial file first, and only when all are
+    written are they renamed into place (a half-written invoice is worse than none)."""
+    partials = [(path.with_name(f".{path.name}.partial"), path) for path, _ in outputs]
+    for (partial, path), (_, content) in zip(partials, outputs):
+        try:
+            partial.write_bytes(content)
+        except OSError as err:
+            for written, _ in partials:
+                written.unlink(missing_ok=True)
+            raise OSError(err.errno, err.strerror, str(path)) from err
+    for partial, path in partials:
+        partial.replace(path)

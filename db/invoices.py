@@ -3,7 +3,6 @@ that follows its payment. The invoice events of the timeline are written here.""
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,6 +12,8 @@ from db.models import Invoice, InvoiceLine, Organisation, OrgEvent, Payment
 from domain.billing import Line
 from domain.decisions import EmailLine, InvoiceDraft
 from domain.payments import PaidInvoice
+from domain.statement import Buyer, IssuedInvoice, ReceivedPayment, Statement
+from domain.statement import statement as statement_of
 from domain.states import ChargeOutcome, InvoiceKind, InvoiceStatus
 from domain.subscription import Item, ItemKind
 
@@ -73,15 +74,6 @@ def paid_invoice(session: Session, number: str) -> PaidInvoice:
 
 
 # ---- invoices and statements as documents ------------------------------------------------------
-
-@dataclass(frozen=True)
-class Buyer:
-    org_id: str
-    name: str
-    admin_email: str
-    locale: str
-    billing_address: str | None
-
 
 @dataclass(frozen=True)
 class DocumentLine:
@@ -152,55 +144,17 @@ def invoice_document(session: Session, number: str) -> InvoiceDocument:
                            lines, payments)
 
 
-class EntryKind(StrEnum):
-    INVOICE = "invoice"          # issued: the org owes its total
-    PAYMENT = "payment"          # a successful charge
-    VOIDED = "voided"            # an invoice that will never be collected was cancelled
-    WRITTEN_OFF = "written_off"  # uncollectible after the last dunning retry
-
-
-@dataclass(frozen=True)
-class StatementEntry:
-    at: datetime
-    kind: EntryKind
-    invoice: str
-    amount: int                  # what it adds to the balance the org owes (a payment is negative)
-    card_brand: str | None = None
-    card_last4: str | None = None
-
-
-@dataclass(frozen=True)
-class Statement:
-    buyer: Buyer
-    currency: str
-    start: datetime
-    end: datetime
-    opening: int
-    entries: list[StatementEntry]
-
-    @property
-    def closing(self) -> int:
-        return self.opening + sum(entry.amount for entry in self.entries)
-
-
 def statement(session: Session, org_id: str, start: datetime, end: datetime) -> Statement:
     """Every invoice and payment of the org in [start, end), with the balance it owes before and after."""
     org = session.get(Organisation, org_id)
     if org is None:
         raise LookupError(f"unknown org {org_id!r}")
     changes = _status_changes(session, org_id)
-    entries: list[StatementEntry] = []
-    for invoice in session.scalars(select(Invoice).where(Invoice.org_id == org_id).order_by(Invoice.id)):
-        entries.append(StatementEntry(invoice.created_at, EntryKind.INVOICE, invoice.number, invoice.total))
-        for status, kind in ((InvoiceStatus.VOID, EntryKind.VOIDED), (InvoiceStatus.UNCOLLECTIBLE, EntryKind.WRITTEN_OFF)):
-            if invoice.status == status:
-                entries.append(StatementEntry(changes.get((invoice.number, str(status)), invoice.created_at), kind,
-                                              invoice.number, -invoice.total))
-        for payment in session.scalars(select(Payment).where(Payment.invoice_id == invoice.id,
-                                                             Payment.outcome == ChargeOutcome.SUCCEEDED)):
-            entries.append(StatementEntry(payment.created_at, EntryKind.PAYMENT, invoice.number, -payment.amount,
-                                          payment.card_brand, payment.card_last4))
-    entries.sort(key=lambda entry: (entry.at, entry.kind != EntryKind.INVOICE))
-    before = sum(entry.amount for entry in entries if entry.at < start)
-    return Statement(_buyer(session, org_id), org.currency, start, end, before,
-                     [entry for entry in entries if start <= entry.at < end])
+    invoices = [IssuedInvoice(invoice.number, invoice.created_at, invoice.total, InvoiceStatus(invoice.status),
+                              changes.get((invoice.number, str(invoice.status))),
+                              [ReceivedPayment(p.created_at, p.amount, p.card_brand, p.card_last4)
+                               for p in session.scalars(select(Payment).where(
+                                   Payment.invoice_id == invoice.id, Payment.outcome == ChargeOutcome.SUCCEEDED)
+                                   .order_by(Payment.attempt))])
+                for invoice in session.scalars(select(Invoice).where(Invoice.org_id == org_id).order_by(Invoice.id))]
+    return statement_of(_buyer(session, org_id), org.currency, invoices, start, end)

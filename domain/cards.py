@@ -63,3 +63,15 @@ def sandbox_behaviour(token: str) -> str:
         if token.startswith(f"tok_sandbox_{behaviour}_"):
             return behaviour
     return "card_declined"
+
+
+BRAND_NAMES = {"visa": "Visa", "mastercard": "Mastercard", "amex": "Amex"}
+
+
+def card_label(brand: str | None, last4: str | None) -> str | None:
+    """A card as receipts and invoices print it ("Visa •••• 4242"); a brand we do not know is
+    left out rather than printed as a word in one language."""
+    if not last4:
+        return None
+    name = BRAND_NAMES.get(brand or "")
+    return f"{name} •••• {last4}" if name else f"•••• {last4}"

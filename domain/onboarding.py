@@ -2,6 +2,7 @@
 life starts in (a trial, the free plan, or a paid plan whose first cycle is already paid)."""
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from domain.storage import MB_PER_GB
 from domain.subscription import OrgSnapshot
 
 LOCALES = ("en", "id")
+# What fits the buyer block of an invoice page beside the invoice's dates.
 ADDRESS_LINES, ADDRESS_CHARS = 6, 300
 
 
@@ -33,9 +35,11 @@ def check_billing_address(address: str) -> str | None:
     text = "\n".join(lines)
     if len(text) > ADDRESS_CHARS:
         raise InvalidInput(f"billing address: at most {ADDRESS_CHARS} characters, got {len(text)}")
-    if any(not ch.isprintable() for line in lines for ch in line):
+    if any(unicodedata.category(ch).startswith("C") for ch in text.replace("\n", "")):
         raise InvalidInput("billing address: control characters are not allowed")
     return text
+
+
 def gb_to_mb(gb: float) -> int:
     return int(round(gb * MB_PER_GB))
 

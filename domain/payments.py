@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from domain import emails
 from domain.billing import Line
+from domain.cards import card_label
 from domain.decisions import (ChargePurpose, Context, Decision, Draft, EmailLine, FinalAction, final_dunning_action,
                               no_change, send)
 from domain.lifecycle import is_large_account, next_retry_after
@@ -37,7 +38,7 @@ class Decline:
 
 
 def _card(state: OrgSnapshot) -> str | None:
-    return f"{(state.card_brand or 'card').title()} •••• {state.card_last4}" if state.card_last4 else None
+    return card_label(state.card_brand, state.card_last4)
 
 
 def invoice_paid(state: OrgSnapshot, invoice: PaidInvoice, ctx: Context) -> Decision:

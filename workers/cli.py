@@ -320,24 +320,33 @@ def _writable(*paths: Path | None) -> None:
             fail(f"cannot write {path}: permission denied", 2)
 
 
-def _save(html: str, html_path: Path | None, pdf_path: Path | None) -> list[str]:
-    """Write the document's outputs, each whole or not at all; what was written to a file."""
-    from activities.documents import pdf, write_document
-    written = []
-    for path, render in ((html_path, lambda: html.encode("utf-8")), (pdf_path, lambda: pdf(html))):
-        if path is None:
-            continue
-        content = render()
+def _rendered(html: str, html_path: Path | None, pdf_path: Path | None) -> list[tuple[Path, bytes]]:
+    """Every output asked for, in memory: nothing is written until all of them rendered."""
+    from activities.documents import PdfRendererMissing, pdf
+    outputs = []
+    if html_path is not None:
+        outputs.append((html_path, html.encode("utf-8")))
+    if pdf_path is not None:
+        try:
+            outputs.append((pdf_path, pdf(html)))
+        except PdfRendererMissing as err:
+            fail(str(err))
+    return outputs
+
+
+def _write(outputs: list[tuple[Path, bytes]]) -> list[str]:
+    """Write the outputs, all or none; the files written."""
+    from activities.documents import write_documents
+    files = [(path.resolve(), content) for path, content in outputs if path != STDOUT]  # through a symlink
+    try:
+        write_documents(files)
+    except OSError as err:
+        fail(f"cannot write {err.filename}: {err.strerror or err}", 2)
+    for path, content in outputs:
         if path == STDOUT:
             sys.stdout.buffer.write(content)
             sys.stdout.flush()
-            continue
-        try:
-            write_document(path.resolve(), content)   # through a symlink, to the file it names
-        except OSError as err:
-            fail(f"cannot write {path}: {err.strerror or err}", 2)
-        written.append(str(path))
-    return written
+    return [str(path) for path, _ in outputs if path != STDOUT]
 
 
 @app.command("invoice")
@@ -356,7 +365,7 @@ def invoice_render(number: str = typer.Argument(..., help="Invoice number, e.g. 
             document = invoice_document(session, number)
         except LookupError as err:
             fail(str(err))
-    written = _save(_documents().invoice_html(document), html, pdf)
+    written = _write(_rendered(_documents().invoice_html(document), html, pdf))
     if written:   # on stderr: standard output may be carrying the document
         errors.print(f"invoice {number} written to {' and '.join(written)}", highlight=False, soft_wrap=True)
 
@@ -392,17 +401,18 @@ def statement_render(org_id: str = typer.Argument(..., help="Org id"),
     if as_json and STDOUT in (pdf, html):
         fail("--json prints to standard output: write the document to a file", 2)
     _writable(pdf, html)
-    # The end of the last day; 9999-12-31 has no day after it.
+    # The range ends where the day after --to begins (9999-12-31 has no day after it).
     end_of_range = last + timedelta(days=1) if last.date() < date.max else datetime.max.replace(tzinfo=timezone.utc)
     with database().transaction() as session:
         try:
             found = statement(session, org_id, first, end_of_range)
         except LookupError as err:
             fail(str(err))
+    outputs = _rendered(_documents().statement_html(found), html, pdf) if pdf or html else []
     if as_json:
         console.print_json(json.dumps({**to_jsonable(found), "closing": found.closing}))
-    if pdf is not None or html is not None:
-        written = _save(_documents().statement_html(found), html, pdf)
+    if outputs:
+        written = _write(outputs)
         if written:
             errors.print(f"statement of {org_id} written to {' and '.join(written)}", highlight=False,
                          soft_wrap=True)

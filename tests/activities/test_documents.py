@@ -23,7 +23,7 @@ from activities.documents import SAMPLE_SELLER, Documents, pdf, translations
 from activities.mail import MailActivities, SmtpConfig, TEMPLATES_DIR, TemplateRenderer
 from activities.messages import ChargeInput, EmailRequest, InvoiceOp, RenewalInput
 from activities.payments import PaymentActivities, SandboxGateway
-from db.invoices import (Buyer, DocumentLine, EntryKind, InvoiceDocument, invoice_document, set_invoice_status,
+from db.invoices import (DocumentLine, InvoiceDocument, invoice_document, set_invoice_status,
                          statement, invoice_by_number)
 from db.models import Invoice, OrgEvent, Payment
 from db.session import Database
@@ -34,6 +34,7 @@ from domain.cards import sandbox_tokenise
 from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.policy import Policy
 from domain.states import InvoiceKind, InvoiceStatus
+from domain.statement import Buyer, EntryKind
 from domain.subscription import Item
 from workers.cli import app
 
@@ -332,6 +333,7 @@ def test_invoice_and_statement_files_from_the_command_line(cli_db, tmp_path):
      "--from: '2026-03-01T10:00' is not a date; use YYYY-MM-DD"),
     (["invoice", "{number}", "--pdf", "{tmp}/fifo"], 2, "cannot write {tmp}/fifo: it is not a regular file"),
     (["invoice", "{number}", "--pdf", "/proc/x.pdf"], 2, "cannot write /proc/x.pdf: "),
+    (["invoice", "{number}", "--html", "{tmp}/ok.html", "--pdf", "/proc/x.pdf"], 2, "cannot write /proc/x.pdf: "),
     (["invoice", "{number}", "--pdf", "-", "--html", "-"], 2, "only one output can go to standard output"),
     (["invoice", ""], 2, "give an invoice number"),
 ])
@@ -341,8 +343,8 @@ def test_bad_input_is_one_line_and_writes_nothing(cli_db, tmp_path, args, code, 
     result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
     assert result.exit_code == code
     assert message.format(tmp=tmp_path) in result.output and len(result.output.strip().splitlines()) == 1
-    assert list(tmp_path.glob("**/*.pdf")) == [] and list(tmp_path.glob("**/.*partial")) == []
-    assert (tmp_path / "fifo").is_fifo()
+    assert list(tmp_path.glob("**/*.pdf")) == [] and list(tmp_path.glob("**/*.html")) == []
+    assert list(tmp_path.glob("**/.*partial")) == [] and (tmp_path / "fifo").is_fifo()
 
 
 def test_documents_go_through_a_link_to_standard_output_and_over_any_range(cli_db, tmp_path):
