@@ -26,9 +26,10 @@ from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from activities.mail import TEMPLATES_DIR
-from db.invoices import DocumentLine, InvoiceDocument
+from db.invoices import InvoiceDocument
 from domain.cards import card_label
 from domain.catalog import Catalog
+from domain.decisions import EmailLine
 from domain.money import format_money
 from domain.periods import last_day_billed
 from domain.statement import EntryKind, Statement
@@ -98,7 +99,7 @@ class Documents:
         locale = doc.buyer.locale
         _ = translations(locale).gettext
         money = self._money(doc.currency, locale)
-        lines = self.line_rows(doc)
+        lines = self.line_rows(doc.lines, doc.currency, locale)
         paid = [p for p in doc.payments if p.outcome == "succeeded"]
         payment = declined = None
         if paid:
@@ -135,15 +136,15 @@ class Documents:
             end=self._date(statement.last_day, locale), opening=money(statement.opening),
             closing=money(statement.closing), rows=rows)
 
-    def line_rows(self, doc: InvoiceDocument, date_format: str = "medium") -> list[dict[str, Any]]:
-        """The invoice's lines as printed, on the invoice and in the receipt: what each bills in
-        the org's language, its period, quantity, unit price and amount. A share of a period is
+    def line_rows(self, lines: list[EmailLine], currency: str, locale: str,
+                  date_format: str = "medium") -> list[dict[str, Any]]:
+        """Invoice lines as printed, on the invoice and in the receipt: what each bills in the
+        org's language, its period, quantity, unit price and amount. A share of a period is
         marked pro rata (its amount is not quantity x unit price); a credit shows no unit price."""
-        locale = doc.buyer.locale
         _ = translations(locale).gettext
-        money = self._money(doc.currency, locale)
+        money = self._money(currency, locale)
         rows = []
-        for line in doc.lines:
+        for line in lines:
             description = self.describe(line, locale)
             if line.item is not None and 0 < line.amount != line.quantity * line.unit_amount:
                 description = _("%(item)s, pro rata") % {"item": description}
@@ -152,7 +153,7 @@ class Documents:
                          "amount": money(line.amount)})
         return rows
 
-    def describe(self, line: DocumentLine, locale: str) -> str:
+    def describe(self, line: EmailLine, locale: str) -> str:
         """A line in the org's language, from what it bills (lines from before itemised
         invoices keep the words they were issued with)."""
         if line.item is None:

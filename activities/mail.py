@@ -140,9 +140,9 @@ class MailActivities:
         """Render and build the message, the invoice's PDF attached. Called in a thread: CPU work
         and the invoice's read must not hold the worker's event loop."""
         context = self._context(org, request, row.recipient)
+        if self.documents is not None and request.lines:   # as the invoice prints them, in the org's language
+            context["lines"] = self.documents.line_rows(request.lines, org.currency, org.locale, date_format="long")
         invoice = self._invoice(request)
-        if invoice is not None:   # the lines as the attached invoice prints them, in the org's language
-            context["lines"] = self.documents.line_rows(invoice, date_format="long")
         rendered = self.renderer.render(request.template, org.locale, context)
         message = MimeMessage()
         message["From"] = self.smtp.sender

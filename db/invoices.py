@@ -62,29 +62,23 @@ def set_invoice_status(session: Session, invoice: Invoice, status: InvoiceStatus
                                                            "currency": invoice.currency, "status": str(status)})
 
 
+def _printed(line: InvoiceLine) -> EmailLine:
+    item = Item(ItemKind(line.item_kind), line.item_code) if line.item_kind else None
+    return EmailLine(line.description, line.amount, line.period_start, line.period_end, item, line.quantity,
+                     line.unit_amount)
+
+
 def paid_invoice(session: Session, number: str) -> PaidInvoice:
     invoice = invoice_by_number(session, number)
     itemised = [Line(line.description, Item(ItemKind(line.item_kind), line.item_code), line.quantity,
                      line.unit_amount, line.amount, line.period_start, line.period_end)
                 for line in invoice.lines if line.item_kind and line.period_start and line.period_end]
     return PaidInvoice(invoice.number, InvoiceKind(invoice.kind), invoice.total,
-                       [EmailLine(line.description, line.amount, line.period_start, line.period_end)
-                        for line in invoice.lines],
+                       [_printed(line) for line in invoice.lines],
                        itemised, invoice.period_start, invoice.period_end)
 
 
 # ---- invoices and statements as documents ------------------------------------------------------
-
-@dataclass(frozen=True)
-class DocumentLine:
-    description: str           # as written when issued (lines from before itemised invoices)
-    item: Item | None
-    quantity: int
-    unit_amount: int
-    amount: int
-    start: datetime | None
-    end: datetime | None
-
 
 @dataclass(frozen=True)
 class DocumentPayment:
@@ -109,7 +103,7 @@ class InvoiceDocument:
     period_start: datetime | None
     period_end: datetime | None
     buyer: Buyer
-    lines: list[DocumentLine]
+    lines: list[EmailLine]
     payments: list[DocumentPayment]
 
 
@@ -132,9 +126,7 @@ def invoice_document(session: Session, number: str) -> InvoiceDocument:
     status = InvoiceStatus(invoice.status)
     status_at = invoice.paid_at if status == InvoiceStatus.PAID else \
         _status_changes(session, invoice.org_id).get((number, str(status)))
-    lines = [DocumentLine(line.description, Item(ItemKind(line.item_kind), line.item_code) if line.item_kind else None,
-                          line.quantity, line.unit_amount, line.amount, line.period_start, line.period_end)
-             for line in invoice.lines]
+    lines = [_printed(line) for line in invoice.lines]
     payments = [DocumentPayment(p.created_at, p.attempt, p.amount, str(p.outcome), p.decline_reason, p.card_brand,
                                 p.card_last4)
                 for p in session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.attempt))]

@@ -15,7 +15,7 @@ from domain.billing import Line
 from domain.catalog import Catalog
 from domain.policy import Policy
 from domain.states import InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
-from domain.subscription import OrgSnapshot, Subscribers
+from domain.subscription import Item, OrgSnapshot, Subscribers
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,17 @@ class Context:
 
 @dataclass(frozen=True)
 class EmailLine:
+    """An invoice line as receipts and invoice documents print it: what it bills (`item`; None
+    for lines from before itemised invoices, which keep their `description`), how many, the
+    unit's full-period price, the amount, and the days [start, end) it covers. The mailer and
+    activities/documents.py describe it in the org's language."""
     description: str
     amount: int
     start: datetime | None = None
     end: datetime | None = None
+    item: Item | None = None
+    quantity: int = 0
+    unit_amount: int = 0
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from activities.documents import SAMPLE_SELLER, Documents, pdf, translations
 from activities.mail import MailActivities, SmtpConfig, TEMPLATES_DIR, TemplateRenderer
 from activities.messages import ChargeInput, EmailRequest, InvoiceOp, RenewalInput
 from activities.payments import PaymentActivities, SandboxGateway
-from db.invoices import (DocumentLine, InvoiceDocument, invoice_document, set_invoice_status,
-                         statement, invoice_by_number)
+from db.invoices import InvoiceDocument, invoice_by_number, invoice_document, paid_invoice, set_invoice_status, statement
 from db.models import Invoice, OrgEvent, Payment
 from db.session import Database
 from db.orgs import create_org, set_card
 from domain import emails
+from domain.decisions import EmailLine
 from domain.storage import AutoAllocation, BlockedUser, Verdict, storage_emails
 from domain.cards import sandbox_tokenise
 from domain.onboarding import NewOrg, NewUser, validate_new_org
@@ -119,12 +119,13 @@ def test_an_unpaid_invoice_shows_its_declined_attempts(pg_db, catalog, documents
 
 def test_a_share_of_a_period_says_pro_rata_and_a_credit_shows_no_unit_price(documents):
     month = (RENEWAL, datetime(2026, 3, 28, 9, tzinfo=timezone.utc))
-    lines = [DocumentLine("", Item.licence("standard"), 2, 900, 1800, *month),
-             DocumentLine("", Item.licence("standard"), 1, 900, 450, RENEWAL + timedelta(days=14), month[1]),
-             DocumentLine("", Item.storage(25), -1, 300, -150, RENEWAL + timedelta(days=14), month[1])]
+    half = (RENEWAL + timedelta(days=14), month[1])
+    lines = [EmailLine("", 1800, *month, Item.licence("standard"), 2, 900),
+             EmailLine("", 450, *half, Item.licence("standard"), 1, 900),
+             EmailLine("", -150, *half, Item.storage(25), -1, 300)]
     doc = InvoiceDocument("INV-pr-0001", InvoiceKind.PRORATION, InvoiceStatus.OPEN, None, "USD", 2100, RENEWAL,
                           *month, Buyer("pr", "Pro Rata", "admin@pr.test", "en", None), lines, [])
-    full, share, credit = documents.line_rows(doc)
+    full, share, credit = documents.line_rows(doc.lines, doc.currency, doc.buyer.locale)
     assert (full["description"], full["unit"], full["amount"]) == ("Workplace Standard licence", "$9.00", "$18.00")
     assert (share["description"], share["unit"], share["amount"]) == \
         ("Workplace Standard licence, pro rata", "$9.00", "$4.50")
@@ -134,7 +135,7 @@ def test_a_share_of_a_period_says_pro_rata_and_a_credit_shows_no_unit_price(docu
 
 
 def test_forty_lines_run_over_two_pages_with_the_table_header_on_each(catalog, documents):
-    lines = [DocumentLine("", Item.storage(5), 1, 100, 100, START + timedelta(days=i), RENEWAL) for i in range(40)]
+    lines = [EmailLine("", 100, START + timedelta(days=i), RENEWAL, Item.storage(5), 1, 100) for i in range(40)]
     doc = InvoiceDocument("INV-long-0001", InvoiceKind.PRORATION, InvoiceStatus.OPEN, None, "USD", 4000, START,
                           START, RENEWAL, Buyer("long", "Long Co", "admin@long.test", "en", "1 Main St\nSpringfield"),
                           lines, [])
@@ -148,7 +149,9 @@ def test_forty_lines_run_over_two_pages_with_the_table_header_on_each(catalog, d
 async def test_an_indonesian_receipt_lists_the_invoice_lines_as_the_pdf_does(pg_db, catalog, smtp_sink, documents):
     number = paid_renewal(pg_db, catalog, "kuitansi")
     mailer = MailActivities(pg_db, SmtpConfig(host="127.0.0.1", port=smtp_sink.port), documents=documents)
-    email = emails.receipt(number, 135000, "Visa •••• 4242", [], RENEWAL, datetime(2026, 3, 31, 9, tzinfo=timezone.utc))
+    with pg_db.transaction() as session:
+        lines = paid_invoice(session, number).lines          # what the payment decision sends
+    email = emails.receipt(number, 135000, "Visa •••• 4242", lines, RENEWAL, datetime(2026, 3, 31, 9, tzinfo=timezone.utc))
     await ActivityEnvironment().run(mailer.send_email, EmailRequest.of("kuitansi", RENEWAL, email))
     [received] = smtp_sink.for_org("kuitansi", "receipt")
     text = received.part("plain")
