@@ -1,5 +1,7 @@
-"""Business counters. They go through the Temporal runtime's metric meter, so the worker's one
+"""Business counters and gauges. They go through the Temporal runtime's metric meter, so the worker's one
 Prometheus endpoint serves them beside the SDK's own metrics (the SDK exporter adds no suffix, so names carry `_total`)."""
+
+import time
 
 from temporalio import activity
 
@@ -28,3 +30,18 @@ def users_blocked(number: int) -> None:
 
 def email_sent(template: str) -> None:
     count("billing_emails_sent_total", "E-mails delivered to the SMTP server", template=template)
+
+
+def orgs_stuck(by_reason: dict[str, int]) -> None:
+    """Set by every reconciliation run, zeros included. A gauge lives in the worker process that
+    set it, and runs land on any replica: `billing_reconcile_last_run_timestamp_seconds` tells
+    which replica's value is the latest (docs/operations.md, "Stuck orgs")."""
+    try:
+        meter = activity.metric_meter()
+    except RuntimeError:
+        return
+    gauge = meter.create_gauge("billing_orgs_stuck", "Orgs found stuck by the last reconciliation run")
+    for reason, number in by_reason.items():
+        gauge.set(number, {"reason": reason})
+    meter.create_gauge("billing_reconcile_last_run_timestamp_seconds",
+                       "When this process last finished a reconciliation run (Unix time)").set(int(time.time()))

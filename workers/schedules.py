@@ -30,6 +30,12 @@ async def ensure_reconcile_schedule(settings: Settings) -> None:
     await create_reconcile_schedule(await connect(settings), settings.temporal_task_queue)
 
 
+def stuck_after(settings: Settings) -> timedelta:
+    """How long an org's activity may keep failing, or its due step stay not run, before
+    reconciliation reports the org stuck (BILLING_STUCK_ACTIVITY_MINUTES, 15 by default)."""
+    return timedelta(minutes=getattr(settings, "stuck_activity_minutes", 15))
+
+
 async def run_reconcile_now(settings: Settings) -> ReconcileReport:
     client = await connect(settings)
     return await client.execute_workflow(ReconcileWorkflow.run, id="billing-reconcile-manual",

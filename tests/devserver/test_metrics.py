@@ -1,18 +1,23 @@
 """The worker's Prometheus endpoint (one per process, the Temporal runtime's exporter) serves
 the business counters beside the SDK's own metrics, including counters incremented in sync
-activities running on the worker's thread pool."""
+activities running on the worker's thread pool, and the stuck-org gauges each reconciliation sets."""
 
+import time
 import urllib.request
 from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
+from temporalio.worker import Worker
 
+from activities.reconcile import ReconcileActivities
 from tests.devserver.support import DECLINING, GOOD, eventually, paid_org_renewing_at
+from tests.devserver.test_reconcile import reconcile_on, stuck_org_stack, until_stuck_reported
 from tests.support.smtp import free_port
 from workers.temporal import metrics_runtime
 from workers.worker import build_worker
+from workflows.reconcile import ReconcileWorkflow
 
 pytestmark = [pytest.mark.devserver, pytest.mark.postgres]
 
@@ -70,3 +75,35 @@ async def test_prometheus_endpoint_serves_business_counters_after_charges(dev_st
     assert labels["task_queue"] == stack.task_queue
     assert "# TYPE temporal_request counter" in text
     assert "temporal_activity_execution_latency_bucket" in names and "temporal_worker_task_slots_available" in names
+
+
+async def test_reconcile_sets_the_stuck_orgs_gauge_by_reason(dev_stack):
+    stack = dev_stack
+    port = free_port()
+    client = await Client.connect(stack.client.service_client.config.target_host,
+                                  namespace=stack.client.namespace, runtime=metrics_runtime(port))
+    before = time.time()
+    async with stuck_org_stack(stack, client) as (_stuck, _healthy, reconcile_queue):
+        report = await until_stuck_reported(client, reconcile_queue)
+        assert (report.activity_failing, report.step_overdue) == (1, 1)
+        ours = {"task_queue": reconcile_queue}
+
+        async def exported():
+            text, samples = scrape(port)
+            assert value(samples, "billing_orgs_stuck", reason="activity_failing", **ours) == 1
+            assert value(samples, "billing_orgs_stuck", reason="step_overdue", **ours) == 1
+            assert value(samples, "billing_reconcile_last_run_timestamp_seconds", **ours) >= int(before)
+            return text
+        text = await eventually(exported, timeout=5)
+        assert "# TYPE billing_orgs_stuck gauge" in text
+        assert "# TYPE billing_reconcile_last_run_timestamp_seconds gauge" in text
+
+        # The gauge is the last run's count, not a running total: healthy again, it reads 0.
+        patient = ReconcileActivities(stack.db, stack.policy, client, stack.task_queue)
+        async with Worker(client, task_queue=f"{reconcile_queue}-patient", workflows=[ReconcileWorkflow],
+                          activities=[patient.reconcile_orgs]):
+            await reconcile_on(client, f"{reconcile_queue}-patient")
+        _, samples = scrape(port)
+        calm = {"task_queue": f"{reconcile_queue}-patient"}
+        assert value(samples, "billing_orgs_stuck", reason="activity_failing", **calm) == 0
+        assert value(samples, "billing_orgs_stuck", reason="step_overdue", **calm) == 0
