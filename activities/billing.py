@@ -11,16 +11,16 @@ from temporalio import activity
 from temporalio.converter import AdvancedJSONEncoder, value_to_type
 
 from activities import metrics
-from activities.errors import business_errors_are_final_sync
+from activities.errors import business_errors_are_final_sync, data_errors_are_final
 from activities.messages import (ChangeInput, DunningUpdate, InvoiceInfo, InvoiceOp, OrgContext, OrgOp, RenewalInput,
                                  StepResult)
 from db.events import record_outcome, recorded_outcome
 from db.invoices import InvoiceRef, paid_invoice
 from db.session import Database
-from db.state import get_org, load_state, persist
+from db.state import StoredUsers, get_org, load_state, persist, roster
 from db.storage import enforce_storage, free_units
 from domain.catalog import Catalog
-from domain.decisions import ChargePurpose, Context, Decision, Effect, send
+from domain.decisions import ChargePurpose, Context, Decision, Effect, UserChangeKind, send
 from domain.operations import OPERATIONS, decide
 from domain.payments import Decline, charge_declined, escalate, invoice_paid, write_off_and_free
 from domain.policy import Policy
@@ -49,13 +49,15 @@ class BillingActivities:
                 state = load_state(session, org_id, self.policy)
                 decision = decision_of(session, state, Context(at, self.policy, self.catalog, key))
                 invoice = persist(session, org_id, decision, at, key)
+                added = [change.email for change in decision.users if change.kind == UserChangeKind.ADD]
                 outcome = json.loads(json.dumps({"message": decision.message, "invoice": _invoice(invoice),
-                                                 "effects": decision.effects}, cls=AdvancedJSONEncoder))
+                                                 "effects": decision.effects, "users_added": added},
+                                                cls=AdvancedJSONEncoder))
                 record_outcome(session, org_id, at, key, what, outcome)
                 session.flush()
             return StepResult(load_state(session, org_id, self.policy), outcome["message"],
                               value_to_type(InvoiceInfo | None, outcome["invoice"]),
-                              value_to_type(list[Effect], outcome["effects"]))
+                              value_to_type(list[Effect], outcome["effects"]), outcome.get("users_added", []))
 
     @activity.defn
     @business_errors_are_final_sync
@@ -63,7 +65,7 @@ class BillingActivities:
         with self.db.transaction() as session:
             org, _ = get_org(session, org_id)
             return OrgContext(snapshot=load_state(session, org_id, self.policy), policy=self.policy,
-                              catalog=catalog_facts(self.catalog, org.currency))
+                              catalog=catalog_facts(self.catalog, org.currency), users=roster(session, org_id).pack())
 
     @activity.defn
     @business_errors_are_final_sync
@@ -126,13 +128,15 @@ class BillingActivities:
 
     @activity.defn
     @business_errors_are_final_sync
+    @data_errors_are_final
     def apply_change(self, change: ChangeInput) -> StepResult:
         operation = OPERATIONS[change.kind]
         request = operation.request_from(change.payload)
 
-        def decision(_: Session, state: OrgSnapshot, ctx: Context) -> Decision:
+        def decision(session: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             # Checked again on the stored state: a change applied since the workflow's own check counts.
-            return decide(operation, state, request, ctx, catalog_facts(self.catalog, state.currency))
+            return decide(operation, state, request, ctx, catalog_facts(self.catalog, state.currency),
+                          StoredUsers(session, change.org_id))
         return self._decide(change.org_id, change.key, change.at, change.kind, decision)
 
     @activity.defn

@@ -15,6 +15,8 @@ class OrgContext:
     snapshot: OrgSnapshot
     policy: Policy
     catalog: CatalogFacts
+    # The users' roster (domain.users.Roster, packed); None in results recorded before it existed.
+    users: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class StepResult:
     invoice: InvoiceInfo | None = None
     # None only in results recorded before decisions carried their effects (workflows.legacy).
     effects: list[Effect] | None = None
+    # Users the decision added: the workflow's roster learns them without reading them back.
+    users_added: list[str] = field(default_factory=list)
     # Fields of those older results, read by workflows.legacy alone.
     moved_to_free: bool = False
     previous_plan: str = ""

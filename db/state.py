@@ -12,11 +12,12 @@ from db.invoices import InvoiceRef, create_invoice, invoice_by_number, set_invoi
 from db.models import (BilledSpanRow, EmailMessage, Invoice, OrgAddon, Organisation, Payment, StorageUnit,
                        Subscription, User)
 from domain.decisions import Decision, UserChange, UserChangeKind, numbered
-from domain.errors import InvalidInput, NotAllowed, UnknownOrg
+from domain.errors import NotAllowed, UnknownOrg
 from domain.lifecycle import is_large_account
 from domain.onboarding import gb_to_mb
 from domain.policy import Policy
 from domain.states import Cycle, OrgStatus
+from domain.users import Roster
 from domain.subscription import (BilledSpan, Item, ItemKind, OrgSnapshot, WaitingChange, Scheduled, StorageHolding,
                                  Subscribers, UnitCount)
 
@@ -112,8 +113,7 @@ def persist(session: Session, org_id: str, decision: Decision, now: datetime, ke
         ref = InvoiceRef(invoice.number, invoice.total, invoice.currency)
     if decision.card_token:
         sub.card_token = decision.card_token
-    for change in decision.users:
-        _change_user(session, org_id, change, now)
+    _change_users(session, org_id, decision.users, now)
     write_state(session, org, sub, state, now)
     return ref
 
@@ -191,26 +191,42 @@ def _write_ledger(session: Session, org_id: str, state: OrgSnapshot) -> None:
                                   invoice_id=ids.get(span.invoice)))
 
 
-def _change_user(session: Session, org_id: str, change: UserChange, now: datetime) -> None:
-    if change.kind == UserChangeKind.ADD:
-        if session.scalar(select(User.id).where(User.org_id == org_id, User.email == change.email)):
-            raise InvalidInput(f"email: {change.email} is already a user of {org_id}")
-        seq = (session.scalar(select(func.max(User.seq)).where(User.org_id == org_id)) or 0) + 1
-        session.add(User(org_id=org_id, email=change.email, storage_mb=gb_to_mb(change.storage_gb), seq=seq,
-                         created_at=now))
-        session.flush()
-        return
-    user = session.scalar(select(User).where(User.org_id == org_id, User.email == change.email))
-    if user is None:
-        raise InvalidInput(f"user: no user {change.email!r} in org {org_id}")
-    if change.kind == UserChangeKind.SET_USAGE:
-        user.storage_mb = gb_to_mb(change.storage_gb)
-        return
-    unit = session.scalar(select(StorageUnit).where(
-        StorageUnit.org_id == org_id, StorageUnit.size_gb == change.unit_gb, StorageUnit.user_id.is_(None))
-        .order_by(StorageUnit.remove_at_period_end, StorageUnit.id).limit(1))
-    if unit is None:
-        raise NotAllowed(f"no unallocated {change.unit_gb} GB unit left; buy one first")
-    unit.user_id = user.id
-    session.flush()
+class StoredUsers:
+    """The org's users as the decision checks them (domain.users.Members): the database's word."""
 
+    def __init__(self, session: Session, org_id: str) -> None:
+        self.session, self.org_id = session, org_id
+
+    def has(self, email: str) -> bool:
+        return self.session.scalar(select(User.id).where(User.org_id == self.org_id,
+                                                         User.email == email.strip().lower())) is not None
+
+
+def roster(session: Session, org_id: str) -> Roster:
+    """The org's users as the workflow's validators check them (domain.users)."""
+    return Roster.of(session.scalars(select(User.email).where(User.org_id == org_id)))
+
+
+def _change_users(session: Session, org_id: str, changes: list[UserChange], now: datetime) -> None:
+    """The decision checked every user it names (domain.operations: user_field)."""
+    usage = {c.email: c.storage_gb for c in changes if c.kind == UserChangeKind.SET_USAGE}
+    emails = sorted(usage)
+    for first in range(0, len(emails), 1000):  # a usage file names thousands: a read per thousand
+        for user in session.scalars(select(User).where(User.org_id == org_id,
+                                                       User.email.in_(emails[first:first + 1000]))):
+            user.storage_mb = gb_to_mb(usage[user.email])
+    for change in changes:
+        if change.kind == UserChangeKind.ADD:
+            seq = (session.scalar(select(func.max(User.seq)).where(User.org_id == org_id)) or 0) + 1
+            session.add(User(org_id=org_id, email=change.email, storage_mb=gb_to_mb(change.storage_gb), seq=seq,
+                             created_at=now))
+            session.flush()
+        elif change.kind == UserChangeKind.ALLOCATE:
+            user = session.scalar(select(User).where(User.org_id == org_id, User.email == change.email))
+            unit = session.scalar(select(StorageUnit).where(
+                StorageUnit.org_id == org_id, StorageUnit.size_gb == change.unit_gb, StorageUnit.user_id.is_(None))
+                .order_by(StorageUnit.remove_at_period_end, StorageUnit.id).limit(1))
+            if user is None or unit is None:
+                raise NotAllowed(f"no unallocated {change.unit_gb} GB unit left for {change.email}; buy one first")
+            unit.user_id = user.id
+            session.flush()

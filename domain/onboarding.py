@@ -13,7 +13,8 @@ from domain.lifecycle import is_large_account
 from domain.money import SUPPORTED_CURRENCIES
 from domain.periods import boundary, require_utc
 from domain.policy import Policy
-from domain.rules import check_email, check_storage_gb
+from domain.limits import Limits, check_gb, check_text, check_whole, shown
+from domain.rules import check_email
 from domain.states import FREE_PLAN, TRIAL_PLAN, Cycle, OrgStatus
 from domain.storage import MB_PER_GB
 from domain.subscription import OrgSnapshot
@@ -64,12 +65,18 @@ class NewOrg:
     auto_allocate_storage: bool = False
 
 
-def validate_new_org(org: NewOrg, catalog: Catalog) -> NewOrg:
+def validate_new_org(org: NewOrg, catalog: Catalog, limits: Limits = Limits()) -> NewOrg:
     """Every field checked before anything is written; errors name the field."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", org.id or ""):
-        raise InvalidInput(f"id: {org.id!r} must be 1-63 lowercase letters, digits, '-' or '_'")
-    if not org.name or not org.name.strip():
+    if not isinstance(org.id, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", org.id or ""):
+        raise InvalidInput(f"id: {shown(org.id)} must be 1-63 lowercase letters, digits, '-' or '_'")
+    check_text(org.name, "name")
+    if not org.name.strip():
         raise InvalidInput("name: must not be empty")
+    check_text(org.locale, "locale", limit=8)
+    check_text(org.currency, "currency", limit=3)
+    check_text(org.plan, "plan")
+    if len(org.users) > limits.users_per_org:
+        raise InvalidInput(f"users: at most {limits.users_per_org:,} users per org, got {len(org.users):,}")
     admin = check_email(org.admin_email, "admin_email")
     if org.locale not in LOCALES:
         raise InvalidInput(f"locale: {org.locale!r} is not supported; use one of {', '.join(LOCALES)}")
@@ -79,7 +86,7 @@ def validate_new_org(org: NewOrg, catalog: Catalog) -> NewOrg:
     users = []
     for index, user in enumerate(org.users):
         email = check_email(user.email, f"users[{index}].email")
-        check_storage_gb(user.storage_gb, f"users[{index}].storage_gb")
+        check_gb(user.storage_gb, f"users[{index}].storage_gb", limits)
         if email in seen:
             raise InvalidInput(f"users[{index}].email: {email} is listed twice")
         seen.add(email)
@@ -91,8 +98,8 @@ def validate_new_org(org: NewOrg, catalog: Catalog) -> NewOrg:
         if org.plan != FREE_PLAN and org.cycle not in (c.value for c in Cycle):
             raise InvalidInput(f"cycle: a paid plan needs 'monthly' or 'yearly', got {org.cycle!r}")
     licences = org.licences
-    if licences is not None and (not isinstance(licences, int) or licences < 0):
-        raise InvalidInput(f"licences: must be a whole number >= 0, got {licences!r}")
+    if licences is not None:
+        check_whole(licences, "licences", minimum=0, maximum=limits.licences_per_org)
     if org.plan not in ("trial", FREE_PLAN) and licences is not None and licences < len(users):
         raise InvalidInput(f"licences: {licences} is fewer than the {len(users)} users; every user needs a licence")
     if org.plan == FREE_PLAN:

@@ -19,9 +19,11 @@ from domain.billing import Line, charges, held_items, total
 from domain.cards import sandbox_tokenise
 from domain.decisions import (ChargePurpose, Context, Decision, Draft, InvoiceDraft, UserChange, UserChangeKind,
                               check_storage, collect, send)
+from domain.limits import check_request_fields
 from domain.renewal import (apply_scheduled, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
                             plan_name, start_period, tier_floor)
 from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
+from domain.users import Members, check_member, check_not_member
 from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers, UnitCount, WaitingChange
 
 Check = Callable[..., None]
@@ -44,6 +46,28 @@ class Operation:
     actor_required: bool = False              # `--by` is required on the command line
     reason_required: bool = False             # `--reason` too (the check requires one)
     audited: bool = True                      # False: a measurement (usage, contacts), not a request
+    # The field naming a user, and whether that user must exist (True) or be new (False): checked
+    # against the workflow's roster (domain.users) in the validator, the database in the decision.
+    user_field: str | None = None
+    user_exists: bool = True
+    # False: no command or scenario action is generated from the fields (a usage file has its own).
+    generated: bool = True
+
+    def validate(self, org: OrgSnapshot, policy, facts, request: Any, now, members: Members | None = None) -> None:
+        """Whether the org accepts the request: every field within its bounds (domain.limits),
+        then the operation's rules, then the users it names (`members`: None when unknown). The
+        Update's validator runs this on the workflow's snapshot, the decision again on the
+        stored state."""
+        check_request_fields(request, policy.limits)
+        self.check(org, policy, facts, request, now)
+        if members is None:
+            return
+        if self.user_field is not None:
+            check = check_member if self.user_exists else check_not_member
+            check(members, getattr(request, self.user_field), self.user_field, org.org_id)
+        if isinstance(request, rq.ImportUsageRequest):
+            for index, (email, _) in enumerate(request.rows):
+                check_member(members, email, f"rows[{index}]: user", org.org_id)
 
     def request_from(self, payload: dict[str, Any]) -> Any:
         known = {f.name for f in fields(self.request)}
@@ -59,9 +83,10 @@ class Operation:
         return self.from_input(values) if self.from_input else self.request_from(values)
 
 
-def decide(operation: "Operation", state: OrgSnapshot, request: Any, ctx: Context, facts) -> Decision:
+def decide(operation: "Operation", state: OrgSnapshot, request: Any, ctx: Context, facts,
+           members: Members | None = None) -> Decision:
     """Check the request against the state, then decide. `facts`: the catalog as checks see it."""
-    operation.check(state, ctx.policy, facts, request, ctx.now)
+    operation.validate(state, ctx.policy, facts, request, ctx.now, members)
     return operation.decide(state, request, ctx)
 
 
@@ -260,6 +285,14 @@ def _set_usage(state: OrgSnapshot, req: rq.SetUsageRequest, ctx: Context) -> Dec
     return draft.decision(f"{email} uses {req.storage_gb:g} GB")
 
 
+def _import_usage(state: OrgSnapshot, req: rq.ImportUsageRequest, ctx: Context) -> Decision:
+    draft = Draft(state)  # measurements, like a single usage report: not audited
+    for email, gb in req.rows:
+        draft.users.append(UserChange(UserChangeKind.SET_USAGE, email.strip().lower(), storage_gb=float(gb)))
+    draft.add(check_storage(ctx.key))  # one check of the whole org, not one per row
+    return draft.decision(f"usage of {len(req.rows)} user(s) imported")
+
+
 def _allocate_storage(state: OrgSnapshot, req: rq.AllocateStorageRequest, ctx: Context) -> Decision:
     draft = _draft("allocate_storage", state, req)
     email = req.user.strip().lower()
@@ -447,16 +480,19 @@ def _operations() -> dict[str, Operation]:
                   rules.check_add_licences, _purchase("add_licences", "add {count} licence(s)"), ("add-licences",),
                   _apply_add_licences),
         Operation("add_user", rq.AddUserRequest, "Add a user (a paid plan needs a free licence)",
-                  rules.check_add_user, _add_user, ("add-user",)),
+                  rules.check_add_user, _add_user, ("add-user",), user_field="email", user_exists=False),
         Operation("buy_storage", rq.BuyStorageRequest, "Buy storage units, charged pro rata",
                   rules.check_buy_storage, _purchase("buy_storage", "{count} x {unit_gb} GB storage"),
                   ("storage", "buy"), _apply_buy_storage),
         Operation("remove_storage", rq.RemoveStorageRequest, "Remove unallocated storage units at the renewal",
                   rules.check_remove_storage, _remove_storage, ("storage", "remove")),
         Operation("allocate_storage", rq.AllocateStorageRequest, "Allocate a storage unit to a user",
-                  rules.check_allocate_storage, _allocate_storage, ("storage", "allocate")),
+                  rules.check_allocate_storage, _allocate_storage, ("storage", "allocate"), user_field="user"),
         Operation("set_usage", rq.SetUsageRequest, "Report a user's mailbox usage",
-                  rules.check_set_usage, _set_usage, ("usage", "set"), audited=False),
+                  rules.check_set_usage, _set_usage, ("usage", "set"), audited=False, user_field="user"),
+        Operation("import_usage", rq.ImportUsageRequest,
+                  "Report many users' mailbox usage at once (a usage file), all or nothing",
+                  rules.check_import_usage, _import_usage, ("usage", "import"), audited=False, generated=False),
         Operation("buy_addon", rq.BuyAddonRequest, "Buy a flat add-on, charged pro rata",
                   rules.check_buy_addon, _purchase("buy_addon", "add-on {addon}"), ("addon", "buy"),
                   _apply_buy_addon),
@@ -475,16 +511,16 @@ def _operations() -> dict[str, Operation]:
                   from_input=_tokenised_card),
         Operation("request_downgrade", rq.DowngradeRequest,
                   "Staff: schedule a downgrade for the cycle end (15-30 days before the renewal)",
-                  rules.check_request_downgrade, _request_downgrade, ("downgrade",), actor_required=True),
+                  rules.check_request_downgrade, _request_downgrade, ("downgrade",), actor_required=True, reason_required=True),
         Operation("cancel_downgrade", rq.CancelDowngradeRequest, "Staff: cancel a scheduled downgrade",
-                  rules.check_cancel_downgrade, _cancel_downgrade, ("cancel-downgrade",), actor_required=True),
+                  rules.check_cancel_downgrade, _cancel_downgrade, ("cancel-downgrade",), actor_required=True, reason_required=True),
         Operation("cancel", rq.CancelRequest,
                   "Cancel at the cycle end (during a trial: withdraw the chosen plan)",
                   rules.check_cancel, _cancel, ("cancel",), actor_required=True),
         Operation("undo_cancel", rq.UndoCancelRequest, "Undo a cancellation before the cycle end",
                   rules.check_undo_cancel, _undo_cancel, ("undo-cancel",), actor_required=True),
         Operation("retry_payment", rq.RetryPaymentRequest, "Staff: charge the open invoice now",
-                  rules.check_retry_payment, _retry_payment, ("retry-payment",), actor_required=True),
+                  rules.check_retry_payment, _retry_payment, ("retry-payment",), actor_required=True, reason_required=True),
         Operation("resolve_escalation", rq.ResolveEscalationRequest,
                   "Staff: resolve an escalation (extend, downgrade or retry)",
                   rules.check_resolve_escalation, _resolve_escalation, ("escalation", "resolve"),

@@ -4,6 +4,8 @@ and replay stays deterministic."""
 
 from dataclasses import dataclass, field
 
+from domain.limits import Limits
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -21,6 +23,8 @@ class Policy:
     # the outer bound as the deadline.
     escalation_first_response_hours: int = 3
     escalation_determination_hours: int = 8
+    # Maxima of counts and sizes a request may carry (domain.limits).
+    limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         problems = []

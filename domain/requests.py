@@ -20,16 +20,19 @@ class Kind(StrEnum):
     ADDON = "addon"            # a flat add-on id of the catalog
     CARD = "card"              # a card number, tokenised before it leaves the CLI or the simulator
     RESOLUTION = "resolution"  # extend | downgrade | retry
+    USAGE_ROWS = "usage_rows"  # (user e-mail, GB) pairs: a usage file, read by its own command
 
 
 _REQUIRED = object()
 
 
 def arg(help: str, kind: Kind = Kind.TEXT, *, positional: bool = False, flag: str | None = None,
-        default: Any = _REQUIRED) -> Any:
+        default: Any = _REQUIRED, maximum: str | None = None, minimum: int = 1) -> Any:
     """A request field: `positional` on the command line, else an option (`flag`, by default
-    the field's name)."""
-    metadata = {"help": help, "kind": kind, "positional": positional, "flag": flag}
+    the field's name). A count is bounded by `minimum` and the limit named `maximum`
+    (domain.limits.Limits)."""
+    metadata = {"help": help, "kind": kind, "positional": positional, "flag": flag, "maximum": maximum,
+                "minimum": minimum}
     if default is _REQUIRED:
         return field(metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -53,7 +56,7 @@ class UpgradeRequest:
 
 @dataclass(frozen=True)
 class AddLicencesRequest:
-    count: int = arg("Licences to buy", Kind.COUNT, positional=True)
+    count: int = arg("Licences to buy", Kind.COUNT, positional=True, maximum="licences_per_org")
     requested_by: str = _by()
     reason: str = _reason()
 
@@ -69,7 +72,7 @@ class AddUserRequest:
 @dataclass(frozen=True)
 class BuyStorageRequest:
     unit_gb: int = arg("Unit size in GB", Kind.UNIT_GB, flag="--unit")
-    count: int = arg("Units to buy", Kind.COUNT, default=1)
+    count: int = arg("Units to buy", Kind.COUNT, default=1, maximum="units_per_purchase")
     requested_by: str = _by()
     reason: str = _reason()
 
@@ -77,7 +80,8 @@ class BuyStorageRequest:
 @dataclass(frozen=True)
 class RemoveStorageRequest:
     unit_gb: int = arg("Unit size in GB", Kind.UNIT_GB, flag="--unit")
-    count: int = arg("Unallocated units to remove at the renewal", Kind.COUNT, default=1)
+    count: int = arg("Unallocated units to remove at the renewal", Kind.COUNT, default=1,
+                     maximum="units_per_purchase")
     requested_by: str = _by()
     reason: str = _reason()
 
@@ -99,6 +103,13 @@ class SetUsageRequest:
 
 
 @dataclass(frozen=True)
+class ImportUsageRequest:
+    """A usage file, applied whole or not at all: one Update carries every row, so a large org's
+    daily import is one history event, not thousands."""
+    rows: list[tuple[str, float]] = arg("(user e-mail, GB) pairs; every user must exist", Kind.USAGE_ROWS)
+
+
+@dataclass(frozen=True)
 class BuyAddonRequest:
     addon: str = arg("Flat add-on id", Kind.ADDON, positional=True)
     requested_by: str = _by()
@@ -114,14 +125,16 @@ class RemoveAddonRequest:
 
 @dataclass(frozen=True)
 class ChangeTierRequest:
-    contacts: int = arg("Subscriber tier in contacts (a multiple of 1,000)", Kind.COUNT, positional=True)
+    contacts: int = arg("Subscriber tier in contacts (a multiple of 1,000)", Kind.COUNT, positional=True,
+                        maximum="contacts")
     requested_by: str = _by()
     reason: str = _reason()
 
 
 @dataclass(frozen=True)
 class SetContactsRequest:
-    contacts: int = arg("Marketing contacts the org has now", Kind.COUNT, positional=True)
+    contacts: int = arg("Marketing contacts the org has now", Kind.COUNT, positional=True, maximum="contacts",
+                        minimum=0)
     requested_by: str = _by()
     reason: str = _reason()
 
@@ -153,7 +166,7 @@ class UpdateCardInput:
 @dataclass(frozen=True)
 class DowngradeRequest:
     plan: str = arg("Plan from the next cycle", Kind.PLAN, flag="--to")
-    licences: int | None = arg("Licences from the next cycle", Kind.COUNT, default=None)
+    licences: int | None = arg("Licences from the next cycle", Kind.COUNT, default=None, maximum="licences_per_org")
     requested_by: str = _by()
     reason: str = _reason()
 
@@ -187,4 +200,4 @@ class ResolveEscalationRequest:
     action: str = arg("extend, downgrade or retry", Kind.RESOLUTION)
     requested_by: str = _by()
     reason: str = _reason()
-    extend_days: int = arg("Days of grace for extend", Kind.COUNT, default=7)
+    extend_days: int = arg("Days of grace for extend", Kind.COUNT, default=7, maximum="extend_days")

@@ -9,31 +9,11 @@ from datetime import datetime
 from domain import requests as rq
 from domain.errors import (BelowUsage, InvalidInput, NotAllowed, OutsideDowngradeWindow,
                            PendingChange, StaffOnly, UnknownPlan)
+from domain.limits import check_email, shown  # noqa: F401  (check_email: rules.check_email)
 from domain.policy import Policy
 from domain.proration import days_between
 from domain.subscription import PAID_STATUSES, CatalogFacts, OrgSnapshot
 from domain.states import FREE_PLAN, Cycle, OrgStatus
-
-EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-
-
-def check_email(value: str, field: str) -> str:
-    if not isinstance(value, str) or not EMAIL.match(value.strip()):
-        raise InvalidInput(f"{field}: {value!r} is not a valid e-mail address")
-    return value.strip().lower()
-
-
-def check_count(value: int, field: str = "count") -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InvalidInput(f"{field} must be a positive whole number, got {value!r}")
-    return value
-
-
-def check_storage_gb(value: float, field: str = "storage_gb") -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or value != value:
-        raise InvalidInput(f"{field} must be a number of GB >= 0, got {value!r}")
-    return float(value)
-
 
 def _plan(catalog: CatalogFacts, plan_id: str):
     plan = catalog.plan(plan_id)
@@ -82,15 +62,13 @@ def _on_paid_plan(org: OrgSnapshot, what: str) -> None:
                          "not a paid plan")
 
 
-def _staff(policy: Policy, requested_by: str, what: str) -> None:
-    if not requested_by:
+def _staff(policy: Policy, req, what: str) -> None:
+    """A staff action: by billing staff, with a reason for the audit log."""
+    if not req.requested_by:
         raise InvalidInput(f"requested_by is required to {what}")
-    if not policy.is_staff(requested_by):
-        raise StaffOnly(f"only billing staff may {what}; {requested_by} is not billing staff")
-
-
-def _reason(reason: str, what: str) -> None:
-    if not reason or not reason.strip():
+    if not policy.is_staff(req.requested_by):
+        raise StaffOnly(f"only billing staff may {what}; {req.requested_by} is not billing staff")
+    if not req.reason or not req.reason.strip():
         raise InvalidInput(f"reason is required to {what} (staff actions are audited)")
 
 
@@ -119,7 +97,9 @@ def check_upgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: 
 
 
 def check_add_licences(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.AddLicencesRequest, now: datetime) -> None:
-    check_count(req.count)
+    if org.licences + req.count > policy.limits.licences_per_org:
+        raise NotAllowed(f"count: an org holds at most {policy.limits.licences_per_org:,} licences; it holds "
+                         f"{org.licences:,}, so at most {policy.limits.licences_per_org - org.licences:,} more")
     _on_paid_plan(org, "add licences")
     _not_cancelling(org, "add licences")
     _in_good_standing(org, "add licences", now)
@@ -128,7 +108,8 @@ def check_add_licences(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, 
 
 def check_add_user(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.AddUserRequest, now: datetime) -> None:
     check_email(req.email, "email")
-    check_storage_gb(req.storage_gb)
+    if org.user_count + 1 > policy.limits.users_per_org:
+        raise NotAllowed(f"an org has at most {policy.limits.users_per_org:,} users; it has {org.user_count:,}")
     if org.status in PAID_STATUSES and org.user_count + 1 > org.licences:
         raise BelowUsage(f"every user needs a licence: {org.user_count + 1} users would need {org.user_count + 1} "
                          f"licences, the org holds {org.licences}; add a licence first")
@@ -145,7 +126,6 @@ def _check_unit(catalog: CatalogFacts, unit_gb: int) -> None:
 
 def check_buy_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.BuyStorageRequest, now: datetime) -> None:
     _check_unit(catalog, req.unit_gb)
-    check_count(req.count)
     _on_paid_plan(org, "buy storage")
     _not_cancelling(org, "buy storage")
     _in_good_standing(org, "buy storage", now)
@@ -154,7 +134,6 @@ def check_buy_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, r
 
 def check_remove_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.RemoveStorageRequest, now: datetime) -> None:
     _check_unit(catalog, req.unit_gb)
-    check_count(req.count)
     free = org.storage_removable(req.unit_gb)
     if req.count > free:
         raise BelowUsage(f"only {free} unallocated {req.unit_gb} GB unit(s) can be removed; {req.count} requested")
@@ -169,7 +148,10 @@ def check_allocate_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFac
 
 def check_set_usage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SetUsageRequest, now: datetime) -> None:
     check_email(req.user, "user")
-    check_storage_gb(req.storage_gb)
+
+
+def check_import_usage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.ImportUsageRequest, now: datetime) -> None:
+    """Measurements: any rows within their bounds (domain.limits) whose users exist."""
 
 
 def check_buy_addon(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.BuyAddonRequest, now: datetime) -> None:
@@ -215,8 +197,7 @@ def check_change_tier(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, r
 
 
 def check_set_contacts(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SetContactsRequest, now: datetime) -> None:
-    if not isinstance(req.contacts, int) or isinstance(req.contacts, bool) or req.contacts < 0:
-        raise InvalidInput(f"contacts must be a whole number >= 0, got {req.contacts!r}")
+    """A measurement: any count within its bounds (domain.limits) is accepted."""
 
 
 def check_switch_to_yearly(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SwitchToYearlyRequest, now: datetime) -> None:
@@ -238,10 +219,8 @@ def check_update_card(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, r
 
 
 def check_request_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.DowngradeRequest, now: datetime) -> None:
-    _staff(policy, req.requested_by, "request a downgrade")
+    _staff(policy, req, "request a downgrade")
     target = _plan(catalog, req.plan)
-    if req.licences is not None:
-        check_count(req.licences, "licences")
     if org.status in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED):
         raise NotAllowed(f"cannot schedule a downgrade while the org is {org.status}: the current cycle is unpaid; "
                          "resolve the open invoice first")
@@ -276,7 +255,7 @@ def check_request_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFa
 
 
 def check_cancel_downgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.CancelDowngradeRequest, now: datetime) -> None:
-    _staff(policy, req.requested_by, "cancel a scheduled downgrade")
+    _staff(policy, req, "cancel a scheduled downgrade")
     if not org.scheduled.downgrade:
         raise NotAllowed("no downgrade is scheduled")
 
@@ -299,7 +278,7 @@ def check_undo_cancel(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, r
 
 
 def check_retry_payment(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.RetryPaymentRequest, now: datetime) -> None:
-    _staff(policy, req.requested_by, "retry a payment")
+    _staff(policy, req, "retry a payment")
     if not org.open_invoice:
         raise NotAllowed("no open invoice to retry")
     if not org.has_card:
@@ -307,11 +286,8 @@ def check_retry_payment(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts,
 
 
 def check_resolve_escalation(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.ResolveEscalationRequest, now: datetime) -> None:
-    _staff(policy, req.requested_by, "resolve an escalation")
-    _reason(req.reason, "resolve an escalation")
+    _staff(policy, req, "resolve an escalation")
     if org.status != OrgStatus.ESCALATED:
         raise NotAllowed(f"the org is not escalated (status {org.status})")
     if req.action not in ("extend", "downgrade", "retry"):
-        raise InvalidInput(f"action must be extend, downgrade or retry, got {req.action!r}")
-    if req.action == "extend":
-        check_count(req.extend_days, "extend_days")
+        raise InvalidInput(f"action must be extend, downgrade or retry, got {shown(req.action)}")

@@ -37,7 +37,7 @@ async def test_downgrade_cancel_and_history_through_the_cli(stack):
         assert code == 1 and "already cancelled" in out
         code, out = await billing(stack, "undo-cancel", org_id, "--by", f"admin@{org_id}.test")
         assert code == 0
-        code, out = await billing(stack, "retry-payment", org_id, "--by", "someone@x.test")
+        code, out = await billing(stack, "retry-payment", org_id, "--by", "someone@x.test", "--reason", "call")
         assert code == 1 and "only billing staff may retry a payment" in out
         code, out = await billing(stack, "org", "history", org_id)
         assert code == 0 and "cancel" in out and "undo_cancel" in out and f"admin@{org_id}.test" in out

@@ -104,10 +104,11 @@ def register_search_attributes() -> None:
 def parse_user(spec: str, index: int):
     from domain.onboarding import NewUser
     email, _, gb = spec.partition(":")
+    from domain.limits import shown
     try:
         storage = float(gb) if gb else 0.0
     except ValueError:
-        fail(f"users[{index}].storage_gb: {gb!r} is not a number (use EMAIL:GB)", 2)
+        fail(f"users[{index}].storage_gb: {shown(gb)} is not a number (use EMAIL:GB)", 2)
     return NewUser(email, storage)
 
 
@@ -129,7 +130,7 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
     try:
         new = validate_new_org(NewOrg(id=org_id, name=name, admin_email=admin,
                                       users=[parse_user(u, i) for i, u in enumerate(user)], locale=locale,
-                                      currency=currency, plan=plan, cycle=cycle), catalog)
+                                      currency=currency, plan=plan, cycle=cycle), catalog, config.policy.limits)
         db = database()
         with db.transaction() as session:
             create_org(session, new, catalog, config.policy, datetime.now(timezone.utc))
@@ -477,6 +478,8 @@ def _operation_command(operation) -> Callable[..., None]:
 
 
 for _operation in OPERATIONS.values():
+    if not _operation.generated:
+        continue
     *_group, _name = _operation.cli
     (group(_group[0]) if _group else app).command(_name)(_operation_command(_operation))
 

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from activities.documents import SAMPLE_SELLER, Seller
+from domain.limits import Limits
 from domain.policy import Policy
 
 
@@ -57,6 +58,13 @@ class Settings(BaseSettings):
     large_account_licences: int = 100
     billing_staff: Annotated[tuple[str, ...], NoDecode] = ("billing@localhost",)
     staff_notify_email: str = "billing-staff@localhost"
+    # Maxima of what one request may carry (domain.limits): a value beyond them is refused.
+    max_licences_per_org: int = Field(default=Limits.licences_per_org, gt=0)
+    max_units_per_purchase: int = Field(default=Limits.units_per_purchase, gt=0)
+    max_gb_per_mailbox: int = Field(default=Limits.gb_per_mailbox, gt=0)
+    max_contacts: int = Field(default=Limits.contacts, gt=0)
+    max_extend_days: int = Field(default=Limits.extend_days, gt=0)
+    max_users_per_org: int = Field(default=Limits.users_per_org, gt=0)
 
     @field_validator("trial_reminder_days", "retry_days", "billing_staff", mode="before")
     @classmethod
@@ -74,4 +82,8 @@ class Settings(BaseSettings):
                       downgrade_window_max_days=self.downgrade_window_max_days,
                       large_account_licences=self.large_account_licences,
                       billing_staff=tuple(s.lower() for s in self.billing_staff),
-                      staff_notify_email=self.staff_notify_email)
+                      staff_notify_email=self.staff_notify_email,
+                      limits=Limits(licences_per_org=self.max_licences_per_org,
+                                    units_per_purchase=self.max_units_per_purchase,
+                                    gb_per_mailbox=self.max_gb_per_mailbox, contacts=self.max_contacts,
+                                    extend_days=self.max_extend_days, users_per_org=self.max_users_per_org))

@@ -5,7 +5,8 @@ import io
 from dataclasses import dataclass
 
 from domain.errors import InvalidInput
-from domain.rules import check_email, check_storage_gb
+from domain.limits import Limits, check_gb
+from domain.rules import check_email
 
 
 class UsageImportError(ValueError):
@@ -31,7 +32,7 @@ def parse_usage_csv(text: str) -> list[UsageRow]:
                                    "nothing was imported")
         try:
             email = check_email(row[0], "email")
-            storage = check_storage_gb(float(row[1]), "storage_gb")
+            storage = check_gb(float(row[1]), "storage_gb", Limits())
         except ValueError:
             raise UsageImportError(f"line {line_number}: storage_gb {row[1]!r} is not a number; nothing was imported") from None
         except InvalidInput as err:

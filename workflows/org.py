@@ -32,7 +32,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.policy import Policy
     from domain.requests import SetUsageRequest
     from domain.states import ChargeOutcome, OrgStatus
+    from domain.limits import UPDATE_ID_MAX
     from domain.subscription import CatalogFacts, OrgSnapshot
+    from domain.users import Roster
     from workflows import legacy
     from workflows import search_attributes as sa
     from workflows.messages import ChangeOutcome, OrgStateView, OrgWorkflowInput
@@ -41,12 +43,19 @@ with workflow.unsafe.imports_passed_through():
 INFRA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(minutes=1))
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
+# A change holds the org's lock while it is decided: an outage answers the Update after this
+# long instead of holding every later request (and the renewal) behind it.
+CHANGE_TIMEOUT = timedelta(minutes=2)
+# Temporal refuses Updates beyond 2,000 in one run; a run hands over to a new one well before.
+UPDATES_PER_RUN = 1000
 
 
 class OrgWorkflow:
-    """Continue-as-new happens only after a timer-driven step (trial end, renewal, dunning
-    outcome), never straight after an Update: the history of one run stays one cycle long,
-    and an Update is never completed in the same task that closes its run."""
+    """Continue-as-new happens after a timer-driven step (trial end, renewal, dunning outcome),
+    so the history of one run stays one cycle long; and, when many requests arrive within one
+    cycle, before the run nears Temporal's limits (its Update count, or the history the server
+    suggests continuing after), a second after the last request, so that no Update completes
+    in the task that closes its run."""
 
     @workflow.init
     def __init__(self, input: OrgWorkflowInput) -> None:
@@ -59,6 +68,8 @@ class OrgWorkflow:
         self._continue_as_new = False
         self._lock = asyncio.Lock()
         self._published: dict[str, Any] = {}
+        self.roster: Roster | None = None
+        self._updates = 0
 
     # ---- the policy loop -------------------------------------------------------------------
 
@@ -66,12 +77,18 @@ class OrgWorkflow:
     async def run(self, input: OrgWorkflowInput) -> None:
         context = await self._load_org(input.org_id)
         self.org, self.policy, self.catalog = context.snapshot, context.policy, context.catalog
+        self.roster = Roster.unpack(context.users) if context.users is not None else None
         workflow.upsert_memo({"org_name": self.org.name, "admin_email": self.org.admin_email})
         while not self._continue_as_new:
             self._publish()
             assert self.step is not None
             if not await self._sleep_until(self.step.due):
-                continue  # woken by a change: decide again on the fresh snapshot
+                # Woken by a change: decide again on the fresh snapshot, in a new run if this
+                # one nears Temporal's limits. Patched: runs recorded before never did.
+                if self._near_limits() and workflow.patched("continue-as-new-near-limits"):
+                    await workflow.sleep(timedelta(seconds=1))
+                    self._continue_as_new = True
+                continue
             async with self._lock:
                 step = next_step(self.org, self.policy, workflow.now())
                 if step.due is not None and step.due <= workflow.now():
@@ -85,6 +102,9 @@ class OrgWorkflow:
         if workflow.patched("publish-before-continue-as-new"):
             self._publish()
         workflow.continue_as_new(OrgWorkflowInput(self.org_id))
+
+    def _near_limits(self) -> bool:
+        return self._updates >= UPDATES_PER_RUN or workflow.info().is_continue_as_new_suggested()
 
     async def _sleep_until(self, due: datetime | None) -> bool:
         """True when `due` was reached, False when a change woke the workflow first."""
@@ -202,10 +222,14 @@ class OrgWorkflow:
     # ---- updates from the admin and billing staff ---------------------------------------------------
 
     def _validate(self, operation: Operation, request: Any) -> None:
+        info = workflow.current_update_info()
+        if info is not None and len(info.id) > UPDATE_ID_MAX:
+            raise ApplicationError(f"update id: at most {UPDATE_ID_MAX} characters, got {len(info.id)}",
+                                   type="invalid_input", non_retryable=True)
         if self.org is None:
             return  # still loading: the handler validates once the snapshot is there
         try:
-            operation.check(self.org, self.policy, self.catalog, request, workflow.now())
+            operation.validate(self.org, self.policy, self.catalog, request, workflow.now(), self.roster)
         except DomainError as err:
             raise ApplicationError(err.message, type=err.type, non_retryable=True) from None
 
@@ -219,10 +243,11 @@ class OrgWorkflow:
                 self._validate(operation, request)
             info = workflow.current_update_info()
             key = f"update:{self.org_id}:{info.id if info else operation.name}"
-            result = await self._db(BillingActivities.apply_change,
-                                    ChangeInput(self.org_id, operation.name, asdict(request), key=key,
-                                                at=workflow.now()),
-                                    f"{operation.name} requested by {getattr(request, 'requested_by', '') or 'admin'}")
+            self._updates += 1
+            result = await self._decide_change(operation, request, key)
+            if self.roster is not None:
+                for email in result.users_added:
+                    self.roster.add(email)
             charge = await self._carry_out(result, legacy.Origin("apply_change", key, request=request))
             self._changed = True
             self._publish()
@@ -237,12 +262,33 @@ class OrgWorkflow:
                                  payment=str(charge.outcome) if charge else None,
                                  decline_reason=charge.reason if charge else None)
 
+    async def _decide_change(self, operation: Operation, request: Any, key: str) -> StepResult:
+        """The change decided on the stored state. A data error (a value the database refuses)
+        fails at once; an outage answers the request after CHANGE_TIMEOUT: either way the lock
+        is released and the org keeps its timers."""
+        summary = f"{operation.name} requested by {getattr(request, 'requested_by', '') or 'admin'}"
+        try:
+            return await workflow.execute_activity_method(
+                BillingActivities.apply_change,
+                ChangeInput(self.org_id, operation.name, asdict(request), key=key, at=workflow.now()),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, schedule_to_close_timeout=CHANGE_TIMEOUT,
+                retry_policy=INFRA_RETRY, summary=summary)
+        except ActivityError as err:
+            if isinstance(err.cause, ApplicationError):
+                raise err.cause from None
+            raise ApplicationError(f"{operation.name} not done: the database did not answer within "
+                                   f"{CHANGE_TIMEOUT.seconds // 60} minutes; try again later (`billing org show` "
+                                   "tells whether it was applied)", type="unavailable") from None
+
     @workflow.signal(name="usage_reported")
     async def usage_reported(self, request: SetUsageRequest) -> None:
         """Usage feeds arrive as signals (fire and forget); bad ones are dropped with a log line. A
         refusal decided in the activity (an unknown user) arrives as an ActivityError: let through,
         it would fail the whole workflow."""
         try:
+            # Patched: runs recorded before sent every report to the activity, which refused it there.
+            if workflow.patched("usage-signal-checked-first"):
+                self._validate(OPERATIONS["set_usage"], request)
             await self._change(OPERATIONS["set_usage"], request)
         except (ApplicationError, ActivityError) as err:
             workflow.logger.warning("usage report dropped: %s", err.cause or err)

@@ -26,7 +26,7 @@ async def test_refused_update_adds_no_event_to_history(dev_stack):
         with pytest.raises(OperationRefused) as refused:
             await stack.send(org_id, "add_licences", rq.AddLicencesRequest(count=-2, requested_by="admin@x.test"))
         assert refused.value.type == "invalid_input"
-        assert refused.value.message == "count must be a positive whole number, got -2"
+        assert refused.value.message == "count: must be at least 1, got -2"
 
         after = await history(handle)
         assert len(after) == len(before), [e.event_type for e in after[len(before):]]

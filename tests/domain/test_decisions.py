@@ -116,7 +116,7 @@ def test_1_trial_choice_with_a_tier_and_a_smaller_plan():
 def test_2_licence_cut_then_a_paid_upgrade():
     org = model(plan="mail_lite_10", users=("b@acme.test", "c@acme.test"), licences=5)
     org.advance_to(at(5))
-    org.request("request_downgrade", rq.DowngradeRequest("mail_lite_10", 3, requested_by=STAFF))
+    org.request("request_downgrade", rq.DowngradeRequest("mail_lite_10", 3, requested_by=STAFF, reason="cost"))
     org.advance_to(at(10))
     org.request("upgrade", rq.UpgradeRequest("standard"))
     org.advance_to(at(65))

@@ -119,6 +119,10 @@ class OrgLife(RuleBasedStateMachine):
     def set_usage(self, email, usage):
         self.send("set_usage", rq.SetUsageRequest(email, usage))
 
+    @rule(rows=st.dictionaries(st.sampled_from(["admin@acme.test"]) | users, gb, min_size=1, max_size=3))
+    def import_usage(self, rows):
+        self.send("import_usage", rq.ImportUsageRequest(list(rows.items())))
+
     @rule(unit=units, count=st.integers(min_value=1, max_value=2))
     def buy_storage(self, unit, count):
         self.send("buy_storage", rq.BuyStorageRequest(unit, count))
@@ -163,11 +167,11 @@ class OrgLife(RuleBasedStateMachine):
         when = self.org.state.renews_at - timedelta(days=days_before)
         if when > self.org.now:
             self.org.advance_to(when)
-        self.send("request_downgrade", rq.DowngradeRequest(plan, licences, requested_by=STAFF))
+        self.send("request_downgrade", rq.DowngradeRequest(plan, licences, requested_by=STAFF, reason="cost"))
 
     @rule()
     def cancel_downgrade(self):
-        self.send("cancel_downgrade", rq.CancelDowngradeRequest(requested_by=STAFF))
+        self.send("cancel_downgrade", rq.CancelDowngradeRequest(requested_by=STAFF, reason="call"))
 
     @rule()
     def cancel(self):
@@ -179,7 +183,7 @@ class OrgLife(RuleBasedStateMachine):
 
     @rule()
     def retry_payment(self):
-        self.send("retry_payment", rq.RetryPaymentRequest(requested_by=STAFF))
+        self.send("retry_payment", rq.RetryPaymentRequest(requested_by=STAFF, reason="call"))
 
     @rule(action=st.sampled_from(["extend", "downgrade", "retry"]))
     def resolve_escalation(self, action):

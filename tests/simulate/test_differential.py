@@ -58,9 +58,9 @@ def scenario(seed: int) -> dict:
 
 
 def _request(rng: random.Random, everyone: list[str], seed: int) -> tuple[str, dict]:
-    name = rng.choice(sorted(OPERATIONS))
+    name = rng.choice(sorted(name for name, op in OPERATIONS.items() if op.generated))
     someone = rng.choice(everyone)
-    staff = {"requested_by": "rina@billing.test"}
+    staff = {"requested_by": "rina@billing.test", "reason": "call"}
     fields = {
         "upgrade": lambda: {"plan": rng.choice(PAID), "cycle": rng.choice(["monthly", "yearly"])},
         "add_licences": lambda: {"count": rng.randint(1, 3)},
@@ -80,8 +80,7 @@ def _request(rng: random.Random, everyone: list[str], seed: int) -> tuple[str, d
         "cancel": lambda: {"requested_by": everyone[0]},
         "undo_cancel": lambda: {"requested_by": everyone[0]},
         "retry_payment": lambda: staff,
-        "resolve_escalation": lambda: {"action": rng.choice(["extend", "downgrade", "retry"]), "reason": "call",
-                                       **staff},
+        "resolve_escalation": lambda: {"action": rng.choice(["extend", "downgrade", "retry"]), **staff},
     }[name]()
     return name, {k: v for k, v in fields.items() if v is not None}
 
@@ -149,7 +148,7 @@ def test_the_sequences_are_varied_enough_to_mean_something():
     declines, refusals, plan changes and blocked users all happen."""
     docs = [scenario(seed) for seed in _seeds()]
     assert len(docs) >= 20
-    assert {action["do"] for doc in docs for action in doc["actions"]} == set(OPERATIONS)
+    assert {action["do"] for doc in docs for action in doc["actions"]} == {n for n, op in OPERATIONS.items() if op.generated}
     models = [through_the_model(doc) for doc in docs]
     outcomes = Counter(charge.outcome for model in models for charge in model.charges)
     reasons = Counter(e.data["reason"] for model in models for e in model.events if e.type == "plan_changed")

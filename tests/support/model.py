@@ -19,6 +19,7 @@ from domain.errors import DomainError
 from domain.lifecycle import StepKind, is_large_account, next_step
 from domain.onboarding import PAID_BEFORE, NewOrg, gb_to_mb, opening_state
 from domain.operations import OPERATIONS, decide
+from domain.users import Roster
 from domain.periods import period_containing
 from domain.payments import Decline, PaidInvoice, charge_declined, escalate, invoice_paid, write_off_and_free
 from domain.policy import Policy
@@ -106,9 +107,9 @@ class OrgModel:
         self._updates += 1
         key = f"update:{self._updates}"
         try:
-            operation.check(self.state, self.policy, self.facts, request, self.now)
-            decision = decide(operation, self.state, request, self._ctx(key), self.facts)
-            self._check_users(decision)
+            members = Roster.of(self.users)
+            operation.validate(self.state, self.policy, self.facts, request, self.now, members)
+            decision = decide(operation, self.state, request, self._ctx(key), self.facts, members)
         except DomainError as err:
             self.rejections.append((self.now, name, err.message))
             return None
@@ -117,14 +118,6 @@ class OrgModel:
         self._note_day()
         self.advance_to(self.now)  # as the workflow's loop does after an Update: what fell due, now
         return decision
-
-    def _check_users(self, decision: Decision) -> None:
-        """What the database refuses: an unknown user, a user added twice."""
-        for change in decision.users:
-            if change.kind == UserChangeKind.ADD and change.email in self.users:
-                raise DomainError(f"email: {change.email} is already a user of {self.state.org_id}")
-            if change.kind != UserChangeKind.ADD and change.email not in self.users:
-                raise DomainError(f"user: no user {change.email!r} in org {self.state.org_id}")
 
     # ---- time ------------------------------------------------------------------------------------
 

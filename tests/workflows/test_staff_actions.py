@@ -65,7 +65,7 @@ async def test_refusals_are_clear_change_nothing_and_leave_no_history(stack):
                              "only billing staff may request a downgrade")
         await assert_refused(stack, org_id, "upgrade", rq.UpgradeRequest("platinum"), "unknown plan 'platinum'")
         await assert_refused(stack, org_id, "add_licences", rq.AddLicencesRequest(-2),
-                             "count must be a positive whole number, got -2")
+                             "count: must be at least 1, got -2")
         await stack.send(org_id, "cancel", rq.CancelRequest(requested_by=f"admin@{org_id}.test"))
         await assert_refused(stack, org_id, "add_licences", rq.AddLicencesRequest(1),
                              "the subscription is cancelled")
