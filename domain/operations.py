@@ -55,19 +55,17 @@ class Operation:
 
     def validate(self, org: OrgSnapshot, policy, facts, request: Any, now, members: Members | None = None) -> None:
         """Whether the org accepts the request: every field within its bounds (domain.limits),
-        then the operation's rules, then the users it names (`members`: None when unknown). The
+        the users it names (`members`: None when not known), then the operation's rules. The
         Update's validator runs this on the workflow's snapshot, the decision again on the
         stored state."""
         check_request_fields(request, policy.limits)
-        self.check(org, policy, facts, request, now)
-        if members is None:
-            return
-        if self.user_field is not None:
+        if members is not None and self.user_field is not None:
             check = check_member if self.user_exists else check_not_member
             check(members, getattr(request, self.user_field), self.user_field, org.org_id)
-        if isinstance(request, rq.ImportUsageRequest):
+        if members is not None and isinstance(request, rq.ImportUsageRequest):
             for index, (email, _) in enumerate(request.rows):
                 check_member(members, email, f"rows[{index}]: user", org.org_id)
+        self.check(org, policy, facts, request, now)
 
     def request_from(self, payload: dict[str, Any]) -> Any:
         known = {f.name for f in fields(self.request)}

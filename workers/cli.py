@@ -485,16 +485,55 @@ for _operation in OPERATIONS.values():
 
 
 @group("usage").command("import")
-def usage_import(org_id: str, file: Path) -> None:
-    """Import usage from a CSV file (columns: email,storage_gb). A malformed row refuses the
-    whole file, naming the line; nothing is applied."""
-    from workers.usage_import import UsageImportError, parse_usage_csv
+def usage_import(org_id: str = typer.Argument(..., help="Org id"),
+                 file: Path = typer.Argument(..., help="CSV file: email,storage_gb (a header line is optional)")) -> None:
+    """Import usage from a CSV file, all or nothing: the whole file is checked first (a bad row
+    refuses it, naming the line), then sent as one Update (a few for a very large file)."""
+    import re
+    from workers.operations import OperationRefused, send_operation
+    from workers.temporal import connect
+    from workers.usage_import import UsageImportError, decode, parse_usage_csv
+    config = settings()
     try:
-        rows = parse_usage_csv(file.read_text(encoding="utf-8"))
-    except (UsageImportError, OSError) as err:
-        fail(str(err), 2)
-    for row in rows:
-        operate(org_id, "set_usage", rq.SetUsageRequest(user=row.email, storage_gb=row.storage_gb))
+        usage = parse_usage_csv(decode(file.read_bytes(), str(file)), config.policy.limits)
+    except UsageImportError as err:
+        fail(f"{file}: {err}", 2)
+    except OSError as err:
+        fail(f"cannot read {file}: {err.strerror or err}", 2)
+    batches = usage.batches()
+    if len(batches) > 1:
+        _all_users_known(org_id, usage)  # several Updates: no row may be refused after the first is applied
+
+    def at_line(message: str, first: int) -> str:
+        return re.sub(r"rows\[(\d+)\]", lambda m: f"line {usage.lines[first + int(m.group(1))]}", message)
+
+    async def run() -> list:
+        from rich.progress import Progress
+        client = await connect(config)
+        outcomes = []
+        with Progress(console=errors, transient=True, disable=len(usage.rows) < 10_000) as progress:
+            task = progress.add_task(f"importing {len(usage.rows):,} rows", total=len(usage.rows))
+            for first, rows in batches:
+                try:
+                    outcomes.append(await send_operation(client, org_id, "import_usage", rq.ImportUsageRequest(rows)))
+                except OperationRefused as err:
+                    done = f" ({first:,} rows before line {usage.lines[first]} were applied)" if first else ""
+                    fail(f"usage import refused: {at_line(err.message, first)}{done}")
+                progress.advance(task, len(rows))
+        return outcomes
+    outcomes = asyncio.run(run())
+    console.print(f"[green]import_usage:[/] usage of {len(usage.rows):,} user(s) imported into {org_id} "
+                  f"in {len(outcomes)} update(s) (status {outcomes[-1].status})", highlight=False)
+
+
+def _all_users_known(org_id: str, usage) -> None:
+    from sqlalchemy import select
+    from db.models import User
+    with database().transaction() as session:
+        known = set(session.scalars(select(User.email).where(User.org_id == org_id)))
+    for (email, _), line in zip(usage.rows, usage.lines):
+        if email not in known:
+            fail(f"usage import refused: line {line}: no user {email} in org {org_id}; nothing was imported")
 
 
 @dunning_app.command("list")
@@ -527,7 +566,8 @@ def reconcile(schedule: bool = typer.Option(False, help="Create the nightly Temp
         console.print("nightly reconciliation schedule is in place")
         return
     report = asyncio.run(run_reconcile_now(config))
-    console.print(f"checked {report.checked} org(s); started {report.started or 'none'}")
+    console.print(f"checked {report.checked} org(s); started {report.started or 'none'}; stuck: "
+                  f"{report.activity_failing} with a failing activity, {report.step_overdue} with a step overdue")
     for line in report.disagreements:
         console.print(f"[yellow]disagreement:[/] {line}")
 

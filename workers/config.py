@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     large_account_licences: int = 100
     billing_staff: Annotated[tuple[str, ...], NoDecode] = ("billing@localhost",)
     staff_notify_email: str = "billing-staff@localhost"
+    # `billing reconcile` reports an org whose activity has failed, or whose due step has waited,
+    # this long (activities/reconcile.py).
+    stuck_activity_minutes: int = Field(default=15, gt=0)
     # Maxima of what one request may carry (domain.limits): a value beyond them is refused.
     max_licences_per_org: int = Field(default=Limits.licences_per_org, gt=0)
     max_units_per_purchase: int = Field(default=Limits.units_per_purchase, gt=0)

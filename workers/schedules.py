@@ -33,7 +33,7 @@ async def ensure_reconcile_schedule(settings: Settings) -> None:
 def stuck_after(settings: Settings) -> timedelta:
     """How long an org's activity may keep failing, or its due step stay not run, before
     reconciliation reports the org stuck (BILLING_STUCK_ACTIVITY_MINUTES, 15 by default)."""
-    return timedelta(minutes=getattr(settings, "stuck_activity_minutes", 15))
+    return timedelta(minutes=settings.stuck_activity_minutes)
 
 
 async def run_reconcile_now(settings: Settings) -> ReconcileReport:

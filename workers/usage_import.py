@@ -1,12 +1,17 @@
-"""Bulk usage import from CSV: all or nothing. A malformed row refuses the whole file."""
+"""A usage file (CSV: email,storage_gb) read whole and checked before anything is sent: a bad
+row refuses the file, naming its line. The rows then go to the org in as few Updates as fit
+Temporal's payload limit (one for any ordinary file), each applied all or nothing."""
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 
 from domain.errors import InvalidInput
-from domain.limits import Limits, check_gb
-from domain.rules import check_email
+from domain.limits import Limits, check_usage_rows
+
+# Temporal refuses a payload over 2 MB: a batch stays well under it.
+BATCH_BYTES = 1_500_000
 
 
 class UsageImportError(ValueError):
@@ -14,28 +19,62 @@ class UsageImportError(ValueError):
 
 
 @dataclass(frozen=True)
-class UsageRow:
-    email: str
-    storage_gb: float
+class UsageFile:
+    rows: list[tuple[str, float]]
+    lines: list[int]            # the file's line of each row, for messages
+
+    def batches(self, limit: int = BATCH_BYTES) -> list[tuple[int, list[tuple[str, float]]]]:
+        """(index of the first row, rows) pairs, each small enough for one Update."""
+        batches, first, size = [], 0, 0
+        for index, row in enumerate(self.rows):
+            row_size = len(json.dumps(row)) + 2
+            if index > first and size + row_size > limit:
+                batches.append((first, self.rows[first:index]))
+                first, size = index, 0
+            size += row_size
+        batches.append((first, self.rows[first:]))
+        return batches
 
 
-def parse_usage_csv(text: str) -> list[UsageRow]:
+def decode(data: bytes, name: str) -> str:
+    """UTF-8 text, with or without a byte-order mark; anything else is refused naming the line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise UsageImportError(f"{name}: line {line} is not UTF-8 text (byte 0x{data[err.start]:02x}); "
+                               "save the file as UTF-8; nothing was imported") from None
+
+
+def parse_usage_csv(text: str, limits: Limits = Limits()) -> UsageFile:
+    raw: list[tuple[str, str]] = []
+    lines: list[int] = []
     reader = csv.reader(io.StringIO(text))
-    rows: list[UsageRow] = []
-    for line_number, row in enumerate(reader, start=1):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if line_number == 1 and row[0].strip().lower() == "email":
-            continue  # header
-        if len(row) != 2:
-            raise UsageImportError(f"line {line_number}: expected 2 columns (email,storage_gb), got {len(row)}; "
-                                   "nothing was imported")
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if not raw and row[0].strip().lower() == "email":
+                continue  # header
+            if len(row) != 2:
+                raise UsageImportError(f"line {line}: expected 2 columns (email,storage_gb), got {len(row)}; "
+                                       "nothing was imported")
+            raw.append((row[0], row[1]))
+            lines.append(line)
+    except csv.Error as err:
+        raise UsageImportError(f"line {reader.line_num}: {err}; nothing was imported") from None
+    if not raw:
+        raise UsageImportError("the file has no usage rows (expected lines of email,storage_gb); nothing was imported")
+    rows = []
+    for (email, gb), line in zip(raw, lines):
         try:
-            email = check_email(row[0], "email")
-            storage = check_gb(float(row[1]), "storage_gb", Limits())
+            rows.append((email, float(gb)))
         except ValueError:
-            raise UsageImportError(f"line {line_number}: storage_gb {row[1]!r} is not a number; nothing was imported") from None
-        except InvalidInput as err:
-            raise UsageImportError(f"line {line_number}: {err.message}; nothing was imported") from None
-        rows.append(UsageRow(email, storage))
-    return rows
+            raise UsageImportError(f"line {line}: storage_gb {gb.strip()[:40]!r} is not a number; "
+                                   "nothing was imported") from None
+    try:
+        checked = check_usage_rows(rows, limits, where=lambda index: f"line {lines[index]}")
+    except InvalidInput as err:
+        raise UsageImportError(f"{err.message}; nothing was imported") from None
+    return UsageFile(checked, lines)

@@ -17,7 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.billing import BillingActivities
 from activities.documents import SAMPLE_SELLER, Documents, PdfRendererMissing, Seller, require_pdf_renderer
 from activities.mail import MailActivities, SmtpConfig
-from activities.reconcile import ReconcileActivities
+from activities.reconcile import DEFAULT_STUCK_AFTER, ReconcileActivities
 from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
 from db.migrate import upgrade
 from db.orgs import sync_plans
@@ -27,6 +27,7 @@ from domain.errors import DomainError
 from domain.policy import Policy
 from workers import logs
 from workers.config import Settings
+from workers.schedules import stuck_after
 from workers.temporal import connect, metrics_runtime
 from workflows.org import OrgWorkflow
 from workflows.reconcile import ReconcileWorkflow
@@ -72,12 +73,12 @@ def components_from(settings: Settings, migrate: bool = True) -> Components:
 
 def build_worker(client: Client, task_queue: str, components: Components, max_threads: int = 16,
                  graceful_shutdown: timedelta = timedelta(seconds=60), workflow_sandbox: bool = True,
-                 max_cached_workflows: int = 1000) -> Worker:
+                 max_cached_workflows: int = 1000, stuck_threshold: timedelta = DEFAULT_STUCK_AFTER) -> Worker:
     """workflow_sandbox=False runs workflow code without the SDK's sandbox: the same code and
     decisions, without the runtime guard against non-deterministic calls, for ~40% less worker
     CPU per renewal and about twice the renewals/s (docs/reliability.md, "What limits
     throughput"). Tests and the replay check keep the sandbox, so a forbidden call still fails CI."""
-    reconciler = ReconcileActivities(components.db, components.policy, client, task_queue)
+    reconciler = ReconcileActivities(components.db, components.policy, client, task_queue, stuck_after=stuck_threshold)
     return Worker(client, task_queue=task_queue, workflows=[OrgWorkflow, ReconcileWorkflow],
                   activities=components.activities() + [reconciler.reconcile_orgs],
                   activity_executor=ThreadPoolExecutor(max_workers=max_threads),
@@ -93,7 +94,8 @@ def configured_worker(client: Client, settings: Settings, components: Components
     """The worker as the environment configures it (BILLING_*)."""
     return build_worker(client, settings.temporal_task_queue, components,
                         graceful_shutdown=graceful_shutdown or timedelta(seconds=settings.graceful_shutdown_seconds),
-                        workflow_sandbox=settings.workflow_sandbox, max_cached_workflows=settings.max_cached_workflows)
+                        workflow_sandbox=settings.workflow_sandbox, max_cached_workflows=settings.max_cached_workflows,
+                        stuck_threshold=stuck_after(settings))
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

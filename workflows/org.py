@@ -69,6 +69,7 @@ class OrgWorkflow:
         self._lock = asyncio.Lock()
         self._published: dict[str, Any] = {}
         self.roster: Roster | None = None
+        self._unvalidated: set[str] = set()  # Updates that arrived while the org was loading
         self._updates = 0
 
     # ---- the policy loop -------------------------------------------------------------------
@@ -226,8 +227,10 @@ class OrgWorkflow:
         if info is not None and len(info.id) > UPDATE_ID_MAX:
             raise ApplicationError(f"update id: at most {UPDATE_ID_MAX} characters, got {len(info.id)}",
                                    type="invalid_input", non_retryable=True)
-        if self.org is None:
-            return  # still loading: the handler validates once the snapshot is there
+        if self.org is None:  # still loading: the handler validates once the snapshot is there
+            if info is not None:
+                self._unvalidated.add(info.id)
+            return
         try:
             operation.validate(self.org, self.policy, self.catalog, request, workflow.now(), self.roster)
         except DomainError as err:
@@ -235,6 +238,12 @@ class OrgWorkflow:
 
     async def _change(self, operation: Operation, request: Any) -> ChangeOutcome:
         await workflow.wait_condition(lambda: self.org is not None)
+        info = workflow.current_update_info()
+        if info is not None and info.id in self._unvalidated:
+            self._unvalidated.discard(info.id)
+            # Patched: runs recorded before left this to the activity.
+            if workflow.patched("validate-after-load"):
+                self._validate(operation, request)
         async with self._lock:
             # A change applied since the validator ran is the activity's to refuse: it checks again
             # on the stored state. Runs recorded before this patch checked here too, in workflow
