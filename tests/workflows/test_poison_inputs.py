@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from db.models import Payment, User
 from domain import requests as rq
 from domain.limits import Limits
-from tests.workflows.test_staff_actions import assert_refused, db_fingerprint, history_length
+from tests.workflows.test_staff_actions import assert_refused, db_fingerprint
 
 GOOD = "4242424242424242"
 STAFF = "rina@billing.test"
@@ -61,7 +61,7 @@ async def test_every_poison_input_is_refused_at_once_and_the_org_still_renews_on
     start = await stack.now()
     async with stack.worker():
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD, start=start,
-                                        users=[(f"b@x.test", 1.0)])
+                                        users=[("b@x.test", 1.0)])
         renews_at = (await stack.state(org_id)).snapshot.renews_at
         await stack.advance_to(renews_at - timedelta(days=20))  # inside the downgrade window
         for kind, request, message in poison(org_id):
