@@ -20,19 +20,30 @@ everything due (nothing in flight, the next step in the future), then notes the 
 written. Every event is reported at the instant of the chain that wrote it, so the timeline
 does not depend on how many milliseconds of real time the activities took: two runs of a
 scenario print the same timeline. Actions at an instant where a step is also due apply after
-the step (the renewal first, then the action), and in file order among themselves."""
+the step (the renewal first, then the action), and in file order among themselves.
+
+Nothing is left behind. The run writes only into a throwaway database: a fresh SQLite file, or
+BILLING_DATABASE_URL when it holds no org (the simulated org is removed from it afterwards). It
+stops at a wall-clock limit (BILLING_SIMULATE_TIMEOUT seconds). SIGTERM, SIGINT and SIGHUP stop it
+with the same clean-up as a normal end. The test server runs under a small guard process that
+stops it, and removes the run's folder, should this process die without cleaning up (SIGKILL)."""
 
 from __future__ import annotations
 
 import asyncio
 import bisect
 import contextlib
+import inspect
 import json
 import logging
+import math
 import os
 import re
+import shlex
+import signal
 import sys
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,7 +62,11 @@ GREGORIAN_CYCLE_YEARS = 400
 SETTLE_TIMEOUT_SECONDS = 60.0   # real time allowed for the workflow to finish what is due at one instant
 FAILING_TASK_SECONDS = 10.0     # real time a workflow task may keep failing before the run gives up
 _TASK_FAILED = "workflow task failed"
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT = 0, 1, 2, 3
+TIMEOUT_SETTING = "BILLING_SIMULATE_TIMEOUT"
+DEFAULT_TIMEOUT_SECONDS = 300.0  # real time for a whole run: some 25 years of monthly renewals
+CLEANUP_SECONDS = 20.0           # after the limit or a signal, real time allowed for the clean-up
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 # Event types of the org event log shown in the timeline, with the fields each one shows.
 # Required by SIMULATE.md: email, charge, invoice, plan_changed, status, user_blocked,
@@ -107,6 +122,26 @@ def _next_action_at(payload) -> datetime | None:  # noqa: ANN001
 
 class SimulationFailed(Exception):
     """The run could not complete (not a problem of the scenario file)."""
+
+
+class SimulationRefused(Exception):
+    """The run may not start with this configuration (exit 2): e.g. a database that holds real orgs."""
+
+
+class WallClockLimit(Exception):
+    """The run took longer than the wall-clock limit (exit 3)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the run took longer than its wall-clock limit of {seconds:g} s; set "
+                         f"{TIMEOUT_SETTING} (seconds) to allow more")
+
+
+class Interrupted(Exception):
+    """A signal stopped the run (exit 128 + the signal's number, as a shell reports it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 # ---- the run ----------------------------------------------------------------------------------------
@@ -468,9 +503,117 @@ def _quiet_runtime():
 
 
 def _scratch_dir() -> str | None:
-    """Memory-backed storage for the throwaway database when the machine has it."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    """Memory-backed storage for the run's folder (the throwaway database) when the machine has
+    it and may run programs from it (the test server's guard is started from there)."""
+    for folder in ("/dev/shm", tempfile.gettempdir()):
+        if os.path.isdir(folder) and os.access(folder, os.W_OK) and _can_execute_from(folder):
+            return folder
+    return None
+
+
+def _can_execute_from(folder: str) -> bool:
+    try:
+        return not os.statvfs(folder).f_flag & os.ST_NOEXEC
+    except (OSError, AttributeError):
+        return False
+
+
+# ---- the test server's guard ----------------------------------------------------------------------
+
+def _guard(argv: list[str]) -> None:
+    """The test server's guard: a process of its own between Temporal's core (which starts it as
+    the test server) and the server, so the server cannot outlive this simulation.
+
+    The core stops the server by killing what it started: the guard, whose death kills the
+    server (PR_SET_PDEATHSIG). Should the simulation itself die without stopping the server
+    (SIGKILL, a hard exit), the guard sees its parent gone, stops the server and removes the
+    run's folder. It runs in a session of its own, so a Ctrl-C in the terminal reaches only the
+    simulation, which then shuts the server down in order. Written out and run with `python -I -S`:
+    standard library only."""
+    import ctypes
+    import os
+    import shutil
+    import signal
+    import sys
+    import time
+    server, parent, folder, args = argv[0], int(argv[1]), argv[2], argv[3:]
+    try:
+        os.setsid()
+    except OSError:
+        pass  # already a group leader: Ctrl-C reaches the server too, which the simulation then finds gone
+    guard = os.getpid()
+    child = os.fork()
+    if child == 0:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (AttributeError, OSError):
+            pass  # not Linux: the guard still stops the server when the simulation dies
+        if os.getppid() != guard:
+            os._exit(1)
+        os.execv(server, [server, *args])
+
+    def forward(signum, _frame):  # noqa: ANN001
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while True:
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            sys.exit(os.waitstatus_to_exitcode(status) % 256)
+        if os.getppid() != parent:
+            try:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+            except ChildProcessError:
+                pass
+            shutil.rmtree(folder, ignore_errors=True)
+            os._exit(0)
+        time.sleep(0.1)
+
+
+def _guarded_test_server(folder: str | None) -> str:
+    """The test server's path to give Temporal: a launcher of the guard, or the server itself
+    where no launcher can run (no folder that allows programs)."""
+    from workers.binaries import temporal_test_server
+    server = temporal_test_server()
+    if folder is None or not sys.platform.startswith("linux") or not _can_execute_from(folder):
+        return server
+    guard = Path(folder) / "test_server_guard.py"
+    guard.write_text(f"{inspect.getsource(_guard)}\n\nimport sys\n_guard(sys.argv[1:])\n", encoding="utf-8")
+    launcher = Path(folder) / "test-server"
+    command = shlex.join([sys.executable, "-I", "-S", str(guard), server, str(os.getpid()), folder])
+    launcher.write_text(f'#!/bin/sh\nexec {command} "$@"\n', encoding="utf-8")
+    launcher.chmod(0o700)
+    return str(launcher)
+
+
+# ---- the database -------------------------------------------------------------------------------
+
+def _require_throwaway(url: str) -> None:
+    """BILLING_DATABASE_URL may be used only if it holds no org: simulate must never write next
+    to real orgs (and `billing reconcile` would start live workflows for a simulated one)."""
+    from sqlalchemy import inspect as inspect_db
+    from sqlalchemy import text
+
+    from db.session import make_engine
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect_db(conn).has_table("organisations"):
+                return
+            count = conn.execute(text("SELECT count(*) FROM organisations")).scalar() or 0
+            some = conn.execute(text("SELECT id FROM organisations ORDER BY id LIMIT 3")).scalars().all()
+    finally:
+        engine.dispose()
+    if count:
+        listed = ", ".join(some) + (", ..." if count > len(some) else "")
+        raise SimulationRefused(
+            f"BILLING_DATABASE_URL ({_safe_url(url)}) holds {count} org{'s' if count != 1 else ''} ({listed}); "
+            "simulate writes only into a throwaway database: unset BILLING_DATABASE_URL for a fresh SQLite "
+            "file, or point it at an empty database")
 
 
 def _prepare_database(url: str, org_id: str, throwaway: bool = False):
@@ -479,6 +622,8 @@ def _prepare_database(url: str, org_id: str, throwaway: bool = False):
     from db.migrate import upgrade
     from db.models import Organisation
     from db.session import Database
+    if not throwaway:
+        _require_throwaway(url)
     upgrade(url)
     db = Database(url)
     if throwaway and url.startswith("sqlite"):
@@ -490,11 +635,35 @@ def _prepare_database(url: str, org_id: str, throwaway: bool = False):
             cursor.close()
     with db.transaction() as session:
         if session.get(Organisation, org_id) is not None:
-            db.dispose()
-            raise SimulationFailed(f"org {org_id!r} already exists in the database {_safe_url(url)}; simulate "
-                                   "needs a database without it (unset BILLING_DATABASE_URL for a fresh SQLite "
-                                   "file, or use another org id)")
+            db.dispose()  # another simulation started on it since the check above
+            raise SimulationRefused(f"org {org_id!r} already exists in the database {_safe_url(url)}; simulate "
+                                    "needs a database without it (unset BILLING_DATABASE_URL for a fresh SQLite "
+                                    "file)")
     return db
+
+
+def _remove_org(db, org_id: str) -> None:  # noqa: ANN001
+    """Every row of the simulated org, from a database that outlives the run (BILLING_DATABASE_URL)."""
+    from sqlalchemy import delete, select
+
+    from db.models import Base, GatewayCharge, Invoice, Subscription
+    invoices = select(Invoice.id).where(Invoice.org_id == org_id)
+    # The subscription points at invoices (pending, dunning): it goes first; then children before parents.
+    tables = [Subscription.__table__, *(t for t in reversed(Base.metadata.sorted_tables)
+                                        if t is not Subscription.__table__)]
+    with db.transaction() as session:
+        for table in tables:
+            if table.name == "organisations":
+                condition = table.c.id == org_id
+            elif "org_id" in table.c:
+                condition = table.c.org_id == org_id
+            elif "invoice_id" in table.c:
+                condition = table.c.invoice_id.in_(invoices)
+            elif table is GatewayCharge.__table__:  # keyed org:invoice:attempt (activities.payments)
+                condition = table.c.idempotency_key.startswith(f"{org_id}:", autoescape=True)
+            else:
+                continue  # the catalog's mirror (plans), shared by every org
+            session.execute(delete(table).where(condition))
 
 
 def _safe_url(url: str) -> str:
@@ -505,6 +674,13 @@ def _safe_url(url: str) -> str:
         return "(BILLING_DATABASE_URL)"
 
 
+def _outcome(task: asyncio.Future) -> Any:
+    """A finished task's result or exception; None if it did not finish."""
+    if not task.done() or task.cancelled():
+        return None
+    return task.exception() or task.result()
+
+
 async def run_scenario(scenario: Scenario, catalog, database_url: str | None = None) -> dict[str, Any]:
     """Run a parsed scenario; returns the timeline document of SIMULATE.md."""
     from activities.documents import require_pdf_renderer
@@ -512,12 +688,11 @@ async def run_scenario(scenario: Scenario, catalog, database_url: str | None = N
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
     from temporalio.testing import WorkflowEnvironment
 
-    from workers.binaries import temporal_test_server
     from workers.search_attributes import api_types
     from workers.simulate_mail import MailCapture
 
-    async def start_env():
-        env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=temporal_test_server(),
+    async def start_env(server: str):
+        env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=server,
                                                             runtime=_quiet_runtime())
         try:
             await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
@@ -529,19 +704,29 @@ async def run_scenario(scenario: Scenario, catalog, database_url: str | None = N
 
     async with contextlib.AsyncExitStack() as stack:
         throwaway = database_url is None
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="billing-simulate-", dir=_scratch_dir()))
         if throwaway:
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="billing-simulate-", dir=_scratch_dir()))
             database_url = f"sqlite:///{Path(folder) / 'simulate.db'}"
         mail = MailCapture().start()
         stack.callback(mail.stop)
-        # The test server starts while the migrations run.
-        env, db = await asyncio.gather(start_env(), asyncio.to_thread(_prepare_database, database_url,
-                                                                        scenario.org.id, throwaway),
-                                       return_exceptions=True)
-        if not isinstance(env, BaseException):
-            stack.push_async_callback(env.shutdown)
-        if not isinstance(db, BaseException):
-            stack.callback(db.dispose)
+        # The test server starts while the migrations run. Each is awaited to its end even when
+        # the run is cancelled meanwhile: a server started must be known to be shut down.
+        starting = [asyncio.ensure_future(start_env(_guarded_test_server(folder))),
+                    asyncio.ensure_future(asyncio.to_thread(_prepare_database, database_url, scenario.org.id,
+                                                            throwaway))]
+        try:
+            await asyncio.shield(asyncio.gather(*starting, return_exceptions=True))
+        except asyncio.CancelledError:
+            await asyncio.gather(*starting, return_exceptions=True)
+            raise
+        finally:
+            env, db = (_outcome(task) for task in starting)
+            if env is not None and not isinstance(env, BaseException):
+                stack.push_async_callback(env.shutdown)
+            if db is not None and not isinstance(db, BaseException):
+                stack.callback(db.dispose)
+                if not throwaway:  # after the worker has stopped (execute), before the pool closes
+                    stack.callback(_remove_org, db, scenario.org.id)
         for outcome in (db, env):
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -645,8 +830,86 @@ def _quiet_logging():
             root.removeHandler(added)
 
 
+def wall_clock_limit() -> float:
+    """BILLING_SIMULATE_TIMEOUT: seconds of real time a run may take (default 300)."""
+    raw = os.environ.get(TIMEOUT_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise SimulationRefused(f"{TIMEOUT_SETTING}: expected a number of seconds above 0, got {raw[:40]!r}")
+    return seconds
+
+
+def run_with_limits(scenario: Scenario, catalog, database_url: str | None, limit: float) -> dict[str, Any]:
+    """run_scenario within the wall-clock limit; SIGTERM, SIGINT and SIGHUP stop it with its
+    clean-up (a second signal stops at once). Raises WallClockLimit or Interrupted.
+
+    Signals can be caught only in the main thread (the `billing` command); elsewhere (tests
+    calling the command in a thread) the limit still holds, without the backstop below."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    received: list[int] = []
+
+    def hard_stop(message: str, code: int) -> None:
+        # Leave now, without the clean-up: the test server's guard stops the server and removes
+        # the run's folder once this process is gone.
+        sys.stderr.write(f"simulation stopped: {message}\n")
+        sys.stderr.flush()
+        os._exit(code)
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+
+        def on_signal(signum: int) -> None:
+            if received:
+                hard_stop(f"interrupted by {signal.Signals(received[0]).name}, then by "
+                          f"{signal.Signals(signum).name}: stopped without waiting for the clean-up",
+                          128 + signum)
+            received.append(signum)
+            task.cancel()
+        if in_main_thread:
+            for signum in STOP_SIGNALS:
+                loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            async with asyncio.timeout(limit) as budget:
+                return await run_scenario(scenario, catalog, database_url)
+        except TimeoutError:
+            if budget.expired():
+                raise WallClockLimit(limit) from None
+            raise
+        except asyncio.CancelledError:
+            if received:
+                raise Interrupted(received[0]) from None
+            raise
+        finally:
+            if in_main_thread:
+                for signum in STOP_SIGNALS:
+                    loop.remove_signal_handler(signum)
+
+    backstop = None
+    if in_main_thread:
+        backstop = threading.Timer(limit + CLEANUP_SECONDS, hard_stop,
+                                   (f"{WallClockLimit(limit)} (and its clean-up did not finish within "
+                                    f"{CLEANUP_SECONDS:g} s)", EXIT_TIMEOUT))
+        backstop.daemon = True
+        backstop.start()
+    try:
+        return asyncio.run(main())
+    finally:
+        if backstop is not None:
+            backstop.cancel()
+
+
 def run_simulate_command(scenario: Path | None, as_json: bool, example: bool) -> int:
-    """The body of `billing simulate` (workers.cli); returns the exit code."""
+    """The body of `billing simulate` (workers.cli); returns the exit code.
+
+    Exit codes: 0 done; 1 the run failed; 2 the scenario or the configuration is refused (nothing
+    ran); 3 the wall-clock limit (BILLING_SIMULATE_TIMEOUT) was reached; 128 + N stopped by
+    signal N. Every failure is one line on stderr."""
     if example:
         from workers.simulate_example import EXAMPLE
         sys.stdout.write(EXAMPLE)
@@ -654,11 +917,18 @@ def run_simulate_command(scenario: Path | None, as_json: bool, example: bool) ->
     from workers.simulate_scenario import ScenarioError, load_scenario
 
     def error(message: str) -> None:  # plain, unwrapped: one line a script can read
-        sys.stderr.write(message.rstrip("\n") + "\n")
+        lines = [line.strip() for line in str(message).splitlines()
+                 if line.strip() and not line.strip().startswith("(Background on this error")]
+        sys.stderr.write("; ".join(lines) + "\n")
         sys.stderr.flush()
 
     if scenario is None:
         error("scenario error: give a scenario file (`billing simulate --example` prints one)")
+        return EXIT_INVALID
+    try:
+        limit = wall_clock_limit()
+    except SimulationRefused as err:
+        error(f"simulation refused: {err}")
         return EXIT_INVALID
     try:
         catalog, policy = _configured()
@@ -672,7 +942,16 @@ def run_simulate_command(scenario: Path | None, as_json: bool, example: bool) ->
         return EXIT_INVALID
     try:
         with _quiet_logging():
-            doc = asyncio.run(run_scenario(parsed, catalog, os.environ.get("BILLING_DATABASE_URL") or None))
+            doc = run_with_limits(parsed, catalog, os.environ.get("BILLING_DATABASE_URL") or None, limit)
+    except SimulationRefused as err:
+        error(f"simulation refused: {err}")
+        return EXIT_INVALID
+    except WallClockLimit as err:
+        error(f"simulation stopped: {err}")
+        return EXIT_TIMEOUT
+    except Interrupted as err:
+        error(f"simulation stopped: {err}")
+        return 128 + err.signum
     except SimulationFailed as err:
         error(f"simulation failed: {err}")
         return EXIT_FAILED

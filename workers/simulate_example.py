@@ -6,7 +6,9 @@ EXAMPLE = """\
 #   billing simulate scenario.yaml          # a readable timeline
 #   billing simulate scenario.yaml --json   # the timeline as JSON
 # The real workflows and activities run on Temporal's time-skipping test server, with a fresh
-# SQLite database (or BILLING_DATABASE_URL) and a local SMTP capture server.
+# SQLite database (or BILLING_DATABASE_URL, which must hold no org; the simulated one is removed
+# afterwards) and a local SMTP capture server. A run stops after BILLING_SIMULATE_TIMEOUT seconds
+# of real time (default 300).
 
 description: "A trial converts to Standard; the first charge is declined; a new card pays it"
 

@@ -17,13 +17,18 @@ from dateutil.relativedelta import relativedelta
 from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.cards import CardDetails, sandbox_tokenise
 from domain.catalog import Catalog
-from domain.errors import CardRejected, DomainError
+from domain.errors import CardRejected, DomainError, InvalidInput
+from domain.limits import Limits, check_request_fields, check_text, check_whole, shown
 from domain.policy import Policy
 from domain.requests import Kind
 from domain.states import FREE_PLAN, Cycle
 from domain.operations import OPERATIONS
 
 MAX_UNTIL_YEARS = 100
+MAX_DURATION_TEXT = 40          # "P1Y2M3DT4H5M6S" and its like; longer is not a duration a person writes
+MAX_POLICY_DAYS = 3660          # a policy's day counts: ten years is beyond any trial or dunning ladder
+MAX_POLICY_HOURS = 24 * 366
+MAX_POLICY_LIST = 100           # reminder days, retry days, staff e-mails
 
 
 class ScenarioError(Exception):
@@ -46,10 +51,10 @@ def parse_duration(text: Any, path: str) -> relativedelta:
     calendar months and years (P1M from Jan 31 is Feb 28), days are 24 hours."""
     hint = "an ISO-8601 duration such as P10D, P1M, PT36H or P1Y2M3DT4H"
     if not isinstance(text, str):
-        raise ScenarioError(path, f"expected {hint}, got {text!r}")
-    match = _DURATION.fullmatch(text.strip())
+        raise ScenarioError(path, f"expected {hint}, got {shown(text)}")
+    match = _DURATION.fullmatch(text.strip()) if len(text) <= MAX_DURATION_TEXT else None
     if match is None:
-        raise ScenarioError(path, f"{text!r} is not {hint}")
+        raise ScenarioError(path, f"{shown(text)} is not {hint}")
     parts = {name: int(value) for name, value in match.groupdict().items() if value is not None}
     return relativedelta(years=parts.get("years", 0), months=parts.get("months", 0),
                          days=7 * parts.get("weeks", 0) + parts.get("days", 0), hours=parts.get("hours", 0),
@@ -87,6 +92,15 @@ def _type_name(value: Any) -> str:
             dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
+def _after(start: datetime, text: Any, path: str) -> datetime:
+    """start + a duration, refused when it leaves the calendar (year 9999)."""
+    delta = parse_duration(text, path)
+    try:
+        return start + delta
+    except (OverflowError, ValueError):
+        raise ScenarioError(path, f"{shown(text)} after {start.isoformat()} is beyond the year 9999") from None
+
+
 def _mapping(value: Any, path: str) -> dict:
     if not isinstance(value, dict):
         raise ScenarioError(path, f"expected a mapping of fields, got {_type_name(value)}")
@@ -102,33 +116,48 @@ def _no_unknown(data: dict, allowed: list[str], path: str) -> None:
 
 def _str(value: Any, path: str) -> str:
     if not isinstance(value, str):
-        raise ScenarioError(path, f"expected text, got {_type_name(value)} {value!r}")
+        raise ScenarioError(path, f"expected text, got {_type_name(value)} {shown(value)}")
     return value
+
+
+def _text(value: Any, path: str, field: str) -> str:
+    """Text within the bounds of the column it ends up in (domain.limits)."""
+    return _bounded(check_text, _str(value, path), path, field)
+
+
+def _bounded(check, value: Any, path: str, field: str, *args, **kwargs) -> Any:  # noqa: ANN001
+    """A domain.limits check whose refusal ("field: ...") is reported at `path`."""
+    try:
+        return check(value, field, *args, **kwargs)
+    except InvalidInput as err:
+        raise ScenarioError(path, err.message.removeprefix(f"{field}: ")) from None
 
 
 def _int(value: Any, path: str, minimum: int | None = None) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ScenarioError(path, f"expected a whole number, got {_type_name(value)} {value!r}")
+        raise ScenarioError(path, f"expected a whole number, got {_type_name(value)} {shown(value)}")
     if minimum is not None and value < minimum:
-        raise ScenarioError(path, f"must be at least {minimum}, got {value}")
+        raise ScenarioError(path, f"must be at least {minimum}, got {shown(value)}")
     return value
 
 
 def _number(value: Any, path: str) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ScenarioError(path, f"expected a number, got {_type_name(value)} {value!r}")
+        raise ScenarioError(path, f"expected a number, got {_type_name(value)} {shown(value)}")
     return value
 
 
 def _bool(value: Any, path: str) -> bool:
     if not isinstance(value, bool):
-        raise ScenarioError(path, f"expected true or false, got {value!r}")
+        raise ScenarioError(path, f"expected true or false, got {shown(value)}")
     return value
 
 
 def _int_list(value: Any, path: str) -> tuple[int, ...]:
     if not isinstance(value, list):
-        raise ScenarioError(path, f"expected a list of whole numbers, got {_type_name(value)} {value!r}")
+        raise ScenarioError(path, f"expected a list of whole numbers, got {_type_name(value)} {shown(value)}")
+    if len(value) > MAX_POLICY_LIST:
+        raise ScenarioError(path, f"at most {MAX_POLICY_LIST} entries, got {len(value)}")
     return tuple(_int(item, f"{path}[{i}]") for i, item in enumerate(value))
 
 
@@ -149,13 +178,16 @@ def _moment(value: Any, path: str) -> datetime:
         try:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ScenarioError(path, f"{value!r} is not an ISO-8601 date and time such as "
+            raise ScenarioError(path, f"{shown(value)} is not an ISO-8601 date and time such as "
                                       "\"2026-01-31T09:00:00+00:00\"") from None
     else:
-        raise ScenarioError(path, f"expected an ISO-8601 date and time, got {_type_name(value)} {value!r}")
+        raise ScenarioError(path, f"expected an ISO-8601 date and time, got {_type_name(value)} {shown(value)}")
     if moment.tzinfo is None:
-        raise ScenarioError(path, f"{value!s} has no UTC offset; add one, e.g. +00:00")
-    return moment.astimezone(timezone.utc)
+        raise ScenarioError(path, f"{shown(str(value))} has no UTC offset; add one, e.g. +00:00")
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ScenarioError(path, f"{shown(str(value))} is outside the calendar in UTC") from None
 
 
 # ---- policy ----------------------------------------------------------------------------------
@@ -182,19 +214,25 @@ def parse_policy(raw: Any, base: Policy) -> Policy:
             for i, day in enumerate(days):
                 if day <= 0:
                     raise ScenarioError(f"{path}[{i}]", f"days must be positive, got {day}")
+                if day > MAX_POLICY_DAYS:
+                    raise ScenarioError(f"{path}[{i}]", f"at most {MAX_POLICY_DAYS:,} days, got {shown(day)}")
             if name == "retry_days" and list(days) != sorted(set(days)):
                 raise ScenarioError(path, f"retry days must be strictly increasing, got {list(days)}")
             changes[name] = days
         elif name == "billing_staff":
             if not isinstance(value, list):
                 raise ScenarioError(path, f"expected a list of e-mail addresses, got {_type_name(value)}")
-            changes[name] = tuple(_str(v, f"{path}[{i}]").strip().lower() for i, v in enumerate(value))
+            if len(value) > MAX_POLICY_LIST:
+                raise ScenarioError(path, f"at most {MAX_POLICY_LIST} e-mail addresses, got {len(value)}")
+            changes[name] = tuple(_text(v, f"{path}[{i}]", "email").strip().lower() for i, v in enumerate(value))
         elif name == "staff_notify_email":
-            changes[name] = _str(value, path)
-        elif name == "downgrade_window_min_days":
-            changes[name] = _int(value, path, minimum=0)
+            changes[name] = _text(value, path, "email")
         else:
-            changes[name] = _int(value, path, minimum=1)
+            # Bounded so that a date computed from it stays in the calendar (no OverflowError mid-run).
+            maximum = {"large_account_licences": base.limits.licences_per_org}.get(
+                name, MAX_POLICY_HOURS if name.endswith("_hours") else MAX_POLICY_DAYS)
+            changes[name] = _bounded(check_whole, value, path, name, maximum=maximum,
+                                     minimum=0 if name == "downgrade_window_min_days" else 1)
     trial_days = changes.get("trial_days", base.trial_days)
     reminders = changes.get("trial_reminder_days", base.trial_reminder_days)
     if any(day >= trial_days for day in reminders):
@@ -230,7 +268,7 @@ def _field_error(prefix: str, err: DomainError) -> ScenarioError:
     return ScenarioError(prefix, err.message)
 
 
-def parse_org(raw: Any, catalog: Catalog) -> tuple[NewOrg, CardDetails | None]:
+def parse_org(raw: Any, catalog: Catalog, limits: Limits = Limits()) -> tuple[NewOrg, CardDetails | None]:
     if raw is None:
         raise ScenarioError("org", "required: the organisation to simulate")
     data = _mapping(raw, "org")
@@ -255,6 +293,8 @@ def parse_org(raw: Any, catalog: Catalog) -> tuple[NewOrg, CardDetails | None]:
     users_raw = data.get("users", [])
     if not isinstance(users_raw, list):
         raise ScenarioError("org.users", f"expected a list of users, got {_type_name(users_raw)}")
+    if len(users_raw) > limits.users_per_org:
+        raise ScenarioError("org.users", f"at most {limits.users_per_org:,} users per org, got {len(users_raw):,}")
     users = []
     for i, user in enumerate(users_raw):
         path = f"org.users[{i}]"
@@ -271,7 +311,7 @@ def parse_org(raw: Any, catalog: Catalog) -> tuple[NewOrg, CardDetails | None]:
                  licences=licences,
                  auto_allocate_storage=_bool(data.get("auto_allocate_storage", False), "org.auto_allocate_storage"))
     try:
-        new = validate_new_org(new, catalog)
+        new = validate_new_org(new, catalog, limits)
     except DomainError as err:
         raise _field_error("org", err) from None
     card = None
@@ -286,6 +326,7 @@ def parse_org(raw: Any, catalog: Catalog) -> tuple[NewOrg, CardDetails | None]:
 # ---- actions ------------------------------------------------------------------------------------
 
 ESCALATION_ACTIONS = ("extend", "downgrade", "retry")
+SIMULATED_REASON = "billing simulate"
 
 
 def _action_fields(operation) -> dict[str, tuple[Kind, Any]]:
@@ -298,12 +339,13 @@ def _action_fields(operation) -> dict[str, tuple[Kind, Any]]:
 
 
 REQUIRED = object()
-ACTION_FIELDS: dict[str, dict[str, tuple[Kind, Any]]] = {name: _action_fields(op) for name, op in OPERATIONS.items()}
+ACTION_FIELDS: dict[str, dict[str, tuple[Kind, Any]]] = {name: _action_fields(op) for name, op in OPERATIONS.items()
+                                                       if op.generated}
 
 
 def _action_value(kind: Kind, value: Any, path: str, catalog: Catalog) -> Any:
     if kind == Kind.TEXT:
-        return _str(value, path)
+        return _str(value, path)   # its length is bounded with the whole request (check_request_fields)
     if kind == Kind.COUNT:
         return _int(value, path)
     if kind == Kind.GB:
@@ -341,18 +383,27 @@ def _action_value(kind: Kind, value: Any, path: str, catalog: Catalog) -> Any:
     raise AssertionError(kind)
 
 
+def _request_field_path(path: str, spec: dict[str, tuple[Kind, Any]], field: str) -> str:
+    """Where a request field came from: its own key, or the card number a token was made of."""
+    if field not in spec:
+        derived = [name for name, (kind, _) in spec.items() if kind == Kind.CARD]
+        if derived:
+            return f"{path}.{derived[0]}"
+    return f"{path}.{field}"
+
+
 def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_text: str,
-                 catalog: Catalog) -> Action:
+                 catalog: Catalog, limits: Limits = Limits()) -> Action:
     path = f"actions[{index}]"
     data = _mapping(raw, path)
     if "do" not in data:
         raise ScenarioError(f"{path}.do", f"required: the action to take; actions are {', '.join(ACTION_FIELDS)}")
     kind = data["do"]
     if not isinstance(kind, str) or kind not in ACTION_FIELDS:
-        raise ScenarioError(f"{path}.do", f"unknown action {kind!r}; actions are {', '.join(ACTION_FIELDS)}")
+        raise ScenarioError(f"{path}.do", f"unknown action {shown(kind)}; actions are {', '.join(ACTION_FIELDS)}")
     if "at" not in data:
         raise ScenarioError(f"{path}.at", "required: when, as an ISO-8601 duration after start (e.g. P10D)")
-    at = start + parse_duration(data["at"], f"{path}.at")
+    at = _after(start, data["at"], f"{path}.at")
     if at > until:
         raise ScenarioError(f"{path}.at", f"{data['at']} is after the end of the run (until {until_text})")
     spec = ACTION_FIELDS[kind]
@@ -365,6 +416,9 @@ def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_t
             values[name] = default
         else:
             values[name] = _action_value(field_kind, data[name], f"{path}.{name}", catalog)
+    if OPERATIONS[kind].reason_required and "reason" not in data:
+        # Staff actions need a reason; SIMULATE.md's actions give none, so a dry run supplies one.
+        values["reason"] = SIMULATED_REASON
     try:
         # A card number is tokenised here, as the CLI does before it sends the Update.
         request = OPERATIONS[kind].request_from_input(values)
@@ -373,6 +427,13 @@ def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_t
         return Action(index, data["at"], at, kind, None, rejection=err.message)
     except DomainError as err:
         raise ScenarioError(f"{path}.card", err.message.removeprefix("card: ")) from None
+    try:
+        # The bounds every entry point applies (the Update's validator too): a value the
+        # database can store and the bill can price. Refused here, the file is refused whole.
+        check_request_fields(request, limits)
+    except InvalidInput as err:
+        field, _, message = err.message.partition(": ")
+        raise ScenarioError(_request_field_path(path, spec, field), message) from None
     return Action(index, data["at"], at, kind, request)
 
 
@@ -392,22 +453,61 @@ def parse_scenario(raw: Any, catalog: Catalog, base_policy: Policy) -> Scenario:
     description = _str(data.get("description", ""), "description")
     start = _moment(data["start"], "start")
     until_text = data["until"]
-    until_delta = parse_duration(until_text, "until")
-    until = start + until_delta
+    until = _after(start, until_text, "until")
     if until <= start:
         raise ScenarioError("until", f"{until_text} is no time at all; the run needs a positive duration")
-    if until > start + relativedelta(years=MAX_UNTIL_YEARS):
+    try:
+        too_long = until > start + relativedelta(years=MAX_UNTIL_YEARS)
+    except (OverflowError, ValueError):  # a start near the year 9999: `until` is in the calendar already
+        too_long = False
+    if too_long:
         raise ScenarioError("until", f"{until_text} is longer than {MAX_UNTIL_YEARS} years")
     policy = parse_policy(data.get("policy"), base_policy)
-    org, card = parse_org(data["org"], catalog)
+    org, card = parse_org(data["org"], catalog, policy.limits)
     actions_raw = data.get("actions") or []
     if not isinstance(actions_raw, list):
         raise ScenarioError("actions", f"expected a list of actions, got {_type_name(actions_raw)}")
-    actions = [parse_action(item, i, start, until, until_text, catalog) for i, item in enumerate(actions_raw)]
+    actions = [parse_action(item, i, start, until, until_text, catalog, policy.limits)
+               for i, item in enumerate(actions_raw)]
     # Actions at the same instant apply in file order (sorted() is stable).
     actions = sorted(actions, key=lambda action: action.at)
     return Scenario(start=start, until=until, until_text=until_text, policy=policy, org=org, card=card,
                     actions=actions, description=description)
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """safe_load, but a key given twice in one mapping is refused (PyYAML keeps the last one
+    silently: `count: 1` then `count: 100` would buy 100), and a number too long for Python's
+    int() is a YAML error with its line rather than a ValueError."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001
+        if isinstance(node, yaml.MappingNode):
+            # Before merge keys (<<) are flattened in: a key may override a merged one.
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: construct_mapping refuses it with its mark
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"duplicate key {shown(key)} (first given at line {first.line + 1})", key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):  # noqa: ANN001
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            raise yaml.constructor.ConstructorError(None, None, f"a number of {len(node.value)} characters is "
+                                                    "too long", node.start_mark) from None
+
+
+_ScenarioLoader.add_constructor("tag:yaml.org,2002:int", _ScenarioLoader.construct_yaml_int)
 
 
 def load_scenario(path: Path, catalog: Catalog, base_policy: Policy) -> Scenario:
@@ -416,7 +516,7 @@ def load_scenario(path: Path, catalog: Catalog, base_policy: Policy) -> Scenario
     except OSError as err:
         raise ScenarioError("", f"cannot read {path}: {err.strerror or err}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
         where = ""
         mark = getattr(err, "problem_mark", None)

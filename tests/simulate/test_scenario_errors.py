@@ -1,5 +1,7 @@
 """An invalid scenario exits 2 with a message naming the bad field, and nothing runs."""
 
+import time
+
 import pytest
 from dateutil.relativedelta import relativedelta
 
@@ -165,3 +167,149 @@ def test_bad_durations(text):
     with pytest.raises(ScenarioError) as err:
         parse_duration(text, "actions[3].at")
     assert err.value.path == "actions[3].at"
+
+
+# ---- bounds: every value the database must store and the bill must price (issue 14) ----------------
+
+LONG = "a" * 10_000
+LONG_EMAIL = "a" * 10_000 + "@acme.test"
+
+
+@pytest.mark.parametrize("kwargs, field, words", [
+    ({"actions": "  - {at: P1D, do: set_usage, user: b@acme.test, storage_gb: .inf}"}, "actions[0].storage_gb",
+     ["finite number of GB", "inf"]),
+    ({"actions": "  - {at: P1D, do: set_usage, user: b@acme.test, storage_gb: 1.0e+400}"},
+     "actions[0].storage_gb", ["finite number of GB"]),
+    ({"actions": "  - {at: P1D, do: set_usage, user: b@acme.test, storage_gb: 1e400}"},  # YAML 1.1: text
+     "actions[0].storage_gb", ["expected a number", "1e400"]),
+    ({"actions": "  - {at: P1D, do: set_usage, user: b@acme.test, storage_gb: .nan}"}, "actions[0].storage_gb",
+     ["finite number of GB", "nan"]),
+    ({"actions": "  - {at: P1D, do: set_usage, user: b@acme.test, storage_gb: -1}"}, "actions[0].storage_gb",
+     [">= 0"]),
+    ({"actions": "  - {at: P1D, do: add_user, email: c@acme.test, storage_gb: 1.0e+300}"}, "actions[0].storage_gb",
+     ["GB per mailbox"]),
+    ({"actions": f"  - {{at: P1D, do: add_licences, count: {10**12}}}"}, "actions[0].count",
+     ["at most 100,000", str(10**12)]),
+    ({"actions": f"  - {{at: P1D, do: buy_storage, unit_gb: 25, count: {10**30}}}"}, "actions[0].count",
+     ["at most 1,000"]),
+    ({"actions": f"  - {{at: P1D, do: remove_storage, unit_gb: 25, count: {10**30}}}"}, "actions[0].count",
+     ["at most 1,000"]),
+    ({"actions": f"  - {{at: P1D, do: change_tier, contacts: {10**30}}}"}, "actions[0].contacts", ["at most"]),
+    ({"actions": f"  - {{at: P1D, do: set_contacts, contacts: {10**30}}}"}, "actions[0].contacts", ["at most"]),
+    ({"actions": "  - {at: P1D, do: set_contacts, contacts: -1}"}, "actions[0].contacts", ["at least 0"]),
+    ({"actions": "  - {at: P1D, do: add_licences, count: 0}"}, "actions[0].count", ["at least 1"]),
+    ({"actions": f"  - {{at: P1D, do: resolve_escalation, action: extend, extend_days: {10**30}, "
+                 "requested_by: r@b.test, reason: x}"}, "actions[0].extend_days", ["at most"]),
+    ({"actions": f"  - {{at: P1D, do: cancel, requested_by: {LONG_EMAIL}}}"}, "actions[0].requested_by",
+     ["at most 254 characters", "10010"]),
+    ({"actions": f"  - {{at: P1D, do: add_user, email: {LONG_EMAIL}}}"}, "actions[0].email",
+     ["at most 254 characters"]),
+    ({"actions": f"  - {{at: P1D, do: set_usage, user: {LONG_EMAIL}, storage_gb: 1}}"}, "actions[0].user",
+     ["at most 254 characters"]),
+    ({"actions": f"  - {{at: P1D, do: cancel, requested_by: a@acme.test, reason: {LONG}}}"}, "actions[0].reason",
+     ["at most 500 characters"]),
+    ({"actions": '  - {at: P1D, do: cancel, requested_by: a@acme.test, reason: "a\\0b"}'}, "actions[0].reason",
+     ["control characters"]),
+    ({"actions": f"  - {{at: P1D, do: add_licences, count: 1, requested_by: {LONG_EMAIL}}}"},
+     "actions[0].requested_by", ["at most 254 characters"]),
+    ({"actions": "  - {at: P99999999999999D, do: add_licences, count: 1}"}, "actions[0].at", ["year 9999"]),
+    ({"actions": f"  - {{at: P{'9' * 5000}D, do: add_licences, count: 1}}"}, "actions[0].at", ["ISO-8601"]),
+    ({"user": LONG_EMAIL}, "org.users[1].email", ["at most 254 characters"]),
+])
+def test_out_of_bounds_values_exit_2_naming_the_field(tmp_path, kwargs, field, words):
+    started = time.monotonic()
+    result = simulate(scenario(tmp_path, **kwargs), "--json")
+    assert time.monotonic() - started < 10, "refusing a value must not take long"
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"scenario error: {field}: "), result.stderr
+    assert result.stderr.count("\n") == 1 and len(result.stderr) < 400, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+ORG_ONLY = """\
+start: "2026-01-31T09:00:00+00:00"
+until: "P60D"
+{policy}org:
+  id: {id}
+  name: {name}
+  admin_email: {admin}
+  plan: standard
+  cycle: monthly
+  licences: {licences}
+  users:
+    - {{email: admin@acme.test, storage_gb: 1}}
+    - {{email: b@acme.test, storage_gb: {storage}}}
+"""
+
+
+def org_scenario(tmp_path, policy: str = "", id: str = "acme", name: str = "Acme", admin: str = "admin@acme.test",
+                 licences: str = "3", storage: str = "2"):
+    return scenario(tmp_path, text=ORG_ONLY.format(policy=policy, id=id, name=name, admin=admin, licences=licences,
+                                                   storage=storage))
+
+
+@pytest.mark.parametrize("kwargs, field, words", [
+    ({"storage": ".inf"}, "org.users[1].storage_gb", ["finite number of GB", "inf"]),
+    ({"storage": ".nan"}, "org.users[1].storage_gb", ["finite number of GB", "nan"]),
+    ({"storage": "1.0e+400"}, "org.users[1].storage_gb", ["finite number of GB"]),
+    ({"storage": str(10**30)}, "org.users[1].storage_gb", ["GB per mailbox"]),
+    ({"admin": LONG_EMAIL}, "org.admin_email", ["at most 254 characters"]),
+    ({"id": LONG}, "org.id", ["1-63 lowercase letters", "10000 characters"]),
+    ({"name": LONG}, "org.name", ["at most 200 characters"]),
+    ({"licences": str(10**12)}, "org.licences", ["at most 100,000"]),
+    ({"licences": str(10**30)}, "org.licences", ["at most 100,000"]),
+    ({"licences": "9" * 5000}, "", ["not valid YAML", "line 9", "too long"]),
+    ({"policy": f"policy: {{trial_days: {10**30}}}\n"}, "policy.trial_days", ["at most"]),
+    ({"policy": f"policy: {{retry_days: [1, {10**30}]}}\n"}, "policy.retry_days[1]", ["at most"]),
+    ({"policy": f"policy: {{large_account_licences: {10**30}}}\n"}, "policy.large_account_licences", ["at most"]),
+    ({"policy": f"policy: {{escalation_first_response_hours: {10**30}}}\n"},
+     "policy.escalation_first_response_hours", ["at most"]),
+    ({"policy": f"policy: {{billing_staff: [{LONG_EMAIL}]}}\n"}, "policy.billing_staff[0]", ["at most 254"]),
+    ({"policy": f"policy: {{staff_notify_email: {LONG_EMAIL}}}\n"}, "policy.staff_notify_email", ["at most 254"]),
+])
+def test_out_of_bounds_org_and_policy_values_exit_2_naming_the_field(tmp_path, kwargs, field, words):
+    started = time.monotonic()
+    result = simulate(org_scenario(tmp_path, **kwargs), "--json")
+    assert time.monotonic() - started < 10, "refusing a value must not take long"
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    prefix = f"scenario error: {field}: " if field else "scenario error: "
+    assert result.stderr.startswith(prefix), result.stderr
+    assert result.stderr.count("\n") == 1 and len(result.stderr) < 400, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("text, key, line", [
+    # top level
+    ('start: "2026-01-31T09:00:00+00:00"\nuntil: P1D\nuntil: P2D\norg: {id: a, admin_email: a@a.test}\n',
+     "until", 3),
+    # inside the org
+    ('start: "2026-01-31T09:00:00+00:00"\nuntil: P1D\norg:\n  id: a\n  admin_email: a@a.test\n  id: b\n', "id", 6),
+    # inside an action (a flow mapping)
+    ('start: "2026-01-31T09:00:00+00:00"\nuntil: P5D\norg: {id: a, admin_email: a@a.test}\nactions:\n'
+     "  - {at: P1D, do: add_licences, count: 1}\n  - {at: P1D, do: add_licences, count: 1, count: 100}\n",
+     "count", 6),
+    # inside a user
+    ('start: "2026-01-31T09:00:00+00:00"\nuntil: P1D\norg:\n  id: a\n  admin_email: a@a.test\n  users:\n'
+     "    - email: a@a.test\n      storage_gb: 1\n      storage_gb: 1000\n", "storage_gb", 9),
+])
+def test_a_key_given_twice_is_refused_naming_the_key_and_line(tmp_path, text, key, line):
+    result = simulate(scenario(tmp_path, text=text), "--json")
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"duplicate key '{key}'" in result.stderr and f"at line {line}," in result.stderr, result.stderr
+
+
+def test_merge_keys_may_be_overridden(tmp_path):
+    """A YAML merge (<<) followed by a key of its own is not a duplicate: the key wins."""
+    from domain.catalog import load_catalog
+    from domain.policy import Policy
+    from workers.simulate_scenario import load_scenario
+    text = ('start: "2026-01-31T09:00:00+00:00"\nuntil: P5D\norg: {id: a, admin_email: a@a.test}\n'
+            "actions:\n  - &one {at: P1D, do: add_licences, count: 1}\n  - {<<: *one, count: 2}\n")
+    parsed = load_scenario(scenario(tmp_path, text=text), load_catalog(), Policy())
+    assert [a.request.count for a in parsed.actions] == [1, 2]

@@ -117,21 +117,75 @@ def test_without_json_prints_a_table(tmp_path):
         json.loads(out)
 
 
+PAID = """\
+start: "2027-06-01T08:30:00+00:00"
+until: "P40D"
+org:
+  id: paid
+  admin_email: admin@paid.test
+  plan: standard
+  cycle: monthly
+  card: "4242424242424242"
+  users: [{email: admin@paid.test, storage_gb: 1}]
+actions:
+  - {at: P3D, do: add_licences, count: 1}
+  - {at: P4D, do: update_card, card: "4000000000000341"}
+"""
+
+
+def _row_counts(url: str) -> dict[str, int]:
+    """Rows per table, but the catalog's mirror (plans: written by any org's creation, shared)."""
+    from sqlalchemy import create_engine, inspect, text
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {table: conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar()
+                    for table in inspect(conn).get_table_names() if table != "plans"}
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.postgres
-def test_runs_on_the_configured_database(tmp_path, pg_url):
-    """BILLING_DATABASE_URL is used when set; the org must not exist there yet."""
-    path = tmp_path / "small.yaml"
-    path.write_text(SMALL, encoding="utf-8")
+def test_runs_on_the_configured_database_and_leaves_it_empty(tmp_path, pg_url):
+    """BILLING_DATABASE_URL is used when set and holds no org; the simulated org (its invoices,
+    payments, gateway charges, events) is removed afterwards, so `billing reconcile` never meets
+    it, and the same run can be made again."""
+    path = tmp_path / "paid.yaml"
+    path.write_text(PAID, encoding="utf-8")
+    before = _row_counts(pg_url)
     first = simulate(path, "--json", env={"BILLING_DATABASE_URL": pg_url})
     doc = first.doc
-    assert brief(doc, "plan_changed") == [("2027-06-16 08:30", "plan_changed", "free")]
+    outcomes = [(e["amount"], e["outcome"]) for e in events(doc, "charge")]
+    # The proration is paid, the renewal declined (and retried): payments and gateway charges were written.
+    assert outcomes[0] == (270, "succeeded") and outcomes[1] == (600, "declined")
+    assert _row_counts(pg_url) == before   # nothing of the org is left
+    assert set(before.values()) == {0, 1}   # alembic_version's one row; every other table empty
+    again = simulate(path, "--json", env={"BILLING_DATABASE_URL": pg_url})
+    assert again.doc == doc
+    assert _row_counts(pg_url) == before
+
+
+@pytest.mark.postgres
+def test_refuses_a_database_that_holds_orgs(tmp_path, pg_url):
+    """A database with orgs simulate did not make is a real one: refused before anything is
+    written, in one line naming the setting."""
     from sqlalchemy import create_engine, text
     engine = create_engine(pg_url)
-    with engine.connect() as conn:
-        assert conn.execute(text("select plan_id from subscriptions where org_id = 'tiny'")).scalar() == "free"
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO organisations (id, name, admin_email, locale, currency, "
+                          "auto_allocate_storage, contacts_subscribed, contacts_awaiting, created_at) "
+                          "VALUES ('real-org', 'Real', 'a@real.test', 'en', 'USD', false, 0, 0, now())"))
     engine.dispose()
-    again = simulate(path, "--json", env={"BILLING_DATABASE_URL": pg_url})
-    assert again.exit_code == 1 and "already exists" in again.stderr and again.stdout == ""
+    before = _row_counts(pg_url)
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    result = simulate(path, "--json", env={"BILLING_DATABASE_URL": pg_url})
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("simulation refused: BILLING_DATABASE_URL "), result.stderr
+    assert "holds 1 org (real-org)" in result.stderr and "throwaway" in result.stderr
+    assert _row_counts(pg_url) == before
 
 
 LEAP_DAY = """\
