@@ -102,6 +102,9 @@ def check_gb(value: Any, field: str, limits: Limits) -> float:
     return float(value)
 
 
+# How a refusal names each configurable maximum: "count: at most 1,000 units per purchase".
+LIMIT_WORDS = {"licences_per_org": "licences per org", "units_per_purchase": "units per purchase",
+               "contacts": "contacts", "extend_days": "days of grace", "users_per_org": "users per org"}
 # Storage unit sizes are looked up in the catalog after this bound: no catalog sells more.
 UNIT_GB_MAX = 100_000
 
@@ -119,7 +122,7 @@ def check_request_fields(request: Any, limits: Limits) -> None:
         if kind == Kind.COUNT:
             maximum = item.metadata.get("maximum")
             check_whole(value, item.name, minimum=item.metadata.get("minimum", 1),
-                        maximum=getattr(limits, maximum) if maximum else 10**9)
+                        maximum=getattr(limits, maximum) if maximum else 10**9, what=LIMIT_WORDS.get(maximum, ""))
         elif kind == Kind.UNIT_GB:
             check_whole(value, item.name, maximum=UNIT_GB_MAX)
         elif kind == Kind.GB:

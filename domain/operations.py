@@ -19,7 +19,8 @@ from domain.billing import Line, charges, held_items, total
 from domain.cards import sandbox_tokenise
 from domain.decisions import (ChargePurpose, Context, Decision, Draft, InvoiceDraft, UserChange, UserChangeKind,
                               check_storage, collect, send)
-from domain.limits import check_request_fields
+from domain.errors import InvalidInput
+from domain.limits import Limits, check_request_fields
 from domain.renewal import (apply_scheduled, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
                             plan_name, start_period, tier_floor)
 from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
@@ -58,7 +59,7 @@ class Operation:
         the users it names (`members`: None when not known), then the operation's rules. The
         Update's validator runs this on the workflow's snapshot, the decision again on the
         stored state."""
-        check_request_fields(request, policy.limits)
+        self.check_fields(request, policy.limits)
         if members is not None and self.user_field is not None:
             check = check_member if self.user_exists else check_not_member
             check(members, getattr(request, self.user_field), self.user_field, org.org_id)
@@ -66,6 +67,13 @@ class Operation:
             for index, (email, _) in enumerate(request.rows):
                 check_member(members, email, f"rows[{index}]: user", org.org_id)
         self.check(org, policy, facts, request, now)
+
+    def check_fields(self, request: Any, limits: Limits) -> None:
+        """What can be checked without the org: every field within its bounds, a staff action's
+        reason given. The CLI checks this before it sends anything."""
+        check_request_fields(request, limits)
+        if self.reason_required and not request.reason.strip():
+            raise InvalidInput("reason: required for staff actions (they are audited)")
 
     def request_from(self, payload: dict[str, Any]) -> Any:
         known = {f.name for f in fields(self.request)}

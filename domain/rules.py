@@ -63,13 +63,11 @@ def _on_paid_plan(org: OrgSnapshot, what: str) -> None:
 
 
 def _staff(policy: Policy, req, what: str) -> None:
-    """A staff action: by billing staff, with a reason for the audit log."""
+    """A staff action: by billing staff (its reason is checked with its fields: Operation.check_fields)."""
     if not req.requested_by:
         raise InvalidInput(f"requested_by is required to {what}")
     if not policy.is_staff(req.requested_by):
         raise StaffOnly(f"only billing staff may {what}; {req.requested_by} is not billing staff")
-    if not req.reason or not req.reason.strip():
-        raise InvalidInput(f"reason is required to {what} (staff actions are audited)")
 
 
 def check_upgrade(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.UpgradeRequest, now: datetime) -> None:

@@ -468,8 +468,9 @@ def _operation_command(operation) -> Callable[..., None]:
     def command(org_id: str, **values: Any) -> None:
         try:
             request = operation.request_from_input(values)
+            operation.check_fields(request, settings().policy.limits)  # bad input: nothing is sent
         except DomainError as err:
-            fail(f"{operation.name} refused: {err.message}")
+            fail(f"{operation.name} refused: {err.message}", 2)
         operate(org_id, operation.name, request)
     command.__signature__ = inspect.Signature(_parameters(operation))
     command.__doc__ = operation.description

@@ -681,8 +681,10 @@ def _outcome(task: asyncio.Future) -> Any:
     return task.exception() or task.result()
 
 
-async def run_scenario(scenario: Scenario, catalog, database_url: str | None = None) -> dict[str, Any]:
-    """Run a parsed scenario; returns the timeline document of SIMULATE.md."""
+async def run_scenario(scenario: Scenario, catalog, database_url: str | None = None,
+                       keep_org: bool = False) -> dict[str, Any]:
+    """Run a parsed scenario; returns the timeline document of SIMULATE.md. `keep_org` leaves the
+    simulated org in `database_url` (tests that read what the run wrote); the command never does."""
     from activities.documents import require_pdf_renderer
     require_pdf_renderer()    # the receipts carry their invoice as a PDF, as in production
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -725,7 +727,7 @@ async def run_scenario(scenario: Scenario, catalog, database_url: str | None = N
                 stack.push_async_callback(env.shutdown)
             if db is not None and not isinstance(db, BaseException):
                 stack.callback(db.dispose)
-                if not throwaway:  # after the worker has stopped (execute), before the pool closes
+                if not throwaway and not keep_org:  # after the worker has stopped (execute), before the pool closes
                     stack.callback(_remove_org, db, scenario.org.id)
         for outcome in (db, env):
             if isinstance(outcome, BaseException):
@@ -733,12 +735,12 @@ async def run_scenario(scenario: Scenario, catalog, database_url: str | None = N
         return await _Run(scenario, catalog, db, mail, env).execute()
 
 
-def load_and_run(path: Path, database_url: str | None = None) -> dict[str, Any]:
+def load_and_run(path: Path, database_url: str | None = None, keep_org: bool = False) -> dict[str, Any]:
     """Parse and run a scenario file with the configured catalog and policy (tests, bench)."""
     from workers.simulate_scenario import load_scenario
     catalog, policy = _configured()
     scenario = load_scenario(path, catalog, policy)
-    return asyncio.run(run_scenario(scenario, catalog, database_url))
+    return asyncio.run(run_scenario(scenario, catalog, database_url, keep_org))
 
 
 def _configured():

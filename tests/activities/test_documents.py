@@ -72,10 +72,10 @@ def paid_renewal(db, catalog, org_id: str, locale: str = "id", currency: str = "
 def simulated(folder: Path, scenario: str) -> str:
     """Run a scenario through `billing simulate` (the real workflow and activities) into a SQLite
     file that stays; its URL. The run's years are shifted 400 ahead."""
-    from tests.simulate.conftest import simulate
+    from workers.simulate import load_and_run
     (folder / "scenario.yaml").write_text(scenario)
     url = f"sqlite:///{folder / 'simulated.db'}"
-    simulate(folder / "scenario.yaml", "--json", env={"BILLING_DATABASE_URL": url}).doc  # noqa: B018 (raises on failure)
+    load_and_run(folder / "scenario.yaml", url, keep_org=True)
     return url
 
 

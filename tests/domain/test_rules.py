@@ -167,7 +167,7 @@ def test_add_licences_beyond_the_org_maximum():
     assert refusal(NotAllowed, validate("add_licences"), org, rq.AddLicencesRequest(11)) == \
         "count: an org holds at most 100,000 licences; it holds 99,990, so at most 10 more"
     assert refusal(InvalidInput, validate("add_licences"), active_org(), rq.AddLicencesRequest(10**12)) == \
-        "count: at most 100,000, got 1000000000000"
+        "count: at most 100,000 licences per org, got 1000000000000"
     accepted(validate("add_licences"), org, rq.AddLicencesRequest(10))
 
 
@@ -245,7 +245,7 @@ def test_buy_storage_refusals():
     assert refusal(InvalidInput, validate("buy_storage"), active_org(), rq.BuyStorageRequest(25, 0)) == \
         "count: must be at least 1, got 0"
     assert refusal(InvalidInput, validate("buy_storage"), active_org(), rq.BuyStorageRequest(25, 100_000)) == \
-        "count: at most 1,000, got 100000"
+        "count: at most 1,000 units per purchase, got 100000"
     assert refusal(NotAllowed, rules.check_buy_storage, free_org(), rq.BuyStorageRequest(25)) == \
         "cannot buy storage: the org is on the free plan, not a paid plan"
     assert refusal(PendingChange, rules.check_buy_storage, active_org(**PENDING), rq.BuyStorageRequest(25)) == PENDING_MSG
@@ -589,12 +589,12 @@ def resolve(action="extend", reason="customer promised payment", by=STAFF, days=
     (active_org(**ESCALATED), resolve(by=ADMIN), StaffOnly,
      "only billing staff may resolve an escalation; admin@acme.test is not billing staff"),
     (active_org(**ESCALATED), resolve(reason="  "), InvalidInput,
-     "reason is required to resolve an escalation (staff actions are audited)"),
+     "reason: required for staff actions (they are audited)"),
     (active_org(), resolve(), NotAllowed, "the org is not escalated (status active)"),
     (active_org(**ESCALATED), resolve("refund"), InvalidInput,
      "action must be extend, downgrade or retry, got 'refund'"),
     (active_org(**ESCALATED), resolve(days=0), InvalidInput, "extend_days: must be at least 1, got 0"),
-    (active_org(**ESCALATED), resolve(days=91), InvalidInput, "extend_days: at most 90, got 91"),
+    (active_org(**ESCALATED), resolve(days=91), InvalidInput, "extend_days: at most 90 days of grace, got 91"),
 ])
 def test_resolve_escalation_refused(org, req, error, text):
     assert refusal(error, validate("resolve_escalation"), org, req) == text

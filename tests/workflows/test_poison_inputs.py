@@ -25,10 +25,10 @@ def poison(org_id: str) -> list[tuple[str, object, str]]:
     """(operation, request, what the refusal says): each of issue 14's inputs, and their like."""
     admin = f"admin@{org_id}.test"
     return [
-        ("add_licences", rq.AddLicencesRequest(10**12), "count: at most 100,000, got 1000000000000"),
+        ("add_licences", rq.AddLicencesRequest(10**12), "count: at most 100,000 licences per org, got 1000000000000"),
         ("add_licences", rq.AddLicencesRequest(99_999), "count: an org holds at most 100,000 licences"),
-        ("buy_storage", rq.BuyStorageRequest(25, 10**12), "count: at most 1,000, got 1000000000000"),
-        ("buy_storage", rq.BuyStorageRequest(25, 100_000), "count: at most 1,000, got 100000"),
+        ("buy_storage", rq.BuyStorageRequest(25, 10**12), "count: at most 1,000 units per purchase, got 1000000000000"),
+        ("buy_storage", rq.BuyStorageRequest(25, 100_000), "count: at most 1,000 units per purchase, got 100000"),
         ("buy_storage", rq.BuyStorageRequest(10**30, 1), "unit_gb: at most 100,000"),
         ("set_usage", rq.SetUsageRequest(admin, float("inf")), "storage_gb: must be a finite number of GB, got inf"),
         ("set_usage", rq.SetUsageRequest(admin, float("nan")), "storage_gb: must be a finite number of GB, got nan"),
@@ -45,7 +45,7 @@ def poison(org_id: str) -> list[tuple[str, object, str]]:
         ("set_contacts", rq.SetContactsRequest(-5), "contacts: must be at least 0, got -5"),
         ("upgrade", rq.UpgradeRequest(LONG), "plan: at most 40 characters, got 10000"),
         ("request_downgrade", rq.DowngradeRequest("standard", requested_by=STAFF, reason=""),
-         "reason is required to request a downgrade"),
+         "reason: required for staff actions (they are audited)"),
         ("request_downgrade", rq.DowngradeRequest("standard", 10**12, requested_by=STAFF, reason="x"),
          "licences: at most 100,000"),
         ("import_usage", rq.ImportUsageRequest([(admin, 1.0), ("ghost@nowhere.test", 2.0)]),

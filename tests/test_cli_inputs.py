@@ -1,0 +1,111 @@
+"""Bad input on the command line: one line naming the problem, exit 2, nothing written and
+nothing sent (issue 14). Temporal's address points nowhere: a request that got that far would
+fail differently."""
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from db.models import Organisation
+from db.session import Database
+from workers.cli import app
+from workers.usage_import import UsageImportError, decode, parse_usage_csv
+
+
+@pytest.fixture
+def cli(monkeypatch, sqlite_url):
+    monkeypatch.setenv("BILLING_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("BILLING_TEMPORAL_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str) -> tuple[int, list[str]]:
+        result = CliRunner().invoke(app, list(args))
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        return result.exit_code, [line for line in result.output.splitlines() if line.strip()]
+    return run
+
+
+def orgs(sqlite_url: str) -> int:
+    with Database(sqlite_url).transaction() as session:
+        return session.scalar(select(func.count()).select_from(Organisation))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--name", "x" * 10_000], "error: name: at most 200 characters, got 10000"),
+    (["--name", "Acme", "--user", "b@acme.test:inf"], "error: users[0].storage_gb: must be a finite number of GB, got inf"),
+    (["--name", "Acme", "--user", "b@acme.test:1e400"], "error: users[0].storage_gb: must be a finite number of GB"),
+    (["--name", "Acme", "--user", "b@acme.test:nan"], "error: users[0].storage_gb: must be a finite number of GB, got nan"),
+    (["--name", "Acme", "--user", "b@acme.test:lots"], "error: users[0].storage_gb: 'lots' is not a number"),
+    (["--name", "Acme", "--admin", "a" * 300 + "@acme.test"], "error: admin_email: an e-mail address has at most 254"),
+])
+def test_org_create_refuses_bad_values_in_one_line(cli, sqlite_url, args, message):
+    base = {"--admin": "admin@acme.test"}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    argv = ["org", "create", "acme"] + [item for pair in base.items() for item in pair]
+    code, lines = cli(*argv)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(message), lines
+    assert orgs(sqlite_url) == 0
+
+
+def test_a_csv_with_a_byte_order_mark_is_read():
+    text = decode("\ufeffemail,storage_gb\r\nA@x.test,1.5\r\n".encode("utf-8"), "usage.csv")
+    assert parse_usage_csv(text).rows == [("a@x.test", 1.5)]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the file has no usage rows"),
+    (b"email,storage_gb\n\n  \n", "the file has no usage rows"),
+    (b"email,storage_gb\na@x.test,1\nb@x.test,\xe9t\xe9\n", "line 3 is not UTF-8 text (byte 0xe9)"),
+    (b"a@x.test,1\nb@x.test,inf\n", "line 2: storage_gb: must be a finite number of GB, got inf"),
+    (b"a@x.test,1\nb@x.test,1e400\n", "line 2: storage_gb: must be a finite number of GB, got inf"),
+    (b"a@x.test,1\nb@x.test,1e300\n", "line 2: storage_gb: at most 100,000 GB per mailbox"),
+    (b"a@x.test,1\nb@x.test,2\nA@X.test,3\n", "line 3: user a@x.test is reported twice (first at line 1)"),
+    (b"a@x.test,1,extra\n", "line 1: expected 2 columns (email,storage_gb), got 3"),
+    (("x" * 300 + "@x.test,1\n").encode(), "line 1: user: an e-mail address has at most 254 characters"),
+])
+def test_usage_import_refuses_a_bad_file_whole_naming_the_line(cli, tmp_path, content, message):
+    path = tmp_path / "usage.csv"
+    path.write_bytes(content)
+    code, lines = cli("usage", "import", "acme", str(path))
+    assert code == 2 and len(lines) == 1 and message in lines[0] and "nothing was imported" in lines[0], lines
+
+
+def test_usage_import_of_a_missing_file(cli, tmp_path):
+    code, lines = cli("usage", "import", "acme", str(tmp_path / "nope.csv"))
+    assert code == 2 and lines == [f"error: cannot read {tmp_path / 'nope.csv'}: No such file or directory"]
+
+
+def test_a_large_file_goes_in_as_few_updates_as_fit_temporal_payloads():
+    """120,000 rows of long addresses are 7 MB of JSON: Temporal takes 2 MB per payload."""
+    import json
+    from domain.limits import Limits
+    from workers.usage_import import BATCH_BYTES
+    rows = "".join(f"user{i:06d}@a-rather-long-domain-name.example,{i % 9}.25\n" for i in range(120_000))
+    batches = parse_usage_csv(rows, Limits(users_per_org=200_000)).batches()
+    sizes = [len(json.dumps({"rows": part})) for _, part in batches]
+    assert len(batches) == 5 and max(sizes) <= BATCH_BYTES < 2 * 1024 * 1024
+    assert [first for first, _ in batches] == [sum(len(p) for _, p in batches[:i]) for i in range(5)]
+    assert sum(len(part) for _, part in batches) == 120_000
+    small = parse_usage_csv("".join(f"u{i}@x.test,1\n" for i in range(50_000)), Limits()).batches()
+    assert len(small) == 1  # an ordinary file, even a large org's, is one Update
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["downgrade", "acme", "--to", "standard", "--by", "rina@billing.test", "--reason", ""],
+     "request_downgrade refused: reason: required for staff actions (they are audited)"),
+    (["add-licences", "acme", "1000000000000"], "add_licences refused: count: at most 100,000 licences per org"),
+    (["storage", "buy", "acme", "--unit", "25", "--count", "100000"],
+     "buy_storage refused: count: at most 1,000 units per purchase"),
+    (["usage", "set", "acme", "b@acme.test", "inf"], "set_usage refused: storage_gb: must be a finite number of GB"),
+    (["add-user", "acme", "a" * 300 + "@x.test"], "add_user refused: email: at most 254 characters"),
+    (["add-user", "acme", "b@x.test", "--by", "x" * 300], "add_user refused: requested_by: at most 254 characters"),
+])
+def test_operations_refuse_out_of_bounds_values_before_sending(cli, argv, message):
+    code, lines = cli(*argv)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}"), lines
+
+
+def test_a_non_utf8_file_is_named_with_its_line():
+    with pytest.raises(UsageImportError, match=r"^usage.csv: line 2 is not UTF-8 text"):
+        decode(b"a@x.test,1\n\xff\xfe,2\n", "usage.csv")
