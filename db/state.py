@@ -4,7 +4,7 @@ onto rows (units and add-ons one row each, the ledger, invoices, users, events).
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from db.events import record_event
@@ -105,8 +105,8 @@ def persist(session: Session, org_id: str, decision: Decision, now: datetime, ke
     state, ref = decision.state, None
     for event in decision.events:
         record_event(session, org_id, now, event.type, dict(event.data), actor=event.actor, reason=event.reason)
-    for update in decision.invoice_updates:
-        set_invoice_status(session, invoice_by_number(session, update.number), update.status, now)
+    for invoice_update in decision.invoice_updates:
+        set_invoice_status(session, invoice_by_number(session, invoice_update.number), invoice_update.status, now)
     if decision.invoice is not None:
         invoice = create_invoice(session, org_id, f"{org_id}:{key}", decision.invoice, org.currency, now)
         state = numbered(state, invoice.number)
@@ -198,8 +198,15 @@ class StoredUsers:
         self.session, self.org_id = session, org_id
 
     def has(self, email: str) -> bool:
-        return self.session.scalar(select(User.id).where(User.org_id == self.org_id,
-                                                         User.email == email.strip().lower())) is not None
+        return not self.unknown([email])
+
+    def unknown(self, emails: list[str]) -> list[str]:
+        wanted = [email.strip().lower() for email in emails]
+        known: set[str] = set()
+        for first in range(0, len(wanted), 1000):
+            known.update(self.session.scalars(select(User.email).where(
+                User.org_id == self.org_id, User.email.in_(wanted[first:first + 1000]))))
+        return [email for email in wanted if email not in known]
 
 
 def roster(session: Session, org_id: str) -> Roster:
@@ -210,11 +217,14 @@ def roster(session: Session, org_id: str) -> Roster:
 def _change_users(session: Session, org_id: str, changes: list[UserChange], now: datetime) -> None:
     """The decision checked every user it names (domain.operations: user_field)."""
     usage = {c.email: c.storage_gb for c in changes if c.kind == UserChangeKind.SET_USAGE}
-    emails = sorted(usage)
-    for first in range(0, len(emails), 1000):  # a usage file names thousands: a read per thousand
-        for user in session.scalars(select(User).where(User.org_id == org_id,
-                                                       User.email.in_(emails[first:first + 1000]))):
-            user.storage_mb = gb_to_mb(usage[user.email])
+    if usage:  # a usage file names thousands: one statement, run for every row in batches
+        session.flush()
+        session.connection().execute(
+            update(User.__table__).where(User.__table__.c.org_id == org_id,
+                                         User.__table__.c.email == bindparam("user_email"))
+            .values(storage_mb=bindparam("mb")),
+            [{"user_email": email, "mb": gb_to_mb(gb)} for email, gb in usage.items()])
+        session.expire_all()
     for change in changes:
         if change.kind == UserChangeKind.ADD:
             seq = (session.scalar(select(func.max(User.seq)).where(User.org_id == org_id)) or 0) + 1

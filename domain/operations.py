@@ -24,7 +24,7 @@ from domain.limits import Limits, check_request_fields
 from domain.renewal import (apply_scheduled, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
                             plan_name, start_period, tier_floor)
 from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
-from domain.users import Members, check_member, check_not_member
+from domain.users import Members, check_member, check_members, check_not_member
 from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers, UnitCount, WaitingChange
 
 Check = Callable[..., None]
@@ -64,8 +64,7 @@ class Operation:
             check = check_member if self.user_exists else check_not_member
             check(members, getattr(request, self.user_field), self.user_field, org.org_id)
         if members is not None and isinstance(request, rq.ImportUsageRequest):
-            for index, (email, _) in enumerate(request.rows):
-                check_member(members, email, f"rows[{index}]: user", org.org_id)
+            check_members(members, [row[0].strip().lower() for row in request.rows], "rows[{}]: user", org.org_id)
         self.check(org, policy, facts, request, now)
 
     def check_fields(self, request: Any, limits: Limits) -> None:

@@ -106,7 +106,9 @@ class SetUsageRequest:
 class ImportUsageRequest:
     """A usage file, applied whole or not at all: one Update carries every row, so a large org's
     daily import is one history event, not thousands."""
-    rows: list[tuple[str, float]] = arg("(user e-mail, GB) pairs; every user must exist", Kind.USAGE_ROWS)
+    # A bare list: Temporal's converter would inspect 50,000 typed pairs one by one, longer than a
+    # workflow task may take; the bounds check (domain.limits.check_usage_rows) checks each pair.
+    rows: list = arg("[user e-mail, GB] pairs; every user must exist", Kind.USAGE_ROWS)
 
 
 @dataclass(frozen=True)

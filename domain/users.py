@@ -21,6 +21,10 @@ DIGEST_BYTES = 8
 class Members(Protocol):
     def has(self, email: str) -> bool: ...
 
+    def unknown(self, emails: list[str]) -> list[str]:
+        """Those of `emails` that are not users, in order (one question for a whole usage file)."""
+        ...
+
 
 def _digest(email: str) -> bytes:
     return hashlib.blake2b(email.strip().lower().encode("utf-8"), digest_size=DIGEST_BYTES).digest()
@@ -46,6 +50,9 @@ class Roster:
     def has(self, email: str) -> bool:
         return _digest(email) in self.digests
 
+    def unknown(self, emails: list[str]) -> list[str]:
+        return [email for email in emails if _digest(email) not in self.digests]
+
     def add(self, email: str) -> None:
         self.digests.add(_digest(email))
 
@@ -53,6 +60,14 @@ class Roster:
 def check_member(members: Members, email: str, field: str, org_id: str) -> None:
     if not members.has(email):
         raise InvalidInput(f"{field}: no user {email.strip().lower()} in org {org_id}")
+
+
+def check_members(members: Members, emails: list[str], field: str, org_id: str) -> None:
+    """Every one of `emails` a user; `field` names a row by its index: "rows[{}]: user"."""
+    missing = members.unknown(emails)
+    if missing:
+        index = emails.index(missing[0])
+        raise InvalidInput(f"{field.format(index)}: no user {missing[0].strip().lower()} in org {org_id}")
 
 
 def check_not_member(members: Members, email: str, field: str, org_id: str) -> None:

@@ -128,10 +128,25 @@ async def purchases(stack: Stack) -> list[str]:
     return [org_id]
 
 
+async def usage(stack: Stack) -> list[str]:
+    """Usage: a usage file (one Update), a report the workflow drops (no activity), a user added
+    then reported (the roster learns them), over the renewal."""
+    start = await stack.now()
+    org_id = await stack.create_org("replay-usage", plan="standard", cycle="monthly", card=GOOD, start=start,
+                                    licences=3, users=[("b@x.test", 1.0)])
+    await stack.advance_to(start + timedelta(days=2))
+    await stack.send(org_id, "import_usage", rq.ImportUsageRequest([[f"admin@{org_id}.test", 2.0], ["b@x.test", 45.0]]))
+    await stack.handle(org_id).signal("usage_reported", rq.SetUsageRequest("b@x.test", float("inf")))
+    await stack.send(org_id, "add_user", rq.AddUserRequest("c@x.test"))
+    await stack.send(org_id, "set_usage", rq.SetUsageRequest("c@x.test", 3.0))
+    await stack.advance_to(boundary(start, Cycle.MONTHLY, 1) + timedelta(hours=1))
+    return [org_id]
+
+
 SCENARIOS: dict[str, Callable[[Stack], Awaitable[list[str]]]] = {
     "trial-to-free": trial_to_free, "renewals": renewals, "dunning-to-free": dunning_to_free,
     "dunning-recovered": dunning_recovered, "scheduled-downgrade": scheduled_downgrade,
-    "trial-to-paid": trial_to_paid, "purchases": purchases,
+    "trial-to-paid": trial_to_paid, "purchases": purchases, "usage": usage,
 }
 
 

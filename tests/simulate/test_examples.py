@@ -187,8 +187,8 @@ def test_cancellation(examples):
         ("2026-05-27 12:00", "action_rejected", "add_licences"),
         ("2026-06-15 12:00", "plan_changed", "free"),
         ("2026-06-15 12:00", "status", "free"),
+        ("2026-06-15 12:00", "user_blocked", "b@umbrella.test"),  # with the plan change, in its transaction
         ("2026-06-15 12:00", "email", "plan_changed"),
-        ("2026-06-15 12:00", "user_blocked", "b@umbrella.test"),
         ("2026-06-15 12:00", "email", "storage_blocked"),
         ("2026-06-15 12:00", "email", "storage_blocked"),
     ]
