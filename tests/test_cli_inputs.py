@@ -109,3 +109,28 @@ def test_operations_refuse_out_of_bounds_values_before_sending(cli, argv, messag
 def test_a_non_utf8_file_is_named_with_its_line():
     with pytest.raises(UsageImportError, match=r"^usage.csv: line 2 is not UTF-8 text"):
         decode(b"a@x.test,1\n\xff\xfe,2\n", "usage.csv")
+
+
+def _billing(*args: str, **env: str) -> tuple[int, list[str]]:
+    import os
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "200", **env}, timeout=60)
+    return result.returncode, [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+
+
+def test_temporal_out_of_reach_is_one_line_naming_the_setting_and_exit_3(sqlite_url):
+    code, lines = _billing("add-licences", "acme", "2", BILLING_DATABASE_URL=sqlite_url,
+                           BILLING_TEMPORAL_ADDRESS="127.0.0.1:1")
+    assert code == 3 and len(lines) == 1, lines
+    assert lines[0].startswith("error: Temporal unreachable at 127.0.0.1:1") and "BILLING_TEMPORAL_ADDRESS" in lines[0]
+
+
+def test_a_database_out_of_reach_or_without_tables_is_one_line_and_exit_3(tmp_path):
+    code, lines = _billing("invoices", "acme", BILLING_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:1/none")
+    assert code == 3 and len(lines) == 1 and lines[0].startswith("error: database unreachable (") \
+        and lines[0].endswith("check BILLING_DATABASE_URL"), lines
+    code, lines = _billing("invoices", "acme", BILLING_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
+    assert code == 3 and lines == ["error: the database has no billing tables (no such table: organisations): "
+                                   "run `billing db upgrade`, or check BILLING_DATABASE_URL"], lines

@@ -582,5 +582,35 @@ def simulate(scenario: Optional[Path] = typer.Argument(None, help="Scenario YAML
     raise typer.Exit(run_simulate_command(scenario, as_json, example))
 
 
+def _unavailable(err: BaseException) -> str | None:
+    """A one-line message for Temporal or the database being out of reach, naming the setting."""
+    from sqlalchemy.exc import DBAPIError
+    from temporalio.service import RPCError, RPCStatusCode
+    config = settings()
+    if isinstance(err, RuntimeError) and "client connect" in str(err) or \
+            isinstance(err, RPCError) and err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        cause = " ".join(str(err.__cause__ or err).split())[:160]
+        return f"Temporal unreachable at {config.temporal_address} ({cause}); check BILLING_TEMPORAL_ADDRESS"
+    if isinstance(err, DBAPIError):
+        cause = " ".join(str(getattr(err, "orig", err)).split())[:160]
+        if "no such table" in cause or ("relation" in cause and "does not exist" in cause):
+            return f"the database has no billing tables ({cause}): run `billing db upgrade`, or check BILLING_DATABASE_URL"
+        if err.connection_invalidated or type(err).__name__ == "OperationalError":
+            return f"database unreachable ({cause}); check BILLING_DATABASE_URL"
+    return None
+
+
+def main() -> None:
+    """The `billing` command: Temporal or the database out of reach is one line and exit 3."""
+    try:
+        app()
+    except Exception as err:  # noqa: BLE001
+        message = _unavailable(err)
+        if message is None:
+            raise
+        errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        raise SystemExit(3) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()
