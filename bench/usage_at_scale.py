@@ -24,6 +24,9 @@ def main() -> int:
     figures = re.findall(r"^.*(?:usage updates in|row import in).*$", result.stdout, re.MULTILINE)
     for line in figures:
         print(line.strip())
+    if result.returncode:
+        failures = [line for line in result.stdout.splitlines() if line.startswith(("E ", "FAILED"))]
+        print("\n".join(failures[-20:]) or result.stderr[-2000:])
     print(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-2000:])
     return result.returncode
 

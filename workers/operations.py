@@ -1,6 +1,7 @@
 """Sending change requests to an org's workflow, as the CLI and the simulator do, and turning
 the workflow's refusals into one clear message."""
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.operations import OPERATIONS
 from workflows.messages import ChangeOutcome
-from workflows.org import OrgWorkflow
+from workflows.org import HANDING_OVER, OrgWorkflow
 from workflows.starter import org_handle
 
 
@@ -32,15 +33,23 @@ def refusal_from(err: BaseException) -> OperationRefused:
     return OperationRefused(str(err))
 
 
-async def send_operation(client: Client, org_id: str, kind: str, request: Any) -> ChangeOutcome:
+async def send_operation(client: Client, org_id: str, kind: str, request: Any,
+                         hand_over_wait: float = 30.0) -> ChangeOutcome:
+    """Send one operation; while the org's workflow hands over to a new run (a second or two),
+    the request is sent again, for up to `hand_over_wait` seconds."""
     if kind not in OPERATIONS:
         raise OperationRefused(f"unknown operation {kind!r}; operations: {', '.join(OPERATIONS)}", "invalid_input")
     handle = org_handle(client, org_id)
-    try:
-        return await handle.execute_update(getattr(OrgWorkflow, kind), request, result_type=ChangeOutcome)
-    except WorkflowUpdateFailedError as err:
-        raise refusal_from(err) from None
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise OperationRefused(f"unknown org {org_id!r}: no workflow org-{org_id}", "unknown_org") from None
-        raise
+    deadline = asyncio.get_running_loop().time() + hand_over_wait
+    while True:
+        try:
+            return await handle.execute_update(getattr(OrgWorkflow, kind), request, result_type=ChangeOutcome)
+        except WorkflowUpdateFailedError as err:
+            refusal = refusal_from(err)
+            if refusal.type != HANDING_OVER or asyncio.get_running_loop().time() > deadline:
+                raise refusal from None
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise OperationRefused(f"unknown org {org_id!r}: no workflow org-{org_id}", "unknown_org") from None
+            raise
+        await asyncio.sleep(0.2)

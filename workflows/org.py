@@ -48,6 +48,8 @@ ACTIVITY_TIMEOUT = timedelta(seconds=60)
 CHANGE_TIMEOUT = timedelta(minutes=2)
 # Temporal refuses Updates beyond 2,000 in one run; a run hands over to a new one well before.
 UPDATES_PER_RUN = 1000
+# The refusal's type while a run hands over: senders try again (workers.operations).
+HANDING_OVER = "handing_over"
 
 
 class OrgWorkflow:
@@ -70,6 +72,7 @@ class OrgWorkflow:
         self._published: dict[str, Any] = {}
         self.roster: Roster | None = None
         self._unvalidated: set[str] = set()  # Updates that arrived while the org was loading
+        self._handing_over = False
         self._updates = 0
 
     # ---- the policy loop -------------------------------------------------------------------
@@ -87,6 +90,7 @@ class OrgWorkflow:
                 # Woken by a change: decide again on the fresh snapshot, in a new run if this
                 # one nears Temporal's limits. Patched: runs recorded before never did.
                 if self._near_limits() and workflow.patched("continue-as-new-near-limits"):
+                    self._handing_over = True  # new Updates are refused until the next run takes them
                     await workflow.sleep(timedelta(seconds=1))
                     self._continue_as_new = True
                 continue
@@ -224,6 +228,10 @@ class OrgWorkflow:
 
     def _validate(self, operation: Operation, request: Any) -> None:
         info = workflow.current_update_info()
+        if info is not None and self._handing_over:
+            # Accepted Updates would keep the run from draining, up to Temporal's 2,000 per run.
+            raise ApplicationError(f"org {self.org_id} is handing over to a new run of its workflow; send the "
+                                   "request again in a moment", type=HANDING_OVER, non_retryable=True)
         if info is not None and len(info.id) > UPDATE_ID_MAX:
             raise ApplicationError(f"update id: at most {UPDATE_ID_MAX} characters, got {len(info.id)}",
                                    type="invalid_input", non_retryable=True)
