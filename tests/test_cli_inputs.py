@@ -49,8 +49,9 @@ def test_org_create_refuses_bad_values_in_one_line(cli, sqlite_url, args, messag
 
 
 def test_a_csv_with_a_byte_order_mark_is_read():
-    text = decode("\ufeffemail,storage_gb\r\nA@x.test,1.5\r\n".encode("utf-8"), "usage.csv")
+    text = decode("\ufeffemail,storage_gb\r\nA@x.test,1.5\r\n".encode("utf-8"))
     assert parse_usage_csv(text).rows == [("a@x.test", 1.5)]
+    assert parse_usage_csv("user,storage_gb\nb@x.test,2\n").rows == [("b@x.test", 2.0)]
 
 
 @pytest.mark.parametrize("content, message", [
@@ -107,8 +108,8 @@ def test_operations_refuse_out_of_bounds_values_before_sending(cli, argv, messag
 
 
 def test_a_non_utf8_file_is_named_with_its_line():
-    with pytest.raises(UsageImportError, match=r"^usage.csv: line 2 is not UTF-8 text"):
-        decode(b"a@x.test,1\n\xff\xfe,2\n", "usage.csv")
+    with pytest.raises(UsageImportError, match=r"^line 2 is not UTF-8 text"):
+        decode(b"a@x.test,1\n\xff\xfe,2\n")
 
 
 def _billing(*args: str, **env: str) -> tuple[int, list[str]]:
@@ -134,3 +135,17 @@ def test_a_database_out_of_reach_or_without_tables_is_one_line_and_exit_3(tmp_pa
     code, lines = _billing("invoices", "acme", BILLING_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
     assert code == 3 and lines == ["error: the database has no billing tables (no such table: organisations): "
                                    "run `billing db upgrade`, or check BILLING_DATABASE_URL"], lines
+
+
+def test_maxima_cannot_be_configured_beyond_what_the_columns_carry(monkeypatch):
+    from pydantic import ValidationError
+    from workers.config import Settings
+    monkeypatch.setenv("BILLING_MAX_UNITS_PER_PURCHASE", str(10**30))
+    with pytest.raises(ValidationError, match="max_units_per_purchase"):
+        Settings()
+
+
+def test_a_setting_out_of_range_is_one_line_naming_it(sqlite_url):
+    code, lines = _billing("invoices", "acme", BILLING_DATABASE_URL=sqlite_url,
+                           BILLING_MAX_UNITS_PER_PURCHASE="1000000000")
+    assert code == 2 and lines == ["error: BILLING_MAX_UNITS_PER_PURCHASE: Input should be less than or equal to 10000"]

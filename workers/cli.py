@@ -496,7 +496,7 @@ def usage_import(org_id: str = typer.Argument(..., help="Org id"),
     from workers.usage_import import UsageImportError, decode, parse_usage_csv
     config = settings()
     try:
-        usage = parse_usage_csv(decode(file.read_bytes(), str(file)), config.policy.limits)
+        usage = parse_usage_csv(decode(file.read_bytes()), config.policy.limits)
     except UsageImportError as err:
         fail(f"{file}: {err}", 2)
     except OSError as err:
@@ -534,7 +534,7 @@ def _all_users_known(org_id: str, usage) -> None:
         known = set(session.scalars(select(User.email).where(User.org_id == org_id)))
     for (email, _), line in zip(usage.rows, usage.lines):
         if email not in known:
-            fail(f"usage import refused: line {line}: no user {email} in org {org_id}; nothing was imported")
+            fail(f"usage import refused: line {line}: user: no user {email} in org {org_id}; nothing was imported")
 
 
 @dunning_app.command("list")
@@ -602,8 +602,14 @@ def _unavailable(err: BaseException) -> str | None:
 
 def main() -> None:
     """The `billing` command: Temporal or the database out of reach is one line and exit 3."""
+    from pydantic import ValidationError
     try:
         app()
+    except ValidationError as err:  # a BILLING_ setting out of its range
+        problem = err.errors()[0]
+        name = f"BILLING_{str(problem['loc'][0]).upper()}" if problem.get("loc") else "a BILLING_ setting"
+        errors.print(f"[bold red]error:[/] {name}: {problem['msg']}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
     except Exception as err:  # noqa: BLE001
         message = _unavailable(err)
         if message is None:

@@ -62,12 +62,13 @@ class Settings(BaseSettings):
     # this long (activities/reconcile.py).
     stuck_activity_minutes: int = Field(default=15, gt=0)
     # Maxima of what one request may carry (domain.limits): a value beyond them is refused.
-    max_licences_per_org: int = Field(default=Limits.licences_per_org, gt=0)
-    max_units_per_purchase: int = Field(default=Limits.units_per_purchase, gt=0)
-    max_gb_per_mailbox: int = Field(default=Limits.gb_per_mailbox, gt=0)
-    max_contacts: int = Field(default=Limits.contacts, gt=0)
-    max_extend_days: int = Field(default=Limits.extend_days, gt=0)
-    max_users_per_org: int = Field(default=Limits.users_per_org, gt=0)
+    # Each has a ceiling: what the columns and one change's work can carry (a unit is a row).
+    max_licences_per_org: int = Field(default=Limits.licences_per_org, gt=0, le=1_000_000)
+    max_units_per_purchase: int = Field(default=Limits.units_per_purchase, gt=0, le=10_000)
+    max_gb_per_mailbox: int = Field(default=Limits.gb_per_mailbox, gt=0, le=1_000_000)
+    max_contacts: int = Field(default=Limits.contacts, gt=0, le=1_000_000_000)
+    max_extend_days: int = Field(default=Limits.extend_days, gt=0, le=3650)
+    max_users_per_org: int = Field(default=Limits.users_per_org, gt=0, le=1_000_000)
 
     @field_validator("trial_reminder_days", "retry_days", "billing_staff", mode="before")
     @classmethod

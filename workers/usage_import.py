@@ -15,6 +15,9 @@ from domain.limits import Limits, check_usage_rows
 BATCH_BYTES = 1_900_000
 
 
+HEADERS = ("email", "user")  # a first line naming the columns: email,storage_gb or user,storage_gb
+
+
 class UsageImportError(ValueError):
     pass
 
@@ -37,13 +40,13 @@ class UsageFile:
         return batches
 
 
-def decode(data: bytes, name: str) -> str:
+def decode(data: bytes) -> str:
     """UTF-8 text, with or without a byte-order mark; anything else is refused naming the line."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[:err.start].count(b"\n") + 1
-        raise UsageImportError(f"{name}: line {line} is not UTF-8 text (byte 0x{data[err.start]:02x}); "
+        raise UsageImportError(f"line {line} is not UTF-8 text (byte 0x{data[err.start]:02x}); "
                                "save the file as UTF-8; nothing was imported") from None
 
 
@@ -56,7 +59,7 @@ def parse_usage_csv(text: str, limits: Limits = Limits()) -> UsageFile:
             line = reader.line_num
             if not row or all(not cell.strip() for cell in row):
                 continue
-            if not raw and row[0].strip().lower() == "email":
+            if not raw and row[0].strip().lower() in HEADERS:
                 continue  # header
             if len(row) != 2:
                 raise UsageImportError(f"line {line}: expected 2 columns (email,storage_gb), got {len(row)}; "
