@@ -105,6 +105,9 @@ def check_gb(value: Any, field: str, limits: Limits) -> float:
 # How a refusal names each configurable maximum: "count: at most 1,000 units per purchase".
 LIMIT_WORDS = {"licences_per_org": "licences per org", "units_per_purchase": "units per purchase",
                "contacts": "contacts", "extend_days": "days of grace", "users_per_org": "users per org"}
+# Rows of one usage Update: the workflow's validator checks them within the 2 s a workflow task
+# may take (Temporal's deadlock detector, TMPRL1101); 50,000 came close on a loaded machine.
+ROWS_PER_UPDATE = 10_000
 # Storage unit sizes are looked up in the catalog after this bound: no catalog sells more.
 UNIT_GB_MAX = 100_000
 
@@ -133,15 +136,20 @@ def check_request_fields(request: Any, limits: Limits) -> None:
             check_text(value, item.name, multiline=item.name == "reason")
 
 
-def check_usage_rows(rows: Any, limits: Limits, *, where=lambda index: f"rows[{index}]") -> list[tuple[str, float]]:
-    """A usage file's rows: (e-mail, GB) pairs, one per user, at most one row per user of the
-    largest org. `where` names a row in a refusal (a CSV names its line)."""
+def check_usage_rows(rows: Any, limits: Limits, *, where=lambda index: f"rows[{index}]",
+                     whole_file: bool = False) -> list[tuple[str, float]]:
+    """Usage rows: (e-mail, GB) pairs, one per user; at most ROWS_PER_UPDATE in one Update, at
+    most one per user of the largest org in a `whole_file`. `where` names a row in a refusal (a
+    CSV names its line)."""
     if not isinstance(rows, (list, tuple)):
         raise InvalidInput(f"rows: expected a list of (user, storage_gb) pairs, got {shown(rows)}")
     if not rows:
         raise InvalidInput("rows: no usage rows")
-    if len(rows) > limits.users_per_org:
+    if whole_file and len(rows) > limits.users_per_org:
         raise InvalidInput(f"rows: at most {limits.users_per_org:,} rows (one per user), got {len(rows):,}")
+    if not whole_file and len(rows) > ROWS_PER_UPDATE:
+        raise InvalidInput(f"rows: at most {ROWS_PER_UPDATE:,} rows in one update (send a larger file in parts), "
+                           f"got {len(rows):,}")
     seen: dict[str, int] = {}
     checked = []
     for index, row in enumerate(rows):

@@ -78,18 +78,21 @@ def test_usage_import_of_a_missing_file(cli, tmp_path):
 
 
 def test_a_large_file_goes_in_as_few_updates_as_fit_temporal_payloads():
-    """120,000 rows of long addresses are 7 MB of JSON: Temporal takes 2 MB per payload."""
+    """120,000 rows of long addresses are 7 MB of JSON: Temporal takes 2 MB per payload, and the
+    validator checks at most 10,000 rows in one workflow task."""
     import json
     from domain.limits import Limits
     from workers.usage_import import BATCH_BYTES
     rows = "".join(f"user{i:06d}@a-rather-long-domain-name.example,{i % 9}.25\n" for i in range(120_000))
-    batches = parse_usage_csv(rows, Limits(users_per_org=200_000)).batches()
-    sizes = [len(json.dumps({"rows": part})) for _, part in batches]
-    assert len(batches) == 4 and max(sizes) <= BATCH_BYTES < 2 * 1024 * 1024
-    assert [first for first, _ in batches] == [sum(len(p) for _, p in batches[:i]) for i in range(4)]
-    assert sum(len(part) for _, part in batches) == 120_000
-    small = parse_usage_csv("".join(f"u{i}@x.test,1\n" for i in range(50_000)), Limits()).batches()
-    assert len(small) == 1  # an ordinary file, even a large org's, is one Update
+    usage = parse_usage_csv(rows, Limits(users_per_org=200_000))
+    by_bytes = usage.batches(rows=10**9)
+    sizes = [len(json.dumps({"rows": part})) for _, part in by_bytes]
+    assert len(by_bytes) == 4 and max(sizes) <= BATCH_BYTES < 2 * 1024 * 1024
+    assert [first for first, _ in by_bytes] == [sum(len(p) for _, p in by_bytes[:i]) for i in range(4)]
+    batches = usage.batches()  # and at most 10,000 rows, for the validator's time
+    assert [len(part) for _, part in batches] == [10_000] * 12
+    small = parse_usage_csv("".join(f"u{i}@x.test,1\n" for i in range(10_000)), Limits()).batches()
+    assert len(small) == 1  # an org of up to 10,000 users: one Update
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,6 +1,7 @@
 """A usage file (CSV: email,storage_gb) read whole and checked before anything is sent: a bad
-row refuses the file, naming its line. The rows then go to the org in as few Updates as fit
-Temporal's payload limit (one for any ordinary file), each applied all or nothing."""
+row refuses the file, naming its line. The rows then go to the org in Updates of up to 10,000
+rows (one for most orgs), each applied all or nothing; before a file takes more than one, every
+user it names is checked in the database."""
 
 import csv
 import io
@@ -8,7 +9,7 @@ import json
 from dataclasses import dataclass
 
 from domain.errors import InvalidInput
-from domain.limits import Limits, check_usage_rows
+from domain.limits import ROWS_PER_UPDATE, Limits, check_usage_rows
 
 # Temporal refuses a payload over 2 MiB (2,097,152 bytes): a batch stays under it, with room for the
 # Update's envelope.
@@ -27,12 +28,12 @@ class UsageFile:
     rows: list[tuple[str, float]]
     lines: list[int]            # the file's line of each row, for messages
 
-    def batches(self, limit: int = BATCH_BYTES) -> list[tuple[int, list[tuple[str, float]]]]:
+    def batches(self, limit: int = BATCH_BYTES, rows: int = ROWS_PER_UPDATE) -> list[tuple[int, list[tuple[str, float]]]]:
         """(index of the first row, rows) pairs, each small enough for one Update."""
         batches, first, size = [], 0, 0
         for index, row in enumerate(self.rows):
             row_size = len(json.dumps(row)) + 2
-            if index > first and size + row_size > limit:
+            if index > first and (size + row_size > limit or index - first >= rows):
                 batches.append((first, self.rows[first:index]))
                 first, size = index, 0
             size += row_size
@@ -78,7 +79,7 @@ def parse_usage_csv(text: str, limits: Limits = Limits()) -> UsageFile:
             raise UsageImportError(f"line {line}: storage_gb {gb.strip()[:40]!r} is not a number; "
                                    "nothing was imported") from None
     try:
-        checked = check_usage_rows(rows, limits, where=lambda index: f"line {lines[index]}")
+        checked = check_usage_rows(rows, limits, where=lambda index: f"line {lines[index]}", whole_file=True)
     except InvalidInput as err:
         raise UsageImportError(f"{err.message}; nothing was imported") from None
     return UsageFile(checked, lines)

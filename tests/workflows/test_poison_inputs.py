@@ -54,6 +54,8 @@ def poison(org_id: str) -> list[tuple[str, object, str]]:
         ("import_usage", rq.ImportUsageRequest([(admin, 1.0), (admin.upper(), 2.0)]),
          f"rows[1]: user {admin} is reported twice (first at rows[0])"),
         ("import_usage", rq.ImportUsageRequest([]), "rows: no usage rows"),
+        ("import_usage", rq.ImportUsageRequest([[f"u{i}@x.test", 1.0] for i in range(10_001)]),
+         "rows: at most 10,000 rows in one update (send a larger file in parts), got 10,001"),
     ]
 
 
