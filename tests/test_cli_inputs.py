@@ -152,3 +152,13 @@ def test_a_setting_out_of_range_is_one_line_naming_it(sqlite_url):
     code, lines = _billing("invoices", "acme", BILLING_DATABASE_URL=sqlite_url,
                            BILLING_MAX_UNITS_PER_PURCHASE="1000000000")
     assert code == 2 and lines == ["error: BILLING_MAX_UNITS_PER_PURCHASE: Input should be less than or equal to 10000"]
+
+
+def test_a_file_sent_in_parts_is_refused_whole_when_a_user_is_unknown(cli, tmp_path):
+    """Over 10,000 rows go in several Updates: the CLI checks every user in the database first
+    (the decision's own check), so no part is applied before a refusal."""
+    path = tmp_path / "usage.csv"
+    path.write_text("".join(f"u{i}@x.test,1\n" for i in range(10_001)))
+    code, lines = cli("usage", "import", "acme", str(path))
+    assert code == 1 and lines == ["error: usage import refused: line 1: user: no user u0@x.test in org acme; "
+                                   "nothing was imported"], lines

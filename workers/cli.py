@@ -528,13 +528,19 @@ def usage_import(org_id: str = typer.Argument(..., help="Org id"),
 
 
 def _all_users_known(org_id: str, usage) -> None:
-    from sqlalchemy import select
-    from db.models import User
+    """The decision's own check of a usage file's users (db.state.StoredUsers), on the whole file."""
+    from db.state import StoredUsers
+    from domain.errors import DomainError
+    from domain.users import check_member
+    emails = [email for email, _ in usage.rows]
     with database().transaction() as session:
-        known = set(session.scalars(select(User.email).where(User.org_id == org_id)))
-    for (email, _), line in zip(usage.rows, usage.lines):
-        if email not in known:
-            fail(f"usage import refused: line {line}: user: no user {email} in org {org_id}; nothing was imported")
+        users = StoredUsers(session, org_id)
+        missing = users.unknown(emails)
+        if missing:
+            try:
+                check_member(users, missing[0], f"line {usage.lines[emails.index(missing[0])]}: user", org_id)
+            except DomainError as err:
+                fail(f"usage import refused: {err.message}; nothing was imported")
 
 
 @dunning_app.command("list")
