@@ -39,7 +39,7 @@ class Operation:
     description: str
     check: Check
     decide: Decide
-    cli: tuple[str, ...]                      # the `billing` command: ("storage", "buy")
+    cli: tuple[str, str]                      # the `billing` command, noun then verb: ("storage", "buy")
     apply: Apply | None = None                # a purchase: applies the bought change once paid
     invoice_kind: InvoiceKind = InvoiceKind.PRORATION
     input: type | None = None                 # what a person types, when it differs (a card number)
@@ -480,12 +480,12 @@ def _minus(units: list[UnitCount], unit_gb: int, count: int) -> list[UnitCount]:
 def _operations() -> dict[str, Operation]:
     ops = [
         Operation("upgrade", rq.UpgradeRequest, "Upgrade the plan (during a trial: from the trial end)",
-                  rules.check_upgrade, _upgrade, ("upgrade",), _apply_upgrade, InvoiceKind.UPGRADE),
+                  rules.check_upgrade, _upgrade, ("org", "upgrade"), _apply_upgrade, InvoiceKind.UPGRADE),
         Operation("add_licences", rq.AddLicencesRequest, "Buy licences, charged pro rata to the renewal date",
-                  rules.check_add_licences, _purchase("add_licences", "add {count} licence(s)"), ("add-licences",),
-                  _apply_add_licences),
+                  rules.check_add_licences, _purchase("add_licences", "add {count} licence(s)"),
+                  ("org", "add-licences"), _apply_add_licences),
         Operation("add_user", rq.AddUserRequest, "Add a user (a paid plan needs a free licence)",
-                  rules.check_add_user, _add_user, ("add-user",), user_field="email", user_exists=False),
+                  rules.check_add_user, _add_user, ("org", "add-user"), user_field="email", user_exists=False),
         Operation("buy_storage", rq.BuyStorageRequest, "Buy storage units, charged pro rata",
                   rules.check_buy_storage, _purchase("buy_storage", "{count} x {unit_gb} GB storage"),
                   ("storage", "buy"), _apply_buy_storage),
@@ -510,22 +510,25 @@ def _operations() -> dict[str, Operation]:
                   rules.check_set_contacts, _set_contacts, ("tier", "contacts"), audited=False),
         Operation("switch_to_yearly", rq.SwitchToYearlyRequest, "Switch a monthly org to yearly billing now",
                   rules.check_switch_to_yearly, _purchase("switch_to_yearly", "switch to yearly"),
-                  ("switch-to-yearly",), _apply_yearly, InvoiceKind.CYCLE_SWITCH),
+                  ("org", "switch-to-yearly"), _apply_yearly, InvoiceKind.CYCLE_SWITCH),
         Operation("update_card", rq.UpdateCardRequest, "Store a new card; an open invoice is charged at once",
-                  rules.check_update_card, _update_card, ("update-card",), input=rq.UpdateCardInput,
+                  rules.check_update_card, _update_card, ("org", "update-card"), input=rq.UpdateCardInput,
                   from_input=_tokenised_card),
         Operation("request_downgrade", rq.DowngradeRequest,
                   "Staff: schedule a downgrade for the cycle end (15-30 days before the renewal)",
-                  rules.check_request_downgrade, _request_downgrade, ("downgrade",), actor_required=True, reason_required=True),
+                  rules.check_request_downgrade, _request_downgrade, ("org", "downgrade"),
+                  actor_required=True, reason_required=True),
         Operation("cancel_downgrade", rq.CancelDowngradeRequest, "Staff: cancel a scheduled downgrade",
-                  rules.check_cancel_downgrade, _cancel_downgrade, ("cancel-downgrade",), actor_required=True, reason_required=True),
+                  rules.check_cancel_downgrade, _cancel_downgrade, ("org", "cancel-downgrade"),
+                  actor_required=True, reason_required=True),
         Operation("cancel", rq.CancelRequest,
                   "Cancel at the cycle end (during a trial: withdraw the chosen plan)",
-                  rules.check_cancel, _cancel, ("cancel",), actor_required=True),
+                  rules.check_cancel, _cancel, ("org", "cancel"), actor_required=True),
         Operation("undo_cancel", rq.UndoCancelRequest, "Undo a cancellation before the cycle end",
-                  rules.check_undo_cancel, _undo_cancel, ("undo-cancel",), actor_required=True),
+                  rules.check_undo_cancel, _undo_cancel, ("org", "undo-cancel"), actor_required=True),
         Operation("retry_payment", rq.RetryPaymentRequest, "Staff: charge the open invoice now",
-                  rules.check_retry_payment, _retry_payment, ("retry-payment",), actor_required=True, reason_required=True),
+                  rules.check_retry_payment, _retry_payment, ("dunning", "retry-payment"),
+                  actor_required=True, reason_required=True),
         Operation("resolve_escalation", rq.ResolveEscalationRequest,
                   "Staff: resolve an escalation (extend, downgrade or retry)",
                   rules.check_resolve_escalation, _resolve_escalation, ("escalation", "resolve"),

@@ -96,14 +96,14 @@ def test_a_large_file_goes_in_as_few_updates_as_fit_temporal_payloads():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["downgrade", "acme", "--to", "standard", "--by", "rina@billing.test", "--reason", ""],
+    (["org", "downgrade", "acme", "--to", "standard", "--by", "rina@billing.test", "--reason", ""],
      "request_downgrade refused: reason: required for staff actions (they are audited)"),
-    (["add-licences", "acme", "1000000000000"], "add_licences refused: count: at most 100,000 licences per org"),
+    (["org", "add-licences", "acme", "1000000000000"], "add_licences refused: count: at most 100,000 licences per org"),
     (["storage", "buy", "acme", "--unit", "25", "--count", "100000"],
      "buy_storage refused: count: at most 1,000 units per purchase"),
     (["usage", "set", "acme", "b@acme.test", "inf"], "set_usage refused: storage_gb: must be a finite number of GB"),
-    (["add-user", "acme", "a" * 300 + "@x.test"], "add_user refused: email: at most 254 characters"),
-    (["add-user", "acme", "b@x.test", "--by", "x" * 300], "add_user refused: requested_by: at most 254 characters"),
+    (["org", "add-user", "acme", "a" * 300 + "@x.test"], "add_user refused: email: at most 254 characters"),
+    (["org", "add-user", "acme", "b@x.test", "--by", "x" * 300], "add_user refused: requested_by: at most 254 characters"),
 ])
 def test_operations_refuse_out_of_bounds_values_before_sending(cli, argv, message):
     code, lines = cli(*argv)
@@ -125,17 +125,17 @@ def _billing(*args: str, **env: str) -> tuple[int, list[str]]:
 
 
 def test_temporal_out_of_reach_is_one_line_naming_the_setting_and_exit_3(sqlite_url):
-    code, lines = _billing("add-licences", "acme", "2", BILLING_DATABASE_URL=sqlite_url,
+    code, lines = _billing("org", "add-licences", "acme", "2", BILLING_DATABASE_URL=sqlite_url,
                            BILLING_TEMPORAL_ADDRESS="127.0.0.1:1")
     assert code == 3 and len(lines) == 1, lines
     assert lines[0].startswith("error: Temporal unreachable at 127.0.0.1:1") and "BILLING_TEMPORAL_ADDRESS" in lines[0]
 
 
 def test_a_database_out_of_reach_or_without_tables_is_one_line_and_exit_3(tmp_path):
-    code, lines = _billing("invoices", "acme", BILLING_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:1/none")
+    code, lines = _billing("invoice", "list", "acme", BILLING_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:1/none")
     assert code == 3 and len(lines) == 1 and lines[0].startswith("error: database unreachable (") \
         and lines[0].endswith("check BILLING_DATABASE_URL"), lines
-    code, lines = _billing("invoices", "acme", BILLING_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
+    code, lines = _billing("invoice", "list", "acme", BILLING_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
     assert code == 3 and lines == ["error: the database has no billing tables (no such table: organisations): "
                                    "run `billing db upgrade`, or check BILLING_DATABASE_URL"], lines
 

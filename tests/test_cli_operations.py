@@ -27,21 +27,21 @@ async def test_downgrade_cancel_and_history_through_the_cli(stack):
         org_id = await stack.create_org(plan="professional", cycle="monthly", card="4242424242424242")
         renewal = (await stack.state(org_id)).snapshot.renews_at
         await stack.advance_to(renewal - timedelta(days=10))
-        code, out = await billing(stack, "downgrade", org_id, "--to", "standard", "--by", STAFF, "--reason", "cost")
+        code, out = await billing(stack, "org", "downgrade", org_id, "--to", "standard", "--by", STAFF, "--reason", "cost")
         assert code == 1 and "only 15 to 30 days before the renewal date" in out
-        code, out = await billing(stack, "downgrade", org_id, "--to", "platinum", "--by", STAFF, "--reason", "x")
+        code, out = await billing(stack, "org", "downgrade", org_id, "--to", "platinum", "--by", STAFF, "--reason", "x")
         assert code == 1 and "unknown plan 'platinum'" in out
-        code, out = await billing(stack, "cancel", org_id, "--by", f"admin@{org_id}.test")
+        code, out = await billing(stack, "org", "cancel", org_id, "--by", f"admin@{org_id}.test")
         assert code == 0 and "paid service continues until" in out
-        code, out = await billing(stack, "cancel", org_id, "--by", f"admin@{org_id}.test")
+        code, out = await billing(stack, "org", "cancel", org_id, "--by", f"admin@{org_id}.test")
         assert code == 1 and "already cancelled" in out
-        code, out = await billing(stack, "undo-cancel", org_id, "--by", f"admin@{org_id}.test")
+        code, out = await billing(stack, "org", "undo-cancel", org_id, "--by", f"admin@{org_id}.test")
         assert code == 0
-        code, out = await billing(stack, "retry-payment", org_id, "--by", "someone@x.test", "--reason", "call")
+        code, out = await billing(stack, "dunning", "retry-payment", org_id, "--by", "someone@x.test", "--reason", "call")
         assert code == 1 and "only billing staff may retry a payment" in out
         code, out = await billing(stack, "org", "history", org_id)
         assert code == 0 and "cancel" in out and "undo_cancel" in out and f"admin@{org_id}.test" in out
-        code, out = await billing(stack, "invoices", org_id)
+        code, out = await billing(stack, "invoice", "list", org_id)
         assert code == 0
         code, out = await billing(stack, "org", "show", org_id)
         assert code == 0 and "professional" in out and "active" in out and "renewal charge" in out

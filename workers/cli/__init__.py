@@ -1,0 +1,79 @@
+"""`billing`: the command line for billing staff and operators.
+
+Commands go noun then verb (`billing org show`, `billing invoice list`, `billing storage buy`);
+the commands that change an org are generated from domain.operations (workers.cli.changes).
+
+Exit codes, the same for every command (workers.cli.common.ExitCode): 0 done; 1 refused or
+declined; 2 bad usage (nothing sent or written); 3 Temporal or the database unavailable. Every
+error is one line on standard error naming the problem (and the setting to check)."""
+
+from typing import Optional
+
+import typer
+
+from workers.cli.common import EXIT_CODES_HELP, ExitCode, app, errors
+
+# Each module adds its commands to `app` when imported.
+from workers.cli import orgs  # first: create, show and list lead `billing org --help`
+from workers.cli import changes, documents, operators
+
+COMMAND_MODULES = (orgs, changes, documents, operators)
+
+__all__ = ["app", "main", "EXIT_CODES_HELP"]
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            found = version("billing-pipeline")
+        except PackageNotFoundError:
+            found = "unknown (not installed: run `make install`)"
+        typer.echo(f"billing {found}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(show_version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+                                                         help="Print the version and exit")) -> None:
+    """Renewal and dunning pipeline for SaaS organisations."""
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.replace("Value error, ", "").split())  # pydantic's prefix, from Typer's coercion
+
+
+def main() -> None:
+    """The `billing` command: every error is one line with its exit code (ExitCode)."""
+    from pydantic import ValidationError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    from workers.cli.outage import unavailable
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="billing", standalone_mode=False)
+    except NoArgsIsHelpError as err:
+        err.show()
+        code = ExitCode.USAGE
+    except UsageError as err:  # Typer's own checks: a missing argument, an unknown option or choice
+        where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+        errors.print(f"[bold red]error:[/] {_one_line(err.format_message())}{where}", highlight=False,
+                     soft_wrap=True, markup=True)
+        code = ExitCode.USAGE
+    except ClickException as err:
+        errors.print(f"[bold red]error:[/] {_one_line(err.format_message())}", highlight=False, soft_wrap=True)
+        code = err.exit_code
+    except typer.Abort:  # Ctrl-C or end of input at a prompt: the user declined
+        errors.print("aborted: nothing was sent", highlight=False)
+        code = ExitCode.REFUSED
+    except ValidationError as err:  # a BILLING_ setting out of its range
+        problem = err.errors()[0]
+        name = f"BILLING_{str(problem['loc'][0]).upper()}" if problem.get("loc") else "a BILLING_ setting"
+        errors.print(f"[bold red]error:[/] {name}: {problem['msg']}", highlight=False, soft_wrap=True)
+        code = ExitCode.USAGE
+    except Exception as err:  # noqa: BLE001
+        message = unavailable(err)
+        if message is None:
+            raise
+        errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        code = ExitCode.UNAVAILABLE
+    raise SystemExit(int(code or 0))

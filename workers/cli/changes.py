@@ -1,0 +1,207 @@
+"""The commands of the operations (domain.operations: one per entry, where its `cli` says),
+and `billing usage import`.
+
+Every change goes through the org's workflow as a Temporal Update, so the CLI, the Temporal UI
+and the simulator give the same answers: done (0), refused with the workflow's message (1), or a
+card declined (1, said plainly: the change waits for payment)."""
+
+import asyncio
+import inspect
+import sys
+import typing
+from dataclasses import MISSING, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from domain import requests as rq
+from domain.errors import DomainError
+from domain.operations import OPERATIONS, Operation
+from domain.requests import Kind
+from workers.cli.choices import BillingCycle, Resolution, complete_addon, complete_plan, complete_unit
+from workers.cli.common import ExitCode, app, console, database, errors, fail, group, settings
+
+# Operations whose commands were top-level before the noun groups: their former names still work
+# (hidden), for the scripts written against them.
+FORMER_TOP_LEVEL = ("upgrade", "add_licences", "add_user", "switch_to_yearly", "update_card", "request_downgrade",
+                    "cancel_downgrade", "cancel", "undo_cancel", "retry_payment")
+
+# What a field of a given kind offers on the command line: a fixed set is an Enum, a catalog's
+# ids are completed (workers.cli.choices).
+ENUMS = {Kind.CYCLE: BillingCycle, Kind.RESOLUTION: Resolution}
+COMPLETIONS = {Kind.PLAN: complete_plan, Kind.UNIT_GB: complete_unit, Kind.ADDON: complete_addon}
+
+
+def operate(org_id: str, kind: str, request: Any) -> None:
+    from workers.operations import OperationRefused, send_operation
+    from workers.temporal import connect
+
+    async def run():
+        client = await connect(settings())
+        return await send_operation(client, org_id, kind, request)
+    try:
+        outcome = asyncio.run(run())
+    except OperationRefused as err:
+        fail(f"{kind} refused: {err.message}")
+    if outcome.payment == "declined":  # the change (or the card) is kept, the money is not there
+        fail(f"{kind}: payment declined ({outcome.decline_reason or 'no reason given'}): {outcome.message} "
+             f"(status {outcome.status})")
+    console.print(f"[green]{kind}:[/] {outcome.message} (status {outcome.status})", highlight=False)
+
+
+def _annotation(hint: Any) -> Any:
+    """Typer reads Optional[...], not PEP 604 unions."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return Optional[args[0]] if type(None) in typing.get_args(hint) else hint
+
+
+def _parameters(operation: Operation) -> list[inspect.Parameter]:
+    params = [inspect.Parameter("org_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
+                                default=typer.Argument(..., help="Org id"))]
+    for item in fields(operation.inputs):
+        meta = item.metadata
+        if item.name in ("requested_by", "reason") and not operation.audited:
+            continue
+        if meta.get("kind") == Kind.CARD:
+            params.append(_card_refusal(item.name))
+            continue
+        required = item.default is MISSING or (item.name == "requested_by" and operation.actor_required) \
+            or (item.name == "reason" and operation.reason_required)
+        default = ... if required else item.default
+        annotation = _annotation(item.type)
+        choices = ENUMS.get(meta.get("kind"))
+        if choices is not None:
+            annotation = Optional[choices] if type(None) in typing.get_args(annotation) else choices
+        extra = {"autocompletion": COMPLETIONS[meta["kind"]]} if meta.get("kind") in COMPLETIONS else {}
+        if meta.get("positional"):
+            spec = typer.Argument(default, help=meta.get("help"), show_default=False, **extra)
+        else:
+            flag = meta.get("flag") or f"--{item.name.replace('_', '-')}"
+            spec = typer.Option(default, flag, help=meta.get("help"), show_default=not required, **extra)
+        params.append(inspect.Parameter(item.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                        default=spec))
+    return params
+
+
+# ---- the card number: a hidden prompt or standard input, never argv (shell history, ps) --------------
+
+def _card_refusal(name: str) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+                             default=typer.Option(None, f"--{name}", hidden=True))
+
+
+def read_card_number() -> str:
+    """From a hidden prompt in a terminal, else the first line of standard input."""
+    if sys.stdin is None:
+        fail("no card number: pipe it on standard input (echo NUMBER | billing org update-card ORG)", ExitCode.USAGE)
+    if sys.stdin.isatty():
+        return typer.prompt("Card number", hide_input=True, err=True)
+    line = sys.stdin.readline().strip()
+    if not line:
+        fail("no card number on standard input: pipe it (echo NUMBER | billing org update-card ORG), or run "
+             "the command in a terminal to be asked for it", ExitCode.USAGE)
+    return line
+
+
+def _card_fields(operation: Operation) -> list[str]:
+    return [item.name for item in fields(operation.inputs) if item.metadata.get("kind") == Kind.CARD]
+
+
+def _operation_command(operation: Operation) -> Callable[..., None]:
+    """A command for one operation of the registry: its fields become the command's arguments."""
+    card_fields = _card_fields(operation)
+
+    def command(org_id: str, **values: Any) -> None:
+        for name in card_fields:
+            if values[name] is not None:
+                fail(f"--{name}: a card number is not taken on the command line (it would stay in the shell "
+                     f"history); pipe it: echo NUMBER | billing {' '.join(operation.cli)} {org_id}", ExitCode.USAGE)
+            values[name] = read_card_number()
+        values = {key: value.value if isinstance(value, Enum) else value for key, value in values.items()}
+        try:
+            request = operation.request_from_input(values)
+            operation.check_fields(request, settings().policy.limits)  # bad input: nothing is sent
+        except DomainError as err:
+            code = ExitCode.USAGE if err.type == "invalid_input" else ExitCode.REFUSED  # a card the gateway rejects
+            fail(f"{operation.name} refused: {err.message}", code)
+        operate(org_id, operation.name, request)
+    command.__signature__ = inspect.Signature(_parameters(operation))
+    command.__doc__ = operation.description + (
+        "\n\nThe card number is asked for (hidden) in a terminal, or read from standard input: "
+        f"echo NUMBER | billing {' '.join(operation.cli)} ORG" if card_fields else "")
+    command.__name__ = operation.name
+    return command
+
+
+def _register() -> None:
+    for operation in OPERATIONS.values():
+        if not operation.generated:
+            continue
+        noun, name = operation.cli
+        command = _operation_command(operation)
+        group(noun).command(name)(command)
+        if operation.name in FORMER_TOP_LEVEL:
+            app.command(name, hidden=True)(command)
+
+
+_register()
+
+
+@group("usage").command("import")
+def usage_import(org_id: str = typer.Argument(..., help="Org id"),
+                 file: Path = typer.Argument(..., help="CSV file: email,storage_gb (a header line is optional)")) -> None:
+    """Import usage from a CSV file, all or nothing: the whole file is checked first (a bad row
+    refuses it, naming the line), then sent as one Update (a few for a very large file)."""
+    import re
+    from workers.operations import OperationRefused, send_operation
+    from workers.temporal import connect
+    from workers.usage_import import UsageImportError, decode, parse_usage_csv
+    config = settings()
+    try:
+        usage = parse_usage_csv(decode(file.read_bytes()), config.policy.limits)
+    except UsageImportError as err:
+        fail(f"{file}: {err}", ExitCode.USAGE)
+    except OSError as err:
+        fail(f"cannot read {file}: {err.strerror or err}", ExitCode.USAGE)
+    batches = usage.batches()
+    if len(batches) > 1:
+        _all_users_known(org_id, usage)  # several Updates: no row may be refused after the first is applied
+
+    def at_line(message: str, first: int) -> str:
+        return re.sub(r"rows\[(\d+)\]", lambda m: f"line {usage.lines[first + int(m.group(1))]}", message)
+
+    async def run() -> list:
+        from rich.progress import Progress
+        client = await connect(config)
+        outcomes = []
+        with Progress(console=errors, transient=True, disable=len(usage.rows) < 10_000) as progress:
+            task = progress.add_task(f"importing {len(usage.rows):,} rows", total=len(usage.rows))
+            for first, rows in batches:
+                try:
+                    outcomes.append(await send_operation(client, org_id, "import_usage", rq.ImportUsageRequest(rows)))
+                except OperationRefused as err:
+                    done = f" ({first:,} rows before line {usage.lines[first]} were applied)" if first else ""
+                    fail(f"usage import refused: {at_line(err.message, first)}{done}")
+                progress.advance(task, len(rows))
+        return outcomes
+    outcomes = asyncio.run(run())
+    console.print(f"[green]import_usage:[/] usage of {len(usage.rows):,} user(s) imported into {org_id} "
+                  f"in {len(outcomes)} update(s) (status {outcomes[-1].status})", highlight=False)
+
+
+def _all_users_known(org_id: str, usage) -> None:
+    """The decision's own check of a usage file's users (db.state.StoredUsers), on the whole file."""
+    from db.state import StoredUsers
+    from domain.errors import DomainError
+    from domain.users import check_member
+    emails = [email for email, _ in usage.rows]
+    with database().transaction() as session:
+        users = StoredUsers(session, org_id)
+        missing = users.unknown(emails)
+        if missing:
+            try:
+                check_member(users, missing[0], f"line {usage.lines[emails.index(missing[0])]}: user", org_id)
+            except DomainError as err:
+                fail(f"usage import refused: {err.message}; nothing was imported")

@@ -1,0 +1,115 @@
+"""What every `billing` command shares: the app and its noun groups, the exit codes, one-line
+errors, settings, and JSON output."""
+
+import json
+import sys
+from dataclasses import fields, is_dataclass
+from datetime import date, datetime
+from enum import Enum, IntEnum
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+
+class ExitCode(IntEnum):
+    """The same everywhere (`billing --help` lists them)."""
+    DONE = 0
+    REFUSED = 1       # the request was refused (a rule, an unknown org) or the card declined
+    USAGE = 2         # bad usage: a wrong option or value; nothing was sent or written
+    UNAVAILABLE = 3   # Temporal or the database could not be reached
+
+
+EXIT_CODES_HELP = ("Exit codes: 0 done; 1 refused or declined (a rule said no, an unknown org or invoice, a "
+                   "declined card); 2 bad usage (a wrong option or value: nothing was sent); 3 Temporal or the "
+                   "database unavailable (the message names the setting to check).")
+
+app = typer.Typer(help="Renewal and dunning pipeline for SaaS organisations.", epilog=EXIT_CODES_HELP,
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+# The noun groups; an operation's command goes in the one its `cli` names (domain.operations).
+GROUP_HELP = {
+    "org": "Organisations: create, inspect, list, and change their subscription.",
+    "invoice": "Invoices and statements: the payment history and the documents.",
+    "dunning": "Orgs in dunning, and charging their open invoice again.",
+    "escalation": "Large-account escalations.",
+    "storage": "Storage units.",
+    "usage": "Mailbox usage reports.",
+    "addon": "Flat add-ons (premium support).",
+    "tier": "The subscriber tier and marketing contacts.",
+    "db": "Database schema.",
+    "temporal": "Temporal cluster set-up.",
+}
+# `billing invoice NUMBER ...` (the former command) is `billing invoice render NUMBER ...`.
+DEFAULT_COMMAND = {"invoice": "render"}
+GROUPS: dict[str, typer.Typer] = {}
+
+
+class _WithDefaultCommand(TyperGroup):
+    """A group whose first argument, when it names none of its commands, goes to its default one."""
+
+    def parse_args(self, ctx, args):  # noqa: ANN001
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = [DEFAULT_COMMAND[self.name], *args]
+        return super().parse_args(ctx, args)
+
+
+def group(name: str) -> typer.Typer:
+    if name not in GROUPS:
+        GROUPS[name] = typer.Typer(help=GROUP_HELP.get(name), epilog=EXIT_CODES_HELP, no_args_is_help=True,
+                                   cls=_WithDefaultCommand if name in DEFAULT_COMMAND else TyperGroup)
+        app.add_typer(GROUPS[name], name=name)
+    return GROUPS[name]
+
+
+for _name in GROUP_HELP:  # in this order in `billing --help`
+    group(_name)
+
+# Piped output (scripts, grep) gets wide tables instead of rows wrapped at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+def fail(message: str, code: int = ExitCode.REFUSED) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line, however long
+    raise typer.Exit(int(code))
+
+
+def note(message: str) -> None:
+    """A remark on standard error (standard output may be carrying JSON or a document)."""
+    errors.print(message, highlight=False, soft_wrap=True, markup=False)
+
+
+def settings():
+    from workers.config import Settings
+    return Settings()
+
+
+def database():
+    from db.session import Database
+    return Database(settings().database_url)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Stable JSON: dataclass fields by name, dates in ISO 8601, enums as their value; amounts
+    stay integers in minor units next to their currency."""
+    if is_dataclass(value):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(data), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+JSON_OPTION_HELP = "Print JSON (stable keys; amounts in minor units with their currency)"

@@ -1,0 +1,252 @@
+"""`billing org create|show|history|address|list`: the org as staff see it."""
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from domain.errors import DomainError
+from workers.cli.choices import Currency, ListedCycle, Locale, Status, BillingCycle, complete_new_org_plan, \
+    complete_plan
+from workers.cli.common import (JSON_OPTION_HELP, ExitCode, console, database, fail, group, note, print_json,
+                                settings, to_jsonable)
+
+org_app = group("org")
+
+
+def parse_user(spec: str, index: int):
+    from domain.limits import shown
+    from domain.onboarding import NewUser
+    email, _, gb = spec.partition(":")
+    try:
+        storage = float(gb) if gb else 0.0
+    except ValueError:
+        fail(f"users[{index}].storage_gb: {shown(gb)} is not a number (use EMAIL:GB)", ExitCode.USAGE)
+    return NewUser(email, storage)
+
+
+def refused(err: DomainError, prefix: str = "") -> None:
+    """A domain refusal: a bad value is bad usage (2), anything else a refusal (1)."""
+    fail(prefix + err.message, ExitCode.USAGE if err.type == "invalid_input" else ExitCode.REFUSED)
+
+
+@org_app.command("create")
+def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters, digits, '-', '_'"),
+               name: str = typer.Option(..., help="Org name shown in e-mails"),
+               admin: str = typer.Option(..., help="Admin e-mail"),
+               user: list[str] = typer.Option([], help="A user as EMAIL:GB (repeatable)"),
+               locale: Locale = typer.Option("en", help="Language of e-mails and invoices"),
+               currency: Currency = typer.Option("USD", help="Currency of prices and invoices"),
+               plan: str = typer.Option("trial", help="trial, free or a paid plan id",
+                                        autocompletion=complete_new_org_plan),
+               cycle: Optional[BillingCycle] = typer.Option(None, help="For a paid plan")) -> None:
+    """Create an org (a 15-day Professional trial by default) and start its workflow."""
+    from db.orgs import create_org
+    from domain.catalog import load_catalog
+    from domain.onboarding import NewOrg, validate_new_org
+    config = settings()
+    catalog = load_catalog(config.catalog_path)
+    try:
+        new = validate_new_org(NewOrg(id=org_id, name=name, admin_email=admin,
+                                      users=[parse_user(u, i) for i, u in enumerate(user)], locale=locale.value,
+                                      currency=currency.value, plan=plan, cycle=cycle.value if cycle else None),
+                               catalog, config.policy.limits)
+        with database().transaction() as session:
+            create_org(session, new, catalog, config.policy, datetime.now(timezone.utc))
+    except DomainError as err:
+        refused(err)
+
+    async def start() -> None:
+        from workers.temporal import connect
+        from workflows.starter import start_org_workflow
+        client = await connect(config)
+        await start_org_workflow(client, new.id, config.temporal_task_queue, new.name, new.admin_email)
+    try:
+        asyncio.run(start())
+    except Exception as err:  # noqa: BLE001
+        from workers.cli.outage import unavailable
+        cause = unavailable(err) or " ".join(str(err).split())[:200]
+        # The org is in the database: it is not lost, only not running yet.
+        fail(f"org {new.id} saved, but its workflow did not start: {cause}; once Temporal is reachable, "
+             "`billing reconcile` starts it (the nightly reconciliation would too)", ExitCode.UNAVAILABLE)
+    console.print(f"org {new.id} created ({len(new.users)} users); workflow org-{new.id} started", highlight=False)
+
+
+async def _state(org_id: str):
+    from workers.temporal import connect
+    from workflows.org import OrgWorkflow
+    from workflows.starter import org_handle
+    client = await connect(settings())
+    return await org_handle(client, org_id).query(OrgWorkflow.state)
+
+
+@org_app.command("show")
+def org_show(org_id: str = typer.Argument(..., help="Org id"),
+             as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
+    """The org's state as its workflow sees it (the database's, when the workflow cannot answer)."""
+    from db.state import load_state
+    next_action, next_at, source = None, None, "workflow"
+    try:
+        view = asyncio.run(_state(org_id))
+        snapshot, next_action, next_at = view.snapshot, view.next_action, view.next_action_at
+    except Exception as err:  # noqa: BLE001  (workflow unreachable or missing: show the database's view)
+        from workers.cli.outage import unavailable
+        source = "database"
+        try:
+            with database().transaction() as session:
+                snapshot = load_state(session, org_id, settings().policy)
+        except DomainError as db_err:
+            unknown = db_err.type == "unknown_org"
+            fail(db_err.message + (" (check BILLING_DATABASE_URL and BILLING_TEMPORAL_NAMESPACE)" if unknown else ""))
+        why = unavailable(err) or f"no running workflow org-{org_id} (`billing reconcile` starts it)"
+        note(f"the database's view: {why}")
+    data = to_jsonable(snapshot)
+    data["next_action"], data["next_action_at"] = next_action, to_jsonable(next_at)
+    held = _holdings(snapshot)
+    if as_json:
+        data["holdings"] = to_jsonable(held)
+        data["source"] = source
+        print_json(data)
+        return
+    data["scheduled"] = _scheduled_text(snapshot)
+    data["waiting_for_payment"] = (f"{snapshot.pending.summary} (invoice {snapshot.pending.invoice})"
+                                   if snapshot.pending else None)
+    data["contacts"] = (f"{snapshot.subscribers.subscribed} subscribed, {snapshot.subscribers.awaiting} awaiting "
+                        f"upgrade (tier {snapshot.tier_contacts or 'none'})" if snapshot.contacts else None)
+    table = Table(title=f"org {org_id}", show_header=False)
+    data["holdings"] = ", ".join(f"{h.name} x{h.quantity}" + (f" (paid to {h.paid_through:%Y-%m-%d})"
+                                                              if h.paid_through else " (unpaid)")
+                                 for h in held)
+    for key in ("name", "admin_email", "status", "plan", "cycle", "licences", "user_count", "renews_at",
+                "trial_ends_at", "holdings", "contacts", "scheduled", "waiting_for_payment", "dunning_invoice",
+                "dunning_attempts", "next_retry_at", "blocked_users", "next_action", "next_action_at"):
+        value = data.get(key)
+        if value not in (None, [], "", 0):
+            table.add_row(key, str(value))
+    console.print(table)
+
+
+def _holdings(snapshot):
+    from domain.billing import holdings
+    from domain.catalog import load_catalog
+    return holdings(snapshot, load_catalog(settings().catalog_path))
+
+
+def _scheduled_text(snapshot) -> str | None:
+    """What changes at the renewal, in words."""
+    scheduled = snapshot.scheduled
+    parts = []
+    if scheduled.cancel:
+        parts.append("cancellation")
+    if scheduled.plan:
+        parts.append(f"plan {scheduled.plan}")
+    if scheduled.licences is not None:
+        parts.append(f"{scheduled.licences} licences")
+    if scheduled.tier is not None:
+        parts.append(f"tier {scheduled.tier} contacts")
+    parts += [f"{addon} ends" for addon in scheduled.addons]
+    parts += [f"{unit.count} x {unit.unit_gb} GB end" for unit in scheduled.storage]
+    return ", ".join(parts) or None
+
+
+@org_app.command("history")
+def org_history(org_id: str = typer.Argument(..., help="Org id"),
+                as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
+    """The audit log: who asked what, when, and why."""
+    from sqlalchemy import select
+    from db.models import OrgEvent, Organisation
+    with database().transaction() as session:
+        if session.get(Organisation, org_id) is None:
+            fail(f"unknown org {org_id!r} in the database (BILLING_DATABASE_URL)")
+        events = [{"at": event.at, "event": event.type, "details": event.data or {}, "by": event.actor or None,
+                   "reason": event.reason or None}
+                  for event in session.scalars(select(OrgEvent).where(OrgEvent.org_id == org_id)
+                                               .order_by(OrgEvent.at, OrgEvent.id))
+                  if event.type != "operation"]
+    if as_json:
+        print_json({"org_id": org_id, "events": events})
+        return
+    table = Table(title=f"history of {org_id}")
+    for column in ("at", "event", "details", "by", "reason"):
+        table.add_column(column)
+    for event in events:
+        table.add_row(f"{event['at']:%Y-%m-%d %H:%M:%S}", event["event"],
+                      ", ".join(f"{k}={v}" for k, v in event["details"].items()), event["by"] or "",
+                      event["reason"] or "")
+    console.print(table)
+
+
+@org_app.command("address")
+def org_address(org_id: str = typer.Argument(..., help="Org id"),
+                address: str = typer.Argument(..., help="The billing address; \\n between lines; '' clears it"),
+                by: Optional[str] = typer.Option(None, "--by", help="Who asks (audit log)")) -> None:
+    """Set the billing address printed on the org's invoices and statements (from now on: an
+    invoice is rendered with the address the org has when it is downloaded or e-mailed)."""
+    from db.orgs import set_billing_address
+    from domain.onboarding import check_billing_address
+    try:
+        checked = check_billing_address(address.replace("\\n", "\n"))
+        with database().transaction() as session:
+            set_billing_address(session, org_id, checked, by, datetime.now(timezone.utc))
+    except DomainError as err:
+        refused(err)
+    console.print(f"billing address of {org_id}: " + (checked.replace("\n", ", ") if checked else "cleared"),
+                  highlight=False)
+
+
+@org_app.command("list")
+def org_list(status: list[Status] = typer.Option([], help="Only orgs in this status (repeatable)"),
+             plan: list[str] = typer.Option([], help="Only orgs on this plan id (repeatable)",
+                                            autocompletion=complete_plan),
+             cycle: list[ListedCycle] = typer.Option([], help="Only orgs with this billing cycle (repeatable)"),
+             large: Optional[bool] = typer.Option(None, "--large/--not-large",
+                                                  help="Only large accounts, or only the others"),
+             next_action_before: Optional[str] = typer.Option(
+                 None, help="Only orgs whose next timed step (trial end, renewal, retry) comes before this "
+                            "moment: YYYY-MM-DD (midnight UTC) or an ISO 8601 time"),
+             as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
+    """Orgs matching every filter given (a Temporal visibility query; the database as fallback).
+
+    Answered from the search attributes each org's workflow publishes; from the database when
+    Temporal, or its search attributes, are not available. Standard error (and the JSON's
+    "source") says which answered."""
+    from workers.cli.org_list import OrgFilter, list_orgs
+    config = settings()
+    before = _moment(next_action_before, "--next-action-before") if next_action_before else None
+    if plan:
+        from domain.catalog import load_catalog
+        known = load_catalog(config.catalog_path).plans
+        for plan_id in plan:
+            if plan_id not in known:
+                fail(f"--plan: unknown plan {plan_id!r}; known plans: {', '.join(sorted(known))}", ExitCode.USAGE)
+    wanted = OrgFilter(statuses=tuple(s.value for s in status), plans=tuple(plan),
+                       cycles=tuple(c.value for c in cycle), large=large, next_action_before=before)
+    listing = list_orgs(config, wanted)
+    if listing.fallback_reason:
+        note(f"answered by the database: {listing.fallback_reason}")
+    else:
+        note(f"answered by Temporal visibility (namespace {config.temporal_namespace}, "
+             f"task queue {config.temporal_task_queue}; a change shows there within a second or so)")
+    if as_json:
+        print_json({"source": listing.source, "fallback_reason": listing.fallback_reason,
+                    "orgs": listing.orgs})
+        return
+    table = Table(title=f"{len(listing.orgs)} org(s)")
+    for column in ("org", "name", "status", "plan", "cycle", "large", "dunning attempt", "next action at"):
+        table.add_column(column)
+    for row in listing.orgs:
+        table.add_row(row.org_id, row.name or "", row.status or "?", row.plan or "?", row.cycle or "-",
+                      "yes" if row.large_account else "no", str(row.dunning_attempt or 0),
+                      f"{row.next_action_at:%Y-%m-%d %H:%M}" if row.next_action_at else "-")
+    console.print(table)
+
+
+def _moment(text: str, option: str) -> datetime:
+    """A day (midnight UTC) or an ISO 8601 moment (UTC unless it says otherwise)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: {text!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM", ExitCode.USAGE)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
