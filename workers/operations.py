@@ -2,6 +2,7 @@
 the workflow's refusals into one clear message."""
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,11 @@ def refusal_from(err: BaseException) -> OperationRefused:
     return OperationRefused(str(err))
 
 
+def namespace_missing(err: RPCError) -> bool:
+    """NOT_FOUND for the namespace itself ("Namespace x is not found"), not for the workflow."""
+    return err.status == RPCStatusCode.NOT_FOUND and re.match(r"namespace\b.*\bnot found", err.message, re.I) is not None
+
+
 async def send_operation(client: Client, org_id: str, kind: str, request: Any,
                          hand_over_wait: float = 30.0) -> ChangeOutcome:
     """Send one operation; while the org's workflow hands over to a new run (a second or two),
@@ -49,7 +55,10 @@ async def send_operation(client: Client, org_id: str, kind: str, request: Any,
             if refusal.type != HANDING_OVER or asyncio.get_running_loop().time() > deadline:
                 raise refusal from None
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise OperationRefused(f"unknown org {org_id!r}: no workflow org-{org_id}", "unknown_org") from None
-            raise
+            if err.status == RPCStatusCode.NOT_FOUND and not namespace_missing(err):
+                raise OperationRefused(f"unknown org {org_id!r}: no workflow org-{org_id} in namespace "
+                                       f"{client.namespace!r} (check BILLING_TEMPORAL_NAMESPACE; an org saved "
+                                       "without its workflow gets one from `billing reconcile`)",
+                                       "unknown_org") from None
+            raise  # the namespace itself missing: a setting to fix, not a refusal
         await asyncio.sleep(0.2)

@@ -46,8 +46,7 @@ def operate(org_id: str, kind: str, request: Any) -> None:
     except OperationRefused as err:
         fail(f"{kind} refused: {err.message}")
     if outcome.payment == "declined":  # the change (or the card) is kept, the money is not there
-        fail(f"{kind}: payment declined ({outcome.decline_reason or 'no reason given'}): {outcome.message} "
-             f"(status {outcome.status})")
+        fail(f"{kind} declined: {outcome.message} (status {outcome.status})")
     console.print(f"[green]{kind}:[/] {outcome.message} (status {outcome.status})", highlight=False)
 
 

@@ -16,6 +16,7 @@ def unavailable(err: BaseException) -> str | None:
     from sqlalchemy.exc import DBAPIError
     from temporalio.service import RPCError, RPCStatusCode
     from workers.config import Settings
+    from workers.operations import namespace_missing
     config = Settings()
     if isinstance(err, RuntimeError) and "client connect" in str(err) or \
             isinstance(err, RPCError) and err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
@@ -24,7 +25,7 @@ def unavailable(err: BaseException) -> str | None:
     if isinstance(err, RPCError) and err.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
         return (f"Temporal at {config.temporal_address} refused the client ({_cause(err)}); check "
                 "BILLING_TEMPORAL_API_KEY or BILLING_TEMPORAL_TLS_CERT_PATH / BILLING_TEMPORAL_TLS_KEY_PATH")
-    if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND and "namespace" in err.message.lower():
+    if isinstance(err, RPCError) and namespace_missing(err):
         return (f"Temporal at {config.temporal_address} has no namespace {config.temporal_namespace!r} "
                 f"({_cause(err)}); check BILLING_TEMPORAL_NAMESPACE")
     if isinstance(err, DBAPIError):
