@@ -1,0 +1,167 @@
+"""`make run` as a new user meets it: the embedded stack started as the Makefile starts it (in a
+temporary folder, on free ports), the README's demo promises checked as they come true, and every
+ready-to-paste query of docs/operations.md and of the README answered with rows.
+
+One run takes a little over two minutes: the last promise comes 2 minutes after the start."""
+
+import asyncio
+import email
+import email.policy
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from tests.support.smtp import free_port
+from workers.binaries import temporal_cli
+from workers.demo import DEMO_ORGS
+
+pytestmark = pytest.mark.devserver
+
+REPO = Path(__file__).resolve().parents[1]
+# The dev server and the migrations start before the demo's clock does: a promise may come true
+# this much later than its time counted from the process start.
+SLACK = 40.0
+QUERY = re.compile(r"^[A-Z][A-Za-z]+ (=|<|>|<=|>=|IN|IS) ")
+DATETIME = re.compile(r'"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"')
+
+
+def mails(folder: Path, org_id: str, template: str) -> list[EmailMessage]:
+    found = []
+    for path in sorted(folder.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if message["X-Billing-Org"] == org_id and message["X-Billing-Template"] == template:
+            found.append(message)
+    return found
+
+
+def text_of(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+async def has_status(client: Client, org_id: str, status: str) -> bool:
+    query = f'OrgId = "{org_id}" AND OrgStatus = "{status}" AND ExecutionStatus = "Running"'
+    return (await client.count_workflows(query)).count == 1
+
+
+# The README's table, "What happens after the start": seconds, org, what a user sees then.
+async def trial_ended_with_two_users_blocked(client: Client, mail: Path) -> bool:
+    blocked = mails(mail, "demo-trial-ending", "storage_blocked")
+    to_admin = [m for m in blocked if m["To"] == "admin@kopi.test"]
+    return (await has_status(client, "demo-trial-ending", "free")
+            and bool(mails(mail, "demo-trial-ending", "trial_expired")) and len(to_admin) == 1
+            and "budi@kopi.test" in text_of(to_admin[0]) and "dewi@kopi.test" in text_of(to_admin[0])
+            and "sari@kopi.test" not in text_of(to_admin[0]))
+
+
+async def renewed_with_a_receipt(client: Client, mail: Path) -> bool:
+    receipts = mails(mail, "demo-renews-soon", "receipt")
+    return len(receipts) == 1 and any(part.get_content_type() == "application/pdf"
+                                      for part in receipts[0].iter_attachments())
+
+
+async def declined_into_dunning(client: Client, mail: Path) -> bool:
+    failed = mails(mail, "demo-card-declines", "payment_failed")
+    return len(failed) == 1 and await has_status(client, "demo-card-declines", "past_due")
+
+
+PROMISES = [(60, "demo-trial-ending", trial_ended_with_two_users_blocked),
+            (90, "demo-renews-soon", renewed_with_a_receipt),
+            (120, "demo-card-declines", declined_into_dunning)]
+
+
+def ready_to_paste_queries() -> list[str]:
+    """The queries of docs/operations.md's "Ready-to-paste queries" table and of the README's
+    query blocks, as a user would copy them."""
+    operations = (REPO / "docs" / "operations.md").read_text()
+    section = operations.split("## Ready-to-paste queries", 1)[1].split("\n## ", 1)[0]
+    queries = [q for line in section.splitlines() if line.startswith("|")
+               for q in re.findall(r"`([^`]+)`", line) if QUERY.match(q)]
+    blocks, block = [], None
+    for line in (REPO / "README.md").read_text().splitlines():
+        if line.startswith("```"):  # a fence opens a block, or closes the open one
+            if block is not None:
+                blocks.append(block)
+            block = [] if block is None else None
+        elif block is not None and line.strip():
+            block.append(line.strip())
+    queries += [line for block in blocks if all(QUERY.match(line) for line in block) for line in block]
+    return list(dict.fromkeys(queries))
+
+
+def _cli_or_skip() -> str:
+    try:
+        return temporal_cli()
+    except FileNotFoundError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the temporal CLI is required in CI: {err}")
+        pytest.skip(str(err))
+
+
+async def connect(address: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> Client:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, f"make run exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+        try:
+            client = await Client.connect(address)
+            await client.count_workflows()
+            return client
+        except Exception:  # noqa: BLE001  (not up yet)
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def test_the_demo_keeps_the_readme_s_promises(tmp_path):
+    _cli_or_skip()
+    queries = ready_to_paste_queries()
+    assert len(queries) >= 12, queries
+    var, log = tmp_path / "var", tmp_path / "embedded.log"
+    address = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "TEMPORAL_"))}
+    env.update(BILLING_TEMPORAL_ADDRESS=address, BILLING_SMTP_PORT=str(free_port()))
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "workers.embedded", "--var", str(var),
+                                    "--ui-port", str(free_port())],
+                                   cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    started = time.monotonic()
+    try:
+        client = await connect(address, process, log)
+        came_true: dict[str, float] = {}
+        deadline = started + max(after for after, _, _ in PROMISES) + SLACK
+        while len(came_true) < len(PROMISES) and time.monotonic() < deadline:
+            assert process.poll() is None, f"make run exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            for _, org_id, check in PROMISES:
+                if org_id not in came_true and await check(client, var / "mail"):
+                    came_true[org_id] = time.monotonic() - started
+            await asyncio.sleep(1)
+        print("\npromises came true after (s):", {org: round(at) for org, at in came_true.items()})
+        for after, org_id, _ in PROMISES:
+            assert org_id in came_true, f"{org_id}: not done {after + SLACK:.0f} s after the start"
+            assert after - 2 <= came_true[org_id] <= after + SLACK, f"{org_id} at {came_true[org_id]:.0f} s"
+
+        running = {execution.id async for execution in client.list_workflows('ExecutionStatus = "Running"')}
+        assert {f"org-{demo.id}" for demo in DEMO_ORGS} <= running
+
+        # The docs' dates are examples: a week from now stands for them, so the check lasts.
+        week_ahead = f'"{datetime.now(timezone.utc) + timedelta(days=7):%Y-%m-%dT%H:%M:%SZ}"'
+        empty = []
+        for query in queries:
+            if (await client.count_workflows(DATETIME.sub(week_ahead, query))).count == 0:
+                empty.append(query)
+        assert empty == [], f"no rows for {empty}"
+
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(timeout=40) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
