@@ -15,6 +15,7 @@ from tests.support.databases import create_pg_database, drop_pg_database, requir
 from tests.support.smtp import SmtpSink
 from tests.support.stack import Stack
 from workers.search_attributes import api_types
+from workers.temporal import DATA_CONVERTER
 
 
 
@@ -50,7 +51,7 @@ async def ts_env():
     """A time-skipping server per test (it starts in well under a second): one test's work
     left in flight can never hold another test's clock."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=temporal_test_server())
+        test_server_existing_path=temporal_test_server(), data_converter=DATA_CONVERTER)
     await register_search_attributes(env.client)
     yield env
     await env.shutdown()

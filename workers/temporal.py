@@ -1,12 +1,50 @@
 """Connecting to Temporal: a local dev server, a self-hosted cluster, or Temporal Cloud (API
-key or mTLS)."""
+key or mTLS).
 
+Where to connect comes from the `temporal` CLI's own settings (temporalio.envconfig: the
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS* variables and the profiles
+of its config file, chosen by TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE); a BILLING_TEMPORAL_*
+setting, when given, wins over them."""
+
+import dataclasses
 from pathlib import Path
+from typing import Any
 
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client, TLSConfig
+from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
+from temporalio.envconfig import ClientConfigProfile
+from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from workers.config import Settings
+
+_TLS_SETTINGS = {"temporal_tls", "temporal_tls_cert_path", "temporal_tls_key_path", "temporal_tls_ca_path",
+                 "temporal_api_key"}
+
+
+class TemporalConfigError(ValueError):
+    """The `temporal` CLI's settings cannot be read (a missing profile, a malformed file)."""
+
+
+class ReadableFailureConverter(DefaultFailureConverter):
+    """An ApplicationError is raised on purpose with a message that names its cause (a refusal,
+    an outage): it goes out without its Python stack trace, which the Temporal UI would show
+    under the message, server file paths and all. Any other exception keeps its trace: that
+    is a bug, and the trace is what finds it."""
+
+    def to_failure(self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        if isinstance(exception, ApplicationError):
+            # Also the copy of a failure received from an activity, which carries its causes.
+            node: Failure | None = failure
+            while node is not None:
+                if node.HasField("application_failure_info"):
+                    node.stack_trace = ""
+                node = node.cause if node.HasField("cause") else None
+
+
+DATA_CONVERTER = dataclasses.replace(DataConverter.default, failure_converter_class=ReadableFailureConverter)
 
 
 def _read(path: str | None) -> bytes | None:
@@ -21,10 +59,32 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     return bool(settings.temporal_tls or settings.temporal_api_key)
 
 
+def connect_options(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Client.connect's arguments: the `temporal` CLI's profile (file and TEMPORAL_* variables),
+    then each BILLING_TEMPORAL_* setting given; what neither gives, the settings' defaults.
+    `environ`: the variables to read instead of the process's."""
+    try:
+        options: dict[str, Any] = dict(ClientConfigProfile.load(override_env_vars=environ)
+                                       .to_client_connect_config())
+    except Exception as err:  # the SDK's bridge raises RuntimeError for a bad file or profile
+        raise TemporalConfigError(f"cannot read the Temporal client config (check TEMPORAL_CONFIG_FILE and "
+                                  f"TEMPORAL_PROFILE): {err}") from None
+    given = settings.model_fields_set
+    for option, setting in (("target_host", "temporal_address"), ("namespace", "temporal_namespace"),
+                            ("api_key", "temporal_api_key")):
+        if setting in given or option not in options:
+            options[option] = getattr(settings, setting)
+    if given & _TLS_SETTINGS or "tls" not in options:
+        options["tls"] = tls_config(settings)
+    return options
+
+
 def metrics_runtime(port: int) -> Runtime:
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                tls=tls_config(settings), api_key=settings.temporal_api_key, runtime=runtime)
+    """A client whose workers send refusals without stack traces (ReadableFailureConverter)."""
+    options = connect_options(settings)
+    return await Client.connect(options.pop("target_host"), **options, data_converter=DATA_CONVERTER,
+                                runtime=runtime)

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.users import Roster
     from workflows import legacy
     from workflows import search_attributes as sa
+    from workflows import update_json
     from workflows.messages import ChangeOutcome, OrgStateView, OrgWorkflowInput
 
 # Database and SMTP outages are retried until they pass: the workflow waits, nothing is lost.
@@ -347,9 +348,10 @@ class OrgWorkflow:
                                   "BillingCycle": str(org.cycle) if org.cycle else "none",
                                   "NextActionAt": self.step.due, "DunningAttempt": org.dunning_attempts,
                                   "LargeAccount": org.large_account}
-        keys = {"OrgId": sa.ORG_ID, "OrgStatus": sa.ORG_STATUS, "Plan": sa.PLAN, "BillingCycle": sa.BILLING_CYCLE,
-                "NextActionAt": sa.NEXT_ACTION_AT, "DunningAttempt": sa.DUNNING_ATTEMPT,
-                "LargeAccount": sa.LARGE_ACCOUNT}
+        # Patched: runs recorded before published neither (new upserts are new commands).
+        if workflow.patched("publish-org-name-and-scheduled-change"):
+            values |= {"OrgName": org.name, "ScheduledChange": sa.scheduled_change(org)}
+        keys = {key.name: key for key in sa.ALL}
         updates = []
         for name, value in values.items():
             if self._published.get(name, object()) != value:
@@ -366,20 +368,29 @@ def _at(origin: "legacy.Origin", activity: str) -> "legacy.Origin":
     return legacy.Origin(activity, origin.key, origin.charge, origin.purpose, origin.request, origin.announce)
 
 
+def _read(operation: Operation, payload: Any) -> Any:
+    try:
+        return update_json.read_request(operation, payload)
+    except DomainError as err:
+        raise ApplicationError(err.message, type=err.type, non_retryable=True) from None
+
+
 def _update(operation: Operation):
     """One Update per operation: a validator (a refusal leaves no trace in history) and a
     handler that has the change decided, then carries out its effects."""
 
-    async def handler(self: OrgWorkflow, request: Any) -> ChangeOutcome:
-        return await self._change(operation, request)
+    async def handler(self: OrgWorkflow, request: Any = None) -> ChangeOutcome:
+        return await self._change(operation, _read(operation, request))
 
-    def validator(self: OrgWorkflow, request: Any) -> None:
-        self._validate(operation, request)
+    def validator(self: OrgWorkflow, request: Any = None) -> None:
+        self._validate(operation, _read(operation, request))
 
     handler.__name__ = validator.__name__ = operation.name
-    handler.__annotations__ = {"request": operation.request, "return": ChangeOutcome}
-    validator.__annotations__ = {"request": operation.request, "return": None}
-    update = workflow.update(name=operation.name, description=operation.description)(handler)
+    # The argument arrives as plain JSON, read by update_json: a misspelt or missing field is
+    # named in the refusal instead of the SDK's "Failed decoding arguments".
+    handler.__annotations__ = {"request": Any, "return": ChangeOutcome}
+    validator.__annotations__ = {"request": Any, "return": None}
+    update = workflow.update(name=operation.name, description=update_json.description(operation))(handler)
     update.validator(validator)
     return update
 

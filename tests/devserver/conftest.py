@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.policy import Policy
 from tests.support.stack import Stack
 from workers.binaries import temporal_cli
+from workers.temporal import DATA_CONVERTER
 from workflows import search_attributes as sa
 
 
@@ -32,7 +33,7 @@ async def dev_env():
     custom search attributes registered at start (`--search-attribute Name=Type`)."""
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=_cli_or_skip(),
                                                 search_attributes=list(sa.ALL), ui=False,
-                                                dev_server_log_level="error")
+                                                dev_server_log_level="error", data_converter=DATA_CONVERTER)
     yield env
     await env.shutdown()
 
