@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.converter import AdvancedJSONEncoder, value_to_type
 
 from activities import metrics
-from activities.errors import business_errors_are_final_sync, data_errors_are_final
+from activities.errors import data_errors_are_final
 from activities.messages import (ChangeInput, DunningUpdate, InvoiceInfo, InvoiceOp, OrgContext, OrgOp, RenewalInput,
                                  StepResult)
 from db.events import record_outcome, recorded_outcome
@@ -61,7 +61,6 @@ class BillingActivities:
                               value_to_type(list[Effect], outcome["effects"]), outcome.get("users_added", []))
 
     @activity.defn
-    @business_errors_are_final_sync
     def load_org(self, org_id: str) -> OrgContext:
         with self.db.transaction() as session:
             org, _ = get_org(session, org_id)
@@ -69,23 +68,19 @@ class BillingActivities:
                               catalog=catalog_facts(self.catalog, org.currency), users=roster(session, org_id).pack())
 
     @activity.defn
-    @business_errors_are_final_sync
     def expire_trial(self, op: OrgOp) -> StepResult:
         return self._decide(op.org_id, op.key, op.at, "end_trial", lambda _, state, ctx: end_trial(state, ctx))
 
     @activity.defn
-    @business_errors_are_final_sync
     def convert_trial(self, op: OrgOp) -> StepResult:
         return self._decide(op.org_id, op.key, op.at, "end_trial", lambda _, state, ctx: end_trial(state, ctx))
 
     @activity.defn
-    @business_errors_are_final_sync
     def open_renewal(self, request: RenewalInput) -> StepResult:
         return self._decide(request.org_id, f"renewal:{request.period_start.isoformat()}", request.at, "renew",
                             lambda _, state, ctx: renew(state, request.period_start, ctx))
 
     @activity.defn
-    @business_errors_are_final_sync
     def settle_paid_invoice(self, op: InvoiceOp) -> StepResult:
         def decision(session: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             if state.dunning_invoice == op.invoice_number:
@@ -94,7 +89,6 @@ class BillingActivities:
         return self._decide(op.org_id, f"settle:{op.invoice_number}", op.at, "invoice_paid", decision)
 
     @activity.defn
-    @business_errors_are_final_sync
     def enter_dunning(self, update: DunningUpdate) -> StepResult:
         def decision(_: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             metrics.dunning("entered")
@@ -102,7 +96,6 @@ class BillingActivities:
         return self._decide(update.org_id, f"dunning:{update.invoice_number}", update.at, "enter_dunning", decision)
 
     @activity.defn
-    @business_errors_are_final_sync
     def record_failed_attempt(self, update: DunningUpdate) -> StepResult:
         purpose = ChargePurpose.RETRY if update.scheduled else ChargePurpose.EXTRA
         return self._decide(update.org_id, f"declined:{update.invoice_number}:{update.attempt}", update.at,
@@ -110,7 +103,6 @@ class BillingActivities:
                             lambda _, state, ctx: charge_declined(state, _decline(update), purpose, ctx))
 
     @activity.defn
-    @business_errors_are_final_sync
     def write_off_and_free(self, update: DunningUpdate) -> StepResult:
         def decision(_: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             metrics.dunning("final")
@@ -118,7 +110,6 @@ class BillingActivities:
         return self._decide(update.org_id, f"final:{update.invoice_number}", update.at, "write_off_and_free", decision)
 
     @activity.defn
-    @business_errors_are_final_sync
     def escalate(self, update: DunningUpdate) -> StepResult:
         def decision(_: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             metrics.dunning("escalated")
@@ -128,7 +119,6 @@ class BillingActivities:
                             "escalate", decision)
 
     @activity.defn
-    @business_errors_are_final_sync
     @data_errors_are_final
     def apply_change(self, change: ChangeInput) -> StepResult:
         operation = OPERATIONS[change.kind]
@@ -166,7 +156,6 @@ class BillingActivities:
         return outcome
 
     @activity.defn
-    @business_errors_are_final_sync
     def enforce_storage(self, op: OrgOp) -> StepResult:
         with self.db.transaction() as session:
             outcome = self._enforced(session, op.org_id, op.key, op.user, op.announce, op.at)

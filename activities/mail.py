@@ -22,7 +22,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 from temporalio import activity
 
-from activities.errors import business_errors_are_final
 from activities.messages import EmailRequest, EmailResult
 from activities import metrics
 from db.events import record_event
@@ -169,7 +168,6 @@ class MailActivities:
             return invoice_document(session, request.attach_invoice)
 
     @activity.defn
-    @business_errors_are_final
     async def send_email(self, request: EmailRequest) -> EmailResult:
         org, pending = await asyncio.to_thread(self._claim, request)
         delivered = []

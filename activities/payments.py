@@ -13,7 +13,7 @@ from typing import Protocol
 from sqlalchemy import select
 from temporalio import activity
 
-from activities.errors import business_errors_are_final_sync
+from activities.errors import Unavailable
 from activities.messages import ChargeInput, ChargeResult
 from activities import metrics
 from db.invoices import invoice_by_number, set_invoice_status
@@ -24,8 +24,11 @@ from domain.cards import sandbox_behaviour
 from domain.states import ChargeOutcome, InvoiceStatus
 
 
-class GatewayUnavailable(Exception):
-    """A timeout or 5xx from the gateway: retried, never a decline."""
+class GatewayUnavailable(Unavailable):
+    """A timeout or 5xx from the gateway: retried, never a decline. Its text is the cause
+    ("timeout"), shown as "payment gateway: timeout"."""
+    component = "payment gateway"
+    type = "payment_gateway_unavailable"
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,6 @@ class PaymentActivities:
         self.db, self.gateway = db, gateway
 
     @activity.defn
-    @business_errors_are_final_sync
     def charge_invoice(self, request: ChargeInput) -> ChargeResult:
         key = idempotency_key(request.org_id, request.invoice_number, request.attempt)
         with self.db.transaction() as session:

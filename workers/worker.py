@@ -16,6 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import BillingActivities
 from activities.documents import SAMPLE_SELLER, Documents, PdfRendererMissing, Seller, require_pdf_renderer
+from activities.errors import Places, ReadableFailures, database_address
 from activities.mail import MailActivities, SmtpConfig
 from activities.reconcile import DEFAULT_STUCK_AFTER, ReconcileActivities
 from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
@@ -43,6 +44,10 @@ class Components:
     smtp: SmtpConfig
     gateway: PaymentGateway
     seller: Seller = SAMPLE_SELLER
+
+    def places(self, client: Client) -> Places:
+        return Places(database=database_address(self.db.url), smtp=f"{self.smtp.host}:{self.smtp.port}",
+                      temporal=client.service_client.config.target_host)
 
     def activities(self) -> list:
         billing = BillingActivities(self.db, self.catalog, self.policy)
@@ -82,6 +87,7 @@ def build_worker(client: Client, task_queue: str, components: Components, max_th
     return Worker(client, task_queue=task_queue, workflows=[OrgWorkflow, ReconcileWorkflow],
                   activities=components.activities() + [reconciler.reconcile_orgs],
                   activity_executor=ThreadPoolExecutor(max_workers=max_threads),
+                  interceptors=[ReadableFailures(components.places(client))],
                   max_concurrent_activities=max_threads,
                   max_concurrent_local_activities=max_threads,
                   max_cached_workflows=max_cached_workflows,
