@@ -4,6 +4,7 @@ Prometheus endpoint serves them beside the SDK's own metrics (the SDK exporter a
 import time
 
 from temporalio import activity
+from temporalio.common import MetricMeter
 
 
 def count(name: str, description: str, value: int = 1, **labels: str) -> None:
@@ -45,3 +46,15 @@ def orgs_stuck(by_reason: dict[str, int]) -> None:
         gauge.set(number, {"reason": reason})
     meter.create_gauge("billing_reconcile_last_run_timestamp_seconds",
                        "When this process last finished a reconciliation run (Unix time)").set(int(time.time()))
+
+
+def org_gauges(meter: MetricMeter, orgs_by_status: dict[str, int], escalations_overdue: dict[str, int]) -> None:
+    """Counted from the database by every worker process (workers/gauges.py), so every replica
+    exports the same values: read them with `max`, never `sum`."""
+    orgs = meter.create_gauge("billing_orgs", "Orgs per status, as the database holds them")
+    for status, number in orgs_by_status.items():
+        orgs.set(number, {"status": status})
+    overdue = meter.create_gauge("billing_escalations_overdue",
+                                 "Escalated orgs past their first-response or determination deadline")
+    for deadline, number in escalations_overdue.items():
+        overdue.set(number, {"deadline": deadline})

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     seller_tax_number: str = SAMPLE_SELLER.tax_number
 
     metrics_port: int = 9464
+    # How often each worker counts the orgs per status and the overdue escalations (workers/gauges.py).
+    gauge_refresh_seconds: int = Field(default=60, gt=0)
     log_format: str = "text"
     graceful_shutdown_seconds: int = 60
     # Throughput against safety and memory: docs/reliability.md, "What limits throughput".

@@ -28,6 +28,7 @@ from domain.errors import DomainError
 from domain.policy import Policy
 from workers import logs
 from workers.config import Settings
+from workers.gauges import OrgGauges
 from workers.schedules import stuck_after
 from workers.temporal import connect, metrics_runtime
 from workflows.org import OrgWorkflow
@@ -106,8 +107,11 @@ def configured_worker(client: Client, settings: Settings, components: Components
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     components = components_from(settings)
-    client = await connect(settings, runtime=metrics_runtime(settings.metrics_port))
+    runtime = metrics_runtime(settings.metrics_port)
+    client = await connect(settings, runtime=runtime)
     worker = configured_worker(client, settings, components)
+    gauges = OrgGauges(components.db, runtime.metric_meter, timedelta(seconds=settings.gauge_refresh_seconds),
+                       components.places(client))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -115,8 +119,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     log.info("worker polling %s on %s (metrics on :%s)", settings.temporal_task_queue, settings.temporal_address,
              settings.metrics_port)
     async with worker:
+        refreshing = asyncio.create_task(gauges.run(stop))
         await stop.wait()
         log.info("stopping: draining in-flight activities (up to %ss)", settings.graceful_shutdown_seconds)
+    await refreshing
     components.db.dispose()
     log.info("worker stopped")
 

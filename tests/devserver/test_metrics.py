@@ -1,22 +1,31 @@
 """The worker's Prometheus endpoint (one per process, the Temporal runtime's exporter) serves
 the business counters beside the SDK's own metrics, including counters incremented in sync
-activities running on the worker's thread pool, and the stuck-org gauges each reconciliation sets."""
+activities running on the worker's thread pool, the stuck-org gauges each reconciliation sets, and
+the org gauges every worker counts from the database."""
 
+import asyncio
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.errors import Places
 from activities.reconcile import ReconcileActivities
-from tests.devserver.support import DECLINING, GOOD, eventually, paid_org_renewing_at
+from db.models import Subscription
+from db.session import Database
+from domain.states import OrgStatus
+from tests.devserver.support import DECLINING, GOOD, create_db_only_org, eventually, paid_org_renewing_at
 from tests.devserver.test_reconcile import reconcile_on, stuck_org_stack, until_stuck_reported
 from tests.support.smtp import free_port
+from workers.config import Settings
+from workers.gauges import OrgGauges
 from workers.temporal import metrics_runtime
-from workers.worker import build_worker
+from workers.worker import build_worker, run_worker
 from workflows.reconcile import ReconcileWorkflow
 
 pytestmark = [pytest.mark.devserver, pytest.mark.postgres]
@@ -107,3 +116,74 @@ async def test_reconcile_sets_the_stuck_orgs_gauge_by_reason(dev_stack):
         calm = {"task_queue": f"{reconcile_queue}-patient"}
         assert value(samples, "billing_orgs_stuck", reason="activity_failing", **calm) == 0
         assert value(samples, "billing_orgs_stuck", reason="step_overdue", **calm) == 0
+
+
+def orgs_in_the_database(stack, statuses: dict[str, str]) -> None:
+    """Orgs with these statuses (id: status), without workflows: the gauges read the database only."""
+    now = datetime.now(timezone.utc)
+    for org_id, status in statuses.items():
+        create_db_only_org(stack, org_id, start=now - timedelta(days=3), plan="standard", cycle="monthly")
+        with stack.db.transaction() as session:
+            session.execute(update(Subscription).where(Subscription.org_id == org_id).values(status=status))
+
+
+def escalate(stack, org_id: str, first_response_due: datetime, determination_due: datetime) -> None:
+    with stack.db.transaction() as session:
+        session.execute(update(Subscription).where(Subscription.org_id == org_id).values(
+            status=OrgStatus.ESCALATED, first_response_due=first_response_due, determination_due=determination_due))
+
+
+async def test_every_worker_exports_orgs_per_status_and_overdue_escalations_counted_from_the_database(
+        dev_stack, pg_url):
+    stack = dev_stack
+    now = datetime.now(timezone.utc)
+    orgs_in_the_database(stack, {"a1": "active", "a2": "active", "a3": "active", "p1": "past_due", "f1": "free",
+                                 "e1": "active", "e2": "active", "e3": "active"})
+    escalate(stack, "e1", now - timedelta(hours=1), now + timedelta(hours=4))      # first response overdue
+    escalate(stack, "e2", now - timedelta(hours=9), now - timedelta(hours=4))      # both overdue
+    escalate(stack, "e3", now + timedelta(hours=2), now + timedelta(hours=7))      # within its deadlines
+    port = free_port()
+    settings = Settings(temporal_address=stack.client.service_client.config.target_host,
+                        temporal_task_queue=stack.task_queue, database_url=pg_url, metrics_port=port,
+                        gauge_refresh_seconds=1)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, stop))
+    try:
+        async def exported(expected: dict[str, int], first_response: int, determination: int):
+            _, samples = scrape(port)
+            by_status = {status: value(samples, "billing_orgs", status=status) for status in OrgStatus}
+            assert by_status == expected, by_status
+            assert value(samples, "billing_escalations_overdue", deadline="first_response") == first_response
+            assert value(samples, "billing_escalations_overdue", deadline="determination") == determination
+        await eventually(lambda: exported({"trialing": 0, "active": 3, "past_due": 1, "cancelling": 0, "free": 1,
+                                           "escalated": 3}, 2, 1), timeout=20)
+        # Staff resolve e2 (it is active again): the next refresh, about a second later, says so.
+        with stack.db.transaction() as session:
+            session.execute(update(Subscription).where(Subscription.org_id == "e2").values(
+                status=OrgStatus.ACTIVE, first_response_due=None, determination_due=None))
+        await eventually(lambda: exported({"trialing": 0, "active": 4, "past_due": 1, "cancelling": 0, "free": 1,
+                                           "escalated": 2}, 1, 0), timeout=10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, timeout=30)
+
+
+async def test_a_failed_refresh_logs_one_line_and_keeps_the_last_values(dev_stack, caplog):
+    stack = dev_stack
+    orgs_in_the_database(stack, {"p1": "past_due", "p2": "past_due"})
+    port = free_port()
+    runtime = metrics_runtime(port)   # held: the endpoint lives as long as its runtime
+    gauges = OrgGauges(stack.db, runtime.metric_meter, timedelta(seconds=60))
+    gauges.refresh()
+    closed = free_port()
+    gauges.db = Database(f"postgresql+psycopg2://postgres@127.0.0.1:{closed}/billing")
+    gauges.places = Places(database=f"127.0.0.1:{closed}")
+    stop = asyncio.Event()
+    stop.set()
+    await gauges.run(stop)   # one refresh, then it sees the stop
+    gauges.db.dispose()
+    lines = [r.getMessage() for r in caplog.records if r.name == "billing.gauges"]
+    assert lines == [f"org gauges not refreshed, keeping the last values: database unreachable: connection refused "
+                     f"at 127.0.0.1:{closed}"]
+    _, samples = scrape(port)
+    assert value(samples, "billing_orgs", status="past_due") == 2

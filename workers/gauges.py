@@ -1,0 +1,60 @@
+"""Gauges the alerts read, counted from the database by every worker process about once a minute
+(BILLING_GAUGE_REFRESH_SECONDS): `billing_orgs{status}` and
+`billing_escalations_overdue{deadline}` (deploy/prometheus/alerts.yml)."""
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from temporalio.common import MetricMeter
+
+from activities import metrics
+from activities.errors import Places, readable_failure
+from db.models import Subscription
+from db.session import Database
+from domain.states import OrgStatus
+
+log = logging.getLogger("billing.gauges")
+
+# The S1 deadlines an escalation carries (domain/payments.py sets them when it escalates).
+DEADLINES = {"first_response": Subscription.first_response_due, "determination": Subscription.determination_due}
+
+
+def orgs_by_status(session: Session) -> dict[str, int]:
+    """Every status, zeros included: a series that vanishes at 0 would hide a drop from the alerts."""
+    counted = dict(session.execute(select(Subscription.status, func.count()).group_by(Subscription.status)).all())
+    return {str(status): counted.get(status, 0) for status in OrgStatus}
+
+
+def escalations_overdue(session: Session, now: datetime) -> dict[str, int]:
+    return {deadline: session.scalar(select(func.count()).where(Subscription.status == OrgStatus.ESCALATED,
+                                                                column < now))
+            for deadline, column in DEADLINES.items()}
+
+
+class OrgGauges:
+    def __init__(self, db: Database, meter: MetricMeter, every: timedelta, places: Places = Places()) -> None:
+        self.db, self.meter, self.every, self.places = db, meter, every, places
+
+    def refresh(self) -> None:
+        with self.db.transaction() as session:
+            by_status = orgs_by_status(session)
+            overdue = escalations_overdue(session, datetime.now(timezone.utc))
+        metrics.org_gauges(self.meter, by_status, overdue)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Refreshes now, then every `every` until `stop` is set. A failed refresh logs one line and leaves the last values exported:
+        an outage already has its alert, and a gauge dropping to nothing would end the others'."""
+        while True:
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception as err:  # noqa: BLE001
+                log.warning("org gauges not refreshed, keeping the last values: %s",
+                            readable_failure(err, self.places).message)
+            try:
+                await asyncio.wait_for(stop.wait(), self.every.total_seconds())
+                return
+            except TimeoutError:
+                pass
