@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     metrics_port: int = 9464
     # How often each worker counts the orgs per status and the overdue escalations (workers/gauges.py).
     gauge_refresh_seconds: int = Field(default=60, gt=0)
+    # The worker creates the nightly reconciliation schedule at start (deploy/ sets it).
+    reconcile_schedule: bool = False
     log_format: str = "text"
     graceful_shutdown_seconds: int = 60
     # Throughput against safety and memory: docs/reliability.md, "What limits throughput".

@@ -1,10 +1,11 @@
-"""The nightly reconciliation as a Temporal Schedule (idempotent to create)."""
+"""The nightly reconciliation as a Temporal Schedule (idempotent to create). The worker creates it at
+start when BILLING_RECONCILE_SCHEDULE is true, as deploy/ sets it, so a new stack has it."""
 
 from datetime import timedelta
 
 from temporalio.client import (Client, Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError,
                                ScheduleCalendarSpec, ScheduleOverlapPolicy, SchedulePolicy, ScheduleRange,
-                               ScheduleSpec)
+                               ScheduleSpec, ScheduleUpdate, ScheduleUpdateInput)
 
 from activities.reconcile import ReconcileReport
 from workers.config import Settings
@@ -12,7 +13,10 @@ from workers.temporal import connect
 from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileWorkflow
 
 
-async def create_reconcile_schedule(client: Client, task_queue: str) -> None:
+async def create_reconcile_schedule(client: Client, task_queue: str) -> bool:
+    """Created once (True: created now). When it exists, only its task queue follows ours: runs
+    left on a queue no worker polls would never start, while its time, a pause or a note set by
+    ops stay."""
     try:
         await client.create_schedule(
             RECONCILE_SCHEDULE_ID,
@@ -23,7 +27,27 @@ async def create_reconcile_schedule(client: Client, task_queue: str) -> None:
                      policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP,
                                            catchup_window=timedelta(hours=6))))
     except ScheduleAlreadyRunningError:
-        pass
+        await client.get_schedule_handle(RECONCILE_SCHEDULE_ID).update(_on_task_queue(task_queue))
+        return False
+    return True
+
+
+async def reconcile_schedule_at_start(client: Client, task_queue: str) -> None:
+    """What a worker does at start with BILLING_RECONCILE_SCHEDULE=true. On a new stack the schedule
+    also runs once now: the last-run gauge then exists before the first night, and
+    BillingReconciliationStale (which fires when none was seen) stays quiet."""
+    if await create_reconcile_schedule(client, task_queue):
+        await client.get_schedule_handle(RECONCILE_SCHEDULE_ID).trigger()
+
+
+def _on_task_queue(task_queue: str):
+    def update(current: ScheduleUpdateInput) -> ScheduleUpdate | None:
+        action = current.description.schedule.action
+        if not isinstance(action, ScheduleActionStartWorkflow) or action.task_queue == task_queue:
+            return None   # nothing to change: no update is sent
+        action.task_queue = task_queue
+        return ScheduleUpdate(schedule=current.description.schedule)
+    return update
 
 
 async def ensure_reconcile_schedule(settings: Settings) -> None:

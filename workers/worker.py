@@ -29,10 +29,10 @@ from domain.policy import Policy
 from workers import logs
 from workers.config import Settings
 from workers.gauges import OrgGauges
-from workers.schedules import stuck_after
+from workers.schedules import reconcile_schedule_at_start, stuck_after
 from workers.temporal import connect, metrics_runtime
 from workflows.org import OrgWorkflow
-from workflows.reconcile import ReconcileWorkflow
+from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileWorkflow
 
 log = logging.getLogger("billing.worker")
 
@@ -110,6 +110,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     runtime = metrics_runtime(settings.metrics_port)
     client = await connect(settings, runtime=runtime)
     worker = configured_worker(client, settings, components)
+    if settings.reconcile_schedule:
+        await reconcile_schedule_at_start(client, settings.temporal_task_queue)
+        log.info("reconciliation schedule %s in place", RECONCILE_SCHEDULE_ID)
     gauges = OrgGauges(components.db, runtime.metric_meter, timedelta(seconds=settings.gauge_refresh_seconds),
                        components.places(client))
     stop = stop or asyncio.Event()

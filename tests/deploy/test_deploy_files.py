@@ -379,3 +379,18 @@ def test_every_billing_variable_in_deploy_is_a_setting(compose):
         assert set(names) <= known, f"{source}: unknown {sorted(set(names) - known)}"
     # Production runs workflow code unsandboxed, for throughput (docs/reliability.md).
     assert configmap["data"]["BILLING_WORKFLOW_SANDBOX"] == compose_env["BILLING_WORKFLOW_SANDBOX"] == "false"
+
+
+def test_a_new_stack_creates_the_reconciliation_schedule(compose):
+    """BillingReconciliationStale fires on a stack with no schedule: the workers of both deploy
+    files create it at start (workers/worker.py), and the README says so."""
+    from workers.config import Settings
+    (configmap,) = _documents(K8S / "configmap.yaml")
+    compose_env = _env_dict(compose["services"]["worker"]["environment"])
+    for source, env in (("configmap.yaml", configmap["data"]), ("docker-compose.yml worker", compose_env)):
+        assert env.get("BILLING_RECONCILE_SCHEDULE") == "true", f"{source}: BILLING_RECONCILE_SCHEDULE is not true"
+        assert Settings(reconcile_schedule=env["BILLING_RECONCILE_SCHEDULE"]).reconcile_schedule is True
+    deployment = next(d for d in _documents(K8S / "deployment.yaml") if d["kind"] == "Deployment")
+    (container,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "worker"]
+    assert {"configMapRef": {"name": "billing-config"}} in container["envFrom"]
+    assert "BILLING_RECONCILE_SCHEDULE" in README.read_text(encoding="utf-8")
