@@ -24,6 +24,7 @@ from workers.config import Settings
 from workers.demo import seed_demo
 from workers.schedules import create_reconcile_schedule
 from workers.search_attributes import dev_server_flags
+from workers.temporal import DATA_CONVERTER
 from workers.smtp_capture import start_capture
 from activities.documents import PdfRendererMissing
 from workers.worker import components_from, configured_worker
@@ -45,7 +46,7 @@ async def wait_for_temporal(address: str, process: subprocess.Popen, log_file: P
         if process.poll() is not None:
             raise RuntimeError(f"the Temporal dev server exited with code {process.returncode}; see {log_file}")
         try:
-            return await Client.connect(address)
+            return await Client.connect(address, data_converter=DATA_CONVERTER)
         except Exception:  # noqa: BLE001
             if asyncio.get_running_loop().time() > deadline:
                 raise
