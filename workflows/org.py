@@ -17,6 +17,7 @@ from typing import Any, Callable
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimedOut
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
@@ -47,6 +48,11 @@ ACTIVITY_TIMEOUT = timedelta(seconds=60)
 # A change holds the org's lock while it is decided: an outage answers the Update after this
 # long instead of holding every later request (and the renewal) behind it.
 CHANGE_TIMEOUT = timedelta(minutes=2)
+# A step's activities run first as local activities, inside the workflow task that decided them:
+# a renewal then needs no task-queue round trip (in a month-end storm the queue, not the work, is
+# what keeps orgs waiting). One that still fails after LOCAL_ATTEMPTS goes on as a regular
+# activity, retried until the outage passes and shown in the UI's pending activities.
+LOCAL_ATTEMPTS = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
 # Temporal refuses Updates beyond 2,000 in one run; a run hands over to a new one well before.
 UPDATES_PER_RUN = 1000
 # The refusal's type while a run hands over: senders try again (workers.operations).
@@ -181,10 +187,9 @@ class OrgWorkflow:
     async def _collect(self, charge: Charge, issued: InvoiceInfo | None) -> ChargeResult:
         """Charge an invoice; the outcome is the next decision: paid, or declined at its rung."""
         number = charge.invoice or issued.number
-        result = await workflow.execute_activity_method(
-            PaymentActivities.charge_invoice, ChargeInput(self.org_id, number, charge.attempt, workflow.now()),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=INFRA_RETRY,
-            summary=f"charge {number} attempt {charge.attempt}")
+        result = await self._activity(PaymentActivities.charge_invoice,
+                                      ChargeInput(self.org_id, number, charge.attempt, workflow.now()),
+                                      f"charge {number} attempt {charge.attempt}")
         origin = legacy.Origin("", f"{number}:{charge.attempt}", charge=result, purpose=charge.purpose)
         if result.outcome == ChargeOutcome.SUCCEEDED:
             settled = await self._db(BillingActivities.settle_paid_invoice,
@@ -221,9 +226,8 @@ class OrgWorkflow:
             await self._carry_out(result, _at(origin, "write_off_and_free"))
 
     async def _send(self, email: Email) -> None:
-        await workflow.execute_activity_method(
-            MailActivities.send_email, EmailRequest.of(self.org_id, workflow.now(), email),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=INFRA_RETRY, summary=f"e-mail {email.template}")
+        await self._activity(MailActivities.send_email, EmailRequest.of(self.org_id, workflow.now(), email),
+                             f"e-mail {email.template}")
 
     # ---- updates from the admin and billing staff ---------------------------------------------------
 
@@ -333,6 +337,24 @@ class OrgWorkflow:
         return await self._db(BillingActivities.load_org, org_id, "load org")
 
     async def _db(self, method: Callable[..., Any], arg: Any, summary: str) -> Any:
+        return await self._activity(method, arg, summary)
+
+    async def _activity(self, method: Callable[..., Any], arg: Any, summary: str) -> Any:
+        """Every effect and step is idempotent by business key (the decision's key, the charge's
+        org, invoice and attempt, the e-mail's key), so a local attempt that timed out may be
+        followed by a regular one. Patched: runs recorded before ran regular activities only."""
+        if workflow.patched("local-first"):
+            try:
+                return await workflow.execute_local_activity_method(
+                    method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LOCAL_ATTEMPTS,
+                    summary=summary)
+            except (ActivityError, ApplicationError, ActivityTimedOut) as err:
+                # A local activity's last failure arrives as the activity's own error, not wrapped.
+                cause = err.cause if isinstance(err, ActivityError) else err
+                if isinstance(cause, ApplicationError) and cause.non_retryable:
+                    raise  # a refusal or a data error: a regular attempt would end the same way
+                workflow.logger.warning("%s: local attempts failed (%s); retrying as a regular activity",
+                                        summary, cause)
         return await workflow.execute_activity_method(method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
                                                       retry_policy=INFRA_RETRY, summary=summary)
 

@@ -83,7 +83,9 @@ async def test_prometheus_endpoint_serves_business_counters_after_charges(dev_st
     assert labels["activity_type"] == "charge_invoice" and labels["namespace"] == stack.client.namespace
     assert labels["task_queue"] == stack.task_queue
     assert "# TYPE temporal_request counter" in text
-    assert "temporal_activity_execution_latency_bucket" in names and "temporal_worker_task_slots_available" in names
+    # Steps run as local activities first (workflows/org.py): their latency has its own histogram.
+    assert "temporal_local_activity_execution_latency_bucket" in names
+    assert "temporal_worker_task_slots_available" in names
 
 
 async def test_reconcile_sets_the_stuck_orgs_gauge_by_reason(dev_stack):

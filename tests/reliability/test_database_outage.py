@@ -12,11 +12,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from db.models import Payment
+from db.models import Invoice, Payment
 from db.session import Database
 from domain.policy import Policy
 from tests.reliability.support import (GOOD_CARD, TcpProxy, assert_exactly_once, count_rows, due_in,
@@ -53,6 +54,11 @@ async def max_activity_attempt(client, org_id: str) -> int:
     return best
 
 
+def charged_orgs(db: Database) -> set[str]:
+    with db.transaction() as session:
+        return set(session.scalars(select(Invoice.org_id).join(Payment, Payment.invoice_id == Invoice.id)))
+
+
 async def test_database_outage_of_thirty_seconds_mid_renewal(pg_url, pg_db, catalog):
     target = make_url(pg_url)
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
@@ -80,6 +86,12 @@ async def test_database_outage_of_thirty_seconds_mid_renewal(pg_url, pg_db, cata
             during = paid_renewals(pg_db, orgs)
             assert proxy.refused > 0, "the worker should have tried the database during the outage"
             assert count_rows(pg_db, Payment) == charged_before, "nothing reaches the database while it is cut"
+            # A step runs as a local activity first; after its local attempts it waits as a regular
+            # activity, which the UI lists as pending (what ops look at to see why an org waits).
+            pending = [a for org_id in orgs if org_id not in charged_orgs(pg_db)
+                       for a in (await env.client.get_workflow_handle(f"org-{org_id}").describe())
+                       .raw_description.pending_activities]
+            assert pending and all(a.attempt >= 2 for a in pending), pending
             proxy.restore()
 
             await wait_until(lambda: paid_renewals(pg_db, orgs) == ORGS, 40, "every renewal after the outage")

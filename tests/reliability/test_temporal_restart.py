@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.mail import SmtpConfig
@@ -20,6 +19,7 @@ from db.orgs import create_org
 from domain.policy import Policy
 from tests.reliability.support import (DevServer, assert_exactly_once, due_in, now_utc, paid_renewals, renewal_org,
                                        wait_until)
+from tests.support.history import activities_run
 from tests.support.smtp import SmtpSink
 from workers.worker import Components, build_worker
 from workflows.org import OrgWorkflow
@@ -79,9 +79,7 @@ async def test_overdue_timers_fire_after_a_server_restart(pg_db, catalog, tmp_pa
         expected_step = {renewing: "open_renewal", trial: "expire_trial"}
         for org_id, run_id in runs.items():
             history = await client.get_workflow_handle(f"org-{org_id}", run_id=run_id).fetch_history()
-            scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
-                         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
-            assert expected_step[org_id] in scheduled
+            assert expected_step[org_id] in activities_run(history.events)
     finally:
         server.stop()
         sink.stop()
