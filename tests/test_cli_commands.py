@@ -3,6 +3,10 @@ the registry has its command, former names still work, bad usage is one line and
 Temporal out of reach is exit 3, and `org list` answers from the database when it must."""
 
 import json
+import os
+import shutil
+import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import version
 
@@ -13,7 +17,7 @@ from db.orgs import create_org
 from domain.onboarding import NewOrg, validate_new_org
 from domain.operations import OPERATIONS
 from domain.policy import Policy
-from tests.support.cli import billing_now
+from tests.support.cli import BILLING, billing_now
 from workers.cli import app
 from workers.cli.changes import FORMER_TOP_LEVEL
 from workers.cli.common import GROUP_HELP
@@ -185,3 +189,39 @@ def test_read_commands_print_json_with_amounts_in_minor_units(sqlite_url, sqlite
         run = billing_now(*argv, **env)
         assert run.code == 0 and json.loads(run.out) == {"orgs": []}, run
     assert json.loads(billing_now("invoice", "list", "acme", "--json", **env).out) == []
+
+
+def test_in_a_terminal_the_card_number_is_asked_for_without_echo(sqlite_url):
+    """`script` gives the command a terminal; the number is typed once the prompt shows."""
+    if shutil.which("script") is None:
+        pytest.skip("util-linux `script` is needed for a terminal")
+    process = subprocess.Popen(["script", "-qec", f"{BILLING} org update-card acme", "/dev/null"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**os.environ, "BILLING_DATABASE_URL": sqlite_url,
+                                    "BILLING_TEMPORAL_ADDRESS": NOWHERE, "COLUMNS": "200"})
+    os.set_blocking(process.stdout.fileno(), False)
+    seen, deadline = b"", time.monotonic() + 60
+    while b"Card number:" not in seen and time.monotonic() < deadline:
+        seen += process.stdout.read() or b""
+        time.sleep(0.05)
+    assert b"Card number:" in seen, seen
+    process.stdin.write(b"4242424242424242\n")
+    process.stdin.close()
+    os.set_blocking(process.stdout.fileno(), True)
+    seen += process.stdout.read()
+    # Read and accepted: it got as far as sending (Temporal is out of reach), never shown.
+    assert process.wait(timeout=60) == 3 and b"Temporal unreachable" in seen, seen
+    assert b"4242424242424242" not in seen
+
+
+def test_shell_completion_offers_the_catalog_and_the_fixed_choices():
+    def completed(words: str) -> list[str]:
+        run = billing_now(_BILLING_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(len(words.split())))
+        assert run.code == 0, run
+        return run.out.split()
+    assert "professional" in completed("billing org upgrade acme --plan ")
+    assert completed("billing org list --status ") == ["trialing", "active", "past_due", "cancelling", "free",
+                                                       "escalated"]
+    assert completed("billing storage buy acme --unit ") == ["5", "25", "50", "100", "200"]
+    assert completed("billing addon buy acme ")[:1] == ["support_enhanced"]
+    assert completed("billing escalation resolve acme --action ") == ["extend", "downgrade", "retry"]
