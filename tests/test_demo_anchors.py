@@ -28,7 +28,8 @@ def test_the_timed_orgs_keep_their_promise_on_every_day(catalog):
     late = []
     for now in EVERY_DAY:
         states = first_states(now, catalog)
-        for org_id, after in (("demo-trial-ending", 60), ("demo-renews-soon", 90), ("demo-card-declines", 120)):
+        for org_id, after in (("demo-trial-ending", 60), ("demo-renews-soon", 90), ("demo-card-declines", 120),
+                              ("demo-large", 3 * 86400)):
             step = next_step(states[org_id], POLICY, now)
             if step.due != now + timedelta(seconds=after):
                 late.append(f"{now:%Y-%m-%d %H:%M}: {org_id} {step.kind} at {step.due}, not {after} s after")

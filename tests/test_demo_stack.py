@@ -1,6 +1,7 @@
 """`make run` as a new user meets it: the embedded stack started as the Makefile starts it (in a
 temporary folder, on free ports), the README's demo promises checked as they come true, and every
-ready-to-paste query of docs/operations.md and of the README answered with rows.
+query docs/operations.md and the README give to paste (ready-to-paste queries, saved views)
+answered with rows.
 
 One run takes a little over two minutes: the last promise comes 2 minutes after the start."""
 
@@ -79,11 +80,10 @@ PROMISES = [(60, "demo-trial-ending", trial_ended_with_two_users_blocked),
 
 
 def ready_to_paste_queries() -> list[str]:
-    """The queries of docs/operations.md's "Ready-to-paste queries" table and of the README's
-    query blocks, as a user would copy them."""
+    """The queries of docs/operations.md's tables (ready-to-paste queries, saved views) and of
+    the README's query blocks, as a user would copy them."""
     operations = (REPO / "docs" / "operations.md").read_text()
-    section = operations.split("## Ready-to-paste queries", 1)[1].split("\n## ", 1)[0]
-    queries = [q for line in section.splitlines() if line.startswith("|")
+    queries = [q for line in operations.splitlines() if line.startswith("|")
                for q in re.findall(r"`([^`]+)`", line) if QUERY.match(q)]
     blocks, block = [], None
     for line in (REPO / "README.md").read_text().splitlines():

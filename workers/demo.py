@@ -184,7 +184,7 @@ DEMO_ORGS: list[DemoOrg] = [
     DemoOrg(_paid("demo-card-declines", "Initech", "initech.test", "mail_premium", ("peter", 8.0)),
             "renews ~2 min after the start with a declining card: past_due, payment_failed e-mail",
             Renews(DECLINES_AFTER), DECLINING_CARD),
-    DemoOrg(_paid("acme", "Acme Corp", "acme.test", "professional", ("wile", 40.0), ("road", 110.0)),
+    DemoOrg(_paid("acme", "Acme Field Services", "acme.test", "professional", ("wile", 40.0), ("road", 110.0)),
             "the org the docs' examples name: two 25 GB storage units, one allocated to road (110 GB, over "
             "Professional's 100 GB: blocked until then), premium support and a 5,000-contact subscriber tier, "
             "each bought at the start (receipts)",
@@ -197,7 +197,8 @@ DEMO_ORGS: list[DemoOrg] = [
     DemoOrg(_paid("demo-yearly", "Cyberdyne", "cyberdyne.test", "standard", ("miles", 4.0), cycle="yearly"),
             "a yearly customer, two months into its year", Started(relativedelta(months=2)), GOOD_CARD),
     DemoOrg(_paid("demo-large", "Massive Dynamic", "massive.test", "professional", ("nina", 30.0), licences=150),
-            "a large account (150 licences) in good standing", Started(relativedelta(days=3)), GOOD_CARD),
+            "a large account (150 licences) in good standing, renewing 3 days after the start",
+            Renews(timedelta(days=3)), GOOD_CARD),
     DemoOrg(_org("demo-free", "Bluth Company", "bluth.test", ("gob", 1.0), plan="free"),
             "on the free plan for three months", Started(relativedelta(months=3))),
     # -- dunning: each renewal was declined long enough ago that its retries so far have run
