@@ -1,8 +1,8 @@
 """Month-end renewal storm: N orgs all renewing at the same instant, on PostgreSQL.
 
     .venv/bin/python bench/renewal_storm.py 500 2000          # one storm per size, a table at the end
-    .venv/bin/python bench/renewal_storm.py 2000 --floor      # also run bench/floor.py at the same
-                                                              # activity count, for the ratio
+    .venv/bin/python bench/renewal_storm.py 2000 --floor      # also run bench/floor.py with as many
+                                                              # workflows as orgs, for the ratio
     .venv/bin/python bench/renewal_storm.py 500 --no-sandbox  # as deployed (BILLING_WORKFLOW_SANDBOX=false)
     .venv/bin/python bench/renewal_storm.py 10000 --no-sandbox --lead 420   # ~45 min here
     .venv/bin/python bench/renewal_storm.py 500 --profile out.prof   # cProfile the storm (event loop)
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from dateutil.relativedelta import relativedelta  # noqa: E402
-from sqlalchemy import select, text, update  # noqa: E402
+from sqlalchemy import func, select, text, update  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio import client as temporal_client  # noqa: E402
 from temporalio import worker as temporal_worker  # noqa: E402
@@ -51,7 +51,8 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from activities.mail import SmtpConfig  # noqa: E402
 from activities.payments import SandboxGateway  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
-from db.models import Payment, Subscription  # noqa: E402
+from db.models import EmailMessage, Invoice, Payment, Subscription  # noqa: E402
+from domain.states import InvoiceKind  # noqa: E402
 from domain.onboarding import NewOrg, NewUser, validate_new_org  # noqa: E402
 from db.orgs import create_org, sync_plans
 from db.session import Database  # noqa: E402
@@ -186,6 +187,56 @@ def start_smtp_sink() -> tuple[subprocess.Popen, int]:
     return process, port
 
 
+# ---- exactly once -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ledger:
+    """What the storm left in the database, org by org: one renewal invoice, one charge on it,
+    one receipt or payment_failed e-mail sent; nothing twice."""
+    orgs: int
+    charges: int
+    declined: int
+    renewal_invoices: int
+    orgs_not_one_invoice: int
+    invoices_charged_twice: int
+    final_emails_sent: int
+    orgs_not_one_final_email: int
+
+    @property
+    def exactly_once(self) -> bool:
+        return (self.charges == self.renewal_invoices == self.final_emails_sent == self.orgs
+                and not (self.orgs_not_one_invoice or self.invoices_charged_twice or self.orgs_not_one_final_email))
+
+    def describe(self) -> str:
+        verdict = "exactly once" if self.exactly_once else "NOT EXACTLY ONCE"
+        return (f"{verdict}: {self.charges} charges ({self.declined} declined) on {self.renewal_invoices} renewal "
+                f"invoices, {self.final_emails_sent} receipt/payment_failed e-mails sent; orgs without exactly "
+                f"one invoice {self.orgs_not_one_invoice}, invoices charged twice {self.invoices_charged_twice}, "
+                f"orgs without exactly one e-mail {self.orgs_not_one_final_email}")
+
+
+def check_ledger(db: Database, org_ids: list[str]) -> Ledger:
+    finals = ("receipt", "payment_failed")
+    with db.transaction() as session:
+        invoices = dict(session.execute(select(Invoice.org_id, func.count()).where(
+            Invoice.org_id.in_(org_ids), Invoice.kind == InvoiceKind.RENEWAL).group_by(Invoice.org_id)).all())
+        per_invoice = session.execute(select(Payment.invoice_id, func.count()).join(
+            Invoice, Invoice.id == Payment.invoice_id).where(Invoice.org_id.in_(org_ids)).group_by(
+            Payment.invoice_id)).all()
+        declined = session.scalar(select(func.count()).select_from(Payment).join(
+            Invoice, Invoice.id == Payment.invoice_id).where(Invoice.org_id.in_(org_ids),
+                                                            Payment.outcome == "declined"))
+        emails = dict(session.execute(select(EmailMessage.org_id, func.count()).where(
+            EmailMessage.org_id.in_(org_ids), EmailMessage.template.in_(finals),
+            EmailMessage.status == "sent").group_by(EmailMessage.org_id)).all())
+    return Ledger(orgs=len(org_ids), charges=sum(count for _, count in per_invoice), declined=declined,
+                  renewal_invoices=sum(invoices.values()),
+                  orgs_not_one_invoice=sum(1 for org in org_ids if invoices.get(org) != 1),
+                  invoices_charged_twice=sum(1 for _, count in per_invoice if count > 1),
+                  final_emails_sent=sum(emails.values()),
+                  orgs_not_one_final_email=sum(1 for org in org_ids if emails.get(org) != 1))
+
+
 # ---- one storm ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -226,7 +277,8 @@ class StormResult:
     worker_cpu_s: float
     server_cpu_s: float
     options: WorkerOptions
-    floor_activities_per_s: float | None = None
+    ledger: "Ledger | None" = None
+    floor_workflows_per_s: float | None = None
 
     @property
     def regular_activities_per_s(self) -> float:
@@ -303,6 +355,8 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             lags = [(at - due).total_seconds() for at in session.scalars(select(Payment.created_at))]
             declined = session.scalar(select(text("count(*)")).select_from(Payment).where(
                 Payment.outcome == "declined"))
+        ledger = check_ledger(db, org_ids)
+        print(f"  ledger: {ledger.describe()}", flush=True)
         by_type = Counter(kind for _, kind, _, _ in storm_events)
         activities = sum(by_type.values())
         last = max(t for t, _, _, _ in storm_events) - due_wall
@@ -314,7 +368,7 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             renewals_per_s=n / max(finished.values()), activities=activities,
             activities_per_renewal=activities / n, activities_per_s=activities / last, by_type=dict(by_type),
             local_per_renewal=sum(v for k, v in by_type.items() if k in trace.local_types) / n, options=options,
-            rss_mb=rss_now, rss_peak_mb=rss_peak,
+            rss_mb=rss_now, rss_peak_mb=rss_peak, ledger=ledger,
             worker_cpu_s=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
             server_cpu_s=server_after - server_before)
     finally:
@@ -328,36 +382,41 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             print(f"  kept database {url}")
 
 
-async def floor_rate(activities: int, options: WorkerOptions) -> float:
+async def floor_rate(workflows: int, options: WorkerOptions) -> float:
+    """bench/floor.py at the storm's size: that many workflows of one no-op activity each, on a
+    fresh dev server, drained by a worker configured as the storm's. Workflows per second."""
     import floor
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli())
     try:
-        return (await floor.run_floor(env.client, activities, sync=True, max_threads=options.max_threads,
-                                      sandbox=options.workflow_sandbox)).activities_per_second
+        return (await floor.run_floor(env.client, workflows, sync=True, max_threads=options.max_threads,
+                                      sandbox=options.workflow_sandbox)).workflows_per_second
     finally:
         await env.shutdown()
 
 
 def print_table(results: list[StormResult]) -> None:
+    def ratio(r: StormResult) -> str:
+        return f"{r.renewals_per_s / r.floor_workflows_per_s:.0%}" if r.floor_workflows_per_s else "-"
     rows = [
         ("orgs (declined)", lambda r: f"{r.orgs} ({r.declined})"),
+        ("renewals/s", lambda r: f"{r.renewals_per_s:.1f}"),
+        ("floor workflows/s (same count)", lambda r: f"{r.floor_workflows_per_s:.1f}" if r.floor_workflows_per_s
+         else "-"),
+        ("ratio renewals/s : floor workflows/s", ratio),
+        ("CPU per renewal: worker / dev server, ms", lambda r: f"{1000 * r.worker_cpu_s / r.orgs:.0f} / "
+         f"{1000 * r.server_cpu_s / r.orgs:.0f}"),
+        ("due -> charged p50 / p99, s", lambda r: f"{r.charged_p50:.1f} / {r.charged_p99:.1f}"),
+        ("worker RSS now / peak, MB", lambda r: f"{r.rss_mb:.0f} / {r.rss_peak_mb:.0f}"),
+        ("exactly once (ledger)", lambda r: "yes" if r.ledger and r.ledger.exactly_once else "NO"),
+        ("", lambda r: ""),
         ("setup: create + start, s", lambda r: f"{r.setup_s:.0f}"),
         ("warm-up: load all orgs, s", lambda r: f"{r.warmup_s:.1f}" + ("" if r.warm_before_due else " LATE")),
-        ("due -> charged p50 / p99, s", lambda r: f"{r.charged_p50:.1f} / {r.charged_p99:.1f}"),
         ("due -> renewal done p50 / p99, s", lambda r: f"{r.done_p50:.1f} / {r.done_p99:.1f}"),
         ("due -> last renewal done, s", lambda r: f"{r.done_max:.1f}"),
         ("timer lag (payments.created_at) p50 / p99, s", lambda r: f"{r.lag_p50:.1f} / {r.lag_p99:.1f}"),
-        ("renewals/s", lambda r: f"{r.renewals_per_s:.1f}"),
         ("activities per renewal (of them local)", lambda r: f"{r.activities_per_renewal:.2f} ({r.local_per_renewal:.2f})"),
         ("activities/s in the storm: all / regular", lambda r: f"{r.activities_per_s:.1f} / {r.regular_activities_per_s:.1f}"),
-        ("floor activities/s (same count)", lambda r: f"{r.floor_activities_per_s:.1f}"
-         if r.floor_activities_per_s else "-"),
-        ("ratio to floor: all / regular", lambda r: f"{r.activities_per_s / r.floor_activities_per_s:.0%} / "
-         f"{r.regular_activities_per_s / r.floor_activities_per_s:.0%}" if r.floor_activities_per_s else "-"),
-        ("worker RSS now / peak, MB", lambda r: f"{r.rss_mb:.0f} / {r.rss_peak_mb:.0f}"),
         ("CPU in the storm: worker / dev server, s", lambda r: f"{r.worker_cpu_s:.0f} / {r.server_cpu_s:.0f}"),
-        ("CPU per renewal: worker / dev server, ms", lambda r: f"{1000 * r.worker_cpu_s / r.orgs:.0f} / "
-         f"{1000 * r.server_cpu_s / r.orgs:.0f}"),
         ("worker", lambda r: r.options.describe().replace(" activity threads", " thr")),
     ]
     width = max(len(label) for label, _ in rows)
@@ -366,6 +425,8 @@ def print_table(results: list[StormResult]) -> None:
         print(f"{label:<{width}}  " + "  ".join(f"{cell(r):>14}" for r in results))
     for r in results:
         print(f"activities by type ({r.orgs} orgs): " + ", ".join(f"{k} {v}" for k, v in sorted(r.by_type.items())))
+        if r.ledger:
+            print(f"ledger ({r.orgs} orgs): {r.ledger.describe()}")
 
 
 async def main() -> None:
@@ -378,7 +439,7 @@ async def main() -> None:
     parser.add_argument("--max-cached", type=int, default=1000,
                         help="BILLING_MAX_CACHED_WORKFLOWS: the worker's workflow cache (default 1000, the SDK's)")
     parser.add_argument("--no-sandbox", action="store_true", help="BILLING_WORKFLOW_SANDBOX=false")
-    parser.add_argument("--floor", action="store_true", help="also measure bench/floor.py at the same activity count")
+    parser.add_argument("--floor", action="store_true", help="also measure bench/floor.py with as many workflows as orgs (workflows/s, for the ratio)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     parser.add_argument("--no-precompile", action="store_true",
                         help="leave the project without .pyc files (a checkout with PYTHONDONTWRITEBYTECODE=1)")
@@ -395,7 +456,7 @@ async def main() -> None:
               flush=True)
         result = await storm(n, args.decline_share, args.lead, options, args.keep, args.profile)
         if args.floor:
-            result.floor_activities_per_s = await floor_rate(result.activities, options)
+            result.floor_workflows_per_s = await floor_rate(n, options)
         results.append(result)
         print_table([result])
     if len(results) > 1:
