@@ -225,3 +225,13 @@ def test_shell_completion_offers_the_catalog_and_the_fixed_choices():
     assert completed("billing storage buy acme --unit ") == ["5", "25", "50", "100", "200"]
     assert completed("billing addon buy acme ")[:1] == ["support_enhanced"]
     assert completed("billing escalation resolve acme --action ") == ["extend", "downgrade", "retry"]
+
+
+def test_temporal_down_at_the_address_of_the_temporal_cli_settings_names_both(sqlite_url):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_TEMPORAL_", "TEMPORAL_"))}
+    done = subprocess.run([BILLING, "org", "upgrade", "acme", "--plan", "standard"], capture_output=True, text=True,
+                          timeout=120, env={**env, "BILLING_DATABASE_URL": sqlite_url, "TEMPORAL_ADDRESS": "127.0.0.1:2",
+                                            "TEMPORAL_CONFIG_FILE": os.devnull, "COLUMNS": "200"})
+    assert done.returncode == 3 and done.stdout == "" and done.stderr.splitlines() == [
+        "error: Temporal unreachable at 127.0.0.1:2 (Connection refused); check BILLING_TEMPORAL_ADDRESS or "
+        "TEMPORAL_ADDRESS (or the temporal CLI profile)"], done

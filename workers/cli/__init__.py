@@ -7,11 +7,14 @@ Exit codes, the same for every command (workers.cli.common.ExitCode): 0 done; 1 
 declined; 2 bad usage (nothing sent or written); 3 Temporal or the database unavailable. Every
 error is one line on standard error naming the problem (and the setting to check)."""
 
-from typing import Optional
+import logging
+import os
+import sys
+from typing import NoReturn, Optional
 
 import typer
 
-from workers.cli.common import EXIT_CODES_HELP, ExitCode, app, errors
+from workers.cli.common import EXIT_CODES_HELP, ExitCode, app, error_line, errors
 
 # Each module adds its commands to `app` when imported.
 from workers.cli import orgs  # first: create, show and list lead `billing org --help`
@@ -48,6 +51,7 @@ def main() -> None:
     from pydantic import ValidationError
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
     from workers.cli.outage import unavailable
+    from workers.temporal import TemporalConfigError
     command = typer.main.get_command(app)
     try:
         code = command.main(prog_name="billing", standalone_mode=False)
@@ -56,24 +60,39 @@ def main() -> None:
         code = ExitCode.USAGE
     except UsageError as err:  # Typer's own checks: a missing argument, an unknown option or choice
         where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
-        errors.print(f"[bold red]error:[/] {_one_line(err.format_message())}{where}", highlight=False,
-                     soft_wrap=True, markup=True)
+        error_line(f"{_one_line(err.format_message())}{where}")
         code = ExitCode.USAGE
     except ClickException as err:
-        errors.print(f"[bold red]error:[/] {_one_line(err.format_message())}", highlight=False, soft_wrap=True)
+        error_line(_one_line(err.format_message()))
         code = err.exit_code
     except typer.Abort:  # Ctrl-C or end of input at a prompt: the user declined
-        errors.print("aborted: nothing was sent", highlight=False)
+        errors.print("aborted: nothing was sent", highlight=False, markup=False)
         code = ExitCode.REFUSED
+    except TemporalConfigError as err:  # the `temporal` CLI's config file or profile
+        error_line(_one_line(str(err)))
+        code = ExitCode.USAGE
     except ValidationError as err:  # a BILLING_ setting out of its range
         problem = err.errors()[0]
         name = f"BILLING_{str(problem['loc'][0]).upper()}" if problem.get("loc") else "a BILLING_ setting"
-        errors.print(f"[bold red]error:[/] {name}: {problem['msg']}", highlight=False, soft_wrap=True)
+        error_line(f"{name}: {problem['msg']}")
         code = ExitCode.USAGE
     except Exception as err:  # noqa: BLE001
         message = unavailable(err)
         if message is None:
             raise
-        errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        error_line(message)
         code = ExitCode.UNAVAILABLE
-    raise SystemExit(int(code or 0))
+    _exit(int(code or 0))
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown: the Temporal client's Rust threads can abort it
+    (SIGABRT after the output was printed, seen under load; PyGILState_Release during
+    finalisation). Nothing is left to clean up but buffered output."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: the reader went away
+            pass
+    os._exit(code)

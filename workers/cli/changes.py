@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
+from rich.markup import escape
 
 from domain import requests as rq
 from domain.errors import DomainError
@@ -47,7 +48,7 @@ def operate(org_id: str, kind: str, request: Any) -> None:
         fail(f"{kind} refused: {err.message}")
     if outcome.payment == "declined":  # the change (or the card) is kept, the money is not there
         fail(f"{kind} declined: {outcome.message} (status {outcome.status})")
-    console.print(f"[green]{kind}:[/] {outcome.message} (status {outcome.status})", highlight=False)
+    console.print(f"[green]{kind}:[/] {escape(outcome.message)} (status {outcome.status})", highlight=False)
 
 
 def _annotation(hint: Any) -> Any:

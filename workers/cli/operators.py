@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from workers.cli.common import JSON_OPTION_HELP, app, console, database, group, print_json, settings
@@ -106,7 +107,7 @@ def reconcile(schedule: bool = typer.Option(False, help="Create the nightly Temp
     console.print(f"checked {report.checked} org(s); started {report.started or 'none'}; stuck: "
                   f"{report.activity_failing} with a failing activity, {report.step_overdue} with a step overdue")
     for line in report.disagreements:
-        console.print(f"[yellow]disagreement:[/] {line}")
+        console.print(f"[yellow]disagreement:[/] {escape(line)}")
 
 
 @app.command("simulate")

@@ -93,7 +93,8 @@ async def _from_visibility(settings, wanted: OrgFilter) -> list[OrgRow]:
     async for execution in client.list_workflows(wanted.visibility_query(settings.temporal_task_queue)):
         found = execution.typed_search_attributes
         org_id = found.get(sa.ORG_ID) or execution.id.removeprefix("org-")
-        name = await execution.memo_value("org_name", None)
+        # OrgName since workflow version 7; the memo of a workflow that has not published it yet.
+        name = found.get(sa.ORG_NAME) or await execution.memo_value("org_name", None)
         rows.append(OrgRow(org_id, name or None, found.get(sa.ORG_STATUS), found.get(sa.PLAN),
                            found.get(sa.BILLING_CYCLE), found.get(sa.LARGE_ACCOUNT), found.get(sa.DUNNING_ATTEMPT),
                            found.get(sa.NEXT_ACTION_AT)))

@@ -227,7 +227,8 @@ def org_list(status: list[Status] = typer.Option([], help="Only orgs in this sta
     if listing.fallback_reason:
         note(f"answered by the database: {listing.fallback_reason}")
     else:
-        note(f"answered by Temporal visibility (namespace {config.temporal_namespace}, "
+        from workers.cli.outage import temporal_target
+        note(f"answered by Temporal visibility (namespace {temporal_target(config)[1]}, "
              f"task queue {config.temporal_task_queue}; a change shows there within a second or so)")
     if as_json:
         print_json({"source": listing.source, "fallback_reason": listing.fallback_reason,

@@ -10,6 +10,24 @@ def _cause(err: BaseException) -> str:
     return found.group(1) if found else text[:160]
 
 
+def temporal_target(config) -> tuple[str, str]:  # noqa: ANN001
+    """The address and namespace the client uses (a BILLING_TEMPORAL_* setting, else the
+    `temporal` CLI's profile and TEMPORAL_* variables, else the defaults)."""
+    from workers.temporal import connect_options
+    try:
+        options = connect_options(config)
+    except Exception:  # noqa: BLE001  (an unreadable profile is reported where it is read)
+        return config.temporal_address, config.temporal_namespace
+    return options["target_host"], options["namespace"]
+
+
+def _setting(config, name: str) -> str:  # noqa: ANN001
+    """The setting to check: the BILLING_ one when given, else also the `temporal` CLI's."""
+    if f"temporal_{name}" in config.model_fields_set:
+        return f"BILLING_TEMPORAL_{name.upper()}"
+    return f"BILLING_TEMPORAL_{name.upper()} or TEMPORAL_{name.upper()} (or the temporal CLI profile)"
+
+
 def unavailable(err: BaseException) -> str | None:
     """The one-line message for an error that means Temporal or the database cannot be used as
     configured; None for any other error."""
@@ -20,14 +38,16 @@ def unavailable(err: BaseException) -> str | None:
     config = Settings()
     if isinstance(err, RuntimeError) and "client connect" in str(err) or \
             isinstance(err, RPCError) and err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-        return (f"Temporal unreachable at {config.temporal_address} ({_cause(err.__cause__ or err)}); "
-                "check BILLING_TEMPORAL_ADDRESS")
+        address, _ = temporal_target(config)
+        return f"Temporal unreachable at {address} ({_cause(err.__cause__ or err)}); check {_setting(config, 'address')}"
     if isinstance(err, RPCError) and err.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
-        return (f"Temporal at {config.temporal_address} refused the client ({_cause(err)}); check "
-                "BILLING_TEMPORAL_API_KEY or BILLING_TEMPORAL_TLS_CERT_PATH / BILLING_TEMPORAL_TLS_KEY_PATH")
+        address, _ = temporal_target(config)
+        return (f"Temporal at {address} refused the client ({_cause(err)}); check {_setting(config, 'api_key')} "
+                "or BILLING_TEMPORAL_TLS_CERT_PATH / BILLING_TEMPORAL_TLS_KEY_PATH")
     if isinstance(err, RPCError) and namespace_missing(err):
-        return (f"Temporal at {config.temporal_address} has no namespace {config.temporal_namespace!r} "
-                f"({_cause(err)}); check BILLING_TEMPORAL_NAMESPACE")
+        address, namespace = temporal_target(config)
+        return (f"Temporal at {address} has no namespace {namespace!r} ({_cause(err)}); "
+                f"check {_setting(config, 'namespace')}")
     if isinstance(err, DBAPIError):
         cause = _cause(getattr(err, "orig", err))
         if "no such table" in cause or ("relation" in cause and "does not exist" in cause):
