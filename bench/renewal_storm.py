@@ -49,6 +49,7 @@ from temporalio import worker as temporal_worker  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from activities.mail import SmtpConfig  # noqa: E402
+from activities.documents import PdfRenderer  # noqa: E402
 from activities.payments import SandboxGateway  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import EmailMessage, Invoice, Payment, Subscription  # noqa: E402
@@ -246,10 +247,11 @@ class WorkerOptions:
     max_threads: int = 16
     workflow_sandbox: bool = True
     max_cached_workflows: int = 1000
+    pdf_processes: int = 1
 
     def describe(self) -> str:
         return (f"sandbox {'on' if self.workflow_sandbox else 'off'}, cache {self.max_cached_workflows}, "
-                f"{self.max_threads} activity threads")
+                f"{self.max_threads} activity threads, PDFs in {self.pdf_processes or 'no'} process(es) beside")
 
 
 @dataclass
@@ -274,7 +276,8 @@ class StormResult:
     by_type: dict[str, int]
     rss_mb: float
     rss_peak_mb: float
-    worker_cpu_s: float
+    worker_cpu_s: float   # the worker's process and its PDF processes
+    renderers_cpu_s: float
     server_cpu_s: float
     options: WorkerOptions
     ledger: "Ledger | None" = None
@@ -313,7 +316,7 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
         due_wall = due.timestamp()
 
         components = Components(db=db, catalog=catalog, policy=policy, smtp=SmtpConfig(port=smtp_port),
-                                gateway=SandboxGateway(db))
+                                gateway=SandboxGateway(db), pdf=PdfRenderer(options.pdf_processes))
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         server_before = proc_cpu_seconds(server_pid) if server_pid else 0.0
         profiler = None
@@ -342,6 +345,9 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             rss_now, rss_peak = rss_mb()
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
         server_after = proc_cpu_seconds(server_pid) if server_pid else 0.0
+        # The PDF processes work for the worker: their CPU is the worker's (started in the storm).
+        renderers_cpu = sum(proc_cpu_seconds(pid) for pid in components.pdf.pids())
+        components.pdf.shutdown()
 
         storm_events = [(t, kind, org, template) for t, kind, org, template in trace.done if t >= due_wall]
         charged: dict[str, float] = {}
@@ -369,7 +375,8 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             activities_per_renewal=activities / n, activities_per_s=activities / last, by_type=dict(by_type),
             local_per_renewal=sum(v for k, v in by_type.items() if k in trace.local_types) / n, options=options,
             rss_mb=rss_now, rss_peak_mb=rss_peak, ledger=ledger,
-            worker_cpu_s=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
+            worker_cpu_s=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+            + renderers_cpu, renderers_cpu_s=renderers_cpu,
             server_cpu_s=server_after - server_before)
     finally:
         await env.shutdown()
@@ -416,7 +423,8 @@ def print_table(results: list[StormResult]) -> None:
         ("timer lag (payments.created_at) p50 / p99, s", lambda r: f"{r.lag_p50:.1f} / {r.lag_p99:.1f}"),
         ("activities per renewal (of them local)", lambda r: f"{r.activities_per_renewal:.2f} ({r.local_per_renewal:.2f})"),
         ("activities/s in the storm: all / regular", lambda r: f"{r.activities_per_s:.1f} / {r.regular_activities_per_s:.1f}"),
-        ("CPU in the storm: worker / dev server, s", lambda r: f"{r.worker_cpu_s:.0f} / {r.server_cpu_s:.0f}"),
+        ("CPU in the storm: worker (of it PDFs beside) / dev server, s", lambda r: f"{r.worker_cpu_s:.0f} "
+         f"({r.renderers_cpu_s:.0f}) / {r.server_cpu_s:.0f}"),
         ("worker", lambda r: r.options.describe().replace(" activity threads", " thr")),
     ]
     width = max(len(label) for label, _ in rows)
@@ -439,6 +447,8 @@ async def main() -> None:
     parser.add_argument("--max-cached", type=int, default=1000,
                         help="BILLING_MAX_CACHED_WORKFLOWS: the worker's workflow cache (default 1000, the SDK's)")
     parser.add_argument("--no-sandbox", action="store_true", help="BILLING_WORKFLOW_SANDBOX=false")
+    parser.add_argument("--pdf-processes", type=int, default=1,
+                        help="BILLING_PDF_PROCESSES: processes rendering PDFs beside the worker (default 1; 0: in it)")
     parser.add_argument("--floor", action="store_true", help="also measure bench/floor.py with as many workflows as orgs (workflows/s, for the ratio)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     parser.add_argument("--no-precompile", action="store_true",
@@ -449,7 +459,7 @@ async def main() -> None:
         import floor
         floor.precompile()
     options = WorkerOptions(max_threads=args.max_threads, workflow_sandbox=not args.no_sandbox,
-                            max_cached_workflows=args.max_cached)
+                            max_cached_workflows=args.max_cached, pdf_processes=args.pdf_processes)
     results = []
     for n in args.orgs:
         print(f"storm of {n} orgs, worker: {options.describe()} (load average {os.getloadavg()[0]:.1f})",

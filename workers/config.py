@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Throughput against safety and memory: docs/reliability.md, "What limits throughput".
     workflow_sandbox: bool = True
     max_cached_workflows: int = Field(default=1000, ge=0)
+    # Processes that render receipts' PDFs beside the worker's own (0: in the worker's process,
+    # where each render holds the event loop's GIL for ~70 ms).
+    pdf_processes: int = Field(default=1, ge=0, le=64)
 
     trial_days: int = 15
     trial_reminder_days: Annotated[tuple[int, ...], NoDecode] = (3, 1)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -15,7 +15,8 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import BillingActivities
-from activities.documents import SAMPLE_SELLER, Documents, PdfRendererMissing, Seller, require_pdf_renderer
+from activities.documents import (SAMPLE_SELLER, Documents, PdfRenderer, PdfRendererMissing, Seller,
+                                  require_pdf_renderer)
 from activities.errors import Places, ReadableFailures, database_address
 from activities.mail import MailActivities, SmtpConfig
 from activities.reconcile import DEFAULT_STUCK_AFTER, ReconcileActivities
@@ -45,6 +46,8 @@ class Components:
     smtp: SmtpConfig
     gateway: PaymentGateway
     seller: Seller = SAMPLE_SELLER
+    # Where receipts' PDFs are rendered (BILLING_PDF_PROCESSES): by default in this process.
+    pdf: PdfRenderer = field(default_factory=PdfRenderer)
 
     def places(self, client: Client) -> Places:
         return Places(database=database_address(self.db.url), smtp=f"{self.smtp.host}:{self.smtp.port}",
@@ -53,7 +56,7 @@ class Components:
     def activities(self) -> list:
         billing = BillingActivities(self.db, self.catalog, self.policy)
         payments = PaymentActivities(self.db, self.gateway)
-        mail = MailActivities(self.db, self.smtp, documents=Documents(self.catalog, self.seller))
+        mail = MailActivities(self.db, self.smtp, documents=Documents(self.catalog, self.seller, self.pdf))
         return [billing.load_org, billing.expire_trial, billing.convert_trial, billing.open_renewal,
                 billing.settle_paid_invoice, billing.enter_dunning, billing.record_failed_attempt,
                 billing.write_off_and_free, billing.escalate, billing.apply_change, billing.enforce_storage,
@@ -74,7 +77,7 @@ def components_from(settings: Settings, migrate: bool = True) -> Components:
     with db.transaction() as session:
         sync_plans(session, catalog)
     return Components(db=db, catalog=catalog, policy=settings.policy, smtp=smtp_from(settings),
-                      gateway=SandboxGateway(db), seller=settings.seller)
+                      gateway=SandboxGateway(db), seller=settings.seller, pdf=PdfRenderer(settings.pdf_processes))
 
 
 def build_worker(client: Client, task_queue: str, components: Components, max_threads: int = 16,
@@ -126,6 +129,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         await stop.wait()
         log.info("stopping: draining in-flight activities (up to %ss)", settings.graceful_shutdown_seconds)
     await refreshing
+    components.pdf.shutdown()
     components.db.dispose()
     log.info("worker stopped")
 

@@ -19,7 +19,7 @@ from temporalio.testing import ActivityEnvironment
 from typer.testing import CliRunner
 
 from activities.billing import BillingActivities
-from activities.documents import SAMPLE_SELLER, Documents, pdf, translations
+from activities.documents import SAMPLE_SELLER, Documents, PdfRenderer, pdf, translations
 from activities.mail import MailActivities, SmtpConfig, TEMPLATES_DIR, TemplateRenderer
 from activities.messages import ChargeInput, EmailRequest, InvoiceOp, RenewalInput
 from activities.payments import PaymentActivities, SandboxGateway
@@ -175,6 +175,25 @@ async def test_the_e_mail_carries_the_invoice_as_a_pdf(pg_db, catalog, smtp_sink
     assert attachment.get_filename() == f"{number}.pdf"
     [page] = text_of(attachment.get_content())
     assert number in page and "$9.00" in page
+
+
+async def test_a_receipt_pdf_rendered_in_a_process_beside_the_worker_reads_the_same(pg_db, catalog, smtp_sink):
+    """BILLING_PDF_PROCESSES: the render leaves the worker's process (its GIL), not the e-mail."""
+    renderer = PdfRenderer(processes=1)
+    try:
+        number = paid_renewal(pg_db, catalog, "beside", locale="en", currency="USD")
+        documents = Documents(catalog, SAMPLE_SELLER, renderer)
+        mailer = MailActivities(pg_db, SmtpConfig(host="127.0.0.1", port=smtp_sink.port), documents=documents)
+        email = emails.receipt(number, 900, "Visa •••• 4242", [], RENEWAL, RENEWAL + timedelta(days=31))
+        await ActivityEnvironment().run(mailer.send_email, EmailRequest.of("beside", RENEWAL, email))
+        [pid] = renderer.pids()
+        assert pid != os.getpid()
+    finally:
+        renderer.shutdown()
+    [received] = smtp_sink.for_org("beside", "receipt")
+    [attachment] = received.message.iter_attachments()
+    [page] = text_of(attachment.get_content())
+    assert number in page and "$9.00" in page and "Paid" in page
 
 
 def test_a_statement_over_three_months_matches_the_database_to_the_unit(tmp_path, catalog):
