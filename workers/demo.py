@@ -153,7 +153,7 @@ def _paid(org_id: str, name: str, domain: str, plan: str, *users: tuple[str, flo
     return _org(org_id, name, domain, *users, plan=plan, cycle=cycle, **fields)
 
 
-def _by(request_type: type, who: str, reason: str, **fields: Any) -> Any:
+def _request(request_type: type, who: str, reason: str, **fields: Any) -> Any:
     return request_type(requested_by=who, reason=f"demo: {reason}", **fields)
 
 
@@ -167,7 +167,7 @@ DEMO_ORGS: list[DemoOrg] = [
     DemoOrg(_org("demo-trial-chose-plan", "Stark Mail", "stark.test", ("pepper", 3.0)),
             "a trial whose admin chose Standard, yearly: converted and charged when the trial ends in 5 days",
             TrialEnds(timedelta(days=5)), GOOD_CARD,
-            (("upgrade", _by(rq.UpgradeRequest, ADMIN, "keep the mail after the trial", plan="standard",
+            (("upgrade", _request(rq.UpgradeRequest, ADMIN, "keep the mail after the trial", plan="standard",
                              cycle="yearly")),)),
     DemoOrg(_org("demo-trial-ending", "Warung Kopi <Demo>", "kopi.test", ("sari", 3.0), ("budi", 5.1), ("dewi", 12.0),
                  locale="id", currency="IDR"),
@@ -189,11 +189,11 @@ DEMO_ORGS: list[DemoOrg] = [
             "Professional's 100 GB: blocked until then), premium support and a 5,000-contact subscriber tier, "
             "each bought at the start (receipts)",
             Started(relativedelta(days=10)), GOOD_CARD,
-            (("buy_storage", _by(rq.BuyStorageRequest, ADMIN, "room for the archive", unit_gb=25, count=2)),
-             ("allocate_storage", _by(rq.AllocateStorageRequest, ADMIN, "road's archive", user="road@acme.test",
+            (("buy_storage", _request(rq.BuyStorageRequest, ADMIN, "room for the archive", unit_gb=25, count=2)),
+             ("allocate_storage", _request(rq.AllocateStorageRequest, ADMIN, "road's archive", user="road@acme.test",
                                       unit_gb=25)),
-             ("buy_addon", _by(rq.BuyAddonRequest, ADMIN, "faster answers", addon="support_essentials")),
-             ("change_tier", _by(rq.ChangeTierRequest, ADMIN, "newsletter", contacts=5000)))),
+             ("buy_addon", _request(rq.BuyAddonRequest, ADMIN, "faster answers", addon="support_essentials")),
+             ("change_tier", _request(rq.ChangeTierRequest, ADMIN, "newsletter", contacts=5000)))),
     DemoOrg(_paid("demo-yearly", "Cyberdyne", "cyberdyne.test", "standard", ("miles", 4.0), cycle="yearly"),
             "a yearly customer, two months into its year", Started(relativedelta(months=2)), GOOD_CARD),
     DemoOrg(_paid("demo-large", "Massive Dynamic", "massive.test", "professional", ("nina", 30.0), licences=150),
@@ -222,23 +222,23 @@ DEMO_ORGS: list[DemoOrg] = [
     DemoOrg(_paid("demo-cancelling", "Wonka Industries", "wonka.test", "mail_lite_5", ("charlie", 1.0)),
             "cancelled by its admin: paid service until the cycle end, then the free plan",
             Started(relativedelta(days=12)), GOOD_CARD,
-            (("cancel", _by(rq.CancelRequest, ADMIN, "moving to another provider")),)),
+            (("cancel", _request(rq.CancelRequest, ADMIN, "moving to another provider")),)),
     DemoOrg(_paid("demo-downgrade", "Gringotts", "gringotts.test", "professional", ("griphook", 10.0), licences=12),
             "billing staff scheduled a downgrade to Standard with 8 licences at its renewal (~22 days after "
             "the start)", InDowngradeWindow(), GOOD_CARD,
-            (("request_downgrade", _by(rq.DowngradeRequest, STAFF, "fewer seats after the reorganisation",
+            (("request_downgrade", _request(rq.DowngradeRequest, STAFF, "fewer seats after the reorganisation",
                                        plan="standard", licences=8)),)),
     DemoOrg(_paid("demo-scheduled-removals", "Sirius Cybernetics", "sirius.test", "standard", ("marvin", 3.0)),
             "bought a storage unit and premium support, then scheduled both to end at the renewal",
             Started(relativedelta(days=4)), GOOD_CARD,
-            (("buy_storage", _by(rq.BuyStorageRequest, ADMIN, "a spare unit", unit_gb=5, count=1)),
-             ("buy_addon", _by(rq.BuyAddonRequest, ADMIN, "launch week", addon="support_enhanced")),
-             ("remove_storage", _by(rq.RemoveStorageRequest, ADMIN, "not needed after all", unit_gb=5, count=1)),
-             ("remove_addon", _by(rq.RemoveAddonRequest, ADMIN, "launch is over", addon="support_enhanced")))),
+            (("buy_storage", _request(rq.BuyStorageRequest, ADMIN, "a spare unit", unit_gb=5, count=1)),
+             ("buy_addon", _request(rq.BuyAddonRequest, ADMIN, "launch week", addon="support_enhanced")),
+             ("remove_storage", _request(rq.RemoveStorageRequest, ADMIN, "not needed after all", unit_gb=5, count=1)),
+             ("remove_addon", _request(rq.RemoveAddonRequest, ADMIN, "launch is over", addon="support_enhanced")))),
     DemoOrg(_paid("demo-waiting-payment", "Hooli XYZ", "hoolixyz.test", "standard"),
             "bought 5 licences with a declining card: the change waits for payment (update the card to pay it)",
             Started(relativedelta(days=6)), DECLINING_CARD,
-            (("add_licences", _by(rq.AddLicencesRequest, ADMIN, "new team", count=5)),)),
+            (("add_licences", _request(rq.AddLicencesRequest, ADMIN, "new team", count=5)),)),
 ]
 
 
