@@ -9,6 +9,7 @@ payment_failed e-mails carry the invoice as a PDF."""
 import importlib
 import logging
 import multiprocessing
+import signal
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -74,6 +75,12 @@ def _environment(locale: str) -> Environment:
     return env
 
 
+def _leave_signals_to_the_worker() -> None:
+    """Ctrl-C reaches the whole process group: the worker drains and shuts the pool down itself;
+    a renderer interrupted on its own would print a traceback and fail the render in flight."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class PdfRenderer:
     """Renders HTML to PDF: in this process, or in a pool of `processes` processes. A render is
     ~70 ms of CPU-bound Python; in the worker's process it holds the GIL, which the event loop
@@ -91,7 +98,8 @@ class PdfRenderer:
                 return pdf(html)
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_leave_signals_to_the_worker)
         return self._pool.submit(pdf, html).result()
 
     def pids(self) -> list[int]:

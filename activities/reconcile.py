@@ -144,9 +144,19 @@ class ReconcileActivities:
 
     def _overdue_step(self, org_id: str, description: WorkflowExecutionDescription, now: datetime) -> str | None:
         """NextActionAt is the workflow's own, current (not eventually consistent) word on when
-        its next step is due; a step still due `stuck_after` past its time has not run."""
+        its next step is due; a step still due `stuck_after` past its time has not run. A run that
+        began after the step was due (a workflow just started for an org whose step is past, as a
+        reconciliation or a first start does) has had only since its start to run it."""
         due = description.typed_search_attributes.get(sa.NEXT_ACTION_AT)
-        if due is None or now - due < self.stuck_after:
+        if due is None:
+            return None
+        started = description.start_time
+        if started is not None and started > due:
+            if now - started < self.stuck_after:
+                return None
+            return (f"{org_id}: step due at {due:%Y-%m-%d %H:%M:%S} UTC not run ({_duration(now - started)} since "
+                    f"its run started at {started:%Y-%m-%d %H:%M:%S} UTC)")
+        if now - due < self.stuck_after:
             return None
         return f"{org_id}: step due at {due:%Y-%m-%d %H:%M:%S} UTC not run ({_duration(now - due)} overdue)"
 

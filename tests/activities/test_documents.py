@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import replace
@@ -188,6 +189,10 @@ async def test_a_receipt_pdf_rendered_in_a_process_beside_the_worker_reads_the_s
         await ActivityEnvironment().run(mailer.send_email, EmailRequest.of("beside", RENEWAL, email))
         [pid] = renderer.pids()
         assert pid != os.getpid()
+        # Ctrl-C reaches the renderer too (one process group): it leaves it to the worker.
+        os.kill(pid, signal.SIGINT)
+        assert text_of(renderer.render("<p>still here</p>"))[0].strip() == "still here"
+        assert renderer.pids() == [pid]
     finally:
         renderer.shutdown()
     [received] = smtp_sink.for_org("beside", "receipt")

@@ -176,8 +176,9 @@ async def test_reconcile_reports_an_org_whose_activity_keeps_failing_and_whose_s
                             r"store this value", failing), failing
         assert int(re.search(r"attempt (\d+)", failing).group(1)) >= 2
         assert "\n" not in failing
-        # Its renewal was due a minute ago and has not run.
-        assert re.fullmatch(rf"{stuck}: step due at \S+ \S+ UTC not run \(1m\d\ds overdue\)", overdue), overdue
+        # Its renewal was due a minute before its workflow started, and has not run since.
+        assert re.fullmatch(rf"{stuck}: step due at \S+ \S+ UTC not run \(\d+s since its run started at "
+                            r"\S+ \S+ UTC\)", overdue), overdue
         assert not any(healthy in line for line in report.disagreements)
 
         # The threshold counts: with the default 15 minutes nothing here is stuck yet.
