@@ -285,9 +285,10 @@ class OrgWorkflow:
                                  decline_reason=charge.reason if charge else None)
 
     async def _decide_change(self, operation: Operation, request: Any, key: str) -> StepResult:
-        """The change decided on the stored state. A data error (a value the database refuses)
-        fails at once; an outage answers the request after CHANGE_TIMEOUT: either way the lock
-        is released and the org keeps its timers."""
+        """The change decided on the stored state. A refusal or a data error (a value the
+        database refuses) fails at once, as it is; an outage answers the request as `unavailable`
+        within CHANGE_TIMEOUT (Temporal gives up once the next retry would pass it), naming the
+        last failure: either way the lock is released and the org keeps its timers."""
         summary = f"{operation.name} requested by {getattr(request, 'requested_by', '') or 'admin'}"
         try:
             return await workflow.execute_activity_method(
@@ -296,10 +297,14 @@ class OrgWorkflow:
                 start_to_close_timeout=ACTIVITY_TIMEOUT, schedule_to_close_timeout=CHANGE_TIMEOUT,
                 retry_policy=INFRA_RETRY, summary=summary)
         except ActivityError as err:
-            if isinstance(err.cause, ApplicationError):
-                raise err.cause from None
-            raise ApplicationError(f"{operation.name} not done: the database did not answer within "
-                                   f"{CHANGE_TIMEOUT.seconds // 60} minutes; try again later (`billing org show` "
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                raise cause from None   # a refusal or a data error: the answer
+            # A retryable failure (an outage) or a timeout, whose own cause is the last attempt's failure.
+            last = cause.cause if isinstance(cause, ActivityTimedOut) and cause.cause is not None else cause
+            reason = (" ".join(last.message.split()) if isinstance(last, ApplicationError) and last.message
+                      else f"the database did not answer within {CHANGE_TIMEOUT.seconds // 60} minutes")
+            raise ApplicationError(f"{operation.name} not done: {reason}; try again later (`billing org show` "
                                    "tells whether it was applied)", type="unavailable") from None
 
     @workflow.signal(name="usage_reported")

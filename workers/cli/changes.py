@@ -22,7 +22,7 @@ from domain.errors import DomainError
 from domain.operations import OPERATIONS, Operation
 from domain.requests import Kind
 from workers.cli.choices import BillingCycle, Resolution, complete_addon, complete_plan, complete_unit
-from workers.cli.common import ExitCode, app, console, database, errors, fail, group, settings
+from workers.cli.common import ExitCode, app, console, database, errors, fail, group, refusal_exit, settings
 
 # Operations whose commands were top-level before the noun groups: their former names still work
 # (hidden), for the scripts written against them.
@@ -45,7 +45,8 @@ def operate(org_id: str, kind: str, request: Any) -> None:
     try:
         outcome = asyncio.run(run())
     except OperationRefused as err:
-        fail(f"{kind} refused: {err.message}")
+        line, code = refusal_exit(err)
+        fail(line if code == ExitCode.UNAVAILABLE else f"{kind} refused: {line}", code)
     if outcome.payment == "declined":  # the change (or the card) is kept, the money is not there
         fail(f"{kind} declined: {outcome.message} (status {outcome.status})")
     console.print(f"[green]{kind}:[/] {escape(outcome.message)} (status {outcome.status})", highlight=False)
@@ -183,7 +184,9 @@ def usage_import(org_id: str = typer.Argument(..., help="Org id"),
                     outcomes.append(await send_operation(client, org_id, "import_usage", rq.ImportUsageRequest(rows)))
                 except OperationRefused as err:
                     done = f" ({first:,} rows before line {usage.lines[first]} were applied)" if first else ""
-                    fail(f"usage import refused: {at_line(err.message, first)}{done}")
+                    line, code = refusal_exit(err)
+                    fail(f"{line}{done}" if code == ExitCode.UNAVAILABLE else
+                         f"usage import refused: {at_line(line, first)}{done}", code)
                 progress.advance(task, len(rows))
         return outcomes
     outcomes = asyncio.run(run())

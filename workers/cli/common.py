@@ -82,6 +82,16 @@ def fail(message: str, code: int = ExitCode.REFUSED) -> NoReturn:
     raise typer.Exit(int(code))
 
 
+def refusal_exit(err) -> tuple[str, int]:  # noqa: ANN001  (workers.operations.OperationRefused)
+    """The line and exit code for a refusal of a request the workflow received: 3 when the
+    change could not be decided (the worker's database out of reach: type `unavailable`), else 1
+    (a rule on the org's state said no; a bad value is caught before anything is sent)."""
+    if err.type == "unavailable":
+        return (f"{err.message}; the worker could not use its database: check the worker's BILLING_DATABASE_URL "
+                "(the database is unavailable)", ExitCode.UNAVAILABLE)
+    return err.message, ExitCode.REFUSED
+
+
 def note(message: str) -> None:
     """A remark on standard error (standard output may be carrying JSON or a document)."""
     errors.print(message, highlight=False, soft_wrap=True, markup=False)
