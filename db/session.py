@@ -9,11 +9,21 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str) -> Engine:
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database or an in-memory one)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def make_engine(url: str, create_folder: bool = True) -> Engine:
+    """`create_folder`: make a SQLite file's folder (the worker, the embedded stack and the
+    migrations create their database; the CLI's commands only use an existing one)."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None and create_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -42,9 +52,9 @@ def _libpq_timeouts() -> dict[str, object]:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, create_folder: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, create_folder)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

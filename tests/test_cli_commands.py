@@ -131,6 +131,7 @@ def test_both_temporal_and_the_database_down_is_exit_3(tmp_path):
     assert run.code == 3 and run.out == ""
     assert run.err_lines[-1].startswith("error: database unreachable (") and \
         run.err_lines[-1].endswith("check BILLING_DATABASE_URL"), run
+    (tmp_path / "empty.db").touch()
     run = billing_now("org", "list", BILLING_TEMPORAL_ADDRESS=NOWHERE,
                       BILLING_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
     assert run.code == 3 and "run `billing db upgrade`" in run.err_lines[-1], run

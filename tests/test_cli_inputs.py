@@ -135,6 +135,7 @@ def test_a_database_out_of_reach_or_without_tables_is_one_line_and_exit_3(tmp_pa
     code, lines = _billing("invoice", "list", "acme", BILLING_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:1/none")
     assert code == 3 and len(lines) == 1 and lines[0].startswith("error: database unreachable (") \
         and lines[0].endswith("check BILLING_DATABASE_URL"), lines
+    (tmp_path / "empty.db").touch()
     code, lines = _billing("invoice", "list", "acme", BILLING_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
     assert code == 3 and lines == ["error: the database has no billing tables (no such table: organisations): "
                                    "run `billing db upgrade`, or check BILLING_DATABASE_URL"], lines
@@ -162,3 +163,23 @@ def test_a_file_sent_in_parts_is_refused_whole_when_a_user_is_unknown(cli, tmp_p
     code, lines = cli("usage", "import", "acme", str(path))
     assert code == 1 and lines == ["error: usage import refused: line 1: user: no user u0@x.test in org acme; "
                                    "nothing was imported"], lines
+
+
+@pytest.mark.parametrize("argv", [["dunning", "list"], ["escalation", "list"], ["org", "list"], ["org", "show", "acme"],
+                                  ["org", "history", "acme"], ["invoice", "list", "acme"],
+                                  ["org", "create", "acme", "--name", "Acme", "--admin", "admin@acme.test"],
+                                  ["org", "address", "acme", "1 Main St"]])
+def test_a_missing_sqlite_database_is_exit_3_and_nothing_is_created(tmp_path, argv):
+    missing = tmp_path / "nope" / "missing.db"
+    code, lines = _billing(*argv, BILLING_DATABASE_URL=f"sqlite:///{missing}", BILLING_TEMPORAL_ADDRESS="127.0.0.1:1")
+    assert code == 3 and lines[-1] == f"error: no database at {missing} (BILLING_DATABASE_URL); create it with " \
+        "billing db upgrade", lines
+    assert not missing.parent.exists(), list(tmp_path.rglob("*"))
+
+
+def test_db_upgrade_creates_the_missing_sqlite_database(tmp_path):
+    missing = tmp_path / "nope" / "missing.db"
+    code, lines = _billing("db", "upgrade", BILLING_DATABASE_URL=f"sqlite:///{missing}")
+    assert code == 0 and missing.is_file(), lines
+    code, lines = _billing("dunning", "list", "--json", BILLING_DATABASE_URL=f"sqlite:///{missing}")
+    assert code == 0, lines

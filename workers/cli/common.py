@@ -102,9 +102,15 @@ def settings():
     return Settings()
 
 
-def database():
-    from db.session import Database
-    return Database(settings().database_url)
+def database(url: str | None = None):
+    """The configured database, which must exist: a command never creates one (only `billing db
+    upgrade` does), so a missing SQLite file is exit 3 with nothing created."""
+    from db.session import Database, sqlite_file
+    url = url or settings().database_url
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        fail(f"no database at {path} (BILLING_DATABASE_URL); create it with billing db upgrade", ExitCode.UNAVAILABLE)
+    return Database(url, create_folder=False)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -105,8 +105,8 @@ def _from_database(settings, wanted: OrgFilter) -> list[OrgRow]:
     """What the workflow would publish, computed from the stored state (domain.lifecycle)."""
     from sqlalchemy import select
     from db.models import Organisation, Subscription
-    from db.session import Database
     from db.state import load_state
+    from workers.cli.common import database
     from domain.lifecycle import next_step
     now = datetime.now(timezone.utc)
     policy = settings.policy
@@ -116,7 +116,7 @@ def _from_database(settings, wanted: OrgFilter) -> list[OrgRow]:
     if wanted.plans:
         query = query.where(Subscription.plan_id.in_(wanted.plans))
     rows = []
-    with Database(settings.database_url).transaction() as session:
+    with database(settings.database_url).transaction() as session:
         for org_id, name in session.execute(query).all():
             state = load_state(session, org_id, policy)
             row = OrgRow(org_id, name, str(state.status), state.plan, str(state.cycle) if state.cycle else "none",
