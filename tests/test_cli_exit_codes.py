@@ -59,3 +59,11 @@ async def test_a_declined_card_exits_1_saying_declined_and_a_card_on_stdin_is_ac
         for argv in (["dunning", "retry-payment"], ["retry-payment"]):
             run = await billing(*argv, org_id, "--by", "someone@x.test", "--reason", "call", **env)
             assert run.code == 1 and "only billing staff may retry a payment" in run.err, run
+
+
+async def test_org_create_of_an_existing_id_is_a_refusal_exit_1(stack):
+    org_id = await stack.create_org()
+    run = await billing("org", "create", org_id, "--name", "Again", "--admin", f"other@{org_id}.test",
+                        **stack_env(stack))
+    assert run.code == 1 and run.out == "" and run.err_lines == [
+        f"error: id: an org with id {org_id!r} already exists"], run

@@ -167,13 +167,20 @@ def test_a_file_sent_in_parts_is_refused_whole_when_a_user_is_unknown(cli, tmp_p
 
 @pytest.mark.parametrize("argv", [["dunning", "list"], ["escalation", "list"], ["org", "list"], ["org", "show", "acme"],
                                   ["org", "history", "acme"], ["invoice", "list", "acme"],
-                                  ["org", "create", "acme", "--name", "Acme", "--admin", "admin@acme.test"],
                                   ["org", "address", "acme", "1 Main St"]])
 def test_a_missing_sqlite_database_is_exit_3_and_nothing_is_created(tmp_path, argv):
     missing = tmp_path / "nope" / "missing.db"
     code, lines = _billing(*argv, BILLING_DATABASE_URL=f"sqlite:///{missing}", BILLING_TEMPORAL_ADDRESS="127.0.0.1:1")
     assert code == 3 and lines[-1] == f"error: no database at {missing} (BILLING_DATABASE_URL); create it with " \
         "billing db upgrade", lines
+    assert not missing.parent.exists(), list(tmp_path.rglob("*"))
+
+
+def test_org_create_with_a_missing_sqlite_database_creates_nothing(tmp_path):
+    missing = tmp_path / "nope" / "missing.db"
+    code, lines = _billing("org", "create", "acme", "--name", "Acme", "--admin", "admin@acme.test",
+                           BILLING_DATABASE_URL=f"sqlite:///{missing}", BILLING_TEMPORAL_ADDRESS="127.0.0.1:1")
+    assert code == 3 and len(lines) == 1, lines   # Temporal is asked first: it is down too
     assert not missing.parent.exists(), list(tmp_path.rglob("*"))
 
 

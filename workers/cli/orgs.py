@@ -53,24 +53,27 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
                                       users=[parse_user(u, i) for i, u in enumerate(user)], locale=locale.value,
                                       currency=currency.value, plan=plan, cycle=cycle.value if cycle else None),
                                catalog, config.policy.limits)
-        with database().transaction() as session:
-            create_org(session, new, catalog, config.policy, datetime.now(timezone.utc))
     except DomainError as err:
         refused(err)
 
-    async def start() -> None:
+    async def create() -> None:
         from workers.temporal import connect
         from workflows.starter import start_org_workflow
-        client = await connect(config)
-        await start_org_workflow(client, new.id, config.temporal_task_queue, new.name, new.admin_email)
-    try:
-        asyncio.run(start())
-    except Exception as err:  # noqa: BLE001
-        from workers.cli.outage import unavailable
-        cause = unavailable(err) or " ".join(str(err).split())[:200]
-        # The org is in the database: it is not lost, only not running yet.
-        fail(f"org {new.id} saved, but its workflow did not start: {cause}; once Temporal is reachable, "
-             "`billing reconcile` starts it (the nightly reconciliation would too)", ExitCode.UNAVAILABLE)
+        client = await connect(config)   # Temporal first: when it is down, nothing is saved (exit 3)
+        try:
+            with database().transaction() as session:
+                create_org(session, new, catalog, config.policy, datetime.now(timezone.utc))
+        except DomainError as err:   # the stored state said no (an org with this id exists)
+            fail(err.message, ExitCode.REFUSED)
+        try:
+            await start_org_workflow(client, new.id, config.temporal_task_queue, new.name, new.admin_email)
+        except Exception as err:  # noqa: BLE001
+            from workers.cli.outage import unavailable
+            cause = unavailable(err) or " ".join(str(err).split())[:200]
+            # The org is in the database: it is not lost, only not running yet.
+            fail(f"org {new.id} saved, but its workflow did not start: {cause}; once Temporal is reachable, "
+                 "`billing reconcile` starts it (the nightly reconciliation would too)", ExitCode.UNAVAILABLE)
+    asyncio.run(create())
     console.print(f"org {new.id} created ({len(new.users)} users); workflow org-{new.id} started", highlight=False)
 
 
