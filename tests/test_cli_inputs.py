@@ -104,6 +104,11 @@ def test_a_large_file_goes_in_as_few_updates_as_fit_temporal_payloads():
     (["usage", "set", "acme", "b@acme.test", "inf"], "set_usage refused: storage_gb: must be a finite number of GB"),
     (["org", "add-user", "acme", "a" * 300 + "@x.test"], "add_user refused: email: at most 254 characters"),
     (["org", "add-user", "acme", "b@x.test", "--by", "x" * 300], "add_user refused: requested_by: at most 254 characters"),
+    (["org", "add-licences", "acme", "-5"], "add_licences refused: count: must be at least 1, got -5"),
+    (["add-licences", "acme", "-5"], "add_licences refused: count: must be at least 1, got -5"),
+    (["usage", "set", "acme", "b@acme.test", "-1"], "set_usage refused: storage_gb: must be a number of GB >= 0, got -1"),
+    (["tier", "contacts", "acme", "-1"], "set_contacts refused: contacts: must be at least 0, got -1"),
+    (["storage", "buy", "acme", "--unit", "25", "--count=-2"], "buy_storage refused: count: must be at least 1, got -2"),
 ])
 def test_operations_refuse_out_of_bounds_values_before_sending(cli, argv, message):
     code, lines = cli(*argv)
@@ -190,3 +195,11 @@ def test_db_upgrade_creates_the_missing_sqlite_database(tmp_path):
     assert code == 0 and missing.is_file(), lines
     code, lines = _billing("dunning", "list", "--json", BILLING_DATABASE_URL=f"sqlite:///{missing}")
     assert code == 0, lines
+
+
+@pytest.mark.parametrize("argv", [["org", "add-licences", "acme", "--bogus", "5"], ["org", "add-licences", "acme", "5", "-x"],
+                                  ["tier", "contacts", "acme", "--count=-1"]])
+def test_an_unknown_option_is_still_reported_where_numbers_may_be_negative(sqlite_url, argv):
+    code, lines = _billing(*argv, BILLING_DATABASE_URL=sqlite_url, BILLING_TEMPORAL_ADDRESS="127.0.0.1:1")
+    name = argv[-2] if argv[-2].startswith("-") else argv[-1].split("=")[0]
+    assert code == 2 and lines == [f"error: No such option: {name} (see `billing {argv[0]} {argv[1]} --help`)"], lines

@@ -7,6 +7,7 @@ card declined (1, said plainly: the change waits for payment)."""
 
 import asyncio
 import inspect
+import re
 import sys
 import typing
 from dataclasses import MISSING, fields
@@ -16,6 +17,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.markup import escape
+from typer.core import TyperCommand
 
 from domain import requests as rq
 from domain.errors import DomainError
@@ -136,15 +138,37 @@ def _operation_command(operation: Operation) -> Callable[..., None]:
     return command
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-(\d|\.\d)")
+
+
+class _NegativeNumbersAreValues(TyperCommand):
+    """`billing org add-licences acme -5` reads -5 as the count (refused by its bound, exit 2),
+    not as an unknown option; an unknown option (`--bogus`) is still reported as one."""
+
+    def parse_args(self, ctx, args):  # noqa: ANN001
+        from typer._click.exceptions import NoSuchOption
+        known = {name for param in self.get_params(ctx) for name in (*param.opts, *param.secondary_opts)}
+        for arg in args:
+            if arg == "--":
+                break
+            name = arg.split("=", 1)[0]
+            if arg.startswith("-") and len(arg) > 1 and not _NEGATIVE_NUMBER.match(arg) and name not in known:
+                raise NoSuchOption(name, ctx=ctx)
+        return super().parse_args(ctx, args)
+
+
+NUMBERS_AS_VALUES = {"cls": _NegativeNumbersAreValues, "context_settings": {"ignore_unknown_options": True}}
+
+
 def _register() -> None:
     for operation in OPERATIONS.values():
         if not operation.generated:
             continue
         noun, name = operation.cli
         command = _operation_command(operation)
-        group(noun).command(name)(command)
+        group(noun).command(name, **NUMBERS_AS_VALUES)(command)
         if operation.name in FORMER_TOP_LEVEL:
-            app.command(name, hidden=True)(command)
+            app.command(name, hidden=True, **NUMBERS_AS_VALUES)(command)
 
 
 _register()
