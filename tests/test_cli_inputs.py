@@ -37,6 +37,7 @@ def orgs(sqlite_url: str) -> int:
     (["--name", "Acme", "--user", "b@acme.test:nan"], "error: users[0].storage_gb: must be a finite number of GB, got nan"),
     (["--name", "Acme", "--user", "b@acme.test:lots"], "error: users[0].storage_gb: 'lots' is not a number"),
     (["--name", "Acme", "--admin", "a" * 300 + "@acme.test"], "error: admin_email: an e-mail address has at most 254"),
+    (["--name", "Acme", "--plan", "gold"], "error: unknown plan 'gold'; known plans: free, "),
 ])
 def test_org_create_refuses_bad_values_in_one_line(cli, sqlite_url, args, message):
     base = {"--admin": "admin@acme.test"}
@@ -105,6 +106,13 @@ def test_a_large_file_goes_in_as_few_updates_as_fit_temporal_payloads():
     (["org", "add-user", "acme", "a" * 300 + "@x.test"], "add_user refused: email: at most 254 characters"),
     (["org", "add-user", "acme", "b@x.test", "--by", "x" * 300], "add_user refused: requested_by: at most 254 characters"),
     (["org", "add-licences", "acme", "-5"], "add_licences refused: count: must be at least 1, got -5"),
+    # A value that names nothing in the catalog is bad usage too, known before sending.
+    (["org", "upgrade", "acme", "--plan", "gold"], "upgrade refused: unknown plan 'gold'; known plans: free, "),
+    (["org", "downgrade", "acme", "--to", "gold", "--by", "rina@billing.test", "--reason", "asked"],
+     "request_downgrade refused: unknown plan 'gold'; known plans: free, "),
+    (["storage", "buy", "acme", "--unit", "7"], "buy_storage refused: unit_gb: no 7 GB storage unit; units are 5, 25"),
+    (["tier", "change", "acme", "1500"], "change_tier refused: contacts must be a multiple of 1000 between 1000 and"),
+    (["addon", "buy", "acme", "gold"], "buy_addon refused: addon: unknown add-on 'gold'; add-ons are "),
     (["add-licences", "acme", "-5"], "add_licences refused: count: must be at least 1, got -5"),
     (["usage", "set", "acme", "b@acme.test", "-1"], "set_usage refused: storage_gb: must be a number of GB >= 0, got -1"),
     (["tier", "contacts", "acme", "-1"], "set_contacts refused: contacts: must be at least 0, got -1"),

@@ -82,6 +82,13 @@ def fail(message: str, code: int = ExitCode.REFUSED) -> NoReturn:
     raise typer.Exit(int(code))
 
 
+def checked_exit(err) -> int:  # noqa: ANN001  (domain.errors.DomainError)
+    """A check run before anything is sent or written: a bad value is bad usage (2), any other
+    refusal 1 (domain.errors.BAD_VALUE_TYPES is the classification)."""
+    from domain.errors import is_bad_value
+    return ExitCode.USAGE if is_bad_value(err) else ExitCode.REFUSED
+
+
 def refusal_exit(err) -> tuple[str, int]:  # noqa: ANN001  (workers.operations.OperationRefused)
     """The line and exit code for a refusal of a request the workflow received: 3 when the
     change could not be decided (the worker's database out of reach: type `unavailable`), else 1

@@ -10,7 +10,7 @@ from rich.table import Table
 from domain.errors import DomainError
 from workers.cli.choices import Currency, ListedCycle, Locale, Status, BillingCycle, complete_new_org_plan, \
     complete_plan
-from workers.cli.common import (JSON_OPTION_HELP, ExitCode, console, database, fail, group, note, print_json,
+from workers.cli.common import (JSON_OPTION_HELP, ExitCode, checked_exit, console, database, fail, group, note, print_json,
                                 settings, to_jsonable)
 
 org_app = group("org")
@@ -28,8 +28,9 @@ def parse_user(spec: str, index: int):
 
 
 def refused(err: DomainError, prefix: str = "") -> None:
-    """A domain refusal: a bad value is bad usage (2), anything else a refusal (1)."""
-    fail(prefix + err.message, ExitCode.USAGE if err.type == "invalid_input" else ExitCode.REFUSED)
+    """A domain refusal before anything is written: a bad value is bad usage (2), anything else a
+    refusal (1)."""
+    fail(prefix + err.message, checked_exit(err))
 
 
 @org_app.command("create")
