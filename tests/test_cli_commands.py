@@ -176,6 +176,24 @@ def test_org_list_falls_back_to_the_database_and_applies_every_filter(sqlite_url
     assert "monthly" in rows[0] and "yearly" in rows[1]
 
 
+def test_org_list_shows_the_scheduled_change(sqlite_url, sqlite_db, catalog):
+    from db.models import Subscription
+    now = datetime.now(timezone.utc)
+    _org(sqlite_db, catalog, "paid-c", now - timedelta(days=2), plan="standard", cycle="monthly")
+    _org(sqlite_db, catalog, "paid-d", now - timedelta(days=2), plan="standard", cycle="yearly")
+    with sqlite_db.transaction() as session:
+        subscription = session.get(Subscription, "paid-c")
+        subscription.cancel_at_period_end = True
+        renews = subscription.renews_at
+    env = {"BILLING_DATABASE_URL": sqlite_url, "BILLING_TEMPORAL_ADDRESS": NOWHERE}
+    run = billing_now("org", "list", "--json", **env)
+    assert run.code == 0, run
+    rows = {org["org_id"]: org["scheduled_change"] for org in json.loads(run.out)["orgs"]}
+    assert rows == {"paid-c": f"cancel on {renews:%Y-%m-%d}", "paid-d": None}, rows
+    run = billing_now("org", "list", **env)
+    assert "scheduled change" in run.out and f"cancel on {renews:%Y-%m-%d}" in run.out, run
+
+
 def test_read_commands_print_json_with_amounts_in_minor_units(sqlite_url, sqlite_db, catalog):
     _org(sqlite_db, catalog, "acme", datetime.now(timezone.utc))
     env = {"BILLING_DATABASE_URL": sqlite_url, "BILLING_TEMPORAL_ADDRESS": NOWHERE}

@@ -52,7 +52,7 @@ async def test_org_list_json_from_visibility_with_filters_and_the_same_from_the_
         assert set(rows) == everyone
         assert rows[once] | {"next_action_at": None} == {
             "org_id": once, "name": f"Org {once}", "status": "past_due", "plan": "standard", "cycle": "monthly",
-            "large_account": False, "dunning_attempt": 1, "next_action_at": None}
+            "large_account": False, "dunning_attempt": 1, "next_action_at": None, "scheduled_change": None}
         assert rows[escalated]["large_account"] is True and rows[escalated]["dunning_attempt"] == 5
         assert rows[free]["plan"] == "free" and rows[free]["next_action_at"] is None
         assert rows[trialing]["cycle"] == "none" and rows[trialing]["status"] == "trialing"

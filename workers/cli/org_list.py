@@ -22,6 +22,7 @@ class OrgRow:
     large_account: bool | None
     dunning_attempt: int | None
     next_action_at: datetime | None
+    scheduled_change: str | None = None   # what the renewal changes, in words (ScheduledChange); None: nothing
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ async def _from_visibility(settings, wanted: OrgFilter) -> list[OrgRow]:
         name = found.get(sa.ORG_NAME) or await execution.memo_value("org_name", None)
         rows.append(OrgRow(org_id, name or None, found.get(sa.ORG_STATUS), found.get(sa.PLAN),
                            found.get(sa.BILLING_CYCLE), found.get(sa.LARGE_ACCOUNT), found.get(sa.DUNNING_ATTEMPT),
-                           found.get(sa.NEXT_ACTION_AT)))
+                           found.get(sa.NEXT_ACTION_AT), found.get(sa.SCHEDULED_CHANGE)))
     return rows
 
 
@@ -120,7 +121,8 @@ def _from_database(settings, wanted: OrgFilter) -> list[OrgRow]:
         for org_id, name in session.execute(query).all():
             state = load_state(session, org_id, policy)
             row = OrgRow(org_id, name, str(state.status), state.plan, str(state.cycle) if state.cycle else "none",
-                         state.large_account, state.dunning_attempts, next_step(state, policy, now).due)
+                         state.large_account, state.dunning_attempts, next_step(state, policy, now).due,
+                         sa.scheduled_change(state))
             if wanted.matches(row):
                 rows.append(row)
     return rows

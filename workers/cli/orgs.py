@@ -239,12 +239,14 @@ def org_list(status: list[Status] = typer.Option([], help="Only orgs in this sta
                     "orgs": listing.orgs})
         return
     table = Table(title=f"{len(listing.orgs)} org(s)")
-    for column in ("org", "name", "status", "plan", "cycle", "large", "dunning attempt", "next action at"):
+    for column in ("org", "name", "status", "plan", "cycle", "large", "dunning attempt", "next action at",
+                   "scheduled change"):
         table.add_column(column)
     for row in listing.orgs:
         table.add_row(row.org_id, row.name or "", row.status or "?", row.plan or "?", row.cycle or "-",
                       "yes" if row.large_account else "no", str(row.dunning_attempt or 0),
-                      f"{row.next_action_at:%Y-%m-%d %H:%M}" if row.next_action_at else "-")
+                      f"{row.next_action_at:%Y-%m-%d %H:%M}" if row.next_action_at else "-",
+                      row.scheduled_change or "-")
     console.print(table)
 
 
