@@ -38,6 +38,8 @@ def orgs(sqlite_url: str) -> int:
     (["--name", "Acme", "--user", "b@acme.test:lots"], "error: users[0].storage_gb: 'lots' is not a number"),
     (["--name", "Acme", "--admin", "a" * 300 + "@acme.test"], "error: admin_email: an e-mail address has at most 254"),
     (["--name", "Acme", "--plan", "gold"], "error: unknown plan 'gold'; known plans: free, "),
+    (["--name", "Acme", "--plan", "standard"], "error: --cycle: the paid plan standard needs --cycle monthly or "
+                                               "--cycle yearly"),
 ])
 def test_org_create_refuses_bad_values_in_one_line(cli, sqlite_url, args, message):
     base = {"--admin": "admin@acme.test"}
@@ -211,3 +213,20 @@ def test_an_unknown_option_is_still_reported_where_numbers_may_be_negative(sqlit
     code, lines = _billing(*argv, BILLING_DATABASE_URL=sqlite_url, BILLING_TEMPORAL_ADDRESS="127.0.0.1:1")
     name = argv[-2] if argv[-2].startswith("-") else argv[-1].split("=")[0]
     assert code == 2 and lines == [f"error: No such option: {name} (see `billing {argv[0]} {argv[1]} --help`)"], lines
+
+
+def test_a_temporal_host_that_does_not_resolve_is_named_whole(sqlite_url):
+    code, lines = _billing("org", "add-licences", "acme", "2", BILLING_DATABASE_URL=sqlite_url,
+                           BILLING_TEMPORAL_ADDRESS="nosuchhost.invalid:7233")
+    assert code == 3 and len(lines) == 1, lines
+    assert lines[0].startswith("error: Temporal unreachable at nosuchhost.invalid:7233 (dns error: ") \
+        and lines[0].endswith("); check BILLING_TEMPORAL_ADDRESS") and 'error: ")' not in lines[0], lines
+
+
+def test_org_show_with_temporal_and_the_database_down_names_both():
+    code, lines = _billing("org", "show", "acme", BILLING_TEMPORAL_ADDRESS="127.0.0.1:1",
+                           BILLING_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:1/none")
+    assert code == 3 and len(lines) == 1, lines
+    assert lines[0].startswith("error: Temporal unreachable at 127.0.0.1:1 (Connection refused); check "
+                               "BILLING_TEMPORAL_ADDRESS; and database unreachable (") \
+        and lines[0].endswith("check BILLING_DATABASE_URL"), lines

@@ -49,6 +49,8 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
     from domain.onboarding import NewOrg, validate_new_org
     config = settings()
     catalog = load_catalog(config.catalog_path)
+    if plan in catalog.plans and plan != "free" and cycle is None:
+        fail(f"--cycle: the paid plan {plan} needs --cycle monthly or --cycle yearly", ExitCode.USAGE)
     try:
         new = validate_new_org(NewOrg(id=org_id, name=name, admin_email=admin,
                                       users=[parse_user(u, i) for i, u in enumerate(user)], locale=locale.value,
@@ -98,13 +100,18 @@ def org_show(org_id: str = typer.Argument(..., help="Org id"),
     except Exception as err:  # noqa: BLE001  (workflow unreachable or missing: show the database's view)
         from workers.cli.outage import unavailable
         source = "database"
+        why = unavailable(err) or f"no running workflow org-{org_id} (`billing reconcile` starts it)"
         try:
             with database().transaction() as session:
                 snapshot = load_state(session, org_id, settings().policy)
         except DomainError as db_err:
             unknown = db_err.type == "unknown_org"
             fail(db_err.message + (" (check BILLING_DATABASE_URL and BILLING_TEMPORAL_NAMESPACE)" if unknown else ""))
-        why = unavailable(err) or f"no running workflow org-{org_id} (`billing reconcile` starts it)"
+        except Exception as db_err:  # noqa: BLE001
+            down = unavailable(db_err)
+            if down is None or unavailable(err) is None:
+                raise
+            fail(f"{why}; and {down}", ExitCode.UNAVAILABLE)   # both out of reach: name both
         note(f"the database's view: {why}")
     data = to_jsonable(snapshot)
     data["next_action"], data["next_action_at"] = next_action, to_jsonable(next_at)

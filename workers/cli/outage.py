@@ -7,7 +7,14 @@ def _cause(err: BaseException) -> str:
     text = " ".join(str(err).split())
     # The Rust core's connect error nests the OS's message: "Connection refused" says it all.
     found = re.search(r'message: "([^"]+)"', text)
-    return found.group(1) if found else text[:160]
+    if found:
+        return found.group(1)
+    # A name that does not resolve: `ConnectError("dns error", Custom { ..., error: "failed to lookup ..." })`.
+    found = re.search(r'error: "([^"]+)"', text)
+    if found:
+        kind = re.search(r'ConnectError\("([^"]+)"', text)
+        return f"{kind.group(1)}: {found.group(1)}" if kind else found.group(1)
+    return text if len(text) <= 160 else text[:159] + "…"   # never cut mid-way without saying so
 
 
 def temporal_target(config) -> tuple[str, str]:  # noqa: ANN001
