@@ -4,6 +4,7 @@ no trace in the history), and again in the decision on the state read from the d
 Messages name the rule and the numbers, never internal lists."""
 
 import re
+from dataclasses import fields
 from datetime import datetime
 
 from domain import requests as rq
@@ -122,6 +123,37 @@ def _check_unit(catalog: CatalogFacts, unit_gb: int) -> None:
         raise InvalidInput(f"unit_gb: no {unit_gb} GB storage unit; units are {sizes} GB")
 
 
+def _check_addon(catalog: CatalogFacts, addon: str) -> None:
+    if addon not in catalog.flat_addons:
+        raise InvalidInput(f"addon: unknown add-on {addon!r}; add-ons are {', '.join(catalog.flat_addons)}")
+
+
+def _check_contacts(catalog: CatalogFacts, contacts) -> None:
+    if catalog.tier_addon is None:
+        raise NotAllowed("the catalog has no tiered add-on")
+    if not isinstance(contacts, int) or isinstance(contacts, bool) or contacts % catalog.tier_step \
+            or not catalog.tier_min <= contacts <= catalog.tier_max:
+        raise InvalidInput(f"contacts must be a multiple of {catalog.tier_step} between {catalog.tier_min} and "
+                           f"{catalog.tier_max}, got {contacts!r}")
+
+
+def check_catalog_names(catalog: CatalogFacts, req) -> None:
+    """What a request names in the catalog (a plan, a storage unit, an add-on, a tier): checked by
+    every rule below, and by the CLI before it sends anything."""
+    for item in fields(req):
+        value, kind = getattr(req, item.name), item.metadata.get("kind")
+        if value is None:
+            continue
+        if kind == rq.Kind.PLAN:
+            _plan(catalog, value)
+        elif kind == rq.Kind.UNIT_GB:
+            _check_unit(catalog, value)
+        elif kind == rq.Kind.ADDON:
+            _check_addon(catalog, value)
+    if isinstance(req, rq.ChangeTierRequest):
+        _check_contacts(catalog, req.contacts)
+
+
 def check_buy_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.BuyStorageRequest, now: datetime) -> None:
     _check_unit(catalog, req.unit_gb)
     _on_paid_plan(org, "buy storage")
@@ -153,8 +185,7 @@ def check_import_usage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, 
 
 
 def check_buy_addon(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.BuyAddonRequest, now: datetime) -> None:
-    if req.addon not in catalog.flat_addons:
-        raise InvalidInput(f"addon: unknown add-on {req.addon!r}; add-ons are {', '.join(catalog.flat_addons)}")
+    _check_addon(catalog, req.addon)
     if req.addon in org.addons and req.addon not in org.scheduled.addons:
         raise NotAllowed(f"add-on {req.addon} is already active")
     _on_paid_plan(org, "buy an add-on")
@@ -169,12 +200,7 @@ def check_remove_addon(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, 
 
 
 def check_change_tier(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.ChangeTierRequest, now: datetime) -> None:
-    if catalog.tier_addon is None:
-        raise NotAllowed("the catalog has no tiered add-on")
-    if not isinstance(req.contacts, int) or isinstance(req.contacts, bool) or req.contacts % catalog.tier_step \
-            or not catalog.tier_min <= req.contacts <= catalog.tier_max:
-        raise InvalidInput(f"contacts must be a multiple of {catalog.tier_step} between {catalog.tier_min} and "
-                           f"{catalog.tier_max}, got {req.contacts!r}")
+    _check_contacts(catalog, req.contacts)
     if org.status == OrgStatus.TRIALING:
         _no_pending_change(org)
         if req.contacts == org.trial_choice_tier:

@@ -113,33 +113,15 @@ def _card_fields(operation: Operation) -> list[str]:
     return [item.name for item in fields(operation.inputs) if item.metadata.get("kind") == Kind.CARD]
 
 
-def check_catalog(operation: Operation, values: dict[str, Any]) -> None:
-    """What names the catalog, checked against it before sending (the decision checks it again,
-    with the same messages): an unknown plan, storage unit or add-on, a tier out of its steps."""
+def check_catalog(request: Any) -> None:
+    """What the request names in the catalog, checked before sending with the rules' own check
+    (domain.rules.check_catalog_names): an unknown plan, storage unit or add-on, a tier out of its steps."""
     from domain.catalog import load_catalog
-    from domain.errors import InvalidInput, UnknownPlan
-    kinds = {item.name: item.metadata.get("kind") for item in fields(operation.inputs)}
-    if not any(kind in (Kind.PLAN, Kind.UNIT_GB, Kind.ADDON) for kind in kinds.values()) \
-            and operation.request is not rq.ChangeTierRequest:
-        return
+    from domain.rules import check_catalog_names
+    from domain.subscription import catalog_facts
     catalog = load_catalog(settings().catalog_path)
-    for name, kind in kinds.items():
-        value = values.get(name)
-        if value is None:
-            continue
-        if kind == Kind.PLAN and value not in catalog.plans:
-            raise UnknownPlan(f"unknown plan {value!r}; known plans: {', '.join(sorted(catalog.plans))}")
-        if kind == Kind.UNIT_GB and value not in catalog.storage_units:
-            sizes = ", ".join(str(size) for size in sorted(catalog.storage_units))
-            raise InvalidInput(f"unit_gb: no {value} GB storage unit; units are {sizes} GB")
-        if kind == Kind.ADDON and value not in catalog.flat_addons:
-            raise InvalidInput(f"addon: unknown add-on {value!r}; add-ons are {', '.join(sorted(catalog.flat_addons))}")
-    tier = next(iter(catalog.tiered_addons.values()), None)
-    contacts = values.get("contacts")
-    if operation.request is rq.ChangeTierRequest and tier is not None and isinstance(contacts, int) \
-            and (contacts % tier.step or not tier.min <= contacts <= tier.max):
-        raise InvalidInput(f"contacts must be a multiple of {tier.step} between {tier.min} and {tier.max}, "
-                           f"got {contacts!r}")
+    currency = next(iter(next(iter(catalog.plans.values())).prices))  # names do not depend on the currency
+    check_catalog_names(catalog_facts(catalog, currency), request)
 
 
 def _operation_command(operation: Operation) -> Callable[..., None]:
@@ -154,9 +136,9 @@ def _operation_command(operation: Operation) -> Callable[..., None]:
             values[name] = read_card_number()
         values = {key: value.value if isinstance(value, Enum) else value for key, value in values.items()}
         try:
-            check_catalog(operation, values)   # a plan, unit, add-on or tier the catalog has not: nothing is sent
             request = operation.request_from_input(values)
             operation.check_fields(request, settings().policy.limits)  # bad input: nothing is sent
+            check_catalog(request)   # a plan, unit, add-on or tier the catalog has not: nothing is sent
         except DomainError as err:
             fail(f"{operation.name} refused: {err.message}", checked_exit(err))  # 1: a card the gateway rejects
         operate(org_id, operation.name, request)
