@@ -45,3 +45,17 @@ def last_day_billed(start: datetime, end: datetime) -> datetime:
     """The last day a period [start, end) covers, as invoices and receipts print it: the day
     before its end boundary (Jan 31 to Feb 28 prints "Jan 31 - Feb 27")."""
     return max(start, end - timedelta(days=1))
+
+
+def anchor_renewing_at(renewal: datetime, cycle: Cycle) -> tuple[datetime, Cycle]:
+    """The cycle start whose first renewal (`boundary`) is exactly `renewal`.
+    Counting back a calendar month is not always enough: no start in February renews on 29-31
+    March (a cycle anchored on Feb 28 renews on Mar 28, one on Mar 1 on Apr 1). On such a date
+    the org bills in the other cycle, which can: a year back is exact except on Feb 29, where a
+    month back (Jan 29) is."""
+    renewal = require_utc(renewal)
+    for candidate in (cycle, Cycle.YEARLY if cycle == Cycle.MONTHLY else Cycle.MONTHLY):
+        start = renewal - relativedelta(months=months_in(candidate))
+        if boundary(start, candidate, 1) == renewal:
+            return start, candidate
+    raise AssertionError(f"no cycle renews exactly at {renewal}")  # unreachable: see above

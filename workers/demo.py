@@ -21,7 +21,7 @@ from db.orgs import create_org, set_card
 from domain import requests as rq
 from domain.cards import sandbox_tokenise
 from domain.onboarding import NewOrg, NewUser, validate_new_org
-from domain.periods import boundary, months_in, require_utc
+from domain.periods import anchor_renewing_at, require_utc
 from domain.policy import Policy
 from domain.states import Cycle
 from workers.operations import OperationRefused, send_operation
@@ -36,20 +36,6 @@ DECLINING_CARD = "4000000000000341"
 TRIAL_ENDS_AFTER = timedelta(seconds=60)
 RENEWS_SOON_AFTER = timedelta(seconds=90)
 DECLINES_AFTER = timedelta(seconds=120)
-
-
-def anchor_renewing_at(renewal: datetime, cycle: Cycle) -> tuple[datetime, Cycle]:
-    """The cycle start whose first renewal (domain.periods.boundary) is exactly `renewal`.
-    Counting back a calendar month is not always enough: no start in February renews on 29-31
-    March (a cycle anchored on Feb 28 renews on Mar 28, one on Mar 1 on Apr 1). On such a date
-    the org bills in the other cycle, which can: a year back is exact except on Feb 29, where a
-    month back (Jan 29) is."""
-    renewal = require_utc(renewal)
-    for candidate in (cycle, Cycle.YEARLY if cycle == Cycle.MONTHLY else Cycle.MONTHLY):
-        start = renewal - relativedelta(months=months_in(candidate))
-        if boundary(start, candidate, 1) == renewal:
-            return start, candidate
-    raise AssertionError(f"no cycle renews exactly at {renewal}")  # unreachable: see above
 
 
 # ---- when each org's life starts, relative to the demo's start -----------------------------------

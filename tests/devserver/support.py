@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
-from dateutil.relativedelta import relativedelta
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
@@ -14,7 +13,7 @@ from temporalio.client import Client, WorkflowHandle
 from domain.onboarding import NewOrg, NewUser, validate_new_org
 from db.orgs import create_org
 from db.state import load_state
-from domain.periods import boundary
+from domain.periods import anchor_renewing_at
 from domain.subscription import OrgSnapshot
 from domain.states import Cycle
 from tests.support.stack import Stack
@@ -38,21 +37,10 @@ async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 10.0, i
         await asyncio.sleep(interval)
 
 
-def start_renewing_at(renewal: datetime) -> tuple[datetime, str]:
-    """A cycle start whose first renewal falls exactly on `renewal` (a monthly anchor, or a
-    yearly one on the rare dates where month-end clamping gets in the way)."""
-    for cycle in (Cycle.MONTHLY, Cycle.YEARLY):
-        months = 12 if cycle == Cycle.YEARLY else 1
-        start = renewal - relativedelta(months=months)
-        if boundary(start, cycle, 1) == renewal:
-            return start, str(cycle)
-    raise AssertionError(f"no anchor renews exactly at {renewal}")
-
-
 async def paid_org_renewing_at(stack: Stack, renewal: datetime, card: str, plan: str = "standard",
                                **fields) -> str:
-    start, cycle = start_renewing_at(renewal)
-    return await stack.create_org(plan=plan, cycle=cycle, card=card, start=start, **fields)
+    start, cycle = anchor_renewing_at(renewal, Cycle.MONTHLY)
+    return await stack.create_org(plan=plan, cycle=str(cycle), card=card, start=start, **fields)
 
 
 def create_db_only_org(stack: Stack, org_id: str, start: datetime, **fields) -> str:
