@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from tests.support.binaries import temporal_cli_or_skip
 from tests.support.smtp import free_port
-from workers.binaries import temporal_cli
 from workers.demo import DEMO_ORGS
 
 pytestmark = pytest.mark.devserver
@@ -97,14 +97,6 @@ def ready_to_paste_queries() -> list[str]:
     return list(dict.fromkeys(queries))
 
 
-def _cli_or_skip() -> str:
-    try:
-        return temporal_cli()
-    except FileNotFoundError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the temporal CLI is required in CI: {err}")
-        pytest.skip(str(err))
-
 
 async def connect(address: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> Client:
     deadline = time.monotonic() + timeout
@@ -121,7 +113,7 @@ async def connect(address: str, process: subprocess.Popen, log: Path, timeout: f
 
 
 async def test_the_demo_keeps_the_readme_s_promises(tmp_path):
-    _cli_or_skip()
+    temporal_cli_or_skip()
     queries = ready_to_paste_queries()
     assert len(queries) >= 12, queries
     var, log = tmp_path / "var", tmp_path / "embedded.log"

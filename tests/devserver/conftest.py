@@ -4,34 +4,24 @@ list/count queries, schedules and exact histories, which the time-skipping serve
 The dev server's clock is the wall clock, so tests create orgs whose key moments (trial end,
 renewal, dunning retry) are already past or a few seconds away, and poll instead of sleeping."""
 
-import os
 import uuid
 
-import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from domain.policy import Policy
+from tests.support.binaries import temporal_cli_or_skip
 from tests.support.stack import Stack
-from workers.binaries import temporal_cli
 from workers.temporal import DATA_CONVERTER
 from workflows import search_attributes as sa
 
-
-def _cli_or_skip() -> str:
-    try:
-        return temporal_cli()
-    except FileNotFoundError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the temporal CLI is required in CI: {err}")
-        pytest.skip(str(err))
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def dev_env():
     """One dev server per test session (per xdist worker): in-memory SQLite, no UI, our 7
     custom search attributes registered at start (`--search-attribute Name=Type`)."""
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=_cli_or_skip(),
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli_or_skip(),
                                                 search_attributes=list(sa.ALL), ui=False,
                                                 dev_server_log_level="error", data_converter=DATA_CONVERTER)
     yield env

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.devserver.conftest import _cli_or_skip
+from tests.support.binaries import temporal_cli_or_skip
 from tests.devserver.support import DECLINING, GOOD, paid_org_renewing_at, wait_visible, wf_id
 from tests.devserver.test_visibility import settled
 from tests.support.cli import billing, stack_env
@@ -99,7 +99,7 @@ async def test_org_list_json_from_visibility_with_filters_and_the_same_from_the_
 
 async def test_org_list_falls_back_when_visibility_lacks_the_search_attributes(sqlite_url, sqlite_db):
     """A cluster where `billing temporal register-search-attributes` was never run."""
-    bare = await WorkflowEnvironment.start_local(dev_server_existing_path=_cli_or_skip(), ui=False,
+    bare = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli_or_skip(), ui=False,
                                                  dev_server_log_level="error")
     try:
         run = await billing("org", "list", "--json", "--status", "active",

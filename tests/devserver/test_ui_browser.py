@@ -21,7 +21,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from domain.policy import Policy
-from tests.devserver.conftest import _cli_or_skip
+from tests.support.binaries import temporal_cli_or_skip
 from tests.devserver.support import GOOD, current_details, eventually
 from tests.support.stack import Stack
 from workers.temporal import DATA_CONVERTER
@@ -54,7 +54,7 @@ def _free_port() -> int:
 async def ui_env():
     """A dev server of its own, with its Web UI on a free port."""
     port = _free_port()
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=_cli_or_skip(), ui=True, ui_port=port,
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli_or_skip(), ui=True, ui_port=port,
                                                 search_attributes=list(sa.ALL), data_converter=DATA_CONVERTER,
                                                 dev_server_log_level="error")
     env.ui_url = f"http://127.0.0.1:{port}"
