@@ -115,7 +115,8 @@ UNIT_GB_MAX = 100_000
 def check_request_fields(request: Any, limits: Limits) -> None:
     """Every field of a request (domain.requests) within its bounds: the type its kind says, a
     count within its minimum and configured maximum, a number of GB finite and bounded, text
-    that fits its column. Rules about the org's state come after (domain.rules)."""
+    that fits its column, an e-mail address well formed. Rules about the org's state come after
+    (domain.rules)."""
     from domain.requests import Kind  # requests describe their fields with this module's limits
     for item in fields(request):
         value = getattr(request, item.name)
@@ -132,6 +133,9 @@ def check_request_fields(request: Any, limits: Limits) -> None:
             check_gb(value, item.name, limits)
         elif kind == Kind.USAGE_ROWS:
             check_usage_rows(value, limits)
+        elif kind == Kind.EMAIL:
+            check_text(value, item.name)
+            check_email(value, item.name)
         else:
             check_text(value, item.name, multiline=item.name == "reason")
 

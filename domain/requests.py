@@ -12,6 +12,7 @@ from typing import Any
 class Kind(StrEnum):
     """What a field holds: how the CLI and the scenario parser read and check it."""
     TEXT = "text"
+    EMAIL = "email"            # an e-mail address: a malformed one is a bad value, refused before sending
     COUNT = "count"            # a whole number
     GB = "gb"                  # a number of GB
     PLAN = "plan"              # a plan id of the catalog
@@ -63,7 +64,7 @@ class AddLicencesRequest:
 
 @dataclass(frozen=True)
 class AddUserRequest:
-    email: str = arg("The new user's e-mail", positional=True)
+    email: str = arg("The new user's e-mail", Kind.EMAIL, positional=True)
     storage_gb: float = arg("Mailbox usage in GB", Kind.GB, default=0.0)
     requested_by: str = _by()
     reason: str = _reason()
@@ -88,7 +89,7 @@ class RemoveStorageRequest:
 
 @dataclass(frozen=True)
 class AllocateStorageRequest:
-    user: str = arg("The user's e-mail", positional=True)
+    user: str = arg("The user's e-mail", Kind.EMAIL, positional=True)
     unit_gb: int = arg("Unit size in GB", Kind.UNIT_GB, flag="--unit")
     requested_by: str = _by()
     reason: str = _reason()
@@ -96,7 +97,7 @@ class AllocateStorageRequest:
 
 @dataclass(frozen=True)
 class SetUsageRequest:
-    user: str = arg("The user's e-mail", positional=True)
+    user: str = arg("The user's e-mail", Kind.EMAIL, positional=True)
     storage_gb: float = arg("Mailbox usage in GB", Kind.GB, positional=True)
     requested_by: str = _by()
     reason: str = _reason()

@@ -106,7 +106,6 @@ def check_add_licences(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, 
 
 
 def check_add_user(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.AddUserRequest, now: datetime) -> None:
-    check_email(req.email, "email")
     if org.user_count + 1 > policy.limits.users_per_org:
         raise NotAllowed(f"an org has at most {policy.limits.users_per_org:,} users; it has {org.user_count:,}")
     if org.status in PAID_STATUSES and org.user_count + 1 > org.licences:
@@ -170,14 +169,13 @@ def check_remove_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts
 
 
 def check_allocate_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.AllocateStorageRequest, now: datetime) -> None:
-    check_email(req.user, "user")
     _check_unit(catalog, req.unit_gb)
     if org.storage_free(req.unit_gb) < 1:
         raise NotAllowed(f"no unallocated {req.unit_gb} GB unit left; buy one first")
 
 
 def check_set_usage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SetUsageRequest, now: datetime) -> None:
-    check_email(req.user, "user")
+    """A measurement: its bounds and its user's address are its fields' (Operation.check_fields)."""
 
 
 def check_import_usage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.ImportUsageRequest, now: datetime) -> None:

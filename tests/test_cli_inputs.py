@@ -125,6 +125,20 @@ def test_operations_refuse_out_of_bounds_values_before_sending(cli, argv, messag
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}"), lines
 
 
+@pytest.mark.parametrize("value", ["not an email", "a@b", "<b@acme.test>"])
+def test_a_malformed_address_is_the_same_bad_value_in_add_user_as_in_org_create(cli, sqlite_url, value):
+    """One classification (domain.errors.BAD_VALUE_TYPES): an address is checked before sending,
+    in the words org create uses for it, exit 2 (it was sent, and refused with exit 1)."""
+    code, lines = cli("org", "create", "acme", "--name", "Acme", "--admin", value)
+    assert code == 2 and lines == [f"error: admin_email: {value!r} is not a valid e-mail address"], lines
+    assert orgs(sqlite_url) == 0
+    for argv, refusal in ((["org", "add-user", "acme", value], "add_user refused: email"),
+                          (["usage", "set", "acme", value, "1"], "set_usage refused: user"),
+                          (["storage", "allocate", "acme", value, "--unit", "25"], "allocate_storage refused: user")):
+        code, lines = cli(*argv)
+        assert code == 2 and lines == [f"error: {refusal}: {value!r} is not a valid e-mail address"], (argv, lines)
+
+
 def test_a_non_utf8_file_is_named_with_its_line():
     with pytest.raises(UsageImportError, match=r"^line 2 is not UTF-8 text"):
         decode(b"a@x.test,1\n\xff\xfe,2\n")

@@ -344,8 +344,8 @@ ACTION_FIELDS: dict[str, dict[str, tuple[Kind, Any]]] = {name: _action_fields(op
 
 
 def _action_value(kind: Kind, value: Any, path: str, catalog: Catalog) -> Any:
-    if kind == Kind.TEXT:
-        return _str(value, path)   # its length is bounded with the whole request (check_request_fields)
+    if kind in (Kind.TEXT, Kind.EMAIL):
+        return _str(value, path)   # checked with the whole request (check_request_fields)
     if kind == Kind.COUNT:
         return _int(value, path)
     if kind == Kind.GB:

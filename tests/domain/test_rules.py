@@ -222,7 +222,7 @@ def test_add_user_during_trial_has_no_licence_limit():
 
 
 def test_add_user_bad_email_and_storage():
-    assert refusal(InvalidInput, rules.check_add_user, active_org(), rq.AddUserRequest("nobody")) == \
+    assert refusal(InvalidInput, validate("add_user"), active_org(), rq.AddUserRequest("nobody")) == \
         "email: 'nobody' is not a valid e-mail address"
     assert refusal(InvalidInput, validate("add_user"), active_org(), rq.AddUserRequest("e@acme.test", -1)) == \
         "storage_gb: must be a number of GB >= 0, got -1"
@@ -269,7 +269,7 @@ def test_allocate_storage():
     full = active_org(storage=[StorageHolding(25, owned=2, allocated=2)])
     assert refusal(NotAllowed, rules.check_allocate_storage, full, rq.AllocateStorageRequest("b@acme.test", 25)) == \
         "no unallocated 25 GB unit left; buy one first"
-    assert refusal(InvalidInput, rules.check_allocate_storage, active_org(), rq.AllocateStorageRequest("b", 25)) == \
+    assert refusal(InvalidInput, validate("allocate_storage"), active_org(), rq.AllocateStorageRequest("b", 25)) == \
         "user: 'b' is not a valid e-mail address"
     assert refusal(InvalidInput, rules.check_allocate_storage, active_org(),
                    rq.AllocateStorageRequest("b@acme.test", 7)).startswith("unit_gb: no 7 GB storage unit")

@@ -74,6 +74,11 @@ def nothing_runs(monkeypatch):
     ({"actions": "  - {at: P1D, do: buy_storage, unit_gb: 7}"}, "actions[0].unit_gb", ["no 7 GB storage unit"]),
     ({"actions": "  - {at: P1D, do: add_user}"}, "actions[0].email", ["required"]),
     ({"user": "not-an-email"}, "org.users[1].email", ["not a valid e-mail address"]),
+    # an address is a value of the file, as in org.users (was an action_rejected at run time)
+    ({"actions": "  - {at: P1D, do: add_user, email: not an email}"}, "actions[0].email",
+     ["'not an email' is not a valid e-mail address"]),
+    ({"actions": "  - {at: P1D, do: set_usage, user: b, storage_gb: 1}"}, "actions[0].user",
+     ["'b' is not a valid e-mail address"]),
 ])
 def test_invalid_scenario_exits_2_naming_the_field(tmp_path, kwargs, field, words):
     result = simulate(scenario(tmp_path, **kwargs), "--json")
