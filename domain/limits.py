@@ -65,6 +65,20 @@ def check_email(value: Any, field: str) -> str:
     return email
 
 
+def utf8_text(data: bytes) -> str:
+    """A file's bytes as text: UTF-8, with or without a byte-order mark. Anything else (another
+    encoding, a binary file) is refused naming the line and the byte."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise InvalidInput(f"line {line} is not UTF-8 text (byte 0x{data[err.start]:02x})") from None
+    if "\0" in text:   # valid UTF-8, but no text file holds one (UTF-16, an image, an archive)
+        raise InvalidInput(f"line {text[:text.index(chr(0))].count(chr(10)) + 1} is not text (a NUL byte): "
+                           "a binary file")
+    return text
+
+
 def check_text(value: Any, field: str, *, limit: int | None = None, multiline: bool = False) -> str:
     """Text that fits its column and any database: UTF-8, no control characters (no NUL, which
     PostgreSQL cannot store), at most `limit` characters."""

@@ -18,7 +18,7 @@ from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.cards import CardDetails, sandbox_tokenise
 from domain.catalog import Catalog
 from domain.errors import CardRejected, DomainError, InvalidInput
-from domain.limits import Limits, check_request_fields, check_text, check_whole, shown
+from domain.limits import Limits, check_request_fields, check_text, check_whole, shown, utf8_text
 from domain.policy import Policy
 from domain.requests import Kind
 from domain.states import FREE_PLAN, Cycle
@@ -512,9 +512,12 @@ _ScenarioLoader.add_constructor("tag:yaml.org,2002:int", _ScenarioLoader.constru
 
 def load_scenario(path: Path, catalog: Catalog, base_policy: Policy) -> Scenario:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = utf8_text(Path(path).read_bytes())
     except OSError as err:
         raise ScenarioError("", f"cannot read {path}: {err.strerror or err}") from None
+    except InvalidInput as err:
+        raise ScenarioError("", f"{path} is not a scenario file: {err.message}; a scenario is YAML saved "
+                                "as UTF-8") from None
     try:
         raw = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:

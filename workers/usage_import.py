@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 
 from domain.errors import InvalidInput
-from domain.limits import ROWS_PER_UPDATE, Limits, check_usage_rows
+from domain.limits import ROWS_PER_UPDATE, Limits, check_usage_rows, utf8_text
 
 # Temporal refuses a payload over 2 MiB (2,097,152 bytes): a batch stays under it, with room for the
 # Update's envelope.
@@ -42,13 +42,11 @@ class UsageFile:
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 text, with or without a byte-order mark; anything else is refused naming the line."""
+    """UTF-8 text (domain.limits.utf8_text); anything else is refused naming the line."""
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
-        raise UsageImportError(f"line {line} is not UTF-8 text (byte 0x{data[err.start]:02x}); "
-                               "save the file as UTF-8; nothing was imported") from None
+        return utf8_text(data)
+    except InvalidInput as err:
+        raise UsageImportError(f"{err.message}; save the file as UTF-8; nothing was imported") from None
 
 
 def parse_usage_csv(text: str, limits: Limits = Limits()) -> UsageFile:

@@ -124,6 +124,21 @@ def test_not_yaml_or_missing_file_exits_2(tmp_path):
     assert result.exit_code == 2 and "--example" in result.stderr
 
 
+@pytest.mark.parametrize("content, problem", [
+    (BASE.format(actions="", plan="standard", card="4242424242424242", user="b@acme.test")
+     .replace("acme", "caf\u00e9").encode("latin-1"), "line 4 is not UTF-8 text (byte 0xe9)"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "line 1 is not UTF-8 text (byte 0x89)"),
+    ("start: x\n".encode("utf-16"), "line 1 is not UTF-8 text (byte 0xff)"),
+    (b"start: x\nuntil: P1D\n\x00\x01\x02", "line 3 is not text (a NUL byte): a binary file"),
+])
+def test_a_binary_or_non_utf8_file_is_one_line_naming_it_and_exit_2(tmp_path, content, problem):
+    path = tmp_path / "scenario.yaml"
+    path.write_bytes(content)
+    result = simulate(path, "--json")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == f"scenario error: {path} is not a scenario file: {problem}; a scenario is YAML saved as UTF-8\n"
+
+
 def test_a_gateway_rejected_card_is_not_a_scenario_error(tmp_path, monkeypatch):
     """4000000000000002 is a well-formed test card the gateway refuses when it is set: at run
     time that is an `action_rejected` event, so the file itself is valid."""
