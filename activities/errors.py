@@ -112,13 +112,25 @@ def data_errors_are_final(fn: Callable[P, R]) -> Callable[P, R]:
 _LIBPQ_PREFIX = re.compile(r'^connection to server (?:at|on) .*? failed:\s*')
 
 
-def _database_failure(err: BaseException, place: str) -> ApplicationError:
+def database_unavailable(err: BaseException) -> bool:
+    """The database did not answer (connection lost or refused, a timeout, the server shutting
+    down): the same statement may succeed a moment later."""
     from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
+    return isinstance(err, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout))
+
+
+def database_reason(err: BaseException) -> str:
+    """Why, in the driver's first line: its later lines and SQLAlchemy's add hints, the SQL and its
+    parameters."""
     cause = getattr(err, "orig", None) or err
-    # The driver's first line: its later lines and SQLAlchemy's add hints, the SQL and its parameters.
     reason = _LIBPQ_PREFIX.sub("", _first_line(str(cause))).removeprefix("FATAL:").strip()
-    reason = reason[:1].lower() + reason[1:] if reason else type(cause).__name__
-    if isinstance(err, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)):
+    return reason[:1].lower() + reason[1:] if reason else type(cause).__name__
+
+
+def _database_failure(err: BaseException, place: str) -> ApplicationError:
+    cause = getattr(err, "orig", None) or err
+    reason = database_reason(err)
+    if database_unavailable(err):
         # With an SQLSTATE the server answered (statement timeout, deadlock, shutting down).
         heading = "database unavailable" if getattr(cause, "pgcode", None) else "database unreachable"
         return ApplicationError(_one_line(f"{heading}: {reason}{_at(place)}"), type="database_unavailable")

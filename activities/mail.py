@@ -1,13 +1,18 @@
 """The mailer: renders a template in the org's language and delivers it over SMTP, at most
 once per (org, template, occasion, recipient).
 
-The outbox row is written before the SMTP conversation and marked sent right after it, so a
-retry of this activity after a successful send finds the row sent and delivers nothing. The
-Message-ID is derived from the outbox key, so even the one unavoidable window (SMTP accepted,
-process died before the commit) yields a duplicate that receivers can recognise."""
+Each message has an outbox row: `pending`, then `sending` (committed just before the SMTP
+conversation), then `sent`. Once the SMTP server has accepted a message, only the `sent` mark is
+retried, never the delivery: within the attempt until the database answers, and by a later
+attempt of this process (it remembers what its SMTP server accepted). What no retry can know is
+whether a conversation begun by a process that died before the mark (a `sending` row it left)
+ended in acceptance: that message is sent again, with the same Message-ID (derived from the
+outbox key), which receivers recognise as one (docs/reliability.md)."""
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
+from aiosmtplib.errors import SMTPConnectError, SMTPResponseException
 from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
@@ -24,6 +30,7 @@ from temporalio import activity
 
 from activities.messages import EmailRequest, EmailResult
 from activities import metrics
+from activities.errors import database_reason, database_unavailable
 from db.events import record_event
 from db.models import EmailMessage, Organisation
 from db.session import Database
@@ -32,6 +39,13 @@ from domain.money import format_money
 if TYPE_CHECKING:
     from activities.documents import Documents
     from db.invoices import InvoiceDocument
+
+log = logging.getLogger("billing.mail")
+
+# Retries of the `sent` mark after the SMTP server accepted a message: quick at first, then
+# every few seconds for as long as the attempt lasts.
+MARK_RETRY_FIRST, MARK_RETRY_MAX = 0.2, 5.0
+
 
 def _templates_dir() -> Path:
     configured = os.environ.get("BILLING_TEMPLATES_DIR")
@@ -88,6 +102,9 @@ class MailActivities:
         self.db, self.smtp = db, smtp
         self.renderer = renderer or TemplateRenderer()
         self.documents = documents   # None: no invoice is attached
+        # Outbox rows whose message the SMTP server accepted and whose `sent` mark has not been
+        # committed yet, with their subject: a retry in this process records them, never resends.
+        self.accepted: dict[int, str] = {}
 
     def _context(self, org: Organisation, request: EmailRequest, recipient: str) -> dict[str, Any]:
         context: dict[str, Any] = {"org_name": org.name, "org_id": org.id, "admin_email": org.admin_email,
@@ -126,6 +143,13 @@ class MailActivities:
                     pending.append(row)
             session.expunge_all()
             return org, pending
+
+    def _mark(self, row: EmailMessage, status: str) -> None:
+        """`sending` before the SMTP conversation, `pending` again when the server refused it."""
+        with self.db.transaction() as session:
+            stored = session.get(EmailMessage, row.id)
+            if stored.status != "sent":
+                stored.status = status
 
     def _mark_sent(self, row: EmailMessage, subject: str, at: datetime) -> None:
         with self.db.transaction() as session:
@@ -167,15 +191,58 @@ class MailActivities:
         with self.db.transaction() as session:
             return invoice_document(session, request.attach_invoice)
 
+    async def _deliver(self, message: MimeMessage, row: EmailMessage, subject: str) -> None:
+        """One SMTP conversation. The acceptance is remembered before anything else is awaited
+        (the QUIT after it included): a retry then records it instead of delivering again."""
+        await asyncio.to_thread(self._mark, row, "sending")
+        client = aiosmtplib.SMTP(hostname=self.smtp.host, port=self.smtp.port, username=self.smtp.username,
+                                 password=self.smtp.password, start_tls=self.smtp.starttls, timeout=self.smtp.timeout)
+        try:
+            async with client:
+                await client.send_message(message)
+                self.accepted[row.id] = subject
+        except (SMTPResponseException, SMTPConnectError):
+            # The server said no, or never answered: nothing was delivered. If the database is
+            # out too, the row stays `sending` and the retry sends it (said in the log).
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._mark, row, "pending")
+            raise
+
+    async def _record_sent(self, row: EmailMessage, subject: str, at: datetime) -> None:
+        """Retried until the database answers: the message is delivered and must not be again. An
+        attempt that ends first (its timeout) leaves it in `self.accepted` for the next one."""
+        delay, waited = MARK_RETRY_FIRST, False
+        while True:
+            try:
+                await asyncio.to_thread(self._mark_sent, row, subject, at)
+                break
+            except Exception as err:
+                if not database_unavailable(err):
+                    raise
+                if not waited:
+                    log.warning("%s to %s accepted by the SMTP server (%s); recording it sent waits for the database: "
+                                "%s", row.template, row.recipient, row.message_id, database_reason(err))
+                    waited = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MARK_RETRY_MAX)
+        if waited:
+            log.info("%s to %s recorded sent; it was delivered once", row.template, row.recipient)
+        self.accepted.pop(row.id, None)
+
     @activity.defn
     async def send_email(self, request: EmailRequest) -> EmailResult:
         org, pending = await asyncio.to_thread(self._claim, request)
         delivered = []
         for row in pending:
-            message, subject = await asyncio.to_thread(self._compose, org, row, request)
-            await aiosmtplib.send(message, hostname=self.smtp.host, port=self.smtp.port, username=self.smtp.username,
-                                  password=self.smtp.password, start_tls=self.smtp.starttls, timeout=self.smtp.timeout)
-            await asyncio.to_thread(self._mark_sent, row, subject, request.at)
+            subject = self.accepted.get(row.id)
+            if subject is None:   # not accepted by the SMTP server in this process's lifetime
+                if row.status == "sending":
+                    log.warning("%s to %s (%s): an earlier attempt's delivery was not confirmed (its SMTP conversation "
+                                "failed after the message, or its process stopped); sending it again, same Message-ID",
+                                row.template, row.recipient, row.message_id)
+                message, subject = await asyncio.to_thread(self._compose, org, row, request)
+                await self._deliver(message, row, subject)
+            await self._record_sent(row, subject, request.at)
             metrics.email_sent(request.template)
             delivered.append(row.recipient)
         recipients = [r.strip().lower() for r in (request.to or [org.admin_email])]

@@ -233,7 +233,7 @@ class EmailMessage(Base):
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str | None] = mapped_column(String(300))
     message_id: Mapped[str] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(12))  # pending | sent
+    status: Mapped[str] = mapped_column(String(12))  # pending | sending (SMTP conversation begun) | sent
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Set on a trial reminder: how many days before the trial end it was sent.

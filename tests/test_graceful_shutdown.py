@@ -34,12 +34,12 @@ async def test_stopping_the_worker_drains_the_email_in_flight(stack, pg_url):
         org_id = await stack.create_org(start=start - timedelta(days=15) + timedelta(seconds=1))
         for _ in range(100):  # wait until the trial_expired e-mail is being delivered
             with stack.db.transaction() as session:
-                pending = session.scalar(select(EmailMessage.status).where(EmailMessage.org_id == org_id,
-                                                                            EmailMessage.template == "trial_expired"))
-            if pending == "pending":
+                outbox = session.scalar(select(EmailMessage.status).where(EmailMessage.org_id == org_id,
+                                                                           EmailMessage.template == "trial_expired"))
+            if outbox == "sending":
                 break
             await asyncio.sleep(0.1)
-        assert pending == "pending" and sink.for_org(org_id, "trial_expired") == []
+        assert outbox == "sending" and sink.for_org(org_id, "trial_expired") == []
         stop.set()
         await asyncio.wait_for(worker, timeout=30)
         assert [m.template for m in sink.for_org(org_id)] == ["trial_expired"]

@@ -40,10 +40,7 @@ def outbox(db, org_ids: list[str]) -> list[tuple[str, str, str]]:
 
 
 async def test_mail_waits_for_the_smtp_server_and_is_sent_once(ts_env, pg_db, catalog):
-    sink = SmtpSink()
-    sink.handler = CountingHandler(refuse=True)
-    sink.controller = Controller(sink.handler, hostname="127.0.0.1", port=sink.port)
-    sink.start()
+    sink = SmtpSink(CountingHandler(refuse=True)).start()
     stack = Stack(env=ts_env, db=pg_db, catalog=catalog, policy=Policy(), smtp_port=sink.port,
                   task_queue=f"smtp-{uuid.uuid4().hex[:6]}")
     try:

@@ -48,8 +48,8 @@ def free_port() -> int:
 
 
 class SmtpSink:
-    def __init__(self) -> None:
-        self.handler = SinkHandler()
+    def __init__(self, handler: SinkHandler | None = None) -> None:
+        self.handler = handler or SinkHandler()
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
 
