@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from domain.policy import Policy
 from workers.binaries import temporal_cli
 from workers.search_attributes import dev_server_flags
 
+ROOT = Path(__file__).resolve().parents[2]
 GOOD_CARD = "4242424242424242"
 DECLINING_CARD = "4000000000000341"
 
@@ -268,7 +270,39 @@ def assert_exactly_once(db: Database, org_ids: list[str], sink_counts: dict[str,
 
 
 def kill_process_group(process: subprocess.Popen) -> None:
-    """SIGKILL a subprocess started with start_new_session=True, with everything it spawned."""
-    if process.poll() is None:
+    """SIGKILL a subprocess started with start_new_session=True, with everything it spawned
+    (still there when the subprocess itself is gone)."""
+    try:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+    except ProcessLookupError:
+        pass
+    process.wait(10)
+
+
+# ---- a worker as deployed: its own process, configured by BILLING_* variables --------------------
+
+def worker_environment(database_url: str, temporal_address: str, smtp_port: int, task_queue: str,
+                       **settings: str) -> dict[str, str]:
+    """This process's environment and the worker's BILLING_* settings (`settings` by name, e.g.
+    PDF_PROCESSES="1"); metrics on a free port, a 5 s graceful shutdown."""
+    return {**os.environ, "BILLING_DATABASE_URL": database_url, "BILLING_TEMPORAL_ADDRESS": temporal_address,
+            "BILLING_SMTP_HOST": "127.0.0.1", "BILLING_SMTP_PORT": str(smtp_port),
+            "BILLING_TEMPORAL_TASK_QUEUE": task_queue, "BILLING_METRICS_PORT": str(free_port()),
+            "BILLING_GRACEFUL_SHUTDOWN_SECONDS": "5", **{f"BILLING_{k}": v for k, v in settings.items()}}
+
+
+def start_worker(env: dict[str, str], log: Path, module: str = "workers.worker") -> subprocess.Popen:
+    """`python -m <module>` in a session of its own (so kill_process_group ends all it started),
+    its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+async def wait_polling(process: subprocess.Popen, log: Path, starts: int = 1) -> None:
+    """Until the worker's log says it polls, for the `starts`-th time."""
+    def polling() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        return log.read_text().count("worker polling") >= starts
+    await wait_until(polling, 60, "the worker to poll")

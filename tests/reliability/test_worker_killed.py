@@ -11,26 +11,25 @@ the same idempotency keys: the test takes about 75 s, and is marked slow."""
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
 from db.models import EmailMessage, GatewayCharge, Payment
 from domain.policy import Policy
-from tests.reliability.support import (DevServer, assert_exactly_once, count_rows, due_in, free_port,
-                                       kill_process_group, paid_renewals, renewal_org, wait_until)
+from tests.reliability.support import (DevServer, assert_exactly_once, count_rows, due_in, kill_process_group,
+                                       paid_renewals, renewal_org, start_worker, wait_polling, wait_until,
+                                       worker_environment)
 from tests.support.smtp import SmtpSink
 from workflows.starter import start_org_workflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.devserver]
 
-ROOT = Path(__file__).resolve().parents[2]
 ORGS = 20
+SLOW_GATEWAY_WORKER = "tests.reliability.slow_gateway_worker"
 
 
 def sent_emails(db) -> int:  # noqa: ANN001
@@ -39,36 +38,17 @@ def sent_emails(db) -> int:  # noqa: ANN001
         return session.scalar(select(func.count()).select_from(EmailMessage).where(EmailMessage.status == "sent"))
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "tests.reliability.slow_gateway_worker"], cwd=ROOT,
-                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return process
-
-
-async def wait_polling(process: subprocess.Popen, log: Path, starts: int) -> None:
-    def polling() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"worker exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        return log.read_text().count("worker polling") >= starts
-    await wait_until(polling, 60, "the worker to poll")
-
-
 async def test_sigkill_during_charges_loses_and_doubles_nothing(pg_url, pg_db, catalog, tmp_path):
     server = DevServer(tmp_path)
     sink = SmtpSink().start()
     queue = f"kill-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "BILLING_DATABASE_URL": pg_url, "BILLING_TEMPORAL_ADDRESS": "",
-           "BILLING_SMTP_HOST": "127.0.0.1", "BILLING_SMTP_PORT": str(sink.port),
-           "BILLING_TEMPORAL_TASK_QUEUE": queue, "BILLING_METRICS_PORT": str(free_port()),
-           "BILLING_GRACEFUL_SHUTDOWN_SECONDS": "5", "BILLING_TEST_GATEWAY_DELAY": "1.0"}
     log = tmp_path / "worker.log"
     worker: subprocess.Popen | None = None
     try:
         await server.start()
-        env["BILLING_TEMPORAL_ADDRESS"] = server.address
+        env = worker_environment(pg_url, server.address, sink.port, queue, TEST_GATEWAY_DELAY="1.0")
         client = await Client.connect(server.address)
-        worker = start_worker(env, log)
+        worker = start_worker(env, log, SLOW_GATEWAY_WORKER)
         await wait_polling(worker, log, 1)
 
         # Twenty orgs falling due 3 s from now, 0.1 s apart.
@@ -95,7 +75,7 @@ async def test_sigkill_during_charges_loses_and_doubles_nothing(pg_url, pg_db, c
         assert accepted > recorded, "the kill should land while the gateway holds unrecorded charges"
         assert recorded < ORGS
 
-        worker = start_worker(env, log)
+        worker = start_worker(env, log, SLOW_GATEWAY_WORKER)
         await wait_polling(worker, log, 2)
         await wait_until(lambda: paid_renewals(pg_db, orgs) == ORGS, 120, "every renewal to be paid")
         recovery = time.monotonic() - killed_at
