@@ -5,7 +5,8 @@ unreachable: connection refused at 127.0.0.1:5432"), so the Temporal UI's pendin
 what is wrong: no SQL, no parameters, no chained exceptions (a 7.7 KB SQLAlchemy error once
 exceeded Temporal's failure size limit and the UI showed only that). Business refusals and data
 errors are final; outages are retried by the workflow's INFRA_RETRY until they pass. The worker's
-log gets the traceback once, at the first attempt, and one line per retry after it."""
+log gets a failure's traceback once, at the first attempt, and one line per retry after it; an
+outage gets no traceback, and its lines are summarised (activities/outages.py)."""
 
 import asyncio
 import functools
@@ -190,28 +191,46 @@ class _SdkFailureLogDropped(logging.Filter):
                     and getattr(raised, _REPORTED, False))
 
 
+def outage_of(failure_type: str) -> str | None:
+    """The component a failure of this type says is out, or None: not an outage (a bug, a
+    refusal, bad data). An outage is retried until the component answers again, and the worker's
+    log summarises it (activities/outages.py) instead of writing each failure."""
+    if failure_type == "smtp_refused":
+        return "SMTP server"
+    if failure_type.endswith("_unavailable"):
+        component = failure_type.removesuffix("_unavailable")
+        return {"smtp": "SMTP server", "temporal": "Temporal"}.get(component, component.replace("_", " "))
+    return None
+
+
 def _log(failure: ApplicationError, raised: BaseException) -> None:
     info = activity.info()
     cause = raised.__cause__ if isinstance(raised, ApplicationError) and raised.__cause__ else raised
     what = f"{info.activity_type} attempt {info.attempt} failed ({failure.type}"
+    # The outage summary (activities/outages.py) reads these; an outage gets no traceback.
+    failure_info = {"failure_type": failure.type, "failure_message": failure.message}
     if isinstance(cause, DomainError):   # a refusal is an answer, not a fault
-        activity.logger.info("%s, final): %s", what, failure.message)
+        activity.logger.info("%s, final): %s", what, failure.message, extra=failure_info)
     elif failure.non_retryable:
-        activity.logger.warning("%s, final): %s", what, failure.message, exc_info=cause)
-    elif info.attempt == 1:
-        activity.logger.warning("%s, retried): %s", what, failure.message, exc_info=cause)
+        activity.logger.warning("%s, final): %s", what, failure.message, exc_info=cause, extra=failure_info)
+    elif info.attempt == 1 and outage_of(failure.type) is None:
+        activity.logger.warning("%s, retried): %s", what, failure.message, exc_info=cause, extra=failure_info)
     else:
-        activity.logger.warning("%s, retried): %s", what, failure.message)
+        activity.logger.warning("%s, retried): %s", what, failure.message, extra=failure_info)
 
 
 class _ReadableFailuresInbound(ActivityInboundInterceptor):
-    def __init__(self, next: ActivityInboundInterceptor, places: Places) -> None:
+    def __init__(self, next: ActivityInboundInterceptor, places: Places,
+                 succeeded: Callable[[str], None] | None) -> None:
         super().__init__(next)
-        self.places = places
+        self.places, self.succeeded = places, succeeded
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         try:
-            return await self.next.execute_activity(input)
+            result = await self.next.execute_activity(input)
+            if self.succeeded is not None:
+                self.succeeded(activity.info().activity_type)
+            return result
         except (CancelledError, asyncio.CancelledError):
             raise   # the SDK reports a cancellation by its type
         except Exception as err:
@@ -225,13 +244,14 @@ class _ReadableFailuresInbound(ActivityInboundInterceptor):
 
 class ReadableFailures(Interceptor):
     """Applies `readable_failure` and its logging to every activity of the worker it is given to,
-    local activities included."""
+    local activities included. `succeeded` hears the type of every activity that completes (the
+    outage summary: an outage ends when what failed for it succeeds)."""
 
-    def __init__(self, places: Places = Places()) -> None:
-        self.places = places
+    def __init__(self, places: Places = Places(), succeeded: Callable[[str], None] | None = None) -> None:
+        self.places, self.succeeded = places, succeeded
         sdk_log = logging.getLogger("temporalio.activity")
         if not any(isinstance(f, _SdkFailureLogDropped) for f in sdk_log.filters):
             sdk_log.addFilter(_SdkFailureLogDropped())
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _ReadableFailuresInbound(next, self.places)
+        return _ReadableFailuresInbound(next, self.places, self.succeeded)

@@ -219,14 +219,14 @@ class MailActivities:
             except Exception as err:
                 if not database_unavailable(err):
                     raise
-                if not waited:
+                if not waited:   # part of the outage's count in the worker's log (activities/outages.py)
                     log.warning("%s to %s accepted by the SMTP server (%s); recording it sent waits for the database: "
-                                "%s", row.template, row.recipient, row.message_id, database_reason(err))
+                                "%s", row.template, row.recipient, row.message_id, database_reason(err),
+                                extra={"failure_type": "database_unavailable",
+                                       "failure_message": f"database unreachable: {database_reason(err)}"})
                     waited = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MARK_RETRY_MAX)
-        if waited:
-            log.info("%s to %s recorded sent; it was delivered once", row.template, row.recipient)
         self.accepted.pop(row.id, None)
 
     @activity.defn

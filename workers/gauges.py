@@ -51,8 +51,9 @@ class OrgGauges:
             try:
                 await asyncio.to_thread(self.refresh)
             except Exception as err:  # noqa: BLE001
-                log.warning("org gauges not refreshed, keeping the last values: %s",
-                            readable_failure(err, self.places).message)
+                failure = readable_failure(err, self.places)
+                log.warning("org gauges not refreshed, keeping the last values: %s", failure.message,
+                            extra={"failure_type": failure.type, "failure_message": failure.message})
             try:
                 await asyncio.wait_for(stop.wait(), self.every.total_seconds())
                 return

@@ -5,6 +5,10 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from temporalio import activity, workflow
+
+from activities.outages import OUTAGES
+
 
 def _temporal_ids(record: logging.LogRecord) -> dict[str, str]:
     ids: dict[str, str] = {}
@@ -40,6 +44,11 @@ def configure(log_format: str = "text", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else
                          TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(OUTAGES)   # an outage is a line when it starts, a count, a line when it ends
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The formatters name the org and workflow (from the records' extra): the SDK's own copy of
+    # its whole info dict at the end of every message is left out.
+    activity.logger.activity_info_on_message = False
+    workflow.logger.workflow_info_on_message = False

@@ -7,6 +7,7 @@ of its config file, chosen by TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE); a BILL
 setting, when given, wins over them."""
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from temporalio.client import Client, TLSConfig
 from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.exceptions import ApplicationError
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime, TelemetryConfig,
+                                TelemetryFilter)
 
 from workers.config import Settings
 
@@ -79,8 +81,16 @@ def connect_options(settings: Settings, environ: dict[str, str] | None = None) -
     return options
 
 
-def metrics_runtime(port: int) -> Runtime:
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
+def worker_runtime(metrics_port: int) -> Runtime:
+    """The worker's: metrics on `metrics_port`, and the SDK core's warnings through Python's
+    logging, so they take the worker's format (no ANSI colours in a file: the core writes them
+    itself otherwise) and its outage summary (activities/outages.py: a retried poll, a slow
+    workflow task during an outage)."""
+    core_log = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                             forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"),
+                                                            prepend_target_on_message=False))
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{metrics_port}"),
+                                             logging=core_log))
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:

@@ -18,6 +18,7 @@ from activities.billing import BillingActivities
 from activities.documents import (SAMPLE_SELLER, Documents, PdfRenderer, PdfRendererMissing, Seller,
                                   require_pdf_renderer)
 from activities.errors import Places, ReadableFailures, database_address
+from activities.outages import OUTAGES
 from activities.mail import MailActivities, SmtpConfig
 from activities.reconcile import DEFAULT_STUCK_AFTER, ReconcileActivities
 from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
@@ -31,7 +32,7 @@ from workers import logs
 from workers.config import Settings
 from workers.gauges import OrgGauges
 from workers.schedules import reconcile_schedule_at_start, stuck_after
-from workers.temporal import connect, metrics_runtime
+from workers.temporal import connect, worker_runtime
 from workflows.org import OrgWorkflow
 from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileWorkflow
 
@@ -91,7 +92,7 @@ def build_worker(client: Client, task_queue: str, components: Components, max_th
     return Worker(client, task_queue=task_queue, workflows=[OrgWorkflow, ReconcileWorkflow],
                   activities=components.activities() + [reconciler.reconcile_orgs],
                   activity_executor=ThreadPoolExecutor(max_workers=max_threads),
-                  interceptors=[ReadableFailures(components.places(client))],
+                  interceptors=[ReadableFailures(components.places(client), OUTAGES.succeeded)],
                   max_concurrent_activities=max_threads,
                   max_concurrent_local_activities=max_threads,
                   max_cached_workflows=max_cached_workflows,
@@ -110,7 +111,7 @@ def configured_worker(client: Client, settings: Settings, components: Components
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     components = components_from(settings)
-    runtime = metrics_runtime(settings.metrics_port)
+    runtime = worker_runtime(settings.metrics_port)
     client = await connect(settings, runtime=runtime)
     worker = configured_worker(client, settings, components)
     if settings.reconcile_schedule:

@@ -358,8 +358,10 @@ class OrgWorkflow:
                 cause = err.cause if isinstance(err, ActivityError) else err
                 if isinstance(cause, ApplicationError) and cause.non_retryable:
                     raise  # a refusal or a data error: a regular attempt would end the same way
+                failure = ({"failure_type": cause.type, "failure_message": cause.message}
+                           if isinstance(cause, ApplicationError) and cause.type else {})   # an outage's, counted
                 workflow.logger.warning("%s: local attempts failed (%s); retrying as a regular activity",
-                                        summary, cause)
+                                        summary, cause, extra=failure)
         return await workflow.execute_activity_method(method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
                                                       retry_policy=INFRA_RETRY, summary=summary)
 

@@ -1,5 +1,6 @@
 """During a database outage the Temporal UI's pending activity says what is wrong in one short line,
-and the worker logs the traceback once, then one line per retry."""
+and the worker logs one line per attempt, no traceback, each marked as the outage's for the
+worker's log to summarise (activities/outages.py)."""
 
 import logging
 import uuid
@@ -38,7 +39,7 @@ def renewal_log(caplog, workflow_id: str) -> list[logging.LogRecord]:
             and getattr(r, "temporal_activity", {}).get("workflow_id") == workflow_id]
 
 
-async def test_an_unreachable_database_shows_as_a_short_message_and_one_traceback(dev_stack, caplog):
+async def test_an_unreachable_database_shows_as_a_short_message_and_no_traceback(dev_stack, caplog):
     stack = dev_stack
     caplog.set_level(logging.INFO, logger="temporalio.activity")
     closed = free_port()   # where the worker looks for PostgreSQL and nobody answers
@@ -70,14 +71,13 @@ async def test_an_unreachable_database_shows_as_a_short_message_and_one_tracebac
     records = renewal_log(caplog, workflow_id)
     attempts = [r.temporal_activity["attempt"] for r in records]
     assert attempts == list(range(1, len(attempts) + 1)) and len(attempts) >= 3, attempts
-    first, *retries = records
-    assert first.exc_info is not None   # the traceback, once
-    assert "OperationalError" in logging.Formatter().formatException(first.exc_info)
+    # An outage, not a bug: no traceback (it was once per activity, SQL and org ids included), and
+    # each record says what is out, for the worker's log to summarise (activities/outages.py).
+    assert all(r.exc_info is None and r.failure_type == "database_unavailable" for r in records)
     for record in records:
         message = record.getMessage()
         assert message.startswith(f"open_renewal attempt {record.temporal_activity['attempt']} failed "
                                   f"(database_unavailable, retried): database unreachable: connection refused "
                                   f"at 127.0.0.1:{closed}"), message
         assert "\n" not in message
-    assert all(r.exc_info is None for r in retries)
     assert not any(r.getMessage().startswith("Completing activity as failed") for r in caplog.records)

@@ -24,7 +24,7 @@ from tests.devserver.test_reconcile import reconcile_on, stuck_org_stack, until_
 from tests.support.smtp import free_port
 from workers.config import Settings
 from workers.gauges import OrgGauges
-from workers.temporal import metrics_runtime
+from workers.temporal import worker_runtime
 from workers.worker import build_worker, run_worker
 from workflows.reconcile import ReconcileWorkflow
 
@@ -47,7 +47,7 @@ def value(samples: dict, name: str, **labels: str) -> float:
 async def test_prometheus_endpoint_serves_business_counters_after_charges(dev_stack):
     stack = dev_stack
     port = free_port()
-    runtime = metrics_runtime(port)  # what `python -m workers.worker` uses, on BILLING_METRICS_PORT
+    runtime = worker_runtime(port)  # what `python -m workers.worker` uses, on BILLING_METRICS_PORT
     client = await Client.connect(stack.client.service_client.config.target_host,
                                   namespace=stack.client.namespace, runtime=runtime)
     async with build_worker(client, stack.task_queue, stack.components(), graceful_shutdown=timedelta(seconds=5)):
@@ -92,7 +92,7 @@ async def test_reconcile_sets_the_stuck_orgs_gauge_by_reason(dev_stack):
     stack = dev_stack
     port = free_port()
     client = await Client.connect(stack.client.service_client.config.target_host,
-                                  namespace=stack.client.namespace, runtime=metrics_runtime(port))
+                                  namespace=stack.client.namespace, runtime=worker_runtime(port))
     before = time.time()
     async with stuck_org_stack(stack, client) as (_stuck, _healthy, reconcile_queue):
         report = await until_stuck_reported(client, reconcile_queue)
@@ -174,7 +174,7 @@ async def test_a_failed_refresh_logs_one_line_and_keeps_the_last_values(dev_stac
     stack = dev_stack
     orgs_in_the_database(stack, {"p1": "past_due", "p2": "past_due"})
     port = free_port()
-    runtime = metrics_runtime(port)   # held: the endpoint lives as long as its runtime
+    runtime = worker_runtime(port)   # held: the endpoint lives as long as its runtime
     gauges = OrgGauges(stack.db, runtime.metric_meter, timedelta(seconds=60))
     gauges.refresh()
     closed = free_port()
