@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import aiosmtplib
 from aiosmtplib.errors import SMTPConnectError, SMTPResponseException
 from babel.dates import format_date
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from babel.numbers import format_decimal
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 from sqlalchemy import select
 from temporalio import activity
 
@@ -35,6 +36,7 @@ from db.events import record_event
 from db.models import EmailMessage, Organisation
 from db.session import Database
 from domain.money import format_money
+from domain.storage import MB_PER_GB
 
 if TYPE_CHECKING:
     from activities.documents import Documents
@@ -69,6 +71,29 @@ class SmtpConfig:
     timeout: float = 20.0
 
 
+def number(value: int | float, locale: str) -> str:
+    """A count as the org's language writes it (1,000 in English, 1.000 in Indonesian)."""
+    return format_decimal(value, locale=locale)
+
+
+def gigabytes(megabytes: int | float | str, locale: str) -> str:
+    """A size in MB as the org's language writes GB: "40 GB" and "5.1 GB" in English, "5,1 GB"
+    in Indonesian. Text stays as it is: e-mails decided before sizes were written here carry it."""
+    if isinstance(megabytes, str):
+        return megabytes
+    return f"{format_decimal(megabytes / MB_PER_GB, format='#,##0.#', locale=locale)} GB"
+
+
+@pass_context
+def _number_filter(context, value: int | float) -> str:
+    return number(value, context["locale"])
+
+
+@pass_context
+def _gigabytes_filter(context, megabytes: int | float | str) -> str:
+    return gigabytes(megabytes, context["locale"])
+
+
 @dataclass(frozen=True)
 class RenderedEmail:
     subject: str
@@ -81,6 +106,8 @@ class TemplateRenderer:
         self.env = Environment(loader=FileSystemLoader(str(templates_dir)), undefined=StrictUndefined,
                                autoescape=lambda name: bool(name and name.endswith(".html.j2")),
                                keep_trailing_newline=True)
+        # Numbers follow the org's language, as money and dates do (the context's locale).
+        self.env.filters.update(number=_number_filter, gb=_gigabytes_filter)
 
     def render(self, template: str, locale: str, context: dict[str, Any]) -> RenderedEmail:
         base = f"{locale}/{template}"

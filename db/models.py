@@ -77,6 +77,8 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
     blocked_reason: Mapped[str | None] = mapped_column(String(20))
+    # When the user was blocked: auto-allocation serves who has waited longest first.
+    blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Order of arrival; "newest first" for the free plan's user cap.
     seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -128,6 +130,9 @@ class StorageUnit(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     remove_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     purchased_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Given by auto-allocation (not by the admin): it goes back to the pool once its user no
+    # longer needs it.
+    auto_allocated: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class OrgAddon(Base):

@@ -228,7 +228,8 @@ def _apply_add_licences(draft: Draft, req: rq.AddLicencesRequest, ctx: Context) 
 
 
 def _apply_buy_storage(draft: Draft, req: rq.BuyStorageRequest, ctx: Context) -> None:
-    """Units whose removal is scheduled are kept first (already paid to the renewal)."""
+    """Units whose removal is scheduled are kept first (already paid to the renewal). With
+    auto-allocation, the units now free go to the users waiting for one (DOMAIN.md)."""
     state = draft.state
     kept = min(req.count, state.scheduled.removing(req.unit_gb))
     storage = {h.unit_gb: h for h in state.storage}
@@ -236,6 +237,8 @@ def _apply_buy_storage(draft: Draft, req: rq.BuyStorageRequest, ctx: Context) ->
     storage[req.unit_gb] = StorageHolding(req.unit_gb, holding.owned + req.count - kept, holding.allocated)
     draft.change(storage=[storage[size] for size in sorted(storage)],
                  scheduled=_replace(state.scheduled, storage=_minus(state.scheduled.storage, req.unit_gb, kept)))
+    if state.auto_allocate_storage:
+        draft.add(check_storage(ctx.key))
 
 
 def _apply_buy_addon(draft: Draft, req: rq.BuyAddonRequest, ctx: Context) -> None:

@@ -276,7 +276,7 @@ SAMPLES = {
     "cancellation_scheduled": emails.cancellation_scheduled("k", "Workplace Standard", RENEWAL),
     **{email.template: email for email in storage_emails(
         Verdict(blocked=[BlockedUser("b@toko.test", 12 * 1024, 5 * 1024, "storage")], unblocked=["c@toko.test"],
-                auto_allocated=[AutoAllocation("d@toko.test", 25)]),
+                auto_allocated=[AutoAllocation("d@toko.test", 25), AutoAllocation("d@toko.test", 5)]),
         "k", "admin@toko.test", None, free_units_left=1)},
 }
 

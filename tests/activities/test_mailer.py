@@ -1,5 +1,6 @@
 """The mailer activity against a real SMTP server on loopback."""
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -7,6 +8,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities, SmtpConfig
 from activities.messages import EmailRequest
+from domain.storage import BlockedUser, Verdict, storage_emails
 from domain.onboarding import NewOrg, validate_new_org
 from db.orgs import create_org
 from domain.policy import Policy
@@ -74,3 +76,34 @@ async def test_mail_is_rendered_in_the_org_language(mailer, pg_db, catalog, smtp
     assert "INV-idorg-0001" in received.part("plain")
     assert "Rp150.000" in received.part("plain")  # IDR in whole rupiah, Indonesian grouping
     assert "Terima kasih atas pembayaran Anda" in received.part("plain")
+
+
+def storage_blocked_mail(org_id: str) -> EmailRequest:
+    verdict = Verdict(blocked=[BlockedUser("b@x.test", 40 * 1024, 35 * 1024, "storage"),
+                               BlockedUser("c@x.test", 5223, 5 * 1024, "storage")])     # 5,223 MB: 5.1 GB
+    [email] = storage_emails(verdict, "k", f"admin@{org_id}.test", None, free_units_left=0)
+    return EmailRequest.of(org_id, AT, replace(email, to=[f"admin@{org_id}.test"]))
+
+
+@pytest.mark.parametrize("locale, sizes", [("id", ["40 GB terpakai dari 35 GB", "5,1 GB terpakai dari 5 GB"]),
+                                           ("en", ["40 GB used of 35 GB", "5.1 GB used of 5 GB"])])
+async def test_storage_sizes_are_written_as_the_org_language_writes_numbers(mailer, pg_db, catalog, smtp_sink,
+                                                                             locale, sizes):
+    """Issue 22: Indonesian e-mails wrote "40.0 GB" and "5.1 GB"."""
+    org_id = f"size{locale}"
+    make_org(pg_db, catalog, org_id, "Toko", locale=locale, currency="IDR" if locale == "id" else "USD")
+    await ActivityEnvironment().run(mailer.send_email, storage_blocked_mail(org_id))
+    [received] = smtp_sink.for_org(org_id)
+    for size in sizes:
+        assert size in received.part("plain")
+    assert "40.0" not in received.part("plain") and "40.0" not in received.part("html")
+
+
+async def test_sizes_decided_before_the_mailer_wrote_them_are_sent_as_they_were(mailer, pg_db, catalog, smtp_sink):
+    make_org(pg_db, catalog, "oldsize", "Toko", locale="id", currency="IDR")
+    await ActivityEnvironment().run(mailer.send_email, EmailRequest(
+        "oldsize", "storage_blocked", "blocked:old", AT, values={"users": [
+            {"email": "b@x.test", "usage": "40.0 GB", "quota": "35 GB", "reason": "storage"}]}))
+    [received] = smtp_sink.for_org("oldsize")
+    assert "40.0 GB terpakai dari 35 GB" in received.part("plain")
+

@@ -279,7 +279,8 @@ class OrgLife(RuleBasedStateMachine):
     def _statistics(self, happened):
         """What the runs reach, for `--hypothesis-show-statistics`."""
         event(f"status {self.org.state.status}")
-        if happened.type in ("scheduled_change_adjusted", "change_repriced", "change_dropped", "escalated"):
+        if happened.type in ("scheduled_change_adjusted", "change_repriced", "change_dropped", "escalated",
+                             "storage_auto_allocated", "storage_auto_released"):
             event(happened.type)
         elif happened.type == "plan_changed":
             event(f"plan changed: {happened.data['reason']}")

@@ -75,6 +75,7 @@ def brief(doc: dict[str, Any], *types: str) -> list[tuple]:
     """The timeline as (at, type, the event's key value) for the given types, in order."""
     keys = {"email": "template", "charge": "outcome", "invoice": "status", "status": "status",
             "plan_changed": "to", "user_blocked": "user", "user_unblocked": "user", "escalated": "severity",
-            "action": "action", "action_rejected": "action", "dunning": "event"}
+            "action": "action", "action_rejected": "action", "dunning": "event", "storage_auto_allocated": "user",
+            "storage_auto_released": "user"}
     return [(e["at"][:16].replace("T", " "), e["type"], e.get(keys.get(e["type"], "type")))
             for e in doc["events"] if not types or e["type"] in types]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.simulate.conftest import at, events, simulate
+from tests.simulate.conftest import at, brief, events, simulate
 
 MEET = Path(__file__).resolve().parent / "meet"
 
@@ -125,3 +125,29 @@ def test_9_a_large_account_given_more_time_and_declined_again_is_escalated_again
     assert [e["at"] for e in events(doc, "email", template="escalation")] == [
         at("2026-04-08 09:00"), at("2026-04-14 09:00")]
     assert [e["resolution"] for e in events(doc, "action", action="resolve_escalation")] == ["extend", "downgrade"]
+
+
+def test_10_units_bought_while_users_are_blocked_go_to_them_as_many_as_each_needs(runs):
+    """Issue 22: a unit bought while a user was blocked was never allocated; a user over quota by
+    more than one unit got one and stayed blocked."""
+    doc = runs("10")
+    assert brief(doc, "user_blocked", "user_unblocked", "storage_auto_allocated", "storage_auto_released") == [
+        ("2026-01-31 09:00", "user_blocked", "b@meet10.test"), ("2026-01-31 09:00", "user_blocked", "c@meet10.test"),
+        # 2 x 5 GB: b is 8 GB over; c (10 GB over) waits, the pool cannot cover it.
+        ("2026-02-01 09:00", "storage_auto_allocated", "b@meet10.test"),
+        ("2026-02-01 09:00", "storage_auto_allocated", "b@meet10.test"),
+        ("2026-02-01 09:00", "user_unblocked", "b@meet10.test"),
+        ("2026-02-02 09:00", "storage_auto_allocated", "c@meet10.test"),
+        ("2026-02-02 09:00", "user_unblocked", "c@meet10.test"),
+        ("2026-02-03 09:00", "user_blocked", "d@meet10.test"),
+        # c shrinks: its unit goes back to the pool and on to d.
+        ("2026-02-04 09:00", "storage_auto_released", "c@meet10.test"),
+        ("2026-02-04 09:00", "storage_auto_allocated", "d@meet10.test"),
+        ("2026-02-04 09:00", "user_unblocked", "d@meet10.test")]
+    assert [e["unit_gb"] for e in events(doc, "storage_auto_allocated")] == [5, 5, 25, 25]
+    # 2 x $1.00 x 27/28 and $4.00 x 26/28, charged at once.
+    assert charges(doc) == [(at("2026-02-01 09:00"), 193, "succeeded"), (at("2026-02-02 09:00"), 371, "succeeded")]
+    assert [e["at"] for e in events(doc, "email", template="storage_auto_allocated")] == [
+        at("2026-02-01 09:00"), at("2026-02-02 09:00"), at("2026-02-04 09:00")]     # one e-mail per user given units
+    assert doc["final"]["blocked_users"] == []
+

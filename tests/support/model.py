@@ -38,6 +38,8 @@ class ModelUser:
     blocked: bool = False
     reason: str | None = None
     units: list[int] = field(default_factory=list)
+    auto: list[int] = field(default_factory=list)   # those of `units` auto-allocation gave
+    blocked_at: datetime | None = None
 
 
 @dataclass
@@ -219,22 +221,34 @@ class OrgModel:
 
     def _check_storage(self, check: StorageCheck, send: bool = True) -> None:
         plan = self.catalog.plans[self.state.plan]
+        auto = self.state.auto_allocate_storage
         ranked = sorted(self.users.values(), key=lambda u: (not u.is_admin, u.seq))
-        users = [MailboxUser(u.email, u.usage_mb, sum(u.units) * MB_PER_GB, rank, u.blocked, u.reason)
-                 for rank, u in enumerate(ranked, start=1) if check.user is None or u.email == check.user]
+        # As db/storage.py reads them: the user checked, and with auto-allocation those waiting.
+        users = [MailboxUser(u.email, u.usage_mb, sum(u.units) * MB_PER_GB, rank, u.blocked, u.reason, u.blocked_at,
+                             tuple(sorted(u.auto)) if auto else ())
+                 for rank, u in enumerate(ranked, start=1)
+                 if check.user is None or u.email == check.user or (auto and u.reason == "storage")]
         free = self._free_units()
-        verdict = enforce(users, plan.quota_gb, plan.user_cap, self.state.auto_allocate_storage, free)
+        verdict = enforce(users, plan.quota_gb, plan.user_cap, auto, free)
+        for release in verdict.released:
+            user = self.users[release.email]
+            user.units.remove(release.unit_gb)
+            user.auto.remove(release.unit_gb)
+            self.events.append(ModelEvent(self.now, "storage_auto_released",
+                                          {"user": release.email, "unit_gb": release.unit_gb}))
         for allocation in verdict.auto_allocated:
             self.users[allocation.email].units.append(allocation.unit_gb)
+            self.users[allocation.email].auto.append(allocation.unit_gb)
             self.events.append(ModelEvent(self.now, "storage_auto_allocated",
                                           {"user": allocation.email, "unit_gb": allocation.unit_gb}))
         for blocked in verdict.blocked + verdict.reblocked:
             user = self.users[blocked.email]
             if not user.blocked:
                 self.events.append(ModelEvent(self.now, "user_blocked", {"user": user.email, "reason": blocked.reason}))
+                user.blocked_at = self.now
             user.blocked, user.reason = True, blocked.reason
         for email in verdict.unblocked:
-            self.users[email].blocked, self.users[email].reason = False, None
+            self.users[email].blocked, self.users[email].reason, self.users[email].blocked_at = False, None, None
             self.events.append(ModelEvent(self.now, "user_unblocked", {"user": email}))
         self.state = self._reload(self.state)
         if not send:
@@ -277,6 +291,8 @@ class OrgModel:
             for user in sorted(self.users.values(), key=lambda u: -u.seq):
                 while surplus > 0 and size in user.units:
                     user.units.remove(size)
+                    if user.auto.count(size) > user.units.count(size):
+                        user.auto.remove(size)
                     surplus -= 1
         self.state = self._reload(state)
         return number

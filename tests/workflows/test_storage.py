@@ -101,3 +101,43 @@ async def test_a_usage_report_for_an_unknown_user_is_dropped_and_the_org_lives_o
         description = await handle.describe()
     assert state.snapshot.blocked_users == ["b@x.test"]
     assert description.status.name == "RUNNING"
+
+
+async def test_units_bought_while_a_user_is_blocked_are_allocated_as_many_as_it_takes(stack, smtp_sink):
+    """Issue 22: a unit bought while a user is blocked was never allocated, and a user over quota
+    by more than one unit's size got one unit and stayed blocked."""
+    async with stack.worker():
+        org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD, auto_allocate_storage=True,
+                                        users=[("b@x.test", 38.0), ("c@x.test", 1.0)])
+        assert (await stack.state(org_id)).snapshot.blocked_users == ["b@x.test"]   # 38 GB > 30 GB, no unit
+        outcome = await stack.send(org_id, "buy_storage", rq.BuyStorageRequest(unit_gb=5, count=2))
+        assert outcome.payment == "succeeded"
+        state = await stack.state(org_id)
+    assert state.snapshot.blocked_users == []
+    assert [(h.unit_gb, h.owned, h.allocated) for h in state.snapshot.storage] == [(5, 2, 2)]   # 8 GB over: 2 x 5
+    [allocated] = smtp_sink.for_org(org_id, "storage_auto_allocated")
+    assert allocated.subject == "2 storage units were allocated to b@x.test"
+    assert "2 of your organization's unallocated storage units (5 GB, 5 GB)" in allocated.part("plain")
+    assert "Their mailbox is unblocked" in allocated.part("plain")
+    assert [m.recipients for m in smtp_sink.for_org(org_id, "user_unblocked")] == [[f"admin@{org_id}.test"]]
+
+
+async def test_a_unit_released_by_a_shrinking_mailbox_unblocks_the_user_waiting_longest(stack, smtp_sink):
+    async with stack.worker():
+        org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD, auto_allocate_storage=True,
+                                        users=[("b@x.test", 50.0), ("c@x.test", 40.0), ("d@x.test", 1.0)])
+        await stack.send(org_id, "buy_storage", rq.BuyStorageRequest(unit_gb=25, count=1))
+        # b and c were blocked at creation, b ranked first: b waited as long and gets the unit.
+        assert (await stack.state(org_id)).snapshot.blocked_users == ["c@x.test"]
+        await stack.env.sleep(timedelta(hours=1))
+        await stack.send(org_id, "set_usage", rq.SetUsageRequest(user="d@x.test", storage_gb=33.0))
+        assert (await stack.state(org_id)).snapshot.blocked_users == ["c@x.test", "d@x.test"]
+        await stack.send(org_id, "set_usage", rq.SetUsageRequest(user="b@x.test", storage_gb=12.0))
+        state = await stack.state(org_id)
+    # b's 25 GB unit goes back to the pool and to c, blocked an hour before d.
+    assert state.snapshot.blocked_users == ["d@x.test"]
+    assert [m.recipients for m in smtp_sink.for_org(org_id, "user_unblocked")] == [[f"admin@{org_id}.test"]] * 2
+    given = {m.subject: m.part("plain") for m in smtp_sink.for_org(org_id, "storage_auto_allocated")}
+    assert list(given) == ["A 25 GB storage unit was allocated to b@x.test",
+                           "A 25 GB storage unit was allocated to c@x.test"]
+    assert "Their mailbox is unblocked" in given["A 25 GB storage unit was allocated to c@x.test"]
