@@ -142,7 +142,7 @@ class MailActivities:
             context[name] = format_money(amount, org.currency, org.locale)
         for name, moment in request.dates.items():
             context[name] = format_date(moment, format="long", locale=org.locale)
-        context["lines"] = [{"description": line.description,
+        context["lines"] = [{"description": line.description, "quantity": abs(line.quantity) or None,
                              "amount": format_money(line.amount, org.currency, org.locale), "period": None}
                             for line in request.lines] or context.get("lines", [])
         return context

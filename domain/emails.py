@@ -63,3 +63,17 @@ def downgrade_scheduled(occasion: str, from_name: str, to_name: str, licences: i
 
 def cancellation_scheduled(occasion: str, plan_name: str, effective: datetime) -> Email:
     return Email("cancellation_scheduled", occasion, values={"plan_name": plan_name}, dates={"effective_on": effective})
+
+
+def downgrade_cancelled(occasion: str, plan_name: str, licences: int, to_plan_name: str, to_licences: int,
+                        cancelled_by: str, renews: datetime) -> Email:
+    """The downgrade announced by downgrade_scheduled will not happen."""
+    return Email("downgrade_cancelled", occasion,
+                 values={"plan_name": plan_name, "licences": licences, "to_plan_name": to_plan_name,
+                         "to_licences": to_licences, "cancelled_by": cancelled_by},
+                 dates={"renews_on": renews})
+
+
+def cancellation_undone(occasion: str, plan_name: str, renews: datetime) -> Email:
+    """The cancellation announced by cancellation_scheduled will not happen."""
+    return Email("cancellation_undone", occasion, values={"plan_name": plan_name}, dates={"renews_on": renews})

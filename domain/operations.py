@@ -407,8 +407,15 @@ def _request_downgrade(state: OrgSnapshot, req: rq.DowngradeRequest, ctx: Contex
 
 def _cancel_downgrade(state: OrgSnapshot, req: rq.CancelDowngradeRequest, ctx: Context) -> Decision:
     draft = _draft("cancel_downgrade", state, req)
-    was = state.scheduled.plan or f"{state.scheduled.licences} licences"
-    draft.change(scheduled=_replace(state.scheduled, plan=None, licences=None))
+    scheduled = state.scheduled
+    was = scheduled.plan or f"{scheduled.licences} licences"
+    draft.change(scheduled=_replace(scheduled, plan=None, licences=None))
+    # The downgrade_scheduled e-mail announced it: the admin is told it will not happen.
+    catalog = ctx.catalog
+    draft.add(send(emails.downgrade_cancelled(
+        ctx.key, plan_name(catalog, state.plan), state.licences, plan_name(catalog, scheduled.plan or state.plan),
+        scheduled.licences if scheduled.licences is not None else state.licences, req.requested_by,
+        state.renews_at)))
     return draft.decision(f"scheduled downgrade to {was} cancelled")
 
 
@@ -441,6 +448,8 @@ def _undo_cancel(state: OrgSnapshot, req: rq.UndoCancelRequest, ctx: Context) ->
     draft = _draft("undo_cancel", state, req)
     draft.change(scheduled=_replace(state.scheduled, cancel=False))
     draft.set_status(OrgStatus.ACTIVE)
+    # The cancellation_scheduled e-mail announced the end: the admin is told it will not come.
+    draft.add(send(emails.cancellation_undone(ctx.key, plan_name(ctx.catalog, state.plan), state.renews_at)))
     return draft.decision(f"cancellation undone: the subscription renews on {state.renews_at:%Y-%m-%d}")
 
 

@@ -274,6 +274,9 @@ SAMPLES = {
     "downgrade_scheduled": emails.downgrade_scheduled("k", "Workplace Professional", "Workplace Standard", 3,
                                                       "rina@billing.test", RENEWAL),
     "cancellation_scheduled": emails.cancellation_scheduled("k", "Workplace Standard", RENEWAL),
+    "downgrade_cancelled": emails.downgrade_cancelled("k", "Workplace Professional", 5, "Workplace Standard", 3,
+                                                      "rina@billing.test", RENEWAL),
+    "cancellation_undone": emails.cancellation_undone("k", "Workplace Standard", RENEWAL),
     **{email.template: email for email in storage_emails(
         Verdict(blocked=[BlockedUser("b@toko.test", 12 * 1024, 5 * 1024, "storage")], unblocked=["c@toko.test"],
                 auto_allocated=[AutoAllocation("d@toko.test", 25), AutoAllocation("d@toko.test", 5)]),

@@ -8,7 +8,10 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities, SmtpConfig
 from activities.messages import EmailRequest
+from domain import emails
+from domain.decisions import EmailLine
 from domain.storage import BlockedUser, Verdict, storage_emails
+from domain.subscription import Item
 from domain.onboarding import NewOrg, validate_new_org
 from db.orgs import create_org
 from domain.policy import Policy
@@ -107,3 +110,23 @@ async def test_sizes_decided_before_the_mailer_wrote_them_are_sent_as_they_were(
     [received] = smtp_sink.for_org("oldsize")
     assert "40.0 GB terpakai dari 35 GB" in received.part("plain")
 
+
+@pytest.mark.parametrize("locale, line", [
+    ("en", "2 x Workplace Standard licence (March 1, 2026 – March 31, 2026): $6.00"),
+    ("id", "1.000 x Lisensi Workplace Standard (1 Maret 2026 – 31 Maret 2026): Rp3.000.000")])
+async def test_the_receipt_shows_each_line_s_quantity(pg_db, catalog, smtp_sink, locale, line):
+    """Issue 22: the receipt's lines had no quantity ("licence: $6.00" for 2 licences), unlike the PDF."""
+    from activities.documents import Documents, SAMPLE_SELLER
+    mailer = MailActivities(pg_db, SmtpConfig(host="127.0.0.1", port=smtp_sink.port),
+                            documents=Documents(catalog, SAMPLE_SELLER))
+    currency = "IDR" if locale == "id" else "USD"
+    org_id = f"qty{locale}"
+    make_org(pg_db, catalog, org_id, "Toko", locale=locale, currency=currency)
+    count, amount = (1000, 3_000_000) if locale == "id" else (2, 600)
+    lines = [EmailLine("", amount, AT, datetime(2026, 4, 1, 9, tzinfo=timezone.utc), Item.licence("standard"),
+                       count, amount // count)]
+    receipt = emails.receipt(f"INV-{org_id}-0001", amount, None, lines, None, None)
+    await ActivityEnvironment().run(mailer.send_email, EmailRequest.of(org_id, AT, replace(receipt, attach_invoice=None)))
+    [received] = smtp_sink.for_org(org_id)
+    assert line in received.part("plain")
+    assert f"{line.split(' x ')[0]} x " in received.part("html")

@@ -2,6 +2,7 @@
 cycle end, one pending change at a time, the audit trail."""
 
 import asyncio
+import re
 from datetime import timedelta
 
 import pytest
@@ -136,6 +137,40 @@ async def test_cancel_then_undo_renews_normally(stack, smtp_sink):
         state = await stack.state(org_id)
     assert state.snapshot.status == "active" and state.snapshot.plan == "standard"
     assert len(smtp_sink.for_org(org_id, "receipt")) == 1
+
+
+@pytest.mark.parametrize("locale, texts", [
+    ("en", {"downgrade_cancelled": ("Downgrade cancelled: {org} stays on Workplace Professional",
+                                    "stays on the Workplace Professional plan with 3 licences"),
+            "cancellation_undone": ("Cancellation undone: your Workplace Professional subscription for {org} "
+                                    "continues", "keeps the Workplace Professional plan and renews on")}),
+    ("id", {"downgrade_cancelled": ("Penurunan paket dibatalkan: {org} tetap menggunakan Workplace Professional",
+                                    "tetap menggunakan paket Workplace Professional dengan 3 lisensi"),
+            "cancellation_undone": ("Pembatalan diurungkan: langganan Workplace Professional untuk {org} berlanjut",
+                                    "tetap menggunakan paket Workplace Professional dan diperpanjang pada")}),
+])
+async def test_a_cancelled_downgrade_and_an_undone_cancellation_are_each_announced_once(stack, smtp_sink, locale,
+                                                                                       texts):
+    """Issue 22: both were announced by e-mail when scheduled, and nothing said they were off."""
+    async with stack.worker():
+        org_id = await stack.create_org(plan="professional", cycle="monthly", card=GOOD, locale=locale,
+                                        currency="IDR" if locale == "id" else "USD",
+                                        users=[("b@x.test", 1.0), ("c@x.test", 1.0)])
+        renewal = (await stack.state(org_id)).snapshot.renews_at
+        await stack.advance_to(renewal - timedelta(days=20))
+        admin = f"admin@{org_id}.test"
+        await stack.send(org_id, "request_downgrade", rq.DowngradeRequest("standard", requested_by=STAFF,
+                                                                           reason="cost"))
+        await stack.send(org_id, "cancel_downgrade", rq.CancelDowngradeRequest(requested_by=STAFF, reason="call"))
+        await stack.send(org_id, "cancel", rq.CancelRequest(requested_by=admin))
+        await stack.send(org_id, "undo_cancel", rq.UndoCancelRequest(requested_by=admin))
+        await stack.advance_to(renewal + timedelta(hours=1))
+        await stack.settle(org_id)
+    for template, (subject, sentence) in texts.items():
+        [mail] = smtp_sink.for_org(org_id, template)
+        assert mail.recipients == [admin]
+        assert mail.subject == subject.format(org=f"Org {org_id}")
+        assert sentence in mail.part("plain") and sentence in re.sub(r"<[^>]+>", "", mail.part("html"))
 
 
 async def test_cancellation_moves_the_org_to_free_at_the_cycle_end(stack):
