@@ -105,6 +105,8 @@ class Subscription(Base):
     scheduled_plan: Mapped[str | None] = mapped_column(String(40))
     scheduled_licences: Mapped[int | None] = mapped_column(Integer)
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A yearly org's switch to monthly, at its yearly renewal.
+    scheduled_cycle: Mapped[Cycle | None] = mapped_column(_enum(Cycle))
     pending_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", use_alter=True))
     # The Update waiting for payment: {"operation", "request", "summary", "priced_at", "total"}.
     pending_change: Mapped[dict | None] = mapped_column(JSON)

@@ -55,7 +55,8 @@ def load_state(session: Session, org_id: str, policy: Policy) -> OrgSnapshot:
     scheduled = Scheduled(plan=sub.scheduled_plan, licences=sub.scheduled_licences, tier=sub.scheduled_tier_contacts,
                           addons=[a for a, ending in addons if ending],
                           storage=[UnitCount(size, n) for size, n in sorted(removing.items()) if n],
-                          cancel=sub.cancel_at_period_end)
+                          cancel=sub.cancel_at_period_end,
+                          cycle=Cycle(sub.scheduled_cycle) if sub.scheduled_cycle else None)
     return OrgSnapshot(
         org_id=org.id, name=org.name, admin_email=org.admin_email, locale=org.locale, currency=org.currency,
         status=OrgStatus(sub.status), plan=sub.plan_id, licences=sub.licences, user_count=user_count,
@@ -129,6 +130,7 @@ def write_state(session: Session, org: Organisation, sub: Subscription, state: O
     scheduled = state.scheduled
     sub.scheduled_plan, sub.scheduled_licences = scheduled.plan, scheduled.licences
     sub.scheduled_tier_contacts, sub.cancel_at_period_end = scheduled.tier, scheduled.cancel
+    sub.scheduled_cycle = scheduled.cycle
     pending = state.pending
     if pending is None:
         sub.pending_change, sub.pending_invoice_id = None, None

@@ -69,6 +69,8 @@ def next_step(org: OrgSnapshot, policy: Policy, now: datetime) -> Step:
         elif org.scheduled.downgrade:
             target = org.scheduled.plan or f"{org.scheduled.licences} licences"
             what = f"scheduled downgrade to {target} takes effect, then renewal charge"
+        elif org.scheduled.cycle is not None:
+            what = f"billing switches to {org.scheduled.cycle}: renewal charge for a {org.scheduled.cycle} cycle"
         else:
             what = f"renewal charge for the next {org.cycle} cycle"
         return Step(StepKind.RENEW, org.renews_at, f"cycle ends {org.renews_at:%Y-%m-%d %H:%M} UTC; {what}")

@@ -453,6 +453,36 @@ def _undo_cancel(state: OrgSnapshot, req: rq.UndoCancelRequest, ctx: Context) ->
     return draft.decision(f"cancellation undone: the subscription renews on {state.renews_at:%Y-%m-%d}")
 
 
+_switch_to_yearly_purchase = _purchase("switch_to_yearly", "switch to yearly")
+
+
+def _switch_to_yearly(state: OrgSnapshot, req: rq.SwitchToYearlyRequest, ctx: Context) -> Decision:
+    if state.cycle == Cycle.YEARLY:
+        # A yearly org whose switch to monthly is scheduled stays yearly (DOMAIN.md, "later wins").
+        return _withdraw_switch_to_monthly("switch_to_yearly", state, req)
+    return _switch_to_yearly_purchase(state, req, ctx)
+
+
+def _switch_to_monthly(state: OrgSnapshot, req: rq.SwitchToMonthlyRequest, ctx: Context) -> Decision:
+    """DOMAIN.md: scheduled for the yearly renewal, nothing credited or refunded; from then the
+    org renews monthly (domain.renewal.renew)."""
+    draft = _draft("switch_to_monthly", state, req)
+    draft.change(scheduled=_replace(state.scheduled, cycle=Cycle.MONTHLY))
+    return draft.decision(f"switch to monthly billing scheduled for {state.renews_at:%Y-%m-%d}: the yearly cycle "
+                          "runs to its end (nothing credited), then the org renews monthly")
+
+
+def _cancel_switch_to_monthly(state: OrgSnapshot, req: rq.CancelSwitchToMonthlyRequest, ctx: Context) -> Decision:
+    return _withdraw_switch_to_monthly("cancel_switch_to_monthly", state, req)
+
+
+def _withdraw_switch_to_monthly(name: str, state: OrgSnapshot, req: Any) -> Decision:
+    draft = _draft(name, state, req)
+    draft.change(scheduled=_replace(state.scheduled, cycle=None))
+    return draft.decision(f"the switch to monthly scheduled for {state.renews_at:%Y-%m-%d} is withdrawn: the org "
+                          "stays yearly")
+
+
 def _retry_payment(state: OrgSnapshot, req: rq.RetryPaymentRequest, ctx: Context) -> Decision:
     draft = _draft("retry_payment", state, req)
     _retry_open_invoice(draft, ctx)
@@ -520,9 +550,17 @@ def _operations() -> dict[str, Operation]:
                   rules.check_change_tier, _change_tier, ("tier", "change"), _apply_tier),
         Operation("set_contacts", rq.SetContactsRequest, "Report the number of marketing contacts",
                   rules.check_set_contacts, _set_contacts, ("tier", "contacts"), audited=False),
-        Operation("switch_to_yearly", rq.SwitchToYearlyRequest, "Switch a monthly org to yearly billing now",
-                  rules.check_switch_to_yearly, _purchase("switch_to_yearly", "switch to yearly"),
-                  ("org", "switch-to-yearly"), _apply_yearly, InvoiceKind.CYCLE_SWITCH),
+        Operation("switch_to_yearly", rq.SwitchToYearlyRequest,
+                  "Switch a monthly org to yearly billing now (a yearly org: withdraw its switch to monthly)",
+                  rules.check_switch_to_yearly, _switch_to_yearly, ("org", "switch-to-yearly"), _apply_yearly,
+                  InvoiceKind.CYCLE_SWITCH),
+        Operation("switch_to_monthly", rq.SwitchToMonthlyRequest,
+                  "Switch a yearly org to monthly billing from its yearly renewal (nothing credited)",
+                  rules.check_switch_to_monthly, _switch_to_monthly, ("org", "switch-to-monthly")),
+        Operation("cancel_switch_to_monthly", rq.CancelSwitchToMonthlyRequest,
+                  "Withdraw a scheduled switch to monthly billing: the org stays yearly",
+                  rules.check_cancel_switch_to_monthly, _cancel_switch_to_monthly,
+                  ("org", "cancel-switch-to-monthly")),
         Operation("update_card", rq.UpdateCardRequest, "Store a new card; an open invoice is charged at once",
                   rules.check_update_card, _update_card, ("org", "update-card"), input=rq.UpdateCardInput,
                   from_input=_tokenised_card),

@@ -151,7 +151,8 @@ def end_trial(state: OrgSnapshot, ctx: Context) -> Decision:
 
 def renew(state: OrgSnapshot, period_start: datetime, ctx: Context) -> Decision:
     """Close the cycle ending at `period_start`: drop a change still waiting for payment, apply
-    what was scheduled, then invoice the next cycle for what the org holds."""
+    what was scheduled (a switch to monthly included), then invoice the next cycle for what the
+    org holds."""
     if state.renews_at != period_start or state.status not in (OrgStatus.ACTIVE, OrgStatus.CANCELLING):
         return no_change(state, "nothing to renew")
     catalog = ctx.catalog
@@ -161,8 +162,15 @@ def renew(state: OrgSnapshot, period_start: datetime, ctx: Context) -> Decision:
         move_to_free(draft, PlanChangeReason.CANCELLED, ctx)
         return draft.decision("cancellation took effect: moved to the free plan")
     before = draft.state
+    switch_to = state.scheduled.cycle
     apply_scheduled(draft, catalog)
-    draft.change(period_start=period_start, renews_at=next_boundary_after(state.cycle_anchor, state.cycle, period_start))
+    if switch_to is not None and switch_to != state.cycle:
+        # DOMAIN.md: a yearly org's switch to monthly starts a monthly cycle at its yearly renewal.
+        start_period(draft, period_start, switch_to)
+        draft.event("cycle_changed", **{"from": str(state.cycle), "to": str(switch_to)})
+    else:
+        draft.change(period_start=period_start,
+                     renews_at=next_boundary_after(state.cycle_anchor, state.cycle, period_start))
     bill_period(draft, catalog, InvoiceKind.RENEWAL)
     plan_change_effects(draft, before, PlanChangeReason.DOWNGRADE, ctx)
     draft.add(collect(ChargePurpose.CYCLE))

@@ -149,6 +149,18 @@ class SwitchToYearlyRequest:
 
 
 @dataclass(frozen=True)
+class SwitchToMonthlyRequest:
+    requested_by: str = _by()
+    reason: str = _reason()
+
+
+@dataclass(frozen=True)
+class CancelSwitchToMonthlyRequest:
+    requested_by: str = _by()
+    reason: str = _reason()
+
+
+@dataclass(frozen=True)
 class UpdateCardRequest:
     """A gateway token, never a card number: the number is tokenised before it reaches us."""
     token: str = arg("Gateway card token (tok_...)")

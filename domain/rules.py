@@ -225,12 +225,28 @@ def check_set_contacts(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, 
 def check_switch_to_yearly(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SwitchToYearlyRequest, now: datetime) -> None:
     _on_paid_plan(org, "switch to yearly")
     if org.cycle == Cycle.YEARLY:
+        if org.scheduled.cycle == Cycle.MONTHLY:
+            return  # staying yearly withdraws the switch to monthly, at no cost
         raise NotAllowed("the org is already billed yearly")
     _not_cancelling(org, "switch to yearly")
     _in_good_standing(org, "switch to yearly", now)
     _no_pending_change(org)
     if not org.has_card:
         raise NotAllowed("cannot switch to yearly without a card on file")
+
+
+def check_switch_to_monthly(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SwitchToMonthlyRequest, now: datetime) -> None:
+    _on_paid_plan(org, "switch to monthly")
+    if org.cycle != Cycle.YEARLY:
+        raise NotAllowed(f"the org is already billed {org.cycle}; only a yearly org can switch to monthly")
+    _not_cancelling(org, "switch to monthly")
+    if org.scheduled.cycle == Cycle.MONTHLY:
+        raise NotAllowed(f"a switch to monthly is already scheduled for {org.renews_at:%Y-%m-%d}")
+
+
+def check_cancel_switch_to_monthly(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.CancelSwitchToMonthlyRequest, now: datetime) -> None:
+    if org.scheduled.cycle != Cycle.MONTHLY:
+        raise NotAllowed("no switch to monthly is scheduled")
 
 
 def check_update_card(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.UpdateCardRequest, now: datetime) -> None:

@@ -3,7 +3,8 @@
 - Holdings: the plan's licences, storage units, the subscriber tier and flat add-ons. The
   `ledger` says over which days each of them was billed, and for how much: what is due for an
   item is derived from it (domain.billing), never patched by hand.
-- `scheduled`: what changes at the renewal (a downgrade, a tier cut, removals, a cancellation).
+- `scheduled`: what changes at the renewal (a downgrade, a tier cut, removals, a cancellation,
+  a switch to monthly billing).
 - `pending`: at most one change waiting for payment (seed 001), applied when its invoice is paid.
 - Subscriber contacts (seed 003): subscribed within the tier, the rest awaiting upgrade.
 
@@ -94,6 +95,8 @@ class Scheduled:
     addons: list[str] = field(default_factory=list)         # flat add-ons ending
     storage: list[UnitCount] = field(default_factory=list)  # unallocated units ending
     cancel: bool = False
+    # The cycle from the renewal: a yearly org's switch to monthly (DOMAIN.md), None: unchanged.
+    cycle: Cycle | None = None
 
     @property
     def downgrade(self) -> bool:

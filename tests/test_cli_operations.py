@@ -61,3 +61,26 @@ def test_csv_with_a_malformed_row_is_refused_whole_with_the_line_number(tmp_path
     monkeypatch.setenv("BILLING_TEMPORAL_ADDRESS", "127.0.0.1:1")  # never reached: refused before sending
     result = CliRunner().invoke(app, ["usage", "import", "acme", str(path)])
     assert result.exit_code == 2 and "line 3" in result.output
+
+
+async def test_switch_to_monthly_through_the_cli(stack):
+    async with stack.worker():
+        monthly = await stack.create_org(plan="standard", cycle="monthly", card="4242424242424242")
+        yearly = await stack.create_org(plan="standard", cycle="yearly", card="4242424242424242")
+        renewal = (await stack.state(yearly)).snapshot.renews_at
+        code, out = await billing(stack, "org", "switch-to-monthly", monthly)
+        assert (code, out) == (1, "error: switch_to_monthly refused: the org is already billed monthly; only a yearly "
+                                  "org can switch to monthly")
+        code, out = await billing(stack, "org", "switch-to-monthly", yearly)
+        assert code == 0 and f"switch to monthly billing scheduled for {renewal:%Y-%m-%d}" in out
+        code, out = await billing(stack, "org", "switch-to-monthly", yearly)
+        assert (code, out) == (1, "error: switch_to_monthly refused: a switch to monthly is already scheduled for "
+                                  f"{renewal:%Y-%m-%d}")
+        code, out = await billing(stack, "org", "show", yearly)
+        assert code == 0 and "switch to monthly billing" in out and "billing switches to monthly" in out
+        code, out = await billing(stack, "org", "cancel-switch-to-monthly", yearly)
+        assert code == 0 and "withdrawn: the org stays yearly" in out
+        code, out = await billing(stack, "org", "cancel-switch-to-monthly", yearly)
+        assert (code, out) == (1, "error: cancel_switch_to_monthly refused: no switch to monthly is scheduled")
+        state = await stack.state(yearly)
+    assert (state.snapshot.cycle, state.snapshot.scheduled.cycle) == ("yearly", None)

@@ -89,6 +89,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "contacts": ("subscribed", "awaiting_upgrade"),
     "storage_auto_allocated": ("user", "unit_gb"),
     "storage_auto_released": ("user", "unit_gb"),
+    "cycle_changed": ("from", "to"),
 }
 TIME_FIELDS = ("first_response_due", "determination_due")
 _DATE = re.compile(r"(?<!\d)(\d{4})(-\d{2}-\d{2})(?!\d)")

@@ -37,6 +37,8 @@ def scheduled_change(org: OrgSnapshot) -> str | None:
         licences = f"{scheduled.licences} licences" if scheduled.licences is not None else ""
         target = f"{scheduled.plan} with {licences}" if scheduled.plan and licences else scheduled.plan or licences
         changes.append(f"downgrade to {target} {on}")
+    if scheduled.cycle is not None:
+        changes.append(f"switch to {scheduled.cycle} {on}")
     if scheduled.tier is not None:
         changes.append(f"tier lowered to {scheduled.tier} contacts {on}")
     changes += [f"add-on {addon} ends {on}" for addon in scheduled.addons]

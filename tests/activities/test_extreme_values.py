@@ -48,6 +48,8 @@ BASELINE = {
     "change_tier": rq.ChangeTierRequest(2000),
     "set_contacts": rq.SetContactsRequest(1500),
     "switch_to_yearly": rq.SwitchToYearlyRequest(),
+    "switch_to_monthly": rq.SwitchToMonthlyRequest(),      # refused on this monthly org: its fields checked first
+    "cancel_switch_to_monthly": rq.CancelSwitchToMonthlyRequest(),
     "update_card": rq.UpdateCardRequest("tok_visa_4242", "visa", "4242"),
     "request_downgrade": rq.DowngradeRequest("mail_lite_10", requested_by=STAFF, reason="cost"),
     "cancel_downgrade": rq.CancelDowngradeRequest(requested_by=STAFF, reason="call"),

@@ -19,6 +19,8 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 
+from dateutil.relativedelta import relativedelta
+
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -155,6 +157,14 @@ class OrgLife(RuleBasedStateMachine):
     def switch_to_yearly(self):
         self.send("switch_to_yearly", rq.SwitchToYearlyRequest())
 
+    @rule()
+    def switch_to_monthly(self):
+        self.send("switch_to_monthly", rq.SwitchToMonthlyRequest())
+
+    @rule()
+    def cancel_switch_to_monthly(self):
+        self.send("cancel_switch_to_monthly", rq.CancelSwitchToMonthlyRequest())
+
     @rule(card=st.sampled_from(sorted(CARDS)))
     def update_card(self, card):
         token = CARDS[card]
@@ -262,6 +272,25 @@ class OrgLife(RuleBasedStateMachine):
                   if u.usage_mb > (plan.quota_gb + sum(u.units)) * MB_PER_GB
                   or (plan.user_cap is not None and rank > plan.user_cap)}
         assert {u.email for u in self.org.users.values() if u.blocked} == should
+
+    @invariant()
+    def a_switch_to_monthly_waits_for_the_yearly_renewal(self):
+        """Scheduled only on a yearly org; at its renewal the org turns monthly and that renewal
+        invoices one month, the next renewal a month later (DOMAIN.md)."""
+        state = self.org.state
+        if state.scheduled.cycle is not None:
+            assert (state.cycle, state.scheduled.cycle) == ("yearly", "monthly"), (state.cycle, state.scheduled)
+        events = self.org.events[getattr(self, "seen_switches", 0):]
+        self.seen_switches = len(self.org.events)
+        for happened in events:
+            if happened.type != "cycle_changed":
+                continue
+            event("switched to monthly at the renewal")
+            assert (happened.data["from"], happened.data["to"]) == ("yearly", "monthly")
+            [invoice] = [e for e in events if e.type == "invoice" and e.at == happened.at
+                         and e.data["kind"] == InvoiceKind.RENEWAL]
+            start, end = invoice.data["state"].period_start, invoice.data["state"].renews_at
+            assert (start, end) == (happened.at, start + relativedelta(months=1)), (start, end)
 
     @invariant()
     def nothing_is_charged_after_a_cancellation(self):

@@ -389,6 +389,38 @@ def test_switch_to_yearly_accepted():
     accepted(rules.check_switch_to_yearly, active_org(), rq.SwitchToYearlyRequest())
 
 
+YEARLY = dict(cycle=Cycle.YEARLY)
+SWITCHING = dict(cycle=Cycle.YEARLY, scheduled=Scheduled(cycle=Cycle.MONTHLY))
+
+
+def test_a_yearly_org_switching_to_monthly_may_stay_yearly():
+    accepted(rules.check_switch_to_yearly, active_org(**SWITCHING), rq.SwitchToYearlyRequest())
+
+
+@pytest.mark.parametrize("org, error, text", [
+    (active_org(), NotAllowed, "the org is already billed monthly; only a yearly org can switch to monthly"),
+    (free_org(), NotAllowed, "cannot switch to monthly: the org is on the free plan, not a paid plan"),
+    (trial_org(), NotAllowed, "cannot switch to monthly: the org is on a trial, not a paid plan"),
+    (active_org(**SWITCHING), NotAllowed, "a switch to monthly is already scheduled for 2026-04-30"),
+    (active_org(**YEARLY, status=OrgStatus.CANCELLING, scheduled=Scheduled(cancel=True)), NotAllowed,
+     "cannot switch to monthly: the subscription is cancelled and ends on 2026-04-30; undo the cancellation first"),
+])
+def test_switch_to_monthly_refused(org, error, text):
+    assert refusal(error, rules.check_switch_to_monthly, org, rq.SwitchToMonthlyRequest()) == text
+
+
+@pytest.mark.parametrize("org", [active_org(**YEARLY), active_org(**YEARLY, **PENDING),
+                                 active_org(**YEARLY, **PAST_DUE)])
+def test_switch_to_monthly_accepted_at_any_time_in_the_year(org):
+    accepted(rules.check_switch_to_monthly, org, rq.SwitchToMonthlyRequest())
+
+
+def test_cancel_switch_to_monthly():
+    accepted(rules.check_cancel_switch_to_monthly, active_org(**SWITCHING), rq.CancelSwitchToMonthlyRequest())
+    assert refusal(NotAllowed, rules.check_cancel_switch_to_monthly, active_org(**YEARLY),
+                   rq.CancelSwitchToMonthlyRequest()) == "no switch to monthly is scheduled"
+
+
 @pytest.mark.parametrize("req, text", [
     (rq.UpdateCardRequest("4242424242424242", "visa", "4242"),
      "token: a gateway card token (tok_...) is required; card numbers are never accepted here"),

@@ -151,3 +151,13 @@ def test_10_units_bought_while_users_are_blocked_go_to_them_as_many_as_each_need
         at("2026-02-01 09:00"), at("2026-02-02 09:00"), at("2026-02-04 09:00")]     # one e-mail per user given units
     assert doc["final"]["blocked_users"] == []
 
+
+def test_11_a_yearly_org_switches_to_monthly_at_its_yearly_renewal(runs):
+    doc = runs("11")
+    assert [(e["at"], e["action"], e["error"]) for e in events(doc, "action_rejected")] == [
+        (at("2026-06-01 09:00"), "switch_to_monthly", "a switch to monthly is already scheduled for 2027-01-31")]
+    # Nothing credited or charged when asked; from the yearly renewal, 2 Standard licences a month.
+    assert charges(doc) == [(at("2027-01-31 09:00"), 600, "succeeded"), (at("2027-02-28 09:00"), 600, "succeeded")]
+    assert [(e["at"], e["from"], e["to"]) for e in events(doc, "cycle_changed")] == [
+        (at("2027-01-31 09:00"), "yearly", "monthly")]
+    assert (doc["final"]["cycle"], doc["final"]["renews_at"]) == ("monthly", at("2027-03-31 09:00"))

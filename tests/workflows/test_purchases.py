@@ -73,6 +73,25 @@ async def test_switch_to_yearly_credits_the_unused_month_and_moves_the_renewal(s
     assert abs(state.snapshot.renews_at - (datetime(2028, 4, 11, 9, 0, tzinfo=timezone.utc) + shift)) < timedelta(minutes=1)
 
 
+async def test_switch_to_monthly_waits_for_the_yearly_renewal_then_renews_monthly(stack, smtp_sink):
+    async with stack.worker():
+        org_id = await stack.create_org(plan="standard", cycle="yearly", card=GOOD, users=[("b@x.test", 1.0)])
+        renewal = (await stack.state(org_id)).snapshot.renews_at
+        await stack.advance_to(renewal - timedelta(days=200))
+        outcome = await stack.send(org_id, "switch_to_monthly", rq.SwitchToMonthlyRequest())
+        assert outcome.message.startswith(f"switch to monthly billing scheduled for {renewal:%Y-%m-%d}")
+        state = await stack.state(org_id)
+        assert (state.snapshot.cycle, state.snapshot.scheduled.cycle) == ("yearly", "monthly")
+        assert state.next_action.endswith("billing switches to monthly: renewal charge for a monthly cycle")
+        await stack.advance_to(renewal + relativedelta(months=1, hours=1))
+        state = await stack.state(org_id)
+    # Nothing credited at the switch; then 2 Standard licences a month: 2 x $3.00, twice.
+    assert paid_amounts(stack.db, org_id) == [600, 600]
+    assert (state.snapshot.cycle, state.snapshot.scheduled.cycle) == ("monthly", None)
+    assert state.snapshot.renews_at == renewal + relativedelta(months=2)
+    assert len(smtp_sink.for_org(org_id, "receipt")) == 2
+
+
 async def test_add_ons_and_tiers_are_prorated_now_and_billed_in_full_at_renewal(stack):
     start, shift = equivalent_after(datetime(2027, 6, 1, 9, 0, tzinfo=timezone.utc), await stack.now())
     async with stack.worker():

@@ -155,6 +155,8 @@ def _scheduled_text(snapshot) -> str | None:
         parts.append(f"plan {scheduled.plan}")
     if scheduled.licences is not None:
         parts.append(f"{scheduled.licences} licences")
+    if scheduled.cycle is not None:
+        parts.append(f"switch to {scheduled.cycle} billing")
     if scheduled.tier is not None:
         parts.append(f"tier {scheduled.tier} contacts")
     parts += [f"{addon} ends" for addon in scheduled.addons]
