@@ -4,6 +4,7 @@ workflow to carry out. Each is idempotent by a business key: retried after its c
 returns what it answered the first time, effects included."""
 
 import json
+from dataclasses import replace
 from typing import Callable
 
 from sqlalchemy.orm import Session
@@ -13,15 +14,16 @@ from temporalio.converter import AdvancedJSONEncoder, value_to_type
 from activities import metrics
 from activities.errors import data_errors_are_final
 from activities.messages import (ChangeInput, DunningUpdate, InvoiceInfo, InvoiceOp, OrgContext, OrgOp, RenewalInput,
-                                 StepResult)
+                                 ReportsInput, StepResult)
 from db.events import record_outcome, recorded_outcome
 from db.invoices import InvoiceRef, paid_invoice
 from db.session import Database
-from db.state import StoredUsers, get_org, load_state, persist, roster
+from db.state import StoredUsers, get_org, load_state, persist, reported_stamps, roster
 from db.storage import enforce_storage, free_units
 from domain.catalog import Catalog
 from domain.decisions import ChargePurpose, Context, Decision, Effect, EffectKind, UserChangeKind, send
-from domain.operations import OPERATIONS, decide
+from domain import reports
+from domain.operations import OPERATIONS, decide, decide_reports
 from domain.payments import Decline, charge_declined, escalate, invoice_paid, write_off_and_free
 from domain.policy import Policy
 from domain.renewal import end_trial, renew
@@ -126,9 +128,26 @@ class BillingActivities:
 
         def decision(session: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             # Checked again on the stored state: a change applied since the workflow's own check counts.
+            ctx = replace(ctx, reported=reported_stamps(session, change.org_id,
+                                                        reports.subjects(change.kind, request)))
             return decide(operation, state, request, ctx, catalog_facts(self.catalog, state.currency),
                           StoredUsers(session, change.org_id))
         return self._decide(change.org_id, change.key, change.at, change.kind, decision)
+
+    @activity.defn
+    @data_errors_are_final
+    def apply_reports(self, batch: ReportsInput) -> StepResult:
+        """Usage reports and contact counts that arrived as signals, decided at once: the newest
+        per user (and for the org's contacts) applied when newer than the one stored."""
+        sent = [(report.operation, OPERATIONS[report.operation].request_from(report.request))
+                for report in batch.reports]
+
+        def decision(session: Session, state: OrgSnapshot, ctx: Context) -> Decision:
+            named = [subject for name, request in sent for subject in reports.subjects(name, request)]
+            ctx = replace(ctx, reported=reported_stamps(session, batch.org_id, sorted(set(named))))
+            return decide_reports(state, sent, ctx, catalog_facts(self.catalog, state.currency),
+                                  StoredUsers(session, batch.org_id))
+        return self._decide(batch.org_id, batch.key, batch.at, "apply_reports", decision)
 
     def _carried_out(self, session: Session, org_id: str, effect: Effect, at) -> list[Effect]:
         """A decision's storage check is carried out in its own transaction, the e-mails it
@@ -137,13 +156,13 @@ class BillingActivities:
         if effect.kind != EffectKind.STORAGE_CHECK:
             return [effect]
         check = effect.storage
-        return value_to_type(list[Effect], self._enforced(session, org_id, check.occasion, check.user,
+        return value_to_type(list[Effect], self._enforced(session, org_id, check.occasion, check.only,
                                                           check.announce, at)["effects"])
 
-    def _enforced(self, session: Session, org_id: str, occasion: str, user, announce, at) -> dict:
+    def _enforced(self, session: Session, org_id: str, occasion: str, only: list[str] | None, announce, at) -> dict:
         outcome = recorded_outcome(session, org_id, f"enforce:{occasion}")
         if outcome is None:
-            verdict = enforce_storage(session, org_id, self.catalog, at, user)
+            verdict = enforce_storage(session, org_id, self.catalog, at, only)
             metrics.users_blocked(len(verdict.blocked))
             org, _ = get_org(session, org_id)
             emails = storage_emails(verdict, occasion, org.admin_email, announce,
@@ -158,7 +177,7 @@ class BillingActivities:
     @activity.defn
     def enforce_storage(self, op: OrgOp) -> StepResult:
         with self.db.transaction() as session:
-            outcome = self._enforced(session, op.org_id, op.key, op.user, op.announce, op.at)
+            outcome = self._enforced(session, op.org_id, op.key, [op.user] if op.user else None, op.announce, op.at)
             return StepResult(load_state(session, op.org_id, self.policy), outcome["message"],
                               effects=value_to_type(list[Effect], outcome["effects"]))
 

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.decisions import Effect, Email, EmailLine
+from domain.limits import bounded
 from domain.policy import Policy
 from domain.states import ChargeOutcome
 from domain.subscription import CatalogFacts, OrgSnapshot
@@ -91,6 +92,23 @@ class ChangeInput:
 
 
 @dataclass(frozen=True)
+class SentReport:
+    """A report as a signal brought it (domain.reports): the operation it stands for and its
+    request, stamped with its time and identity when it arrived."""
+    operation: str             # set_usage | set_contacts
+    request: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReportsInput:
+    """A batch of reports, decided at once; `key` names the batch by its reports' identities."""
+    org_id: str
+    reports: list[SentReport]
+    key: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class BlockedUserInfo:
     email: str
     usage_mb: int
@@ -142,7 +160,10 @@ class EmailRequest:
 
     @staticmethod
     def of(org_id: str, at: datetime, email: Email) -> "EmailRequest":
-        return EmailRequest(org_id, email.template, email.occasion, at, to=list(email.to), values=dict(email.values),
+        # The occasion is the outbox's key: one built from long parts (an Update's id, a user's
+        # address) is bounded to its column, emails.occasion (200 characters).
+        return EmailRequest(org_id, email.template, bounded(email.occasion, 200), at, to=list(email.to),
+                            values=dict(email.values),
                             money=dict(email.money), dates=dict(email.dates), lines=list(email.lines),
                             trial_reminder_days=email.trial_reminder_days, attach_invoice=email.attach_invoice)
 

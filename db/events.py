@@ -6,11 +6,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import OrgEvent
+from db.models import DEDUPE_KEY_COLUMN, OrgEvent
+from domain.limits import bounded
 
 
 def record_event(session: Session, org_id: str, at: datetime, type: str, data: dict[str, Any] | None = None,
                  actor: str | None = None, reason: str | None = None, dedupe_key: str | None = None) -> None:
+    dedupe_key = bounded(dedupe_key, DEDUPE_KEY_COLUMN) if dedupe_key else None
     if dedupe_key and session.scalar(select(OrgEvent.id).where(OrgEvent.dedupe_key == dedupe_key)):
         return
     session.add(OrgEvent(org_id=org_id, at=at, type=type, data=data or {}, actor=actor or None,
@@ -20,7 +22,8 @@ def record_event(session: Session, org_id: str, at: datetime, type: str, data: d
 def already_done(session: Session, operation_key: str) -> bool:
     """True when an activity already committed the operation with this business key: the
     activity was retried after its transaction committed."""
-    return session.scalar(select(OrgEvent.id).where(OrgEvent.dedupe_key == f"op:{operation_key}")) is not None
+    return session.scalar(select(OrgEvent.id).where(
+        OrgEvent.dedupe_key == bounded(f"op:{operation_key}", DEDUPE_KEY_COLUMN))) is not None
 
 
 def mark_done(session: Session, org_id: str, at: datetime, operation_key: str, what: str,
@@ -31,7 +34,8 @@ def mark_done(session: Session, org_id: str, at: datetime, operation_key: str, w
 
 def recorded_outcome(session: Session, org_id: str, key: str) -> dict[str, Any] | None:
     """What a decision activity answered the first time it ran with this business key."""
-    data = session.scalar(select(OrgEvent.data).where(OrgEvent.dedupe_key == f"op:{org_id}:{key}"))
+    data = session.scalar(select(OrgEvent.data).where(
+        OrgEvent.dedupe_key == bounded(f"op:{org_id}:{key}", DEDUPE_KEY_COLUMN)))
     return None if data is None else data.get("outcome", {})
 
 

@@ -11,6 +11,7 @@ from db.events import record_event
 from db.models import Invoice, InvoiceLine, Organisation, OrgEvent, Payment
 from domain.billing import Line
 from domain.decisions import EmailLine, InvoiceDraft
+from domain.limits import shown
 from domain.payments import PaidInvoice
 from domain.statement import Buyer, IssuedInvoice, ReceivedPayment, Statement
 from domain.statement import statement as statement_of
@@ -140,7 +141,7 @@ def statement(session: Session, org_id: str, start: datetime, end: datetime) -> 
     """Every invoice and payment of the org in [start, end), with the balance it owes before and after."""
     org = session.get(Organisation, org_id)
     if org is None:
-        raise LookupError(f"unknown org {org_id!r}")
+        raise LookupError(f"unknown org {shown(org_id)}")
     changes = _status_changes(session, org_id)
     invoices = [IssuedInvoice(invoice.number, invoice.created_at, invoice.total, InvoiceStatus(invoice.status),
                               changes.get((invoice.number, str(invoice.status))),

@@ -36,6 +36,15 @@ def _enum(cls: type) -> Enum:
     return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
 
 
+# A report's identity: a sender's report_id (at most 100 characters), or a decision's business key.
+REPORT_ID_COLUMN = 200
+# Business keys longer than their column keep their start and end with a digest (domain.limits.bounded).
+DEDUPE_KEY_COLUMN = 240
+BUSINESS_KEY_COLUMN = 200
+# INV-<org id>-<sequence>: the longest org id (63) and a sequence of up to 12 digits.
+INVOICE_NUMBER_COLUMN = 80
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -62,6 +71,9 @@ class Organisation(Base):
     contacts_subscribed: Mapped[int] = mapped_column(Integer, default=0)
     contacts_awaiting: Mapped[int] = mapped_column(Integer, default=0)
     billing_address: Mapped[str | None] = mapped_column(Text)   # printed on invoices when set
+    # The newest contact count applied (domain.reports): an older one changes nothing.
+    contacts_reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    contacts_report_id: Mapped[str | None] = mapped_column(String(REPORT_ID_COLUMN))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     subscription: Mapped["Subscription"] = relationship(back_populates="org", uselist=False)
 
@@ -82,6 +94,9 @@ class User(Base):
     # Order of arrival; "newest first" for the free plan's user cap.
     seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The newest usage report applied (domain.reports): an older one changes nothing.
+    usage_reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    usage_report_id: Mapped[str | None] = mapped_column(String(REPORT_ID_COLUMN))
 
 
 class Subscription(Base):
@@ -149,10 +164,10 @@ class OrgAddon(Base):
 class Invoice(Base):
     __tablename__ = "invoices"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    number: Mapped[str] = mapped_column(String(40), unique=True)
+    number: Mapped[str] = mapped_column(String(INVOICE_NUMBER_COLUMN), unique=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
     # What the invoice is for, unique per org: a renewal period, a change request.
-    business_key: Mapped[str] = mapped_column(String(200), unique=True)
+    business_key: Mapped[str] = mapped_column(String(BUSINESS_KEY_COLUMN), unique=True)
     kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind))
     status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus))
     currency: Mapped[str] = mapped_column(String(3))
@@ -238,7 +253,7 @@ class EmailMessage(Base):
     template: Mapped[str] = mapped_column(String(60))
     occasion: Mapped[str] = mapped_column(String(200))
     recipient: Mapped[str] = mapped_column(String(254))
-    subject: Mapped[str | None] = mapped_column(String(300))
+    subject: Mapped[str | None] = mapped_column(Text)   # names users: as long as their addresses
     message_id: Mapped[str] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(12))  # pending | sending (SMTP conversation begun) | sent
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -259,4 +274,4 @@ class OrgEvent(Base):
     actor: Mapped[str | None] = mapped_column(String(254))
     reason: Mapped[str | None] = mapped_column(Text)
     # Deduplicates events written by a retried activity.
-    dedupe_key: Mapped[str | None] = mapped_column(String(240), unique=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(DEDUPE_KEY_COLUMN), unique=True)

@@ -9,13 +9,15 @@ from sqlalchemy.orm import Session
 
 from db.events import record_event
 from db.invoices import InvoiceRef, create_invoice, invoice_by_number, set_invoice_status
-from db.models import (BilledSpanRow, EmailMessage, Invoice, OrgAddon, Organisation, Payment, StorageUnit,
+from db.models import (BUSINESS_KEY_COLUMN, BilledSpanRow, EmailMessage, Invoice, OrgAddon, Organisation, Payment, StorageUnit,
                        Subscription, User)
 from domain.decisions import Decision, UserChange, UserChangeKind, numbered
 from domain.errors import NotAllowed, UnknownOrg
 from domain.lifecycle import is_large_account
+from domain.limits import bounded, shown
 from domain.onboarding import gb_to_mb
 from domain.policy import Policy
+from domain.reports import CONTACTS, Stamp
 from domain.states import Cycle, OrgStatus
 from domain.users import Roster
 from domain.subscription import (BilledSpan, Item, ItemKind, OrgSnapshot, WaitingChange, Scheduled, StorageHolding,
@@ -25,7 +27,7 @@ from domain.subscription import (BilledSpan, Item, ItemKind, OrgSnapshot, Waitin
 def get_org(session: Session, org_id: str) -> tuple[Organisation, Subscription]:
     org = session.get(Organisation, org_id)
     if org is None or org.subscription is None:
-        raise UnknownOrg(f"unknown org {org_id!r}")
+        raise UnknownOrg(f"unknown org {shown(org_id)}")
     return org, org.subscription
 
 
@@ -109,12 +111,16 @@ def persist(session: Session, org_id: str, decision: Decision, now: datetime, ke
     for invoice_update in decision.invoice_updates:
         set_invoice_status(session, invoice_by_number(session, invoice_update.number), invoice_update.status, now)
     if decision.invoice is not None:
-        invoice = create_invoice(session, org_id, f"{org_id}:{key}", decision.invoice, org.currency, now)
+        invoice = create_invoice(session, org_id, bounded(f"{org_id}:{key}", BUSINESS_KEY_COLUMN), decision.invoice,
+                                 org.currency, now)
         state = numbered(state, invoice.number)
         ref = InvoiceRef(invoice.number, invoice.total, invoice.currency)
     if decision.card_token:
         sub.card_token = decision.card_token
-    _change_users(session, org_id, decision.users, now)
+    contacts = decision.reported.get(CONTACTS)
+    if contacts is not None:
+        org.contacts_reported_at, org.contacts_report_id = contacts.at, contacts.id
+    _change_users(session, org_id, decision.users, decision.reported, now)
     write_state(session, org, sub, state, now)
     return ref
 
@@ -211,21 +217,39 @@ class StoredUsers:
         return [email for email in wanted if email not in known]
 
 
+def reported_stamps(session: Session, org_id: str, subjects: list[str]) -> dict[str, Stamp]:
+    """The newest report applied for each of `subjects` (users' addresses, or CONTACTS) that has one."""
+    stamps: dict[str, Stamp] = {}
+    if CONTACTS in subjects:
+        org = session.get(Organisation, org_id)
+        if org is not None and org.contacts_reported_at is not None:
+            stamps[CONTACTS] = Stamp(org.contacts_reported_at, org.contacts_report_id or "")
+    emails = [subject for subject in subjects if subject != CONTACTS]
+    for first in range(0, len(emails), 1000):
+        rows = session.execute(select(User.email, User.usage_reported_at, User.usage_report_id).where(
+            User.org_id == org_id, User.email.in_(emails[first:first + 1000]), User.usage_reported_at.is_not(None)))
+        stamps.update({email: Stamp(at, report_id or "") for email, at, report_id in rows})
+    return stamps
+
+
 def roster(session: Session, org_id: str) -> Roster:
     """The org's users as the workflow's validators check them (domain.users)."""
     return Roster.of(session.scalars(select(User.email).where(User.org_id == org_id)))
 
 
-def _change_users(session: Session, org_id: str, changes: list[UserChange], now: datetime) -> None:
+def _change_users(session: Session, org_id: str, changes: list[UserChange], reported: dict[str, Stamp],
+                  now: datetime) -> None:
     """The decision checked every user it names (domain.operations: user_field)."""
     usage = {c.email: c.storage_gb for c in changes if c.kind == UserChangeKind.SET_USAGE}
     if usage:  # a usage file names thousands: one statement, run for every row in batches
         session.flush()
+        table = User.__table__
         session.connection().execute(
-            update(User.__table__).where(User.__table__.c.org_id == org_id,
-                                         User.__table__.c.email == bindparam("user_email"))
-            .values(storage_mb=bindparam("mb")),
-            [{"user_email": email, "mb": gb_to_mb(gb)} for email, gb in usage.items()])
+            update(table).where(table.c.org_id == org_id, table.c.email == bindparam("user_email"))
+            .values(storage_mb=bindparam("mb"), usage_reported_at=bindparam("reported_at"),
+                    usage_report_id=bindparam("report_id")),
+            [{"user_email": email, "mb": gb_to_mb(gb), "reported_at": reported[email].at if email in reported else None,
+              "report_id": reported[email].id if email in reported else None} for email, gb in usage.items()])
         session.expire_all()
     for change in changes:
         if change.kind == UserChangeKind.ADD:

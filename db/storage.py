@@ -14,9 +14,9 @@ from domain.storage import MB_PER_GB, MailboxUser, Verdict, enforce
 CHUNK = 500
 
 
-def _users(session: Session, org_id: str, only: str | None, waiting: bool) -> list[MailboxUser]:
-    """The org's users, or `only` (and, `waiting`, those blocked for storage: auto-allocation may
-    serve them from what the change frees)."""
+def _users(session: Session, org_id: str, only: list[str] | None, waiting: bool) -> list[MailboxUser]:
+    """The org's users, or those `only` names (and, `waiting`, those blocked for storage:
+    auto-allocation may serve them from what the change frees)."""
     allocated = (select(func.coalesce(func.sum(StorageUnit.size_gb), 0))
                  .where(StorageUnit.user_id == User.id).correlate(User).scalar_subquery())
     # Keep the admin and the oldest users; beyond a plan's user cap the newest go first.
@@ -25,8 +25,8 @@ def _users(session: Session, org_id: str, only: str | None, waiting: bool) -> li
                      User.blocked, User.blocked_reason, User.blocked_at).where(User.org_id == org_id)).subquery()
     query = select(ranked)
     if only is not None:
-        query = query.where(or_(ranked.c.email == only, ranked.c.blocked_reason == "storage") if waiting
-                            else ranked.c.email == only)
+        query = query.where(or_(ranked.c.email.in_(only), ranked.c.blocked_reason == "storage") if waiting
+                            else ranked.c.email.in_(only))
     rows = session.execute(query.order_by(ranked.c.rank)).all()
     auto: dict[int, list[int]] = {}
     if waiting:  # units auto-allocation gave: a handful per org, read whole
@@ -45,7 +45,9 @@ def free_units(session: Session, org_id: str) -> dict[int, int]:
         .group_by(StorageUnit.size_gb)).all())
 
 
-def enforce_storage(session: Session, org_id: str, catalog: Catalog, now: datetime, only: str | None = None) -> Verdict:
+def enforce_storage(session: Session, org_id: str, catalog: Catalog, now: datetime,
+                    only: list[str] | None = None) -> Verdict:
+    """Enforce quotas for the users `only` names (every user when None)."""
     org = session.get(Organisation, org_id)
     plan = catalog.plans[session.get(Subscription, org_id).plan_id]
     auto = org.auto_allocate_storage

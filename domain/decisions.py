@@ -9,11 +9,12 @@ reads `effects`. Every value is a frozen dataclass, so it crosses activity bound
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Mapping
 
 from domain.billing import Line
 from domain.catalog import Catalog
 from domain.policy import Policy
+from domain.reports import Stamp
 from domain.states import InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
 from domain.subscription import Item, OrgSnapshot, Subscribers
 
@@ -27,6 +28,8 @@ class Context:
     # The business key of the request or step (an Update id, "renewal:<period start>"): it makes
     # the decision's e-mails and invoice unique, so a retried activity repeats nothing.
     key: str
+    # The newest report applied per subject the request reports on (domain.reports), read by the caller.
+    reported: Mapping[str, Stamp] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,18 @@ class Charge:
 
 @dataclass(frozen=True)
 class StorageCheck:
-    """Storage enforcement (DOMAIN.md, storage blocking): for one user, or the whole org after a
-    quota change. `announce` is sent after it, listing the users it blocked."""
+    """Storage enforcement (DOMAIN.md, storage blocking): for one user, some users (a batch of
+    usage reports), or the whole org after a quota change. `announce` is sent after it, listing
+    the users it blocked."""
     occasion: str
     user: str | None = None
     announce: Email | None = None
+    users: list[str] = field(default_factory=list)
+
+    @property
+    def only(self) -> list[str] | None:
+        """The users to check; None: every user of the org."""
+        return self.users or ([self.user] if self.user is not None else None)
 
 
 class FinalAction(StrEnum):
@@ -107,8 +117,9 @@ def send(email: Email) -> Effect:
     return Effect(EffectKind.EMAIL, email=email)
 
 
-def check_storage(occasion: str, user: str | None = None, announce: Email | None = None) -> Effect:
-    return Effect(EffectKind.STORAGE_CHECK, storage=StorageCheck(occasion, user, announce))
+def check_storage(occasion: str, user: str | None = None, announce: Email | None = None,
+                  users: list[str] | None = None) -> Effect:
+    return Effect(EffectKind.STORAGE_CHECK, storage=StorageCheck(occasion, user, announce, list(users or [])))
 
 
 def collect(purpose: ChargePurpose, invoice: str | None = None, attempt: int = 1) -> Effect:
@@ -170,6 +181,8 @@ class Decision:
     effects: list[Effect] = field(default_factory=list)
     # A new card's gateway token: stored, never part of the state the workflow holds.
     card_token: str | None = None
+    # The stamp of each report applied (domain.reports), stored with the value it set.
+    reported: dict[str, Stamp] = field(default_factory=dict)
 
 
 class Draft:
@@ -185,6 +198,7 @@ class Draft:
         self.effects: list[Effect] = []
         self.notices: list[str] = []
         self.card_token: str | None = None
+        self.reported: dict[str, Stamp] = {}
 
     def change(self, **fields: Any) -> None:
         self.state = replace(self.state, **fields)
@@ -228,12 +242,13 @@ class Draft:
         self.notices += other.notices
         self.users += other.users
         self.invoice_updates += other.invoice_updates
+        self.reported |= other.reported
 
     def decision(self, message: str) -> Decision:
         if self.notices:
             message = "; ".join([message, *self.notices])
         return Decision(self.state, message, self.invoice, self.invoice_updates, self.users, self.events,
-                        self.effects, self.card_token)
+                        self.effects, self.card_token, dict(self.reported))
 
 
 def no_change(state: OrgSnapshot, message: str) -> Decision:

@@ -5,9 +5,11 @@ policy); text lengths follow the columns that store them.
 
 A refusal names the field and the limit: "count: at most 1000 units per purchase, got 5000"."""
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, fields
+from datetime import datetime, timezone
 from typing import Any
 
 from domain.errors import InvalidInput
@@ -33,7 +35,8 @@ class Limits:
 # Longest text each field may hold: the column it is stored in (db/models.py), or what a person
 # can read in one line. A field not listed holds at most DEFAULT_TEXT characters.
 TEXT_LIMITS = {"email": 254, "user": 254, "requested_by": 254, "reason": 500, "token": 80, "brand": 20,
-               "last4": 4, "card": 40, "plan": 40, "addon": 40, "cycle": 10, "action": 10, "name": 200}
+               "last4": 4, "card": 40, "plan": 40, "addon": 40, "cycle": 10, "action": 10, "name": 200,
+               "report_id": 100, "reported_at": 40}
 DEFAULT_TEXT = 200
 # RFC 5321: a mailbox name of at most 64 characters, an address of at most 254.
 EMAIL_LOCAL_MAX, EMAIL_MAX = 64, 254
@@ -45,6 +48,20 @@ def shown(value: Any, width: int = 40) -> str:
     """A value as a refusal quotes it: never longer than a line."""
     text = repr(value)
     return text if len(text) <= width else f"{text[:width - 12]}... ({len(str(value))} characters)"
+
+
+def bounded(key: str, limit: int) -> str:
+    """A business key that fits its column (`limit` characters) and stays unique: one built from
+    long parts (an org id, an Update id anyone may type, a user's address) keeps its start and
+    ends with a digest of the whole. A key that fits is kept as it is."""
+    if len(key) <= limit:
+        return key
+    return f"{key[:limit - 41]}#{hashlib.sha256(key.encode()).hexdigest()}"[:limit]
+
+
+def cut(text: str, width: int = 70) -> str:
+    """Text a message names unquoted (a workflow id): never longer than a line."""
+    return text if len(text) <= width else f"{text[:width - 25]}... ({len(text)} characters)"
 
 
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -116,6 +133,20 @@ def check_gb(value: Any, field: str, limits: Limits) -> float:
     return float(value)
 
 
+def check_instant(value: Any, field: str) -> datetime:
+    """A moment in ISO 8601 with its UTC offset (a bare local time means nothing to a worker in
+    another zone), returned in UTC."""
+    text = check_text(value, field)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{field}: {shown(value)} is not a moment in ISO 8601 "
+                           "(e.g. 2026-01-31T09:00:00+00:00)") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidInput(f"{field}: {shown(value)} has no UTC offset (e.g. 2026-01-31T09:00:00+00:00)")
+    return moment.astimezone(timezone.utc)
+
+
 # How a refusal names each configurable maximum: "count: at most 1,000 units per purchase".
 LIMIT_WORDS = {"licences_per_org": "licences per org", "units_per_purchase": "units per purchase",
                "contacts": "contacts", "extend_days": "days of grace", "users_per_org": "users per org"}
@@ -150,6 +181,9 @@ def check_request_fields(request: Any, limits: Limits) -> None:
         elif kind == Kind.EMAIL:
             check_text(value, item.name)
             check_email(value, item.name)
+        elif kind == Kind.INSTANT:
+            if value != "":
+                check_instant(value, item.name)
         else:
             check_text(value, item.name, multiline=item.name == "reason")
 

@@ -13,13 +13,14 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from domain import emails
+from domain import reports
 from domain import requests as rq
 from domain import rules
 from domain.billing import Line, charges, held_items, total
 from domain.cards import sandbox_tokenise
 from domain.decisions import (ChargePurpose, Context, Decision, Draft, InvoiceDraft, UserChange, UserChangeKind,
                               check_storage, collect, send)
-from domain.errors import InvalidInput
+from domain.errors import DomainError, InvalidInput
 from domain.limits import Limits, check_request_fields
 from domain.renewal import (apply_scheduled, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
                             plan_name, start_period, tier_floor)
@@ -285,20 +286,86 @@ def _add_user(state: OrgSnapshot, req: rq.AddUserRequest, ctx: Context) -> Decis
     return draft.decision(f"user {email} added")
 
 
+def _reported(draft: Draft, name: str, request: Any, ctx: Context) -> reports.Sorted:
+    """Apply what a report operation's request reports that is newer than what was applied
+    (domain.reports): usage to its users, a contact count to the org."""
+    return _apply_reports(draft, reports.reports_in(name, request, ctx.now, ctx.key), ctx)
+
+
+def _apply_reports(draft: Draft, found: list[reports.Report], ctx: Context) -> reports.Sorted:
+    sorted_out = reports.sort_out(found, ctx.reported)
+    for report in sorted_out.fresh:
+        if report.subject == reports.CONTACTS:
+            _count_contacts(draft, int(report.value), ctx)
+        else:
+            draft.users.append(UserChange(UserChangeKind.SET_USAGE, report.subject, storage_gb=report.value))
+        draft.reported[report.subject] = report.stamp
+    return sorted_out
+
+
+def _usage_check(draft: Draft, sorted_out: reports.Sorted, ctx: Context) -> None:
+    """Storage enforcement for the users whose usage changed (the whole org for a large batch:
+    one query either way)."""
+    users = [report.subject for report in sorted_out.fresh if report.subject != reports.CONTACTS]
+    if len(users) == 1:
+        draft.add(check_storage(ctx.key, user=users[0]))
+    elif users:
+        draft.add(check_storage(ctx.key, users=users if len(users) <= USERS_CHECKED_BY_NAME else None))
+
+
+# Above this many users a storage check reads the whole org rather than a list of names.
+USERS_CHECKED_BY_NAME = 500
+
+
+def _not_applied(report: reports.Report, sorted_out: reports.Sorted, ctx: Context) -> str:
+    who = "the contact count" if report.subject == reports.CONTACTS else report.subject
+    stored = ctx.reported.get(report.subject)
+    if report in sorted_out.repeated:
+        return f"{who}: this report was already applied; nothing changed"
+    return (f"{who}: a newer report is already applied (from {stored}); this one, from {report.stamp}, "
+            "changes nothing")
+
+
 def _set_usage(state: OrgSnapshot, req: rq.SetUsageRequest, ctx: Context) -> Decision:
     draft = Draft(state)  # a usage report is a measurement, not a request: not audited
-    email = req.user.strip().lower()
-    draft.users.append(UserChange(UserChangeKind.SET_USAGE, email, storage_gb=float(req.storage_gb)))
-    draft.add(check_storage(ctx.key, user=email))
-    return draft.decision(f"{email} uses {req.storage_gb:g} GB")
+    sorted_out = _reported(draft, "set_usage", req, ctx)
+    _usage_check(draft, sorted_out, ctx)
+    if not sorted_out.fresh:
+        return draft.decision(_not_applied((sorted_out.repeated + sorted_out.older)[0], sorted_out, ctx))
+    return draft.decision(f"{req.user.strip().lower()} uses {req.storage_gb:g} GB")
 
 
 def _import_usage(state: OrgSnapshot, req: rq.ImportUsageRequest, ctx: Context) -> Decision:
     draft = Draft(state)  # measurements, like a single usage report: not audited
-    for email, gb in req.rows:
-        draft.users.append(UserChange(UserChangeKind.SET_USAGE, email.strip().lower(), storage_gb=float(gb)))
-    draft.add(check_storage(ctx.key))  # one check of the whole org, not one per row
-    return draft.decision(f"usage of {len(req.rows)} user(s) imported")
+    sorted_out = _reported(draft, "import_usage", req, ctx)
+    if sorted_out.fresh:
+        draft.add(check_storage(ctx.key))  # one check of the whole org, not one per row
+    message = f"usage of {len(req.rows)} user(s) imported"
+    if sorted_out.older or sorted_out.repeated:
+        message += (f"; {len(sorted_out.older) + len(sorted_out.repeated)} left as they were (a report as new "
+                    "or newer was already applied)")
+    return draft.decision(message)
+
+
+def decide_reports(state: OrgSnapshot, sent: list[tuple[str, Any]], ctx: Context, facts,
+                   members: Members | None = None) -> Decision:
+    """A batch of reports as the workflow received them (signals): each checked on its own (a bad
+    one is left out, named in the message), then the newest per subject applied at once, with one
+    storage check for the users whose usage changed."""
+    draft = Draft(state)
+    found, refused = [], []
+    for name, request in sent:
+        try:
+            OPERATIONS[name].validate(state, ctx.policy, facts, request, ctx.now, members)
+            found += reports.reports_in(name, request, ctx.now, ctx.key)
+        except DomainError as err:
+            refused.append(err.message)
+    sorted_out = _apply_reports(draft, found, ctx)
+    _usage_check(draft, sorted_out, ctx)
+    message = f"reports: {sorted_out.describe()}"
+    if refused:
+        message += f", {len(refused)} refused ({refused[0]}{'; ...' if len(refused) > 1 else ''})"
+    return draft.decision(message)
 
 
 def _allocate_storage(state: OrgSnapshot, req: rq.AllocateStorageRequest, ctx: Context) -> Decision:
@@ -357,7 +424,21 @@ def _upgrade(state: OrgSnapshot, req: rq.UpgradeRequest, ctx: Context) -> Decisi
 
 def _set_contacts(state: OrgSnapshot, req: rq.SetContactsRequest, ctx: Context) -> Decision:
     draft = Draft(state)  # a measurement, like usage
-    subscribers = Subscribers.within(req.contacts, state.tier_contacts)
+    sorted_out = _reported(draft, "set_contacts", req, ctx)
+    if not sorted_out.fresh:
+        return draft.decision(_not_applied((sorted_out.repeated + sorted_out.older)[0], sorted_out, ctx))
+    subscribers = draft.state.subscribers
+    message = f"{subscribers.subscribed} contacts subscribed"
+    if subscribers.awaiting:
+        message += f", {subscribers.awaiting} awaiting upgrade"
+    return draft.decision(message)
+
+
+def _count_contacts(draft: Draft, contacts: int, ctx: Context) -> None:
+    """The org now has `contacts`: those within the tier are subscribed, the rest await a raise;
+    a scheduled tier cut never lands below the subscribed ones."""
+    state = draft.state
+    subscribers = Subscribers.within(contacts, state.tier_contacts)
     draft.set_subscribers(subscribers)
     cut = state.scheduled.tier
     if cut is not None:
@@ -367,10 +448,6 @@ def _set_contacts(state: OrgSnapshot, req: rq.SetContactsRequest, ctx: Context) 
             draft.change(scheduled=_replace(state.scheduled, tier=landing))
             draft.notice(f"the tier cut to {cut} contacts " + (f"is reduced to {landing}" if landing else "is dropped")
                          + f": {subscribers.subscribed} contacts are subscribed")
-    message = f"{subscribers.subscribed} contacts subscribed"
-    if subscribers.awaiting:
-        message += f", {subscribers.awaiting} awaiting upgrade"
-    return draft.decision(message)
 
 
 def _tokenised_card(values: dict[str, Any]) -> rq.UpdateCardRequest:

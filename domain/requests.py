@@ -22,6 +22,7 @@ class Kind(StrEnum):
     CARD = "card"              # a card number, tokenised before it leaves the CLI or the simulator
     RESOLUTION = "resolution"  # extend | downgrade | retry
     USAGE_ROWS = "usage_rows"  # (user e-mail, GB) pairs: a usage file, read by its own command
+    INSTANT = "instant"        # a moment, ISO 8601 with its UTC offset (a scenario: a duration after start)
 
 
 _REQUIRED = object()
@@ -45,6 +46,16 @@ def _by() -> Any:
 
 def _reason() -> Any:
     return arg("Why (kept in the audit log)", default="")
+
+
+def _report_id() -> Any:
+    return arg("The report's own id: a report sent again with the same id and time is applied once "
+               "(default: its place in the order of arrival)", default="")
+
+
+def _reported_at() -> Any:
+    return arg("When it was measured (ISO 8601 with its offset); a report older than one already applied "
+               "changes nothing (default: when it arrives)", Kind.INSTANT, default="")
 
 
 @dataclass(frozen=True)
@@ -97,10 +108,14 @@ class AllocateStorageRequest:
 
 @dataclass(frozen=True)
 class SetUsageRequest:
+    """A usage report (DOMAIN.md, "Usage reports"): a fact with a time, as the `set_usage` Update
+    or the `usage_reported` signal (domain.reports)."""
     user: str = arg("The user's e-mail", Kind.EMAIL, positional=True)
     storage_gb: float = arg("Mailbox usage in GB", Kind.GB, positional=True)
     requested_by: str = _by()
     reason: str = _reason()
+    report_id: str = _report_id()
+    reported_at: str = _reported_at()
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,8 @@ class ImportUsageRequest:
     # A bare list: Temporal's converter would inspect 50,000 typed pairs one by one, longer than a
     # workflow task may take; the bounds check (domain.limits.check_usage_rows) checks each pair.
     rows: list = arg("[user e-mail, GB] pairs; every user must exist", Kind.USAGE_ROWS)
+    report_id: str = _report_id()
+    reported_at: str = _reported_at()
 
 
 @dataclass(frozen=True)
@@ -136,10 +153,14 @@ class ChangeTierRequest:
 
 @dataclass(frozen=True)
 class SetContactsRequest:
+    """A contact count report: a fact with a time, like a usage report (the `set_contacts` Update or
+    the `contacts_reported` signal)."""
     contacts: int = arg("Marketing contacts the org has now", Kind.COUNT, positional=True, maximum="contacts",
                         minimum=0)
     requested_by: str = _by()
     reason: str = _reason()
+    report_id: str = _report_id()
+    reported_at: str = _reported_at()
 
 
 @dataclass(frozen=True)

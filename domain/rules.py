@@ -13,6 +13,7 @@ from domain.errors import (BelowUsage, InvalidInput, NotAllowed, OutsideDowngrad
 from domain.limits import check_email, shown  # noqa: F401  (check_email: rules.check_email)
 from domain.policy import Policy
 from domain.proration import days_between
+from domain.reports import check_not_ahead
 from domain.subscription import PAID_STATUSES, CatalogFacts, OrgSnapshot
 from domain.states import FREE_PLAN, Cycle, OrgStatus
 
@@ -175,11 +176,14 @@ def check_allocate_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFac
 
 
 def check_set_usage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SetUsageRequest, now: datetime) -> None:
-    """A measurement: its bounds and its user's address are its fields' (Operation.check_fields)."""
+    """A measurement: its bounds and its user's address are its fields' (Operation.check_fields);
+    it may not be dated in the future."""
+    check_not_ahead(req, now)
 
 
 def check_import_usage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.ImportUsageRequest, now: datetime) -> None:
     """Measurements: any rows within their bounds (domain.limits) whose users exist."""
+    check_not_ahead(req, now)
 
 
 def check_buy_addon(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.BuyAddonRequest, now: datetime) -> None:
@@ -220,6 +224,7 @@ def check_change_tier(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, r
 
 def check_set_contacts(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SetContactsRequest, now: datetime) -> None:
     """A measurement: any count within its bounds (domain.limits) is accepted."""
+    check_not_ahead(req, now)
 
 
 def check_switch_to_yearly(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.SwitchToYearlyRequest, now: datetime) -> None:

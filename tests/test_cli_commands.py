@@ -121,6 +121,16 @@ def test_an_unknown_org_is_exit_1_in_one_line(sqlite_url):
         assert run.err_lines[0].startswith("error: unknown org 'nobody'") and "BILLING_DATABASE_URL" in run.err
 
 
+def test_an_unknown_org_with_a_10000_character_id_is_named_cut(sqlite_url):
+    """Issue 22: the id was echoed whole, 10,000 characters on one line."""
+    long_id = "x" * 10_000
+    for argv in (["org", "show", long_id], ["org", "history", long_id], ["invoice", "list", long_id]):
+        run = billing_now(*argv, BILLING_DATABASE_URL=sqlite_url, BILLING_TEMPORAL_ADDRESS=NOWHERE)
+        assert run.code == 1 and len(run.err_lines) == 1, run
+        assert run.err_lines[0].startswith("error: unknown org 'xxxxxxxxxxxxxxxxxxxxxxxxxxx... (10000 characters)")
+        assert len(run.err) < 300, run
+
+
 def test_both_temporal_and_the_database_down_is_exit_3(tmp_path):
     run = billing_now("org", "list", BILLING_TEMPORAL_ADDRESS=NOWHERE,
                       BILLING_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:1/none")

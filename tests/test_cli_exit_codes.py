@@ -24,6 +24,10 @@ async def test_refusals_and_an_unknown_org_exit_1_in_one_line(stack):
         assert run.code == 1 and run.out == "" and run.err_lines == [
             "error: upgrade refused: unknown org 'nobody': no workflow org-nobody in namespace 'default' (check "
             "BILLING_TEMPORAL_NAMESPACE; an org saved without its workflow gets one from `billing reconcile`)"], run
+        run = await billing("org", "upgrade", "y" * 10_000, "--plan", "professional", **env)   # issue 22: echoed whole
+        assert run.code == 1 and len(run.err_lines) == 1 and len(run.err) < 400, run
+        assert run.err_lines[0].startswith("error: upgrade refused: unknown org 'yyyyyyyyyyyyyyyyyyyyyyyyyyy... "
+                                           "(10000 characters): no workflow org-yyyy"), run
 
 
 async def test_a_declined_card_exits_1_saying_declined_and_a_card_on_stdin_is_accepted(stack):

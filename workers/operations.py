@@ -10,8 +10,9 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.limits import cut, shown
 from domain.operations import OPERATIONS
-from workflows.messages import ChangeOutcome
+from workflows.messages import ChangeOutcome, workflow_id_for
 from workflows.org import HANDING_OVER, OrgWorkflow
 from workflows.starter import org_handle
 
@@ -56,7 +57,7 @@ async def send_operation(client: Client, org_id: str, kind: str, request: Any,
                 raise refusal from None
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND and not namespace_missing(err):
-                raise OperationRefused(f"unknown org {org_id!r}: no workflow org-{org_id} in namespace "
+                raise OperationRefused(f"unknown org {shown(org_id)}: no workflow {cut(workflow_id_for(org_id))} in namespace "
                                        f"{client.namespace!r} (check BILLING_TEMPORAL_NAMESPACE; an org saved "
                                        "without its workflow gets one from `billing reconcile`)",
                                        "unknown_org") from None

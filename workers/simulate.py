@@ -367,11 +367,27 @@ class _Run:
         if action.rejection is not None:
             await self._reject(action, action.rejection)
             return
+        if action.via == "signal":  # as a usage feed sends it: never answered
+            from dataclasses import asdict
+            from workflows.messages import REPORT_SIGNALS
+            signal = next(name for name, operation in REPORT_SIGNALS.items() if operation == action.kind)
+            await self.handle.signal(signal, asdict(self._shifted(action.request)))
+            log.info("actions[%d] %s sent as the %s signal", action.index, action.kind, signal)
+            return
         try:
-            outcome = await send_operation(self.env.client, self.org_id, action.kind, action.request)
+            outcome = await send_operation(self.env.client, self.org_id, action.kind, self._shifted(action.request))
             log.info("actions[%d] %s: %s", action.index, action.kind, outcome.message)
         except OperationRefused as err:
             await self._reject(action, err.message)
+
+    def _shifted(self, request):
+        """A moment a request names (a report's `reported_at`) on the shifted clock the run uses."""
+        from dataclasses import fields, replace
+        from domain.requests import Kind
+        moments = {item.name: datetime.fromisoformat(getattr(request, item.name)) + self.shift
+                   for item in fields(request)
+                   if item.metadata.get("kind") == Kind.INSTANT and getattr(request, item.name)}
+        return replace(request, **{name: moment.isoformat() for name, moment in moments.items()})
 
     async def _reject(self, action: Action, message: str) -> None:
         log.info("actions[%d] %s refused: %s", action.index, action.kind, message)

@@ -23,6 +23,7 @@ from domain.policy import Policy
 from domain.requests import Kind
 from domain.states import FREE_PLAN, Cycle
 from domain.operations import OPERATIONS
+from workflows.messages import REPORT_SIGNALS
 
 MAX_UNTIL_YEARS = 100
 MAX_DURATION_TEXT = 40          # "P1Y2M3DT4H5M6S" and its like; longer is not a duration a person writes
@@ -71,6 +72,7 @@ class Action:
     kind: str                  # the Update name (SIMULATE.md action name)
     request: Any               # the Update argument; None when `rejection` is set
     rejection: str | None = None  # a refusal known before the workflow is asked (gateway-rejected card)
+    via: str = "update"        # a report may come as its signal instead, as a usage feed sends it
 
 
 @dataclass(frozen=True)
@@ -407,13 +409,21 @@ def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_t
     if at > until:
         raise ScenarioError(f"{path}.at", f"{data['at']} is after the end of the run (until {until_text})")
     spec = ACTION_FIELDS[kind]
-    _no_unknown(data, ["at", "do", *spec], path)
+    signal = next((name for name, operation in REPORT_SIGNALS.items() if operation == kind), None)
+    _no_unknown(data, ["at", "do", *spec, *(["via"] if signal else [])], path)
+    via = data.get("via", "update")
+    if via not in ("update", "signal"):
+        raise ScenarioError(f"{path}.via", f"{shown(via)} is not a way to send it; use update (answered) or signal "
+                                           f"({signal}: never answered, a bad report dropped with a log line)")
     values: dict[str, Any] = {}
     for name, (field_kind, default) in spec.items():
         if name not in data or (data[name] is None and default is not REQUIRED):
             if default is REQUIRED:
                 raise ScenarioError(f"{path}.{name}", f"required for {kind}")
             values[name] = default
+        elif field_kind == Kind.INSTANT:
+            # A moment of the run, written like `at`: an ISO-8601 duration after start.
+            values[name] = _after(start, data[name], f"{path}.{name}").isoformat()
         else:
             values[name] = _action_value(field_kind, data[name], f"{path}.{name}", catalog)
     if OPERATIONS[kind].reason_required and "reason" not in data:
@@ -434,7 +444,7 @@ def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_t
     except InvalidInput as err:
         field, _, message = err.message.partition(": ")
         raise ScenarioError(_request_field_path(path, spec, field), message) from None
-    return Action(index, data["at"], at, kind, request)
+    return Action(index, data["at"], at, kind, request, via=via)
 
 
 # ---- the whole file -----------------------------------------------------------------------------

@@ -60,7 +60,8 @@ class Components:
         mail = MailActivities(self.db, self.smtp, documents=Documents(self.catalog, self.seller, self.pdf))
         return [billing.load_org, billing.expire_trial, billing.convert_trial, billing.open_renewal,
                 billing.settle_paid_invoice, billing.enter_dunning, billing.record_failed_attempt,
-                billing.write_off_and_free, billing.escalate, billing.apply_change, billing.enforce_storage,
+                billing.write_off_and_free, billing.escalate, billing.apply_change, billing.apply_reports,
+                billing.enforce_storage,
                 payments.charge_invoice, mail.send_email]
 
 

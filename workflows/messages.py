@@ -3,9 +3,13 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from activities.messages import SentReport
 from domain.subscription import OrgSnapshot
 
 TASK_QUEUE = "billing-orgs"
+# The signals that bring usage reports and contact counts (fire and forget, as a feed sends them),
+# and the operation each one stands for (domain.reports).
+REPORT_SIGNALS = {"usage_reported": "set_usage", "contacts_reported": "set_contacts"}
 
 
 def workflow_id_for(org_id: str) -> str:
@@ -16,6 +20,10 @@ def workflow_id_for(org_id: str) -> str:
 @dataclass(frozen=True)
 class OrgWorkflowInput:
     org_id: str
+    # Reports a run received but had not applied when it handed over (continue-as-new), and how
+    # many reports the org's workflow had received by then (domain.reports.arrival_id).
+    reports: list[SentReport] = field(default_factory=list)
+    reports_received: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,3 +44,7 @@ class OrgStateView:
     runs_since_start: int = 0
     history_length: int = 0
     notes: list[str] = field(default_factory=list)
+    # Usage reports and contact counts the org's workflow has received (Updates and signals, every
+    # run), and those of them not yet applied with their effects (e-mails, storage enforcement).
+    reports_received: int = 0
+    reports_waiting: int = 0

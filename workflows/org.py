@@ -10,12 +10,14 @@ continues-as-new after each renewal, so the history of an org stays small howeve
 it lives."""
 
 import asyncio
+import hashlib
+import json
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimedOut
 
@@ -23,23 +25,22 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from activities.mail import MailActivities
     from activities.messages import (ChangeInput, ChargeInput, ChargeResult, DunningUpdate, EmailRequest, InvoiceInfo,
-                                     InvoiceOp, OrgContext, OrgOp, RenewalInput, StepResult)
+                                     InvoiceOp, OrgContext, OrgOp, RenewalInput, ReportsInput, SentReport, StepResult)
     from activities.payments import PaymentActivities
-    from domain import emails
+    from domain import emails, reports
     from domain.decisions import Charge, ChargePurpose, EffectKind, Email, FinalAction
     from domain.errors import DomainError
     from domain.lifecycle import Step, StepKind, next_step
     from domain.operations import OPERATIONS, Operation
     from domain.policy import Policy
-    from domain.requests import SetUsageRequest
     from domain.states import ChargeOutcome, OrgStatus
-    from domain.limits import UPDATE_ID_MAX
+    from domain.limits import UPDATE_ID_MAX, shown
     from domain.subscription import CatalogFacts, OrgSnapshot
     from domain.users import Roster
     from workflows import legacy
     from workflows import search_attributes as sa
     from workflows import update_json
-    from workflows.messages import ChangeOutcome, OrgStateView, OrgWorkflowInput
+    from workflows.messages import REPORT_SIGNALS, ChangeOutcome, OrgStateView, OrgWorkflowInput
 
 # Database and SMTP outages are retried until they pass: the workflow waits, nothing is lost.
 INFRA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -57,6 +58,13 @@ LOCAL_ATTEMPTS = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coef
 UPDATES_PER_RUN = 1000
 # The refusal's type while a run hands over: senders try again (workers.operations).
 HANDING_OVER = "handing_over"
+# Reports sent as signals (REPORT_SIGNALS) queue in the workflow and are decided in batches.
+# Reports in one decision: a few hundred bytes each, well under Temporal's 2 MB payload limit.
+REPORTS_PER_BATCH = 1000
+# A run hands at most this many unapplied reports to the next (its input); it applies the rest first.
+REPORTS_HANDED_OVER = 1000
+# After an outage answered a batch, the next try waits this long (the lock stays free meanwhile).
+REPORTS_RETRY = timedelta(seconds=30)
 
 
 class OrgWorkflow:
@@ -81,6 +89,12 @@ class OrgWorkflow:
         self._unvalidated: set[str] = set()  # Updates that arrived while the org was loading
         self._handing_over = False
         self._updates = 0
+        # Reports received and not yet applied, in order of arrival (carried over continue-as-new),
+        # and how many the org's workflow has received: each report's place (domain.reports).
+        self._reports: list[SentReport] = list(input.reports)
+        self._reports_received = input.reports_received
+        self._one_report_at_a_time = 0   # after a batch failed for a bad value: find the report
+        self._reports_in_flight = 0      # taken from the queue, their effects not yet carried out
 
     # ---- the policy loop -------------------------------------------------------------------
 
@@ -94,6 +108,8 @@ class OrgWorkflow:
             self._publish()
             assert self.step is not None
             if not await self._sleep_until(self.step.due):
+                if self._reports:
+                    await self._apply_reports()
                 # Woken by a change: decide again on the fresh snapshot, in a new run if this
                 # one nears Temporal's limits. Patched: runs recorded before never did.
                 if self._near_limits() and workflow.patched("continue-as-new-near-limits"):
@@ -107,13 +123,20 @@ class OrgWorkflow:
                     await self._perform(step)
             if workflow.info().is_continue_as_new_suggested():
                 self._continue_as_new = True
-        # Drain Updates in flight before handing over to the next run.
-        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked())
+        # Drain Updates in flight before handing over to the next run, and apply reports beyond
+        # what the next run's input should carry.
+        while True:
+            await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked())
+            if len(self._reports) <= REPORTS_HANDED_OVER:
+                break
+            await self._apply_reports()
         # The closed run keeps accurate search attributes in visibility. Patched: runs recorded
         # before this call existed replay without it (tests/replay, docs/reliability.md).
         if workflow.patched("publish-before-continue-as-new"):
             self._publish()
-        workflow.continue_as_new(OrgWorkflowInput(self.org_id))
+        # Reports received since the last batch go to the next run: none is dropped.
+        workflow.continue_as_new(OrgWorkflowInput(self.org_id, reports=list(self._reports),
+                                                  reports_received=self._reports_received))
 
     def _near_limits(self) -> bool:
         return self._updates >= UPDATES_PER_RUN or workflow.info().is_continue_as_new_suggested()
@@ -122,11 +145,12 @@ class OrgWorkflow:
         """True when `due` was reached, False when a change woke the workflow first."""
         self._changed = False
         try:
+            woken = lambda: self._changed or self._continue_as_new or bool(self._reports)  # noqa: E731
             if due is None:
-                await workflow.wait_condition(lambda: self._changed or self._continue_as_new)
+                await workflow.wait_condition(woken)
             else:
                 delay = max(timedelta(0), due - workflow.now())
-                await workflow.wait_condition(lambda: self._changed or self._continue_as_new, timeout=delay,
+                await workflow.wait_condition(woken, timeout=delay,
                                               timeout_summary=self.step.summary if self.step else None)
             return False
         except asyncio.TimeoutError:
@@ -249,7 +273,8 @@ class OrgWorkflow:
         except DomainError as err:
             raise ApplicationError(err.message, type=err.type, non_retryable=True) from None
 
-    async def _change(self, operation: Operation, request: Any) -> ChangeOutcome:
+    async def _change(self, operation: Operation, request: Any, key: str) -> ChangeOutcome:
+        """`key`: the change's business key (its Update's id), which makes it happen once."""
         await workflow.wait_condition(lambda: self.org is not None)
         info = workflow.current_update_info()
         if info is not None and info.id in self._unvalidated:
@@ -263,10 +288,11 @@ class OrgWorkflow:
             # code, where a rule made stricter later would fail their replay.
             if not workflow.patched("recheck-in-the-activity-only"):
                 self._validate(operation, request)
-            info = workflow.current_update_info()
-            key = f"update:{self.org_id}:{info.id if info else operation.name}"
             self._updates += 1
-            result = await self._decide_change(operation, request, key)
+            summary = f"{operation.name} requested by {getattr(request, 'requested_by', '') or 'admin'}"
+            result = await self._decide(BillingActivities.apply_change,
+                                        ChangeInput(self.org_id, operation.name, asdict(request), key=key,
+                                                    at=workflow.now()), summary, operation.name)
             if self.roster is not None:
                 for email in result.users_added:
                     self.roster.add(email)
@@ -284,17 +310,14 @@ class OrgWorkflow:
                                  payment=str(charge.outcome) if charge else None,
                                  decline_reason=charge.reason if charge else None)
 
-    async def _decide_change(self, operation: Operation, request: Any, key: str) -> StepResult:
-        """The change decided on the stored state. A refusal or a data error (a value the
-        database refuses) fails at once, as it is; an outage answers the request as `unavailable`
-        within CHANGE_TIMEOUT (Temporal gives up once the next retry would pass it), naming the
-        last failure: either way the lock is released and the org keeps its timers."""
-        summary = f"{operation.name} requested by {getattr(request, 'requested_by', '') or 'admin'}"
+    async def _decide(self, method: Callable[..., Any], arg: Any, summary: str, what: str) -> StepResult:
+        """A change (or a batch of reports) decided on the stored state. A refusal or a data error
+        (a value the database refuses) fails at once, as it is; an outage answers the request as
+        `unavailable` within CHANGE_TIMEOUT (Temporal gives up once the next retry would pass it),
+        naming the last failure: either way the lock is released and the org keeps its timers."""
         try:
             return await workflow.execute_activity_method(
-                BillingActivities.apply_change,
-                ChangeInput(self.org_id, operation.name, asdict(request), key=key, at=workflow.now()),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, schedule_to_close_timeout=CHANGE_TIMEOUT,
+                method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, schedule_to_close_timeout=CHANGE_TIMEOUT,
                 retry_policy=INFRA_RETRY, summary=summary)
         except ActivityError as err:
             cause = err.cause
@@ -304,21 +327,103 @@ class OrgWorkflow:
             last = cause.cause if isinstance(cause, ActivityTimedOut) and cause.cause is not None else cause
             reason = (" ".join(last.message.split()) if isinstance(last, ApplicationError) and last.message
                       else f"the database did not answer within {CHANGE_TIMEOUT.seconds // 60} minutes")
-            raise ApplicationError(f"{operation.name} not done: {reason}; try again later (`billing org show` "
+            raise ApplicationError(f"{what} not done: {reason}; try again later (`billing org show` "
                                    "tells whether it was applied)", type="unavailable") from None
 
+    # ---- usage reports and contact counts -------------------------------------------------------
+
     @workflow.signal(name="usage_reported")
-    async def usage_reported(self, request: SetUsageRequest) -> None:
-        """Usage feeds arrive as signals (fire and forget); bad ones are dropped with a log line. A
-        refusal decided in the activity (an unknown user) arrives as an ActivityError: let through,
-        it would fail the whole workflow."""
+    async def usage_reported(self, payload: Any = None) -> None:
+        """A usage report (the fields of `set_usage`): queued, then applied with the reports
+        around it (`_apply_reports`). A bad one is dropped with a log line; there is no one to
+        answer."""
+        if workflow.patched("usage-reports-are-facts"):
+            self._receive_report("usage_reported", payload)
+            return
+        # Runs recorded before sent each report as a change of its own, which every report after
+        # the first repeated (their one business key): replayed as they ran.
+        operation = OPERATIONS["set_usage"]
         try:
-            # Patched: runs recorded before sent every report to the activity, which refused it there.
+            request = _read(operation, payload)
             if workflow.patched("usage-signal-checked-first"):
-                self._validate(OPERATIONS["set_usage"], request)
-            await self._change(OPERATIONS["set_usage"], request)
+                self._validate(operation, request)
+            await self._change(operation, request, f"update:{self.org_id}:{operation.name}")
         except (ApplicationError, ActivityError) as err:
             workflow.logger.warning("usage report dropped: %s", err.cause or err)
+
+    @workflow.signal(name="contacts_reported")
+    def contacts_reported(self, payload: Any = None) -> None:
+        """A contact count (the fields of `set_contacts`), like a usage report."""
+        self._receive_report("contacts_reported", payload)
+
+    def _arrived(self, operation: Operation, request: Any) -> Any:
+        """A report stamped with its time and identity, or when and in which place it arrived."""
+        if operation.name not in reports.REPORT_OPERATIONS:
+            return request
+        self._reports_received += 1
+        return reports.stamped(request, workflow.now(),
+                               reports.arrival_id(self._reports_received, workflow.info().run_id))
+
+    def _receive_report(self, signal: str, payload: Any) -> None:
+        operation = OPERATIONS[REPORT_SIGNALS[signal]]
+        try:
+            request = self._arrived(operation, update_json.read_request(operation, payload))
+            if self.org is not None:  # else the decision checks it (users, bounds) with the batch
+                operation.validate(self.org, self.policy, self.catalog, request, workflow.now(), self.roster)
+        except DomainError as err:
+            workflow.logger.warning("%s dropped: %s", signal, err.message)
+            return
+        self._reports.append(SentReport(operation.name, asdict(request)))
+
+    async def _apply_reports(self) -> None:
+        """The reports received so far, decided at once (up to REPORTS_PER_BATCH), under the org's
+        lock like any change. The batch is named by its reports, so a retried decision is the
+        same decision. An outage leaves the reports queued for a later try; a batch failing on a
+        value the database refuses is retried one report at a time, and only that one is dropped."""
+        retry_later = False
+        async with self._lock:
+            size = 1 if self._one_report_at_a_time else REPORTS_PER_BATCH
+            batch = self._reports[:size]
+            if not batch:
+                return
+            key = _reports_key(batch)
+            try:
+                result = await self._decide(BillingActivities.apply_reports,
+                                            ReportsInput(self.org_id, batch, key, workflow.now()),
+                                            f"apply {len(batch)} report(s)", f"{len(batch)} report(s)")
+            except ApplicationError as err:
+                if err.type == "unavailable":
+                    retry_later = True
+                elif len(batch) > 1:
+                    self._one_report_at_a_time = len(batch)
+                else:
+                    del self._reports[:1]
+                    workflow.logger.warning("report dropped (%s): %s", batch[0].operation, err.message)
+                    self._one_report_at_a_time = max(0, self._one_report_at_a_time - 1)
+            else:
+                del self._reports[:len(batch)]
+                self._one_report_at_a_time = max(0, self._one_report_at_a_time - len(batch))
+                self._reports_in_flight = len(batch)
+                try:
+                    await self._carry_out(result, legacy.Origin("apply_reports", key))
+                finally:
+                    self._reports_in_flight = 0
+                if not result.message.endswith(f"{len(batch)} applied"):
+                    workflow.logger.info("%s", result.message)
+        if retry_later:
+            workflow.logger.warning("%d report(s) wait: the database did not answer", len(self._reports))
+            await workflow.sleep(REPORTS_RETRY)
+
+    # ---- an Update the workflow does not have --------------------------------------------------
+
+    @workflow.update(dynamic=True)
+    async def unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        raise _unknown_update(name)
+
+    @unknown_update.validator
+    def refuse_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
+        """Refused in one line, final (the SDK's own answer is a retryable RuntimeError)."""
+        raise _unknown_update(name)
 
     @workflow.query(name="state")
     def state(self) -> OrgStateView:
@@ -326,7 +431,9 @@ class OrgWorkflow:
             raise ApplicationError("the org workflow is still loading")
         step = self.step or next_step(self.org, self.policy, workflow.now())
         return OrgStateView(snapshot=self.org, next_action=step.summary, next_action_at=step.due,
-                            history_length=workflow.info().get_current_history_length())
+                            history_length=workflow.info().get_current_history_length(),
+                            reports_received=self._reports_received,
+                            reports_waiting=len(self._reports) + self._reports_in_flight)
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -393,6 +500,17 @@ class OrgWorkflow:
         workflow.set_current_details(f"**{org.status}** on {org.plan}: next, {self.step.summary} ({when})")
 
 
+def _unknown_update(name: str) -> ApplicationError:
+    return ApplicationError(f"unknown update {shown(name)}; the updates are: {', '.join(OPERATIONS)}",
+                            type="unknown_update", non_retryable=True)
+
+
+def _reports_key(batch: list[SentReport]) -> str:
+    """A batch's business key, from what its reports are (each stamped with its identity)."""
+    text = json.dumps([[report.operation, report.request] for report in batch], sort_keys=True)
+    return f"reports:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
 def _at(origin: "legacy.Origin", activity: str) -> "legacy.Origin":
     return legacy.Origin(activity, origin.key, origin.charge, origin.purpose, origin.request, origin.announce)
 
@@ -409,7 +527,9 @@ def _update(operation: Operation):
     handler that has the change decided, then carries out its effects."""
 
     async def handler(self: OrgWorkflow, request: Any = None) -> ChangeOutcome:
-        return await self._change(operation, _read(operation, request))
+        info = workflow.current_update_info()
+        return await self._change(operation, self._arrived(operation, _read(operation, request)),
+                                  f"update:{self.org_id}:{info.id}")
 
     def validator(self: OrgWorkflow, request: Any = None) -> None:
         self._validate(operation, _read(operation, request))

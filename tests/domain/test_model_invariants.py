@@ -9,6 +9,8 @@ step it checks what DOMAIN.md says must hold whatever the order of requests:
   beyond the plan's user cap;
 - nothing is charged after a cancellation, until the org upgrades again or undoes it;
 - a tier never below the subscribed contacts, and contacts past the tier await an upgrade;
+- usage reports and contact counts are facts with a time: whatever the order they are sent in,
+  repeated or late, each user has the usage of their newest report, the org its newest count;
 and, at the end of each run, that the amounts invoiced equal the catalog price of what was held,
 day by day, within rounding.
 
@@ -82,6 +84,9 @@ class OrgLife(RuleBasedStateMachine):
         self.seen_charges = 0
         self.charging_stopped = False
         self.paid_floors: list[tuple[str, object]] = []   # what changes paid this cycle established
+        # Reports accepted per subject (a user, or "contacts"): (time, value); explicit ones to send again.
+        self.reports: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+        self.explicit: list[tuple[str, object]] = []
 
     # ---- time -------------------------------------------------------------------------------------
 
@@ -117,13 +122,45 @@ class OrgLife(RuleBasedStateMachine):
     def add_user(self, email, usage):
         self.send("add_user", rq.AddUserRequest(email, usage))
 
+    def report(self, name, request, subjects: list[tuple[str, float]]):
+        """A report accepted is a fact at its time: `reported_at`, or when it arrived."""
+        decision = self.org.request(name, request)
+        at = datetime.fromisoformat(request.reported_at) if request.reported_at else self.org.now
+        if decision is not None:
+            for subject, value in subjects:
+                self.reports[subject].append((at, value))
+
     @rule(email=st.sampled_from(["admin@acme.test"]) | users, usage=gb)
     def set_usage(self, email, usage):
-        self.send("set_usage", rq.SetUsageRequest(email, usage))
+        self.report("set_usage", rq.SetUsageRequest(email, usage), [(email, usage)])
 
     @rule(rows=st.dictionaries(st.sampled_from(["admin@acme.test"]) | users, gb, min_size=1, max_size=3))
     def import_usage(self, rows):
-        self.send("import_usage", rq.ImportUsageRequest(list(rows.items())))
+        self.report("import_usage", rq.ImportUsageRequest(list(rows.items())), list(rows.items()))
+
+    # Reports carrying their own id and time, measured a while ago (odd minutes: no two at one instant),
+    # some sent again: a late one changes nothing, a repeat is applied once.
+    @rule(email=st.sampled_from(["admin@acme.test"]) | users, usage=gb, hours_ago=st.integers(min_value=1, max_value=72),
+          again=st.booleans())
+    def report_usage_measured_earlier(self, email, usage, hours_ago, again):
+        if again and self.explicit:
+            name, request = self.explicit[len(self.explicit) // 2]
+        else:
+            at = self.org.now - timedelta(hours=hours_ago, minutes=37, seconds=len(self.explicit))
+            name = "set_usage"
+            request = rq.SetUsageRequest(email, usage, report_id=f"meter-{len(self.explicit)}", reported_at=at.isoformat())
+            self.explicit.append((name, request))
+        if name == "set_usage":
+            self.report(name, request, [(request.user, request.storage_gb)])
+        else:
+            self.report(name, request, [("contacts", request.contacts)])
+
+    @rule(contacts=st.integers(min_value=0, max_value=6000), hours_ago=st.integers(min_value=1, max_value=72))
+    def report_contacts_measured_earlier(self, contacts, hours_ago):
+        at = self.org.now - timedelta(hours=hours_ago, minutes=41, seconds=len(self.explicit))
+        request = rq.SetContactsRequest(contacts, report_id=f"crm-{len(self.explicit)}", reported_at=at.isoformat())
+        self.explicit.append(("set_contacts", request))
+        self.report("set_contacts", request, [("contacts", contacts)])
 
     @rule(unit=units, count=st.integers(min_value=1, max_value=2))
     def buy_storage(self, unit, count):
@@ -151,7 +188,7 @@ class OrgLife(RuleBasedStateMachine):
 
     @rule(contacts=st.integers(min_value=0, max_value=6000))
     def set_contacts(self, contacts):
-        self.send("set_contacts", rq.SetContactsRequest(contacts))
+        self.report("set_contacts", rq.SetContactsRequest(contacts), [("contacts", contacts)])
 
     @rule()
     def switch_to_yearly(self):
@@ -298,6 +335,20 @@ class OrgLife(RuleBasedStateMachine):
         self.seen_charges = len(self.org.charges)
         if self.charging_stopped:
             assert new == [], new
+
+    @invariant()
+    def each_report_subject_holds_its_newest_report(self):
+        """Whatever the order: the newest report's value (unless two reports share that instant)."""
+        for subject, sent in self.reports.items():
+            newest = max(at for at, _ in sent)
+            values = {value for at, value in sent if at == newest}
+            if len(values) > 1:
+                continue
+            [value] = values
+            if subject == "contacts":
+                assert self.org.state.subscribers.total == value, (sent, self.org.state.subscribers)
+            else:
+                assert self.org.users[subject].usage_mb == round(value * MB_PER_GB), (subject, sent)
 
     @invariant()
     def the_tier_covers_the_subscribed_contacts(self):

@@ -18,6 +18,7 @@ from domain.catalog import load_catalog
 from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.operations import OPERATIONS
 from domain.policy import Policy
+from domain.requests import Kind
 from tests.simulate.conftest import simulate
 from tests.support.model import OrgModel
 from workers.simulate_scenario import ACTION_FIELDS
@@ -52,6 +53,8 @@ def scenario(seed: int) -> dict:
         hours += rng.choice([0, 3, 12, 24, 48, 72, 120, 192, 312, 504])
         name, fields = _request(rng, everyone, seed)
         everyone += [fields["email"]] if name == "add_user" else []
+        if name in ("set_usage", "set_contacts"):
+            fields |= _report(rng, hours)
         actions.append({"at": f"P{hours // 24}DT{hours % 24}H", "do": name, **fields})
     # The run ends between steps (they fall on whole 3-hour marks): a cycle started by a paid change
     # starts a few milliseconds after its mark in the real stack, so a renewal due at `until` exactly
@@ -90,6 +93,18 @@ def _request(rng: random.Random, everyone: list[str], seed: int) -> tuple[str, d
     return name, {k: v for k, v in fields.items() if v is not None}
 
 
+def _report(rng: random.Random, hours: int) -> dict:
+    """A report as a usage feed may send it: as the signal, with its own id and time (measured
+    hours before it is sent), and now and then the same report again."""
+    fields = {}
+    if rng.random() < 0.4:
+        fields["via"] = "signal"
+    if rng.random() < 0.4:
+        earlier = max(0, hours - rng.choice([1, 5, 30]))
+        fields |= {"report_id": f"m{rng.choice([1, 2, 3])}-{earlier}", "reported_at": f"P{earlier // 24}DT{earlier % 24}H"}
+    return fields
+
+
 def through_the_model(doc: dict) -> OrgModel:
     start = datetime.fromisoformat(doc["start"])
     spec = doc["org"]
@@ -103,13 +118,15 @@ def through_the_model(doc: dict) -> OrgModel:
     for action in doc["actions"]:
         model.advance_to(start + _duration(action["at"]))
         operation = OPERATIONS[action["do"]]
-        values = {name: action.get(name, default) for name, (_, default) in ACTION_FIELDS[action["do"]].items()}
+        values = {name: _instant(start, action[name]) if kind == Kind.INSTANT and action.get(name) else
+                  action.get(name, default) for name, (kind, default) in ACTION_FIELDS[action["do"]].items()}
         try:
             request = operation.request_from_input(values)
         except Exception as err:  # noqa: BLE001 (a gateway-rejected card: refused before the workflow)
             model.rejections.append((model.now, action["do"], getattr(err, "message", str(err))))
             continue
-        model.request(action["do"], request)
+        # A signal is never answered: a report it drops shows no refusal.
+        model.request(action["do"], request, answered=action.get("via") != "signal")
     model.advance_to(start + _duration(doc["until"]))
     return model
 
@@ -117,6 +134,10 @@ def through_the_model(doc: dict) -> OrgModel:
 def _duration(text: str) -> relativedelta:
     from workers.simulate_scenario import parse_duration
     return parse_duration(text, "at")
+
+
+def _instant(start: datetime, duration: str) -> str:
+    return (start + _duration(duration)).isoformat()
 
 
 def _iso(moment: datetime) -> str:

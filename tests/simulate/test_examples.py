@@ -240,6 +240,25 @@ def test_storage_and_licences_pro_rata(examples):
         "yearly", at("2027-02-05 00:00"), 3, 3)
 
 
+def test_usage_reports_block_and_unblock_each_user_and_a_late_or_repeated_one_changes_nothing(examples):
+    """Issue 22's reproduction through the usage feed's signal (wile, road, wile), then reports
+    carrying their own time and id: one measured before what was applied, one sent twice."""
+    doc = examples.doc("usage-reports")
+    assert brief(doc, "user_blocked", "user_unblocked") == [
+        ("2026-02-01 09:00", "user_blocked", "wile@looney.test"),
+        ("2026-02-02 09:00", "user_blocked", "road@looney.test"),
+        ("2026-02-03 09:00", "user_unblocked", "wile@looney.test"),
+        ("2026-02-04 09:00", "user_unblocked", "road@looney.test"),   # 250 GB of P1DT12H and the repeat: nothing
+    ]
+    assert [(e["at"], e["to"]) for e in events(doc, "email", template="storage_blocked")] == [
+        (at("2026-02-01 09:00"), "admin@looney.test"), (at("2026-02-01 09:00"), "wile@looney.test"),
+        (at("2026-02-02 09:00"), "admin@looney.test"), (at("2026-02-02 09:00"), "road@looney.test")]
+    assert len(events(doc, "email", template="user_unblocked")) == 2
+    assert not events(doc, "action_rejected")
+    assert doc["final"]["blocked_users"] == []
+    assert doc["final"]["contacts"] == {"tier": 2000, "subscribed": 1800, "awaiting_upgrade": 0}  # not 2,600
+
+
 def test_two_runs_of_a_scenario_give_identical_timelines(examples):
     name = "dunning-recovered"
     first = examples.run(name)

@@ -19,6 +19,7 @@ from domain.errors import DomainError
 from domain.lifecycle import StepKind, is_large_account, next_step
 from domain.onboarding import PAID_BEFORE, NewOrg, gb_to_mb, opening_state
 from domain.operations import OPERATIONS, decide
+from domain import reports
 from domain.users import Roster
 from domain.periods import period_containing
 from domain.payments import Decline, PaidInvoice, charge_declined, escalate, invoice_paid, write_off_and_free
@@ -92,6 +93,7 @@ class OrgModel:
         self.units: dict[int, int] = {}   # owned units per size
         self.removing: dict[int, int] = {}
         self._updates = 0
+        self.reported: dict[str, reports.Stamp] = {}   # the newest report applied per subject
         state = opening_state(org, catalog, policy, start)
         if card_token:
             state = state.with_changes(card_brand=card_brand, card_last4=card_last4 or card_token[-4:])
@@ -103,17 +105,22 @@ class OrgModel:
 
     # ---- requests --------------------------------------------------------------------------------
 
-    def request(self, name: str, request: Any) -> Decision | None:
-        """Send an operation as the workflow's Update would: refused (recorded) or decided and carried out."""
+    def request(self, name: str, request: Any, answered: bool = True) -> Decision | None:
+        """Send an operation as the workflow's Update would: refused (recorded, unless it is not
+        `answered`: a report sent as a signal) or decided and carried out."""
         operation = OPERATIONS[name]
         self._updates += 1
         key = f"update:{self._updates}"
+        if name in reports.REPORT_OPERATIONS:  # stamped as it arrives, as the workflow does
+            request = reports.stamped(request, self.now, reports.arrival_id(self._updates, "model"))
         try:
             members = Roster.of(self.users)
             operation.validate(self.state, self.policy, self.facts, request, self.now, members)
-            decision = decide(operation, self.state, request, self._ctx(key), self.facts, members)
+            decision = decide(operation, self.state, request, replace(self._ctx(key), reported=self.reported),
+                              self.facts, members)
         except DomainError as err:
-            self.rejections.append((self.now, name, err.message))
+            if answered:
+                self.rejections.append((self.now, name, err.message))
             return None
         issued = self._persist(decision)
         self._carry_out(decision.effects, issued, key, None)
@@ -223,11 +230,12 @@ class OrgModel:
         plan = self.catalog.plans[self.state.plan]
         auto = self.state.auto_allocate_storage
         ranked = sorted(self.users.values(), key=lambda u: (not u.is_admin, u.seq))
-        # As db/storage.py reads them: the user checked, and with auto-allocation those waiting.
+        # As db/storage.py reads them: the users checked, and with auto-allocation those waiting.
+        only = check.only
         users = [MailboxUser(u.email, u.usage_mb, sum(u.units) * MB_PER_GB, rank, u.blocked, u.reason, u.blocked_at,
                              tuple(sorted(u.auto)) if auto else ())
                  for rank, u in enumerate(ranked, start=1)
-                 if check.user is None or u.email == check.user or (auto and u.reason == "storage")]
+                 if only is None or u.email in only or (auto and u.reason == "storage")]
         free = self._free_units()
         verdict = enforce(users, plan.quota_gb, plan.user_cap, auto, free)
         for release in verdict.released:
@@ -282,6 +290,7 @@ class OrgModel:
                 self.users[change.email].usage_mb = gb_to_mb(change.storage_gb)
             else:
                 self.users[change.email].units.append(change.unit_gb)
+        self.reported |= decision.reported
         for event in decision.events:
             self.events.append(ModelEvent(self.now, event.type, dict(event.data)))
         # Units: a smaller holding frees allocated units last, as db/ does.

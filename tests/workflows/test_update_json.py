@@ -44,7 +44,26 @@ def test_each_update_description_carries_json_that_its_update_accepts(name, cata
 
 
 def test_every_operation_is_an_update():
-    assert set(UPDATES) == set(OPERATIONS)
+    assert {name for name in UPDATES if name is not None} == set(OPERATIONS)
+    assert UPDATES[None].validator is not None  # and one refusing the names it does not have
+
+
+async def test_an_unknown_update_name_is_refused_in_one_line_naming_the_updates(stack):
+    """Issue 22: the SDK's answer was a RuntimeError, retryable, from a handler that does not exist."""
+    async with stack.worker():
+        org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD)
+        await stack.state(org_id)
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await send_json(stack, org_id, "downgrade", {"plan": "standard", "requested_by": STAFF})
+        cause = failed.value.cause
+        with pytest.raises(WorkflowUpdateFailedError) as long_name:
+            await send_json(stack, org_id, "x" * 10_000, {})
+        history = [event async for event in stack.handle(org_id).fetch_history_events()]
+    assert isinstance(cause, ApplicationError) and cause.type == "unknown_update" and cause.non_retryable
+    assert cause.message == f"unknown update 'downgrade'; the updates are: {', '.join(OPERATIONS)}"
+    assert "\n" not in cause.message and cause.failure.stack_trace == ""
+    assert long_name.value.cause.message.startswith("unknown update 'xxxxxxxxxxxxxxxxxxxxxxxxxxx... (10000 characters)")
+    assert not [e for e in history if e.HasField("workflow_execution_update_accepted_event_attributes")]
 
 
 def test_descriptions_mark_what_is_required():

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from domain.limits import shown
 from workers.cli.common import (JSON_OPTION_HELP, ExitCode, app, console, database, errors, fail, group,
                                 print_json, settings, to_jsonable)
 
@@ -28,7 +29,7 @@ def invoice_list(org_id: str = typer.Argument(..., help="Org id"),
     with database().transaction() as session:
         org = session.get(Organisation, org_id)
         if org is None:
-            fail(f"unknown org {org_id!r} in the database (BILLING_DATABASE_URL)")
+            fail(f"unknown org {shown(org_id)} in the database (BILLING_DATABASE_URL)")
         documents = [invoice_document(session, number) for number in
                      session.scalars(select(Invoice.number).where(Invoice.org_id == org_id).order_by(Invoice.id))]
     if as_json:

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from domain.errors import DomainError
+from domain.limits import cut, shown
 from workers.cli.choices import Currency, ListedCycle, Locale, Status, BillingCycle, complete_new_org_plan, \
     complete_plan
 from workers.cli.common import (JSON_OPTION_HELP, ExitCode, checked_exit, console, database, fail, group, note, print_json,
@@ -17,7 +18,6 @@ org_app = group("org")
 
 
 def parse_user(spec: str, index: int):
-    from domain.limits import shown
     from domain.onboarding import NewUser
     email, _, gb = spec.partition(":")
     try:
@@ -99,8 +99,9 @@ def org_show(org_id: str = typer.Argument(..., help="Org id"),
         snapshot, next_action, next_at = view.snapshot, view.next_action, view.next_action_at
     except Exception as err:  # noqa: BLE001  (workflow unreachable or missing: show the database's view)
         from workers.cli.outage import unavailable
+        from workflows.messages import workflow_id_for
         source = "database"
-        why = unavailable(err) or f"no running workflow org-{org_id} (`billing reconcile` starts it)"
+        why = unavailable(err) or f"no running workflow {cut(workflow_id_for(org_id))} (`billing reconcile` starts it)"
         try:
             with database().transaction() as session:
                 snapshot = load_state(session, org_id, settings().policy)
@@ -172,7 +173,7 @@ def org_history(org_id: str = typer.Argument(..., help="Org id"),
     from db.models import OrgEvent, Organisation
     with database().transaction() as session:
         if session.get(Organisation, org_id) is None:
-            fail(f"unknown org {org_id!r} in the database (BILLING_DATABASE_URL)")
+            fail(f"unknown org {shown(org_id)} in the database (BILLING_DATABASE_URL)")
         events = [{"at": event.at, "event": event.type, "details": event.data or {}, "by": event.actor or None,
                    "reason": event.reason or None}
                   for event in session.scalars(select(OrgEvent).where(OrgEvent.org_id == org_id)
