@@ -303,6 +303,10 @@ def _apply_reports(draft: Draft, found: list[reports.Report], ctx: Context) -> r
     return sorted_out
 
 
+# Above this many users a storage check reads the whole org rather than a list of names.
+USERS_CHECKED_BY_NAME = 500
+
+
 def _usage_check(draft: Draft, sorted_out: reports.Sorted, ctx: Context) -> None:
     """Storage enforcement for the users whose usage changed (the whole org for a large batch:
     one query either way)."""
@@ -311,10 +315,6 @@ def _usage_check(draft: Draft, sorted_out: reports.Sorted, ctx: Context) -> None
         draft.add(check_storage(ctx.key, user=users[0]))
     elif users:
         draft.add(check_storage(ctx.key, users=users if len(users) <= USERS_CHECKED_BY_NAME else None))
-
-
-# Above this many users a storage check reads the whole org rather than a list of names.
-USERS_CHECKED_BY_NAME = 500
 
 
 def _not_applied(report: reports.Report, sorted_out: reports.Sorted, ctx: Context) -> str:

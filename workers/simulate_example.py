@@ -59,5 +59,7 @@ actions:                             # each at an ISO-8601 duration after start;
 # cancel_switch_to_monthly, remove_storage {unit_gb, count},
 # buy_addon {addon}, remove_addon {addon}, change_tier {contacts}, set_contacts {contacts},
 # resolve_escalation {action: extend|downgrade|retry, requested_by, reason, extend_days?}.
-# Every action also takes requested_by and reason.
+# Every action also takes requested_by and reason. Reports (set_usage, set_contacts) also take
+# report_id? and reported_at? (a duration after start): an older or repeated report changes
+# nothing; via: signal sends one as a usage feed does (never answered, so never action_rejected).
 """

@@ -8,6 +8,7 @@ import asyncio
 import random
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from db.models import Organisation, User
@@ -84,6 +85,7 @@ def _counts(rng: random.Random, start) -> tuple[list[dict], dict]:
     return sent, newest
 
 
+@pytest.mark.slow   # 2,000 signals: 10-20 s
 async def test_a_thousand_usage_and_contact_reports_shuffled_repeated_and_late_across_a_new_run(stack):
     """1,000 usage signals for 100 users and 1,000 contact counts, shuffled, a fifth of each sent
     twice, most of them older than one sent before; sent while the org renews (its workflow
