@@ -34,7 +34,8 @@ def create_invoice(session: Session, org_id: str, business_key: str, draft: Invo
     sequence = (session.scalar(select(func.count(Invoice.id)).where(Invoice.org_id == org_id)) or 0) + 1
     invoice = Invoice(number=f"INV-{org_id}-{sequence:04d}", org_id=org_id, business_key=business_key, kind=draft.kind,
                       status=InvoiceStatus.OPEN, currency=currency, total=draft.total,
-                      period_start=draft.period_start, period_end=draft.period_end, created_at=now)
+                      period_start=draft.period_start, period_end=draft.period_end,
+                      created_at=draft.issued_at or now)
     session.add(invoice)
     session.flush()
     for line in draft.lines:

@@ -136,6 +136,9 @@ class InvoiceDraft:
     lines: list[Line]
     period_start: datetime | None = None
     period_end: datetime | None = None
+    # When it is issued: a cycle's invoice on the day its cycle starts, even when the decision
+    # runs later (a timer fired late, a demo org whose renewal was days ago); None: at decision time.
+    issued_at: datetime | None = None
 
     @property
     def total(self) -> int:

@@ -31,21 +31,18 @@ def start_period(draft: Draft, anchor: datetime, cycle: Cycle) -> None:
 
 
 def bill_period(draft: Draft, catalog: Catalog, kind: InvoiceKind) -> None:
-    """Invoice the whole current period for what the org holds; its lines enter the ledger."""
+    """Invoice the whole current period for what the org holds, issued on the day the period
+    starts; its lines enter the ledger."""
     state = draft.state
     lines = charges(catalog, state.currency, state.cycle, (state.period_start, state.renews_at), state.period_start,
                     held_items(state, catalog), [])
-    draft.invoice = invoice_for(kind, lines, state.period_start, state.renews_at)
+    draft.invoice = InvoiceDraft(kind, lines, state.period_start, state.renews_at, issued_at=state.period_start)
     keep_ledger_from(draft, state.period_start, lines)
 
 
 def keep_ledger_from(draft: Draft, start: datetime, lines: list[Line], invoice: str | None = None) -> None:
     """Spans ending before `start` can no longer overlap anything billed later: drop them."""
     draft.change(ledger=[s for s in draft.state.ledger if s.end > start] + [line.span(invoice) for line in lines])
-
-
-def invoice_for(kind: InvoiceKind, lines: list[Line], start: datetime | None, end: datetime | None) -> InvoiceDraft:
-    return InvoiceDraft(kind, lines, start, end)
 
 
 def drop_pending(draft: Draft, why: str) -> None:

@@ -254,12 +254,13 @@ def _requester(who: str, org: NewOrg, policy: Policy) -> str | None:
     return who
 
 
-async def seed_demo(client: Client, components, task_queue: str, now: datetime) -> list[str]:  # noqa: ANN001
+async def seed_demo(client: Client, components, task_queue: str, now: datetime,  # noqa: ANN001
+                    demos: list[DemoOrg] = DEMO_ORGS) -> list[str]:
     """Create the demo orgs missing from the database, start their workflows and send their
     Updates (one org's in order, the orgs side by side). An org already there (a second
     `make run`) is left as it is. Returns the ids created."""
     created: list[Planned] = []
-    for plan in plan_demo(now.replace(microsecond=0), components.policy):
+    for plan in plan_demo(now.replace(microsecond=0), components.policy, demos):
         org = validate_new_org(plan.org, components.catalog)
         with components.db.transaction() as session:
             if session.get(Organisation, org.id) is not None:

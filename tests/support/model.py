@@ -279,7 +279,7 @@ class OrgModel:
             number = f"INV-{state.org_id}-{len(self.invoices) + 1:04d}"
             draft = decision.invoice
             self.invoices[number] = ModelInvoice(number, draft.kind, list(draft.lines), InvoiceStatus.OPEN,
-                                                 draft.period_start, draft.period_end, self.now)
+                                                 draft.period_start, draft.period_end, draft.issued_at or self.now)
             state = numbered(state, number)
             self.events.append(ModelEvent(self.now, "invoice", {"number": number, "kind": draft.kind, "state": state}))
         for change in decision.users:
