@@ -179,7 +179,8 @@ class Documents:
             lines=lines, subtotal=money(sum(l.amount for l in doc.lines if l.amount > 0)),
             credits=money(sum(l.amount for l in doc.lines if l.amount < 0)),
             has_credits=any(l.amount < 0 for l in doc.lines), total=money(doc.total), payment=payment,
-            declined=declined)
+            declined=declined, credit_applied=money(-doc.credit_applied) if doc.credit_applied else None,
+            lines_total=money(doc.total + doc.credit_applied))
 
     def statement_html(self, statement: Statement) -> str:
         locale = statement.buyer.locale
@@ -189,6 +190,8 @@ class Documents:
         for entry in statement.entries:
             balance += entry.amount
             what = _ENTRY[entry.kind](_) % {"number": entry.invoice}
+            if entry.credit_used:
+                what += " " + _("(%(credit)s paid from account credit)") % {"credit": money(entry.credit_used)}
             card = card_label(entry.card_brand, entry.card_last4)
             rows.append({"date": self._date(entry.at, locale), "what": f"{what} ({card})" if card else what,
                          "charge": money(entry.amount) if entry.amount > 0 else "",
@@ -255,9 +258,11 @@ class Documents:
 # Babel's extraction (and the translation test) finds them.
 _STATUS: dict[InvoiceStatus, Callable[[Callable[[str], str]], str]] = {
     InvoiceStatus.PAID: lambda _: _("Paid"), InvoiceStatus.OPEN: lambda _: _("Open"),
-    InvoiceStatus.VOID: lambda _: _("Void"), InvoiceStatus.UNCOLLECTIBLE: lambda _: _("Uncollectible")}
+    InvoiceStatus.VOID: lambda _: _("Void"), InvoiceStatus.UNCOLLECTIBLE: lambda _: _("Uncollectible"),
+    InvoiceStatus.CREDITED: lambda _: _("Credited")}
 _ENTRY: dict[EntryKind, Callable[[Callable[[str], str]], str]] = {
     EntryKind.INVOICE: lambda _: _("Invoice %(number)s"), EntryKind.PAYMENT: lambda _: _("Payment of %(number)s"),
+    EntryKind.CREDIT_NOTE: lambda _: _("Credit note %(number)s: kept as account credit"),
     EntryKind.VOIDED: lambda _: _("%(number)s void"), EntryKind.WRITTEN_OFF: lambda _: _("%(number)s written off")}
 
 

@@ -21,6 +21,7 @@ from db.events import record_event
 from db.models import GatewayCharge, Payment, Subscription
 from db.session import Database
 from domain.cards import sandbox_behaviour
+from domain.credit import settled_without_charge
 from domain.states import ChargeOutcome, InvoiceStatus
 
 
@@ -80,8 +81,11 @@ class PaymentActivities:
             if recorded is not None:
                 return ChargeResult(invoice.number, request.attempt, ChargeOutcome(recorded.outcome), recorded.amount,
                                     recorded.currency, recorded.decline_reason)
-            if invoice.status == InvoiceStatus.PAID or invoice.total <= 0:
-                set_invoice_status(session, invoice, InvoiceStatus.PAID, request.at)
+            if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.CREDITED):
+                return ChargeResult(invoice.number, request.attempt, ChargeOutcome.SUCCEEDED, 0, invoice.currency)
+            settled = settled_without_charge(invoice.total) if invoice.status == InvoiceStatus.OPEN else None
+            if settled is not None:  # a credit note, or covered by the account credit: no payment
+                set_invoice_status(session, invoice, settled, request.at)
                 return ChargeResult(invoice.number, request.attempt, ChargeOutcome.SUCCEEDED, 0, invoice.currency)
             if invoice.status != InvoiceStatus.OPEN:
                 return ChargeResult(invoice.number, request.attempt, ChargeOutcome.DECLINED, invoice.total, invoice.currency,

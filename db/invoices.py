@@ -34,6 +34,7 @@ def create_invoice(session: Session, org_id: str, business_key: str, draft: Invo
     sequence = (session.scalar(select(func.count(Invoice.id)).where(Invoice.org_id == org_id)) or 0) + 1
     invoice = Invoice(number=f"INV-{org_id}-{sequence:04d}", org_id=org_id, business_key=business_key, kind=draft.kind,
                       status=InvoiceStatus.OPEN, currency=currency, total=draft.total,
+                      credit_applied=draft.credit_applied,
                       period_start=draft.period_start, period_end=draft.period_end,
                       created_at=draft.issued_at or now)
     session.add(invoice)
@@ -42,8 +43,11 @@ def create_invoice(session: Session, org_id: str, business_key: str, draft: Invo
         session.add(InvoiceLine(invoice_id=invoice.id, description=line.description, quantity=line.quantity,
                                 unit_amount=line.unit_amount, amount=line.amount, item_kind=str(line.item.kind),
                                 item_code=line.item.code, period_start=line.start, period_end=line.end))
-    record_event(session, org_id, now, "invoice", {"number": invoice.number, "total": invoice.total,
-                                                   "currency": currency, "status": "open", "kind": str(draft.kind)})
+    details = {"number": invoice.number, "total": invoice.total, "currency": currency, "status": "open",
+               "kind": str(draft.kind)}
+    if draft.credit_applied:
+        details["credit_applied"] = draft.credit_applied
+    record_event(session, org_id, now, "invoice", details)
     return invoice
 
 
@@ -77,7 +81,7 @@ def paid_invoice(session: Session, number: str) -> PaidInvoice:
                 for line in invoice.lines if line.item_kind and line.period_start and line.period_end]
     return PaidInvoice(invoice.number, InvoiceKind(invoice.kind), invoice.total,
                        [_printed(line) for line in invoice.lines],
-                       itemised, invoice.period_start, invoice.period_end)
+                       itemised, invoice.period_start, invoice.period_end, invoice.credit_applied or 0)
 
 
 # ---- invoices and statements as documents ------------------------------------------------------
@@ -107,6 +111,7 @@ class InvoiceDocument:
     buyer: Buyer
     lines: list[EmailLine]
     payments: list[DocumentPayment]
+    credit_applied: int = 0      # the account credit it used: its lines less this are its total
 
 
 def _buyer(session: Session, org_id: str) -> Buyer:
@@ -135,7 +140,7 @@ def invoice_document(session: Session, number: str) -> InvoiceDocument:
     return InvoiceDocument(invoice.number, InvoiceKind(invoice.kind), status,
                            status_at if status != InvoiceStatus.OPEN else None, invoice.currency, invoice.total,
                            invoice.created_at, invoice.period_start, invoice.period_end, _buyer(session, invoice.org_id),
-                           lines, payments)
+                           lines, payments, invoice.credit_applied or 0)
 
 
 def statement(session: Session, org_id: str, start: datetime, end: datetime) -> Statement:
@@ -149,6 +154,6 @@ def statement(session: Session, org_id: str, start: datetime, end: datetime) -> 
                               [ReceivedPayment(p.created_at, p.amount, p.card_brand, p.card_last4)
                                for p in session.scalars(select(Payment).where(
                                    Payment.invoice_id == invoice.id, Payment.outcome == ChargeOutcome.SUCCEEDED)
-                                   .order_by(Payment.attempt))])
+                                   .order_by(Payment.attempt))], invoice.credit_applied or 0)
                 for invoice in session.scalars(select(Invoice).where(Invoice.org_id == org_id).order_by(Invoice.id))]
     return statement_of(_buyer(session, org_id), org.currency, invoices, start, end)

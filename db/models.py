@@ -171,7 +171,9 @@ class Invoice(Base):
     kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind))
     status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus))
     currency: Mapped[str] = mapped_column(String(3))
+    # What is charged: its lines, less the account credit it used (below zero: a credit note).
     total: Mapped[int] = mapped_column(BigInteger)
+    credit_applied: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     period_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
     period_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -11,6 +11,7 @@ from db.events import record_event
 from db.invoices import InvoiceRef, create_invoice, invoice_by_number, set_invoice_status
 from db.models import (BUSINESS_KEY_COLUMN, BilledSpanRow, EmailMessage, Invoice, OrgAddon, Organisation, Payment, StorageUnit,
                        Subscription, User)
+from domain.credit import account_credit
 from domain.decisions import Decision, UserChange, UserChangeKind, numbered
 from domain.errors import NotAllowed, UnknownOrg
 from domain.lifecycle import is_large_account
@@ -18,7 +19,7 @@ from domain.limits import bounded, shown
 from domain.onboarding import gb_to_mb
 from domain.policy import Policy
 from domain.reports import CONTACTS, Stamp
-from domain.states import Cycle, OrgStatus
+from domain.states import Cycle, InvoiceStatus, OrgStatus
 from domain.users import Roster
 from domain.subscription import (BilledSpan, Item, ItemKind, OrgSnapshot, WaitingChange, Scheduled, StorageHolding,
                                  Subscribers, UnitCount)
@@ -76,7 +77,14 @@ def load_state(session: Session, org_id: str, policy: Policy) -> OrgSnapshot:
         storage=[StorageHolding(unit_gb=size, owned=v[0], allocated=v[1]) for size, v in sorted(owned.items())],
         auto_allocate_storage=org.auto_allocate_storage, tier_contacts=sub.tier_contacts,
         subscribers=Subscribers(org.contacts_subscribed, org.contacts_awaiting),
-        addons=[a for a, _ in addons], ledger=_ledger(session, org_id), version=sub.version)
+        addons=[a for a, _ in addons], ledger=_ledger(session, org_id), credit=_credit(session, org_id),
+        version=sub.version)
+
+
+def _credit(session: Session, org_id: str) -> int:
+    return account_credit((InvoiceStatus(status), total, applied) for status, total, applied in session.execute(
+        select(Invoice.status, Invoice.total, Invoice.credit_applied).where(
+            Invoice.org_id == org_id, (Invoice.status == InvoiceStatus.CREDITED) | (Invoice.credit_applied != 0))))
 
 
 def _pending(session: Session, sub: Subscription) -> WaitingChange | None:
@@ -85,11 +93,12 @@ def _pending(session: Session, sub: Subscription) -> WaitingChange | None:
         return None
     attempts = session.scalar(select(func.count(Payment.id)).where(Payment.invoice_id == sub.pending_invoice_id)) or 0
     priced_at = change.get("priced_at")
+    invoice = session.get(Invoice, sub.pending_invoice_id)
     return WaitingChange(operation=change["operation"], request=change.get("request") or {},
                          summary=change.get("summary", change["operation"]),
                          priced_at=datetime.fromisoformat(priced_at) if priced_at else sub.period_start,
-                         invoice=_number(session, sub.pending_invoice_id), total=change.get("total", 0),
-                         attempts=attempts)
+                         invoice=invoice.number, total=change.get("total", 0), attempts=attempts,
+                         credit_applied=invoice.credit_applied or 0)
 
 
 def _ledger(session: Session, org_id: str) -> list[BilledSpan]:

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from domain.billing import Line
 from domain.catalog import Catalog
+from domain.credit import credit_to_apply
 from domain.policy import Policy
 from domain.reports import Stamp
 from domain.states import InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
@@ -139,10 +140,17 @@ class InvoiceDraft:
     # When it is issued: a cycle's invoice on the day its cycle starts, even when the decision
     # runs later (a timer fired late, a demo org whose renewal was days ago); None: at decision time.
     issued_at: datetime | None = None
+    # The org's account credit this invoice uses (domain.credit): taken off what is charged.
+    credit_applied: int = 0
+
+    @property
+    def lines_total(self) -> int:
+        return sum(line.amount for line in self.lines)
 
     @property
     def total(self) -> int:
-        return sum(line.amount for line in self.lines)
+        """What is charged: the lines, less the credit used (below zero: a credit note)."""
+        return self.lines_total - self.credit_applied
 
 
 @dataclass(frozen=True)
@@ -250,7 +258,14 @@ class Draft:
     def decision(self, message: str) -> Decision:
         if self.notices:
             message = "; ".join([message, *self.notices])
-        return Decision(self.state, message, self.invoice, self.invoice_updates, self.users, self.events,
+        invoice = self.invoice
+        if invoice is not None and not invoice.credit_applied:
+            # Whatever issues an invoice: the org's credit is used before its card is charged.
+            applied = credit_to_apply(self.state.credit, invoice.lines_total)
+            if applied:
+                invoice = replace(invoice, credit_applied=applied)
+                self.change(credit=self.state.credit - applied)
+        return Decision(self.state, message, invoice, self.invoice_updates, self.users, self.events,
                         self.effects, self.card_token, dict(self.reported))
 
 

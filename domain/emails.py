@@ -25,13 +25,21 @@ def plan_changed(occasion: str, from_plan: str, to_plan: str, from_name: str, to
 
 
 def receipt(invoice: str, amount: int, card: str | None, lines: list[EmailLine],
-            period_start: datetime | None, period_end: datetime | None) -> Email:
+            period_start: datetime | None, period_end: datetime | None, credit_applied: int = 0) -> Email:
+    """`amount`: the invoice's total, what was charged (below zero: a credit note, whose amount
+    the org keeps as credit); `credit_applied`: the part of its lines the account credit paid."""
     if period_start and period_end:
         period_end = last_day_billed(period_start, period_end)
     dates = {name: moment for name, moment in (("period_start", period_start), ("period_end", period_end)) if moment}
+    money = {"amount": amount}
+    if credit_applied:
+        money["credit_applied"] = credit_applied
+    if amount < 0:
+        money["credited"] = -amount
     return Email("receipt", f"receipt:{invoice}",
-                 values={"invoice_number": invoice, "card": card, "period_start": None, "period_end": None},
-                 money={"amount": amount}, dates=dates, lines=lines, attach_invoice=invoice)
+                 values={"invoice_number": invoice, "card": card if amount > 0 else None, "period_start": None, "period_end": None,
+                         "credit_applied": None, "credited": None},
+                 money=money, dates=dates, lines=lines, attach_invoice=invoice)
 
 
 def payment_failed(invoice: str, attempt: int, amount: int, reason: str | None, next_retry: datetime | None,

@@ -23,7 +23,7 @@ from domain.decisions import (ChargePurpose, Context, Decision, Draft, InvoiceDr
 from domain.errors import DomainError, InvalidInput
 from domain.limits import Limits, check_request_fields
 from domain.renewal import (apply_scheduled, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
-                            plan_name, start_period, tier_floor)
+                            plan_name, start_period, tier_floor, void_pending_invoice)
 from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
 from domain.users import Members, check_member, check_members, check_not_member
 from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers, UnitCount, WaitingChange
@@ -182,7 +182,7 @@ def _retry_open_invoice(draft: Draft, ctx: Context) -> None:
     if pending.priced_at.date() == ctx.now.date() and total(lines) == pending.total:
         draft.add(collect(ChargePurpose.CHANGE, pending.invoice, pending.attempts + 1))
         return
-    draft.set_invoice_status(pending.invoice, InvoiceStatus.VOID)
+    void_pending_invoice(draft)
     draft.event("change_repriced", change=pending.summary, invoice=pending.invoice)
     if not any(line.amount for line in lines):
         draft.absorb(after)

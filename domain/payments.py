@@ -27,6 +27,7 @@ class PaidInvoice:
     ledger_lines: list[Line] = field(default_factory=list)   # its itemised lines: what it billed
     period_start: datetime | None = None
     period_end: datetime | None = None
+    credit_applied: int = 0     # the account credit it used (its total is what was charged)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def invoice_paid(state: OrgSnapshot, invoice: PaidInvoice, ctx: Context) -> Deci
 
 def _receipt(state: OrgSnapshot, invoice: PaidInvoice):
     return emails.receipt(invoice.number, invoice.total, _card(state), invoice.lines, invoice.period_start,
-                          invoice.period_end)
+                          invoice.period_end, invoice.credit_applied)
 
 
 def _final_note(state: OrgSnapshot, next_retry: datetime | None, ctx: Context) -> str | None:

@@ -50,9 +50,17 @@ def drop_pending(draft: Draft, why: str) -> None:
     pending = draft.state.pending
     if pending is None:
         return
-    draft.set_invoice_status(pending.invoice, InvoiceStatus.VOID)
+    void_pending_invoice(draft)
     draft.event("change_dropped", change=pending.summary, invoice=pending.invoice, why=why)
     draft.change(pending=None)
+
+
+def void_pending_invoice(draft: Draft) -> None:
+    """The invoice of the change waiting for payment will never be collected: the account credit
+    it used is the org's again (domain.credit), for an invoice issued by the same decision too."""
+    pending = draft.state.pending
+    draft.set_invoice_status(pending.invoice, InvoiceStatus.VOID)
+    draft.change(credit=draft.state.credit + pending.credit_applied)
 
 
 def move_to_free(draft: Draft, reason: PlanChangeReason, ctx: Context, actor: str | None = None) -> None:

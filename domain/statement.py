@@ -32,14 +32,21 @@ class ReceivedPayment:
 class IssuedInvoice:
     number: str
     issued_at: datetime
-    total: int
+    total: int                             # what is charged: its lines less the credit used
     status: InvoiceStatus
     status_at: datetime | None             # when it was voided or written off
     payments: list[ReceivedPayment]        # the successful ones
+    credit_applied: int = 0                # the account credit it used (domain.credit)
+
+    @property
+    def charged(self) -> int:
+        """Its lines: what the org was billed, whatever paid it."""
+        return self.total + self.credit_applied
 
 
 class EntryKind(StrEnum):
-    INVOICE = "invoice"          # issued: the org owes its total
+    INVOICE = "invoice"          # issued: the org owes its lines' total
+    CREDIT_NOTE = "credit_note"  # an invoice below zero: the org is owed it (its account credit)
     PAYMENT = "payment"          # a successful charge
     VOIDED = "voided"            # an invoice that will never be collected was cancelled
     WRITTEN_OFF = "written_off"  # uncollectible after the last dunning retry
@@ -57,6 +64,7 @@ class StatementEntry:
     amount: int                  # what it adds to the balance the org owes (a payment is negative)
     card_brand: str | None = None
     card_last4: str | None = None
+    credit_used: int = 0         # an invoice: the part of it the org's account credit paid
 
 
 @dataclass(frozen=True)
@@ -79,18 +87,25 @@ class Statement:
 
 def statement(buyer: Buyer, currency: str, invoices: list[IssuedInvoice], start: datetime,
               end: datetime) -> Statement:
-    """The statement of [start, end) from every invoice the org was ever issued."""
+    """The statement of [start, end) from every invoice the org was ever issued.
+
+    A balance below zero is credit the org holds: a credit note lowers the balance by its amount
+    and nothing more is needed when a later invoice uses the credit (the invoice adds its lines,
+    the card pays the rest). A voided invoice takes all its lines back (the credit it used is the
+    org's again); a written-off one takes back what was left to pay."""
     entries: list[StatementEntry] = []
     for invoice in invoices:
-        entries.append(StatementEntry(invoice.issued_at, EntryKind.INVOICE, invoice.number, invoice.total))
+        kind = EntryKind.CREDIT_NOTE if invoice.charged < 0 else EntryKind.INVOICE
+        entries.append(StatementEntry(invoice.issued_at, kind, invoice.number, invoice.charged,
+                                      credit_used=invoice.credit_applied))
         ended = _ENDED_UNPAID.get(invoice.status)
         if ended is not None:
             # Invoices voided before status changes were logged end on the day they were issued.
             entries.append(StatementEntry(invoice.status_at or invoice.issued_at, ended, invoice.number,
-                                          -invoice.total))
+                                          -(invoice.charged if ended == EntryKind.VOIDED else invoice.total)))
         entries.extend(StatementEntry(payment.at, EntryKind.PAYMENT, invoice.number, -payment.amount,
                                       payment.card_brand, payment.card_last4) for payment in invoice.payments)
     # At one instant an invoice comes before what settles it: the balance never dips below zero.
-    entries.sort(key=lambda entry: (entry.at, entry.kind != EntryKind.INVOICE))
+    entries.sort(key=lambda entry: (entry.at, entry.kind not in (EntryKind.INVOICE, EntryKind.CREDIT_NOTE)))
     opening = sum(entry.amount for entry in entries if entry.at < start)
     return Statement(buyer, currency, start, end, opening, [entry for entry in entries if start <= entry.at < end])

@@ -25,6 +25,9 @@ class InvoiceStatus(StrEnum):
     UNCOLLECTIBLE = "uncollectible"
     # Never collectable: a pending change dropped before it was paid.
     VOID = "void"
+    # A credit note (its total is below zero): nothing was charged, its amount became the org's
+    # account credit (domain.credit).
+    CREDITED = "credited"
 
 
 class InvoiceKind(StrEnum):

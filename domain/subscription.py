@@ -117,6 +117,7 @@ class WaitingChange:
     invoice: str | None = None   # None until the decision's invoice is persisted
     total: int = 0
     attempts: int = 0            # charge attempts made on `invoice`
+    credit_applied: int = 0      # the account credit `invoice` used: given back if it is voided
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,8 @@ class OrgSnapshot:
     subscribers: Subscribers = field(default_factory=Subscribers)
     addons: list[str] = field(default_factory=list)
     ledger: list[BilledSpan] = field(default_factory=list)
+    # Money the org is owed (minor units), used up by its next invoices (domain.credit).
+    credit: int = 0
     # Bumped by every database change: lets the workflow tell a fresh snapshot from a stale one.
     version: int = 0
 

@@ -75,7 +75,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "org_created": ("plan", "users"),
     "status": ("status",),
     "plan_changed": ("from", "to", "reason"),
-    "invoice": ("number", "total", "currency", "status", "kind"),
+    "invoice": ("number", "total", "currency", "status", "kind", "credit_applied"),
     "charge": ("amount", "currency", "outcome", "reason", "invoice", "attempt"),
     "email": ("template", "to"),
     "user_blocked": ("user", "reason"),
@@ -502,7 +502,8 @@ class _Run:
                 "contacts": {"tier": snapshot.tier_contacts or None, "subscribed": snapshot.subscribers.subscribed,
                              "awaiting_upgrade": snapshot.subscribers.awaiting},
                 "scheduled_plan": snapshot.scheduled.plan, "open_invoice": snapshot.open_invoice,
-                "card": f"{snapshot.card_brand} ending {snapshot.card_last4}" if snapshot.card_last4 else None}
+                "card": f"{snapshot.card_brand} ending {snapshot.card_last4}" if snapshot.card_last4 else None,
+                "credit": snapshot.credit}
 
 
 # ---- environment ----------------------------------------------------------------------------------

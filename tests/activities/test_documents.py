@@ -247,6 +247,46 @@ actions:
     assert len([e for e in found.entries if e.kind == EntryKind.INVOICE]) >= 3
 
 
+def test_a_credit_note_is_kept_as_account_credit_and_shows_on_the_statement(tmp_path, documents):
+    """A yearly switch crediting more than the year costs (tests/simulate/unbilled/1-credit-note.yaml,
+    through the real pipeline): nothing is charged, the $124.82 is the org's credit, the next two
+    purchases use it up (the first entirely, the second in part) and the statement balances."""
+    url = simulated(tmp_path, (ROOT / "tests" / "simulate" / "unbilled" / "1-credit-note.yaml").read_text())
+    db = Database(url)
+    with db.transaction() as session:
+        invoices = {i.number: i for i in session.scalars(select(Invoice).where(Invoice.org_id == "unbilled1"))}
+        payments = {i: [p.amount for p in session.scalars(select(Payment).where(Payment.invoice_id == invoices[i].id))]
+                    for i in invoices}
+        year = invoices["INV-unbilled1-0001"].created_at.year
+        february = statement(session, "unbilled1", datetime(year, 2, 1, tzinfo=timezone.utc),
+                             datetime(year, 3, 1, tzinfo=timezone.utc))
+        note = invoice_document(session, "INV-unbilled1-0002")
+        used = invoice_document(session, "INV-unbilled1-0004")
+    db.dispose()
+    assert [(i.status, i.total, i.credit_applied) for i in invoices.values()] == [
+        ("paid", 14464, 0), ("credited", -12482, 0), ("paid", 0, 3923), ("paid", 39112, 8559)]
+    assert payments == {"INV-unbilled1-0001": [14464], "INV-unbilled1-0002": [], "INV-unbilled1-0003": [],
+                        "INV-unbilled1-0004": [39112]}   # nothing charged for the credit note, nor what it covered
+    balance, rows = february.opening, []
+    for entry in february.entries:
+        balance += entry.amount
+        rows.append((entry.invoice[-4:], entry.kind, entry.amount, balance))
+    assert rows == [("0001", EntryKind.INVOICE, 14464, 14464), ("0001", EntryKind.PAYMENT, -14464, 0),
+                    ("0002", EntryKind.CREDIT_NOTE, -12482, -12482),     # the org is owed $124.82
+                    ("0003", EntryKind.INVOICE, 3923, -8559),            # a 25 GB unit for the year, from credit
+                    ("0004", EntryKind.INVOICE, 47671, 39112),           # support: $85.59 of it from credit
+                    ("0004", EntryKind.PAYMENT, -39112, 0)]
+    assert (february.opening, february.closing) == (0, 0)
+    [page] = text_of(pdf(documents.invoice_html(note)))
+    assert "CREDITED" in page and "This is a credit note" in page and "-$124.82" in page
+    [page] = text_of(pdf(documents.invoice_html(used)))
+    assert "Account credit applied" in page and "-$85.59" in page and "$391.12" in page
+    [page] = text_of(pdf(documents.statement_html(february)))
+    page = " ".join(page.split())   # table cells wrap
+    assert "Credit note INV-unbilled1-0002: kept as account credit $124.82 -$124.82" in page
+    assert "Invoice INV-unbilled1-0004 ($85.59 paid from account credit) $476.71 $391.12" in page
+
+
 # ---- translations --------------------------------------------------------------------------------
 
 def test_every_document_label_has_an_indonesian_translation():

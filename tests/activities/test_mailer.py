@@ -130,3 +130,16 @@ async def test_the_receipt_shows_each_line_s_quantity(pg_db, catalog, smtp_sink,
     [received] = smtp_sink.for_org(org_id)
     assert line in received.part("plain")
     assert f"{line.split(' x ')[0]} x " in received.part("html")
+
+
+async def test_a_receipt_says_what_the_account_credit_paid_and_what_a_credit_note_left(mailer, pg_db, catalog,
+                                                                                        smtp_sink):
+    make_org(pg_db, catalog, "credorg", "Credit Co")
+    for email in (emails.receipt("INV-credorg-0002", -12482, "visa ending 4242", [], None, None),
+                  emails.receipt("INV-credorg-0004", 39112, "visa ending 4242", [], None, None, credit_applied=8559)):
+        await ActivityEnvironment().run(mailer.send_email, EmailRequest.of("credorg", AT, email))
+    note, used = sorted(smtp_sink.for_org("credorg"), key=lambda m: m.part("plain").find("0004"))
+    assert "Kept as account credit: $124.82" in note.part("plain") and "Amount paid" not in note.part("plain")
+    assert "Paid with" not in note.part("plain")       # no card was charged
+    assert "Amount paid: $391.12" in used.part("plain")
+    assert "Paid from account credit: $85.59" in used.part("plain")

@@ -11,6 +11,8 @@ step it checks what DOMAIN.md says must hold whatever the order of requests:
 - a tier never below the subscribed contacts, and contacts past the tier await an upgrade;
 - usage reports and contact counts are facts with a time: whatever the order they are sent in,
   repeated or late, each user has the usage of their newest report, the org its newest count;
+- a negative invoice's amount is kept as account credit and used by later invoices: what the card
+  paid equals what settled invoices billed plus the credit held (never overdrawn);
 and, at the end of each run, that the amounts invoiced equal the catalog price of what was held,
 day by day, within rounding.
 
@@ -351,6 +353,24 @@ class OrgLife(RuleBasedStateMachine):
                 assert self.org.users[subject].usage_mb == round(value * MB_PER_GB), (subject, sent)
 
     @invariant()
+    def every_settled_minor_unit_was_paid_by_card_or_credit(self):
+        """A credit note's amount is kept, never lost: what the card paid equals what settled
+        invoices billed (paid ones, credit notes below zero) plus the credit the org still holds,
+        less the credit used by invoices still open or written off. The credit is never overdrawn."""
+        invoices = self.org.invoices.values()
+        card = sum(c.amount for c in self.org.charges if c.outcome == "succeeded")
+        settled = sum(line.amount for i in invoices if i.status in (InvoiceStatus.PAID, InvoiceStatus.CREDITED)
+                      for line in i.lines)
+        tied_up = sum(i.credit_applied for i in invoices
+                      if i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE))
+        assert self.org.state.credit >= 0, self.org.state.credit
+        if any(i.status == InvoiceStatus.CREDITED for i in invoices):
+            event("credit note issued")
+        if any(i.credit_applied for i in invoices):
+            event("account credit used")
+        assert card == settled + self.org.state.credit - tied_up, (card, settled, self.org.state.credit, tied_up)
+
+    @invariant()
     def the_tier_covers_the_subscribed_contacts(self):
         state = self.org.state
         assert state.tier_contacts >= state.subscribers.subscribed
@@ -386,8 +406,8 @@ class OrgLife(RuleBasedStateMachine):
         """What counts as billed: lines of paid invoices and of a cycle's invoice while it is
         collected, and a first cycle paid before the org reached us."""
         for invoice in self.org.invoices.values():
-            if invoice.status == InvoiceStatus.PAID or (invoice.status == InvoiceStatus.OPEN
-                                                       and invoice.kind in CYCLE_INVOICES):
+            if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.CREDITED) or (
+                    invoice.status == InvoiceStatus.OPEN and invoice.kind in CYCLE_INVOICES):
                 yield from invoice.lines
         yield from self.org.paid_before
 
@@ -396,7 +416,7 @@ class OrgLife(RuleBasedStateMachine):
         and those of a next period not billed (yet: the renewal's hour, or an overdue renewal that
         never came because the org left dunning for the free plan)."""
         billed = {(invoice.period_start, invoice.period_end) for invoice in self.org.invoices.values()
-                  if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.OPEN)}
+                  if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.CREDITED, InvoiceStatus.OPEN)}
         # A period may start again at the same instant (cancelled in dunning, then bought again).
         unpaid = {(invoice.period_start, invoice.period_end) for invoice in self.org.invoices.values()
                   if invoice.kind in CYCLE_INVOICES and invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)

@@ -44,3 +44,32 @@ def test_an_invoice_paid_the_instant_it_is_issued_comes_first():
     january = statement(BUYER, "USD", INVOICES[:1], day(1, 1, 0), day(2, 1, 0))
     assert [e.kind for e in january.entries] == [EntryKind.INVOICE, EntryKind.PAYMENT]
     assert (january.opening, january.closing) == (0, 0)
+
+
+# A credit note (a yearly switch crediting $50.00 more than the year costs), then the invoices that
+# use the credit: one paid partly by it, one voided (its credit given back), one written off.
+CREDITS = [
+    IssuedInvoice("INV-6", day(4, 2), -5000, InvoiceStatus.CREDITED, day(4, 2), []),
+    IssuedInvoice("INV-7", day(4, 10), 1000, InvoiceStatus.PAID, None, [ReceivedPayment(day(4, 10), 1000, "visa", "4242")],
+                  credit_applied=3000),
+    IssuedInvoice("INV-8", day(4, 12), 0, InvoiceStatus.VOID, day(4, 13), [], credit_applied=2000),
+    IssuedInvoice("INV-9", day(4, 20), 500, InvoiceStatus.UNCOLLECTIBLE, day(4, 28), [], credit_applied=2000),
+]
+
+
+def test_a_credit_note_is_owed_to_the_org_until_later_invoices_use_it():
+    april = statement(BUYER, "USD", CREDITS, day(4, 1, 0), day(5, 1, 0))
+    balances, balance = [], april.opening
+    for entry in april.entries:
+        balance += entry.amount
+        balances.append((entry.invoice, entry.kind, entry.amount, balance))
+    assert balances == [
+        ("INV-6", EntryKind.CREDIT_NOTE, -5000, -5000),   # the org is owed $50.00: its account credit
+        ("INV-7", EntryKind.INVOICE, 4000, -1000),        # $40.00 billed: $30.00 of it from the credit...
+        ("INV-7", EntryKind.PAYMENT, -1000, -2000),       # ... the card paid the rest
+        ("INV-8", EntryKind.INVOICE, 2000, 0),            # covered by the last $20.00 of credit...
+        ("INV-8", EntryKind.VOIDED, -2000, -2000),        # ... voided: the $20.00 is the org's again
+        ("INV-9", EntryKind.INVOICE, 2500, 500),          # $20.00 from the credit, $5.00 to pay
+        ("INV-9", EntryKind.WRITTEN_OFF, -500, 0)]        # what was left to pay written off
+    assert april.closing == 0
+    assert [e.credit_used for e in april.entries if e.kind == EntryKind.INVOICE] == [3000, 2000, 2000]

@@ -13,6 +13,7 @@ from domain import emails
 from domain.billing import Line
 from domain.cards import sandbox_behaviour
 from domain.catalog import Catalog
+from domain.credit import account_credit, settled_without_charge
 from domain.decisions import (ChargePurpose, Context, Decision, Effect, EffectKind, EmailLine, FinalAction,
                               StorageCheck, UserChangeKind, numbered)
 from domain.errors import DomainError
@@ -52,10 +53,11 @@ class ModelInvoice:
     period_start: datetime | None
     period_end: datetime | None
     created_at: datetime
+    credit_applied: int = 0
 
     @property
     def total(self) -> int:
-        return sum(line.amount for line in self.lines)
+        return sum(line.amount for line in self.lines) - self.credit_applied
 
 
 @dataclass(frozen=True)
@@ -186,8 +188,9 @@ class OrgModel:
 
     def _charge(self, number: str, attempt: int, purpose: ChargePurpose, key: str) -> None:
         invoice = self.invoices[number]
-        if invoice.status == InvoiceStatus.PAID or invoice.total <= 0:
-            invoice.status = InvoiceStatus.PAID
+        settled = settled_without_charge(invoice.total) if invoice.status == InvoiceStatus.OPEN else None
+        if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.CREDITED) or settled is not None:
+            invoice.status = settled or invoice.status
             outcome, reason = "succeeded", None
         elif invoice.status != InvoiceStatus.OPEN:
             return
@@ -200,11 +203,12 @@ class OrgModel:
         if amount > 0:
             self.charges.append(ModelCharge(self.now, number, attempt, amount, outcome, reason))
         if outcome == "succeeded":
-            invoice.status = InvoiceStatus.PAID
+            if invoice.status == InvoiceStatus.OPEN:
+                invoice.status = InvoiceStatus.PAID
             self.state = self._reload(self.state)
             paid = PaidInvoice(number, invoice.kind, invoice.total,
                                [EmailLine(l.description, l.amount, l.start, l.end) for l in invoice.lines],
-                               invoice.lines, invoice.period_start, invoice.period_end)
+                               invoice.lines, invoice.period_start, invoice.period_end, invoice.credit_applied)
             # In the workflow the payment is settled an activity later than the decision that
             # priced it: a second later here, so a change applied "now" instead of when it was
             # priced would show.
@@ -279,7 +283,8 @@ class OrgModel:
             number = f"INV-{state.org_id}-{len(self.invoices) + 1:04d}"
             draft = decision.invoice
             self.invoices[number] = ModelInvoice(number, draft.kind, list(draft.lines), InvoiceStatus.OPEN,
-                                                 draft.period_start, draft.period_end, draft.issued_at or self.now)
+                                                 draft.period_start, draft.period_end, draft.issued_at or self.now,
+                                                 draft.credit_applied)
             state = numbered(state, number)
             self.events.append(ModelEvent(self.now, "invoice", {"number": number, "kind": draft.kind, "state": state}))
         for change in decision.users:
@@ -325,8 +330,11 @@ class OrgModel:
         if pending is not None:
             attempts = sum(1 for c in self.charges if c.invoice == pending.invoice)
             pending = replace(pending, attempts=attempts)
+        credit = account_credit((i.status, i.total, i.credit_applied) for i in self.invoices.values())
+        if pending is not None and pending.invoice in self.invoices:
+            pending = replace(pending, credit_applied=self.invoices[pending.invoice].credit_applied)
         return state.with_changes(
-            storage=storage, pending=pending, user_count=len(self.users),
+            storage=storage, pending=pending, user_count=len(self.users), credit=credit,
             blocked_users=[u.email for u in sorted(self.users.values(), key=lambda u: u.seq) if u.blocked],
             large_account=is_large_account(max(state.licences, len(self.users)), self.policy))
 

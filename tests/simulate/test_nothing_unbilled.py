@@ -1,0 +1,41 @@
+"""Issue 22's money cases, run as a new user would: through `billing simulate` (real workflows,
+database, SMTP). Amounts worked out by hand from domain/catalog.yaml, by days (DOMAIN.md)."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.simulate.conftest import at, events, simulate
+
+CASES = Path(__file__).resolve().parent / "unbilled"
+
+
+@pytest.fixture(scope="module")
+def runs():
+    cache: dict[str, dict] = {}
+
+    def doc(name: str) -> dict:
+        if name not in cache:
+            [path] = CASES.glob(f"{name}-*.yaml")
+            cache[name] = simulate(path, "--json").doc
+        return cache[name]
+    return doc
+
+
+def charges(doc) -> list[tuple[str, int, str]]:
+    return [(e["at"], e["amount"], e["outcome"]) for e in events(doc, "charge")]
+
+
+def test_1_a_credit_note_is_kept_as_credit_and_used_by_the_next_invoices(runs):
+    doc = runs("1")
+    # Feb 4: a year of Mail Lite 5 ($10.00) less February's unused 25 of 28 days of the licence ($0.89)
+    # and of premium support Enhanced ($144.64 for 27 days, 25 unused: $133.93): -$124.82.
+    [switch] = events(doc, "invoice", kind="cycle_switch")
+    assert (switch["at"], switch["total"]) == (at("2026-02-04 09:00"), 1000 - 89 - 13393)
+    assert events(doc, "invoice", number=switch["number"], status="credited") != []
+    # Feb 11: a 25 GB unit for 358 of 365 days ($39.23), all from the credit; Feb 21: Essentials for
+    # 348 days ($476.71), $85.59 from what is left of the credit, the card pays $391.12.
+    assert [(e["at"], e["total"], e["credit_applied"]) for e in events(doc, "invoice", status="open")
+            if "credit_applied" in e] == [(at("2026-02-11 09:00"), 0, 3923), (at("2026-02-21 09:00"), 39112, 8559)]
+    assert charges(doc) == [(at("2026-02-02 09:00"), 14464, "succeeded"), (at("2026-02-21 09:00"), 39112, "succeeded")]
+    assert doc["final"]["credit"] == 0 and doc["final"]["cycle"] == "yearly"
