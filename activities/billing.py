@@ -99,7 +99,8 @@ class BillingActivities:
 
     @activity.defn
     def record_failed_attempt(self, update: DunningUpdate) -> StepResult:
-        purpose = ChargePurpose.RETRY if update.scheduled else ChargePurpose.EXTRA
+        purpose = ChargePurpose(update.purpose) if update.purpose else \
+            ChargePurpose.RETRY if update.scheduled else ChargePurpose.EXTRA
         return self._decide(update.org_id, f"declined:{update.invoice_number}:{update.attempt}", update.at,
                             "charge_declined",
                             lambda _, state, ctx: charge_declined(state, _decline(update), purpose, ctx))

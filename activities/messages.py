@@ -62,6 +62,7 @@ class DunningUpdate:
     scheduled: bool = True   # a retry of the ladder, not an extra attempt (card update, staff)
     amount: int = 0
     reason: str | None = None
+    purpose: str = ""        # the charge's (domain.decisions.ChargePurpose) when neither of the above
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from domain.limits import bounded, shown
 from domain.onboarding import gb_to_mb
 from domain.policy import Policy
 from domain.reports import CONTACTS, Stamp
-from domain.states import Cycle, InvoiceStatus, OrgStatus
+from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus
 from domain.users import Roster
-from domain.subscription import (BilledSpan, Item, ItemKind, OrgSnapshot, WaitingChange, Scheduled, StorageHolding,
-                                 Subscribers, UnitCount)
+from domain.subscription import (IN_DUNNING, BilledSpan, Item, ItemKind, OrgSnapshot, WaitingChange, Scheduled,
+                                 StorageHolding, Subscribers, UnitCount, UnpaidCycle)
 
 
 def get_org(session: Session, org_id: str) -> tuple[Organisation, Subscription]:
@@ -73,12 +73,26 @@ def load_state(session: Session, org_id: str, policy: Policy) -> OrgSnapshot:
         dunning_attempts=sub.dunning_attempts, dunning_retries_done=sub.dunning_retries_done,
         dunning_started_at=sub.dunning_started_at, next_retry_at=sub.next_retry_at, escalated_at=sub.escalated_at,
         first_response_due=sub.first_response_due, determination_due=sub.determination_due,
+        arrears=_arrears(session, org_id, sub),
         large_account=is_large_account(max(sub.licences, user_count), policy), blocked_users=blocked,
         storage=[StorageHolding(unit_gb=size, owned=v[0], allocated=v[1]) for size, v in sorted(owned.items())],
         auto_allocate_storage=org.auto_allocate_storage, tier_contacts=sub.tier_contacts,
         subscribers=Subscribers(org.contacts_subscribed, org.contacts_awaiting),
         addons=[a for a, _ in addons], ledger=_ledger(session, org_id), credit=_credit(session, org_id),
         version=sub.version)
+
+
+def _arrears(session: Session, org_id: str, sub: Subscription) -> list[UnpaidCycle]:
+    """A past-due or escalated org's renewal invoices still open besides the dunning one: the
+    cycles it was served since (domain.renewal.renew), oldest first."""
+    if sub.status not in IN_DUNNING:
+        return []
+    attempts = select(func.count(Payment.id)).where(Payment.invoice_id == Invoice.id).scalar_subquery()
+    query = select(Invoice.number, attempts).where(
+        Invoice.org_id == org_id, Invoice.kind == InvoiceKind.RENEWAL, Invoice.status == InvoiceStatus.OPEN)
+    if sub.dunning_invoice_id is not None:
+        query = query.where(Invoice.id != sub.dunning_invoice_id)
+    return [UnpaidCycle(number, count) for number, count in session.execute(query.order_by(Invoice.id))]
 
 
 def _credit(session: Session, org_id: str) -> int:

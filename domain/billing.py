@@ -49,11 +49,12 @@ class Holding:
 
 def holdings(state: OrgSnapshot, catalog: Catalog) -> list[Holding]:
     held = held_items(state, catalog)
+    unpaid = set(state.unpaid_cycles)
     found = []
     for item in sorted(held, key=line_order):
         ends = [span.end for span in state.ledger
-                if span.item == item and span.quantity > 0 and span.invoice != state.dunning_invoice]
-        unpaid_cycle = state.period_start if state.dunning_invoice else None
+                if span.item == item and span.quantity > 0 and span.invoice not in unpaid]
+        unpaid_cycle = state.period_start if state.dunning_invoice and not state.arrears else None
         found.append(Holding(item, item_name(catalog, item, held[item]), held[item], max(ends, default=unpaid_cycle)))
     return found
 

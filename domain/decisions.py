@@ -68,6 +68,9 @@ class ChargePurpose(StrEnum):
     CHANGE = "change"   # a purchase: a decline leaves it waiting for payment
     RETRY = "retry"     # a scheduled dunning retry: a decline moves the ladder on
     EXTRA = "extra"     # card updated or staff retry on the dunning invoice: counted, ladder unchanged
+    # First charge of a cycle's invoice issued while the org is past due or escalated: a decline
+    # leaves it unpaid beside the dunning invoice (no ladder of its own).
+    IN_DUNNING = "in_dunning"
 
 
 @dataclass(frozen=True)

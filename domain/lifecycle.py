@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain.policy import Policy
-from domain.subscription import OrgSnapshot
+from domain.subscription import IN_DUNNING, OrgSnapshot
 from domain.states import OrgStatus
 
 
@@ -47,7 +47,10 @@ def _pending_trial_reminder(org: OrgSnapshot, policy: Policy, now: datetime) -> 
     return None
 
 
-def next_step(org: OrgSnapshot, policy: Policy, now: datetime) -> Step:
+def next_step(org: OrgSnapshot, policy: Policy, now: datetime, renew_in_dunning: bool = True) -> Step:
+    """`renew_in_dunning`: a past-due or escalated org renews on its renewal date like any other
+    (DOMAIN.md: each cycle served is invoiced on its own renewal date). False: the rule of the
+    code before (no renewal until dunning ends), for runs recorded with it (workflows/org.py)."""
     if org.status == OrgStatus.TRIALING and org.trial_ends_at is not None:
         reminder = _pending_trial_reminder(org, policy, now)
         if reminder is not None:
@@ -75,12 +78,24 @@ def next_step(org: OrgSnapshot, policy: Policy, now: datetime) -> Step:
             what = f"renewal charge for the next {org.cycle} cycle"
         return Step(StepKind.RENEW, org.renews_at, f"cycle ends {org.renews_at:%Y-%m-%d %H:%M} UTC; {what}")
 
-    if org.status == OrgStatus.PAST_DUE and org.next_retry_at is not None:
+    renews = org.renews_at if renew_in_dunning and org.status in IN_DUNNING else None
+    if org.status == OrgStatus.PAST_DUE and org.next_retry_at is not None and (
+            renews is None or org.next_retry_at < renews):
         remaining = len(policy.retry_days) - org.dunning_retries_done
         last = " (last retry)" if remaining <= 1 else ""
         return Step(StepKind.RETRY_PAYMENT, org.next_retry_at,
                     f"past due on {org.dunning_invoice}; payment retry {org.dunning_retries_done + 1} of "
                     f"{len(policy.retry_days)}{last}")
+
+    if renews is not None:
+        if org.status == OrgStatus.ESCALATED:
+            due = org.first_response_due
+            waiting = "escalated S1-Critical: waiting for billing staff" + (
+                f" (first response due {due:%Y-%m-%d %H:%M} UTC)" if due else "")
+        else:
+            waiting = f"past due on {org.dunning_invoice}; next retry {org.next_retry_at:%Y-%m-%d %H:%M} UTC"
+        return Step(StepKind.RENEW, renews, f"{waiting}; cycle ends {renews:%Y-%m-%d %H:%M} UTC: the next "
+                                            f"{org.cycle} cycle is invoiced and charged once")
 
     if org.status == OrgStatus.ESCALATED:
         due = org.first_response_due

@@ -23,7 +23,7 @@ from domain.decisions import (ChargePurpose, Context, Decision, Draft, InvoiceDr
 from domain.errors import DomainError, InvalidInput
 from domain.limits import Limits, check_request_fields
 from domain.renewal import (apply_scheduled, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
-                            plan_name, start_period, tier_floor, void_pending_invoice)
+                            plan_name, start_period, tier_floor, void_pending_invoice, write_off_unpaid_cycles)
 from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
 from domain.users import Members, check_member, check_members, check_not_member
 from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers, UnitCount, WaitingChange
@@ -170,6 +170,9 @@ def _retry_open_invoice(draft: Draft, ctx: Context) -> None:
     change waiting for payment, re-priced if the day or the org changed since it was priced."""
     state = draft.state
     if state.dunning_invoice:
+        # Every unpaid cycle: the later ones first, the dunning invoice (whose outcome ends dunning) last.
+        for unpaid in state.arrears:
+            draft.add(collect(ChargePurpose.EXTRA, unpaid.invoice, unpaid.attempts + 1))
         draft.add(collect(ChargePurpose.EXTRA, state.dunning_invoice, state.dunning_attempts + 1))
         return
     pending = state.pending
@@ -510,10 +513,15 @@ def _cancel(state: OrgSnapshot, req: rq.CancelRequest, ctx: Context) -> Decision
                               f"{state.pending.invoice} is void")
     if state.status in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED):
         # Our choice (README): the unpaid cycle was never delivered as paid, so a cancellation
-        # during dunning ends the subscription at once; the open invoice is void.
-        draft.set_invoice_status(state.dunning_invoice, InvoiceStatus.VOID)
+        # during dunning ends the subscription at once; the open invoice of the cycle in progress
+        # is void. Cycles that ended unpaid were served: written off, never voided (DOMAIN.md).
+        *ended, current = state.unpaid_cycles
+        for number in ended:
+            draft.set_invoice_status(number, InvoiceStatus.UNCOLLECTIBLE)
+        draft.set_invoice_status(current, InvoiceStatus.VOID)
         move_to_free(draft, PlanChangeReason.CANCELLED, ctx, req.requested_by)
-        return draft.decision("cancelled during dunning: moved to the free plan now; the open invoice is void")
+        return draft.decision("cancelled during dunning: moved to the free plan now; the open invoice is void"
+                              + (f"; {', '.join(ended)} written off" if ended else ""))
     drop_pending(draft, "the subscription is cancelled")
     draft.change(scheduled=_replace(draft.state.scheduled, cancel=True))
     draft.set_status(OrgStatus.CANCELLING)
@@ -569,9 +577,10 @@ def _retry_payment(state: OrgSnapshot, req: rq.RetryPaymentRequest, ctx: Context
 def _resolve_escalation(state: OrgSnapshot, req: rq.ResolveEscalationRequest, ctx: Context) -> Decision:
     draft = _draft("resolve_escalation", state, req)
     if req.action == "downgrade":
-        draft.set_invoice_status(state.dunning_invoice, InvoiceStatus.UNCOLLECTIBLE)
+        unpaid = state.unpaid_cycles
+        write_off_unpaid_cycles(draft)
         move_to_free(draft, PlanChangeReason.STAFF_DOWNGRADE, ctx, req.requested_by)
-        return draft.decision("escalation resolved: invoice written off, org moved to the free plan")
+        return draft.decision(f"escalation resolved: {', '.join(unpaid)} written off, org moved to the free plan")
     if req.action == "extend":
         retry_at = ctx.now + timedelta(days=req.extend_days)
         draft.change(escalated_at=None, first_response_due=None, determination_due=None, next_retry_at=retry_at)

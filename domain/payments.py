@@ -2,7 +2,7 @@
 ladder (policy.retry_days), and the final action after the last retry. Declines are business
 outcomes; gateway outages never reach here (Temporal retries them)."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from domain import emails
@@ -12,9 +12,9 @@ from domain.decisions import (ChargePurpose, Context, Decision, Draft, EmailLine
                               no_change, send)
 from domain.lifecycle import is_large_account, next_retry_after
 from domain.operations import apply_paid
-from domain.renewal import move_to_free, plan_name
+from domain.renewal import move_to_free, plan_name, write_off_unpaid_cycles
 from domain.states import TRIAL_PLAN, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
-from domain.subscription import OrgSnapshot
+from domain.subscription import IN_DUNNING, OrgSnapshot
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,20 @@ def invoice_paid(state: OrgSnapshot, invoice: PaidInvoice, ctx: Context) -> Deci
     """End dunning, or apply the change that waited for this invoice; send the receipt."""
     draft = Draft(state)
     announce_conversion = invoice.kind == InvoiceKind.TRIAL_CONVERSION
-    if state.dunning_invoice == invoice.number:
-        recovered = state.status in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED)
+    later = [unpaid for unpaid in state.arrears if unpaid.invoice != invoice.number]
+    if state.dunning_invoice == invoice.number and later:
+        # A later cycle is still unpaid: dunning goes on, on the oldest of them, where the ladder was.
+        draft.change(dunning_invoice=later[0].invoice, dunning_attempts=later[0].attempts, arrears=later[1:])
+        draft.event("dunning", event="moved_on", invoice=later[0].invoice)
+    elif state.dunning_invoice == invoice.number:
+        recovered = state.status in IN_DUNNING
         draft.change(dunning_invoice=None, dunning_attempts=0, dunning_retries_done=0, dunning_started_at=None,
                      next_retry_at=None, escalated_at=None, first_response_due=None, determination_due=None)
         if recovered:
             draft.event("dunning", event="recovered", invoice=invoice.number)
         draft.set_status(OrgStatus.CANCELLING if state.scheduled.cancel else OrgStatus.ACTIVE)
+    elif len(later) < len(state.arrears):
+        draft.change(arrears=later)
     elif state.pending is not None and state.pending.invoice == invoice.number:
         draft.absorb(apply_paid(state, invoice.ledger_lines, invoice.number, ctx))
         receipt = _receipt(draft.state, invoice)
@@ -100,6 +107,8 @@ def charge_declined(state: OrgSnapshot, decline: Decline, purpose: ChargePurpose
         if state.pending is not None:
             draft.change(pending=_with_attempts(state, decline.attempt))
         return draft.decision(f"payment of {decline.invoice} declined; the change waits for payment")
+    if decline.invoice != state.dunning_invoice:
+        return _cycle_left_unpaid(state, decline, purpose)
     if state.dunning_attempts >= decline.attempt:
         return no_change(state, "attempt already recorded")
     draft.change(dunning_attempts=decline.attempt)
@@ -121,8 +130,24 @@ def charge_declined(state: OrgSnapshot, decline: Decline, purpose: ChargePurpose
     return draft.decision(f"last retry of {decline.invoice} declined")
 
 
+def _cycle_left_unpaid(state: OrgSnapshot, decline: Decline, purpose: ChargePurpose) -> Decision:
+    """A later cycle's invoice declined while the org is past due or escalated: it stays unpaid
+    beside the dunning invoice, to be charged with it at the next retry, or settled by staff."""
+    if state.status not in IN_DUNNING or decline.invoice not in state.unpaid_cycles:
+        return no_change(state, f"{decline.invoice} is not unpaid")
+    draft = Draft(state)
+    draft.change(arrears=[replace(unpaid, attempts=max(unpaid.attempts, decline.attempt))
+                          if unpaid.invoice == decline.invoice else unpaid for unpaid in state.arrears])
+    if purpose == ChargePurpose.IN_DUNNING:
+        draft.event("dunning", event="cycle_unpaid", invoice=decline.invoice)
+    escalated = state.status == OrgStatus.ESCALATED
+    draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason,
+                                         None if escalated else state.next_retry_at,
+                                         "escalated" if escalated else None)))
+    return draft.decision(f"payment of {decline.invoice} declined; it stays unpaid with {state.dunning_invoice}")
+
+
 def _with_attempts(state: OrgSnapshot, attempt: int):
-    from dataclasses import replace
     return replace(state.pending, attempts=max(state.pending.attempts, attempt))
 
 
@@ -132,7 +157,7 @@ def write_off_and_free(state: OrgSnapshot, decline: Decline, ctx: Context) -> De
     if state.status == OrgStatus.FREE:
         return no_change(state, "already on the free plan")
     draft = Draft(state)
-    draft.set_invoice_status(decline.invoice, InvoiceStatus.UNCOLLECTIBLE)
+    write_off_unpaid_cycles(draft)
     draft.event("dunning", event="final", invoice=decline.invoice)
     draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason, None,
                                          "free")))

@@ -10,7 +10,7 @@ from domain.catalog import Catalog
 from domain.decisions import ChargePurpose, Context, Decision, Draft, InvoiceDraft, check_storage, collect, no_change, send
 from domain.periods import boundary, next_boundary_after
 from domain.states import FREE_PLAN, Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
-from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers
+from domain.subscription import IN_DUNNING, OrgSnapshot, Scheduled, StorageHolding, Subscribers
 
 
 def plan_name(catalog: Catalog, plan_id: str) -> str:
@@ -63,6 +63,13 @@ def void_pending_invoice(draft: Draft) -> None:
     draft.change(credit=draft.state.credit + pending.credit_applied)
 
 
+def write_off_unpaid_cycles(draft: Draft) -> None:
+    """Every served cycle still unpaid is written off as uncollectible: the service was given and
+    the debt stays on the books (DOMAIN.md: never voided)."""
+    for number in draft.state.unpaid_cycles:
+        draft.set_invoice_status(number, InvoiceStatus.UNCOLLECTIBLE)
+
+
 def move_to_free(draft: Draft, reason: PlanChangeReason, ctx: Context, actor: str | None = None) -> None:
     """The org keeps its users and data; the paid cycle, its items and anything scheduled or
     waiting end now. Quotas shrink: storage enforcement follows, and the plan_changed e-mail."""
@@ -75,7 +82,7 @@ def move_to_free(draft: Draft, reason: PlanChangeReason, ctx: Context, actor: st
                  trial_choice_plan=None, trial_choice_cycle=None, trial_choice_tier=None,
                  dunning_invoice=None, dunning_attempts=0, dunning_retries_done=0, dunning_started_at=None,
                  next_retry_at=None, escalated_at=None, first_response_due=None, determination_due=None,
-                 tier_contacts=0, addons=[],
+                 arrears=[], tier_contacts=0, addons=[],
                  storage=[StorageHolding(h.unit_gb, 0, 0) for h in draft.state.storage if h.owned], ledger=[])
     if reason != PlanChangeReason.TRIAL_EXPIRED:  # the trial_expired e-mail says it
         draft.add(send(emails.plan_changed(ctx.key, before, FREE_PLAN, plan_name(ctx.catalog, before),
@@ -157,8 +164,15 @@ def end_trial(state: OrgSnapshot, ctx: Context) -> Decision:
 def renew(state: OrgSnapshot, period_start: datetime, ctx: Context) -> Decision:
     """Close the cycle ending at `period_start`: drop a change still waiting for payment, apply
     what was scheduled (a switch to monthly included), then invoice the next cycle for what the
-    org holds."""
-    if state.renews_at != period_start or state.status not in (OrgStatus.ACTIVE, OrgStatus.CANCELLING):
+    org holds.
+
+    A past-due or escalated org keeps its service, so it renews too (DOMAIN.md, large accounts:
+    each cycle served is invoiced on its own renewal date). Its card is charged once (the renewal
+    charges the card on the renewal date, and a card may have been topped up since); a decline
+    leaves the invoice unpaid beside the dunning one, for the next retry or for billing staff,
+    whose decisions settle them all (charged, or written off), never skip one."""
+    renewing = (OrgStatus.ACTIVE, OrgStatus.CANCELLING, *IN_DUNNING)
+    if state.renews_at != period_start or state.status not in renewing:
         return no_change(state, "nothing to renew")
     catalog = ctx.catalog
     draft = Draft(state)
@@ -178,6 +192,10 @@ def renew(state: OrgSnapshot, period_start: datetime, ctx: Context) -> Decision:
                      renews_at=next_boundary_after(state.cycle_anchor, state.cycle, period_start))
     bill_period(draft, catalog, InvoiceKind.RENEWAL)
     plan_change_effects(draft, before, PlanChangeReason.DOWNGRADE, ctx)
+    if state.status in IN_DUNNING:
+        draft.add(collect(ChargePurpose.IN_DUNNING))
+        return draft.decision(f"renewed until {draft.state.renews_at:%Y-%m-%d} while {state.status} on "
+                              f"{state.dunning_invoice}")
     draft.add(collect(ChargePurpose.CYCLE))
     return draft.decision(f"renewed until {draft.state.renews_at:%Y-%m-%d}")
 

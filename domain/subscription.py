@@ -21,6 +21,7 @@ from domain.catalog import Catalog
 from domain.states import Cycle, OrgStatus
 
 PAID_STATUSES = (OrgStatus.ACTIVE, OrgStatus.CANCELLING, OrgStatus.PAST_DUE, OrgStatus.ESCALATED)
+IN_DUNNING = (OrgStatus.PAST_DUE, OrgStatus.ESCALATED)
 
 
 class ItemKind(StrEnum):
@@ -121,6 +122,14 @@ class WaitingChange:
 
 
 @dataclass(frozen=True)
+class UnpaidCycle:
+    """A cycle's invoice issued on its renewal date while the org was past due or escalated, and
+    not paid yet: settled with the dunning invoice (charged, or written off), never skipped."""
+    invoice: str
+    attempts: int = 0            # charge attempts made on it
+
+
+@dataclass(frozen=True)
 class Subscribers:
     """Seed 003: contacts within the tier are subscribed; past it they wait for a tier raise."""
     subscribed: int = 0
@@ -198,6 +207,7 @@ class OrgSnapshot:
     card_last4: str | None = None
     scheduled: Scheduled = field(default_factory=Scheduled)
     pending: WaitingChange | None = None
+    # The oldest unpaid cycle's invoice: the dunning ladder counts its attempts.
     dunning_invoice: str | None = None
     dunning_attempts: int = 0
     dunning_retries_done: int = 0
@@ -206,6 +216,8 @@ class OrgSnapshot:
     escalated_at: datetime | None = None
     first_response_due: datetime | None = None
     determination_due: datetime | None = None
+    # Cycles served since dunning began, each invoiced on its renewal date, still unpaid (oldest first).
+    arrears: list[UnpaidCycle] = field(default_factory=list)
     large_account: bool = False
     blocked_users: list[str] = field(default_factory=list)
     storage: list[StorageHolding] = field(default_factory=list)
@@ -230,6 +242,11 @@ class OrgSnapshot:
     @property
     def open_invoice(self) -> str | None:
         return self.dunning_invoice or (self.pending.invoice if self.pending else None)
+
+    @property
+    def unpaid_cycles(self) -> list[str]:
+        """Every served cycle's invoice still to be paid: the dunning invoice, then the arrears."""
+        return ([self.dunning_invoice] if self.dunning_invoice else []) + [u.invoice for u in self.arrears]
 
     @property
     def contacts(self) -> int:

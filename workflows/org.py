@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.policy import Policy
     from domain.states import ChargeOutcome, OrgStatus
     from domain.limits import UPDATE_ID_MAX, shown
-    from domain.subscription import CatalogFacts, OrgSnapshot
+    from domain.subscription import IN_DUNNING, CatalogFacts, OrgSnapshot
     from domain.users import Roster
     from workflows import legacy
     from workflows import search_attributes as sa
@@ -118,7 +118,7 @@ class OrgWorkflow:
                     self._continue_as_new = True
                 continue
             async with self._lock:
-                step = next_step(self.org, self.policy, workflow.now())
+                step = self._next_step()
                 if step.due is not None and step.due <= workflow.now():
                     await self._perform(step)
             if workflow.info().is_continue_as_new_suggested():
@@ -137,6 +137,15 @@ class OrgWorkflow:
         # Reports received since the last batch go to the next run: none is dropped.
         workflow.continue_as_new(OrgWorkflowInput(self.org_id, reports=list(self._reports),
                                                   reports_received=self._reports_received))
+
+    def _next_step(self) -> Step:
+        """The policy's next step. A past-due or escalated org renews on its renewal date;
+        patched: runs recorded before waited for dunning to end (an escalated org had no timer)."""
+        step = next_step(self.org, self.policy, workflow.now())
+        if step.kind == StepKind.RENEW and self.org.status in IN_DUNNING \
+                and not workflow.patched("renew-in-dunning"):
+            return next_step(self.org, self.policy, workflow.now(), renew_in_dunning=False)
+        return step
 
     def _near_limits(self) -> bool:
         return self._updates >= UPDATES_PER_RUN or workflow.info().is_continue_as_new_suggested()
@@ -179,6 +188,10 @@ class OrgWorkflow:
             self._continue_as_new = True
         elif step.kind == StepKind.RETRY_PAYMENT:
             org = self.org
+            # Cycles invoiced since dunning began are charged again with it; the dunning invoice
+            # last: its outcome moves the ladder (and may end dunning).
+            for unpaid in org.arrears:
+                await self._collect(Charge(ChargePurpose.EXTRA, unpaid.invoice, unpaid.attempts + 1), None)
             await self._collect(Charge(ChargePurpose.RETRY, org.dunning_invoice, org.dunning_attempts + 1), None)
             # Dunning ended (paid, or the final action): a new run starts from the outcome.
             self._continue_as_new = self.org.status not in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED)
@@ -226,7 +239,8 @@ class OrgWorkflow:
             return result
         update = DunningUpdate(self.org_id, number, workflow.now(), attempt=result.attempt,
                                scheduled=charge.purpose == ChargePurpose.RETRY, amount=result.amount,
-                               reason=result.reason)
+                               reason=result.reason,
+                               purpose=str(charge.purpose) if charge.purpose == ChargePurpose.IN_DUNNING else "")
         if charge.purpose == ChargePurpose.CYCLE:
             declined = await self._db(BillingActivities.enter_dunning, update, f"enter dunning on {number}")
             await self._carry_out(declined, _at(origin, "enter_dunning"))
@@ -479,7 +493,7 @@ class OrgWorkflow:
     def _publish(self) -> None:
         """Keep the Temporal UI self-explaining: search attributes, current details, memo."""
         org = self.org
-        self.step = next_step(org, self.policy, workflow.now())
+        self.step = self._next_step()
         values: dict[str, Any] = {"OrgId": org.org_id, "OrgStatus": str(org.status), "Plan": org.plan,
                                   "BillingCycle": str(org.cycle) if org.cycle else "none",
                                   "NextActionAt": self.step.due, "DunningAttempt": org.dunning_attempts,

@@ -12,10 +12,10 @@ from domain.catalog import load_catalog
 from domain.decisions import ChargePurpose, Context, EffectKind
 from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.operations import OPERATIONS, decide
-from domain.payments import Decline, charge_declined
+from domain.payments import Decline, PaidInvoice, charge_declined, invoice_paid
 from domain.renewal import renew
 from domain.states import InvoiceKind, InvoiceStatus, OrgStatus
-from domain.subscription import Item, Scheduled, Subscribers, catalog_facts
+from domain.subscription import Item, Scheduled, Subscribers, UnpaidCycle, catalog_facts
 from tests.domain.builders import RENEWS_AT, STAFF, active_org, policy, utc
 from tests.support.model import OrgModel
 
@@ -88,6 +88,36 @@ def test_a_decline_at_the_last_retry_of_a_large_account_escalates_instead_of_dow
     made = charge_declined(org, Decline("INV-7", 5, 45000, "card_declined"), ChargePurpose.RETRY,
                            ctx(utc(2026, 4, 7, 9)))
     assert [(e.kind, e.final_action) for e in made.effects] == [(EffectKind.FINAL_DUNNING_ACTION, "escalate")]
+
+
+def escalated_with_arrears(**changes):
+    """Escalated on INV-7 (March 31's cycle), then served April 30's cycle, invoiced as INV-8 and unpaid."""
+    return active_org(status=OrgStatus.ESCALATED, licences=150, user_count=150, dunning_invoice="INV-7",
+                      dunning_attempts=5, dunning_retries_done=4, dunning_started_at=utc(2026, 3, 31, 9),
+                      arrears=[UnpaidCycle("INV-8", 1)], **changes)
+
+
+def test_a_staff_retry_charges_every_unpaid_cycle_the_dunning_invoice_last():
+    made = decision("resolve_escalation", escalated_with_arrears(),
+                    rq.ResolveEscalationRequest("retry", requested_by=STAFF, reason="paid in"))
+    assert [(e.charge.purpose, e.charge.invoice, e.charge.attempt) for e in made.effects] == [
+        (ChargePurpose.EXTRA, "INV-8", 2), (ChargePurpose.EXTRA, "INV-7", 6)]
+
+
+def test_the_dunning_invoice_paid_with_a_later_cycle_unpaid_keeps_the_org_escalated_on_that_one():
+    paid = PaidInvoice("INV-7", InvoiceKind.RENEWAL, 45000)
+    made = invoice_paid(escalated_with_arrears(), paid, ctx())
+    assert (made.state.status, made.state.dunning_invoice, made.state.dunning_attempts, made.state.arrears) == (
+        OrgStatus.ESCALATED, "INV-8", 1, [])
+    recovered = invoice_paid(made.state, PaidInvoice("INV-8", InvoiceKind.RENEWAL, 45000), ctx())
+    assert (recovered.state.status, recovered.state.dunning_invoice) == (OrgStatus.ACTIVE, None)
+
+
+def test_cancelling_during_dunning_writes_off_the_cycles_served_and_voids_the_one_in_progress():
+    made = decision("cancel", escalated_with_arrears(), rq.CancelRequest(requested_by="admin@acme.test"))
+    assert [(u.number, u.status) for u in made.invoice_updates] == [
+        ("INV-7", InvoiceStatus.UNCOLLECTIBLE), ("INV-8", InvoiceStatus.VOID)]
+    assert made.state.status == OrgStatus.FREE
 
 
 def test_refusals_name_the_rule_and_change_nothing():

@@ -97,29 +97,50 @@ def test_scheduled_downgrade_is_mentioned_in_the_renewal_step():
 
 # --- dunning -----------------------------------------------------------------------------
 
+# The renewal of 2026-04-30 was declined: the org is past due in the cycle it opened.
+NEXT_RENEWAL = utc(2026, 5, 31, 9)
+
+
+def in_dunning(**changes):
+    return active_org(period_start=RENEWS_AT, renews_at=NEXT_RENEWAL, dunning_invoice="INV-7", **changes)
+
+
 def test_past_due_retries_at_next_retry_at():
-    org = active_org(status=OrgStatus.PAST_DUE, dunning_invoice="INV-7", dunning_retries_done=0,
-                     next_retry_at=utc(2026, 5, 1, 9))
+    org = in_dunning(status=OrgStatus.PAST_DUE, dunning_retries_done=0, next_retry_at=utc(2026, 5, 1, 9))
     step = next_step(org, P, utc(2026, 4, 30, 10))
     assert step == Step(StepKind.RETRY_PAYMENT, utc(2026, 5, 1, 9), "past due on INV-7; payment retry 1 of 4")
 
 
 def test_last_retry_is_flagged():
-    org = active_org(status=OrgStatus.PAST_DUE, dunning_invoice="INV-7", dunning_retries_done=3,
-                     next_retry_at=utc(2026, 5, 7, 9))
+    org = in_dunning(status=OrgStatus.PAST_DUE, dunning_retries_done=3, next_retry_at=utc(2026, 5, 7, 9))
     step = next_step(org, P, utc(2026, 5, 6))
     assert step.summary == "past due on INV-7; payment retry 4 of 4 (last retry)"
 
 
-def test_escalated_waits_for_staff_without_a_due_time():
-    org = active_org(status=OrgStatus.ESCALATED, first_response_due=utc(2026, 5, 7, 12))
+def test_a_past_due_org_whose_next_cycle_comes_before_its_retry_renews_on_its_date():
+    """Staff gave it until June: the cycle starting May 31 is invoiced on May 31 all the same."""
+    org = in_dunning(status=OrgStatus.PAST_DUE, dunning_retries_done=4, next_retry_at=utc(2026, 6, 3, 9))
+    step = next_step(org, P, utc(2026, 5, 20))
+    assert step == Step(StepKind.RENEW, NEXT_RENEWAL,
+                        "past due on INV-7; next retry 2026-06-03 09:00 UTC; cycle ends 2026-05-31 09:00 UTC: the "
+                        "next monthly cycle is invoiced and charged once")
+    # Runs recorded before waited for the retry (workflows/org.py, patch renew-in-dunning).
+    assert next_step(org, P, utc(2026, 5, 20), renew_in_dunning=False).kind == StepKind.RETRY_PAYMENT
+
+
+def test_an_escalated_org_waits_for_staff_and_renews_on_its_date():
+    org = in_dunning(status=OrgStatus.ESCALATED, first_response_due=utc(2026, 5, 7, 12))
     step = next_step(org, P, utc(2026, 5, 7, 9))
-    assert step == Step(StepKind.AWAIT_STAFF, None,
-                        "escalated S1-Critical: waiting for billing staff (first response due 2026-05-07 12:00 UTC)")
+    assert step == Step(StepKind.RENEW, NEXT_RENEWAL,
+                        "escalated S1-Critical: waiting for billing staff (first response due 2026-05-07 12:00 UTC); "
+                        "cycle ends 2026-05-31 09:00 UTC: the next monthly cycle is invoiced and charged once")
+    before = next_step(org, P, utc(2026, 5, 7, 9), renew_in_dunning=False)
+    assert before == Step(StepKind.AWAIT_STAFF, None,
+                          "escalated S1-Critical: waiting for billing staff (first response due 2026-05-07 12:00 UTC)")
 
 
 def test_escalated_without_deadline():
-    step = next_step(active_org(status=OrgStatus.ESCALATED), P, utc(2026, 5, 7, 9))
+    step = next_step(in_dunning(status=OrgStatus.ESCALATED), P, utc(2026, 5, 7, 9), renew_in_dunning=False)
     assert step == Step(StepKind.AWAIT_STAFF, None, "escalated: waiting for billing staff")
 
 

@@ -12,7 +12,7 @@ step it checks what DOMAIN.md says must hold whatever the order of requests:
 - usage reports and contact counts are facts with a time: whatever the order they are sent in,
   repeated or late, each user has the usage of their newest report, the org its newest count;
 - a negative invoice's amount is kept as account credit and used by later invoices: what the card
-  paid equals what settled invoices billed plus the credit held (never overdrawn);
+  paid equals what settled invoices billed plus the credit held or tied up (never overdrawn);
 and, at the end of each run, that the amounts invoiced equal the catalog price of what was held,
 day by day, within rounding.
 
@@ -355,8 +355,8 @@ class OrgLife(RuleBasedStateMachine):
     @invariant()
     def every_settled_minor_unit_was_paid_by_card_or_credit(self):
         """A credit note's amount is kept, never lost: what the card paid equals what settled
-        invoices billed (paid ones, credit notes below zero) plus the credit the org still holds,
-        less the credit used by invoices still open or written off. The credit is never overdrawn."""
+        invoices billed (paid ones, credit notes below zero), plus the credit the org still holds
+        and the credit tied up in invoices still open or written off. Never overdrawn."""
         invoices = self.org.invoices.values()
         card = sum(c.amount for c in self.org.charges if c.outcome == "succeeded")
         settled = sum(line.amount for i in invoices if i.status in (InvoiceStatus.PAID, InvoiceStatus.CREDITED)
@@ -368,7 +368,7 @@ class OrgLife(RuleBasedStateMachine):
             event("credit note issued")
         if any(i.credit_applied for i in invoices):
             event("account credit used")
-        assert card == settled + self.org.state.credit - tied_up, (card, settled, self.org.state.credit, tied_up)
+        assert card == settled + self.org.state.credit + tied_up, (card, settled, self.org.state.credit, tied_up)
 
     @invariant()
     def the_tier_covers_the_subscribed_contacts(self):
@@ -413,16 +413,17 @@ class OrgLife(RuleBasedStateMachine):
 
     def _exempt(self) -> set:
         """Days held in grace, never paid: those of a cycle whose invoice was voided or written off,
-        and those of a next period not billed (yet: the renewal's hour, or an overdue renewal that
-        never came because the org left dunning for the free plan)."""
+        and those of a next period not billed yet (the renewal day before the renewal's hour). A
+        past-due or escalated org renews on its date like any other: its days are billed too."""
         billed = {(invoice.period_start, invoice.period_end) for invoice in self.org.invoices.values()
                   if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.CREDITED, InvoiceStatus.OPEN)}
         # A period may start again at the same instant (cancelled in dunning, then bought again).
         unpaid = {(invoice.period_start, invoice.period_end) for invoice in self.org.invoices.values()
                   if invoice.kind in CYCLE_INVOICES and invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
                   } - billed
+        today = self.org.now.date()
         return {day for day, (_, _, period, next_period) in self._held().items()
-                if period in unpaid or (next_period and period not in billed)}
+                if period in unpaid or (next_period and period not in billed and day >= today)}
 
     def _held(self):
         """(items, cycle, period, next period?) per day: the days recorded, then the current state to

@@ -39,3 +39,21 @@ def test_1_a_credit_note_is_kept_as_credit_and_used_by_the_next_invoices(runs):
             if "credit_applied" in e] == [(at("2026-02-11 09:00"), 0, 3923), (at("2026-02-21 09:00"), 39112, 8559)]
     assert charges(doc) == [(at("2026-02-02 09:00"), 14464, "succeeded"), (at("2026-02-21 09:00"), 39112, "succeeded")]
     assert doc["final"]["credit"] == 0 and doc["final"]["cycle"] == "yearly"
+
+
+def test_2_an_escalated_org_is_invoiced_on_each_renewal_date_and_a_downgrade_writes_them_all_off(runs):
+    doc = runs("2")
+    # 3 Standard licences ($9.00) a cycle: April's declined through the ladder, escalated on Apr 8,
+    # then May and June invoiced on their dates, each charged once, left unpaid for staff.
+    assert [(e["at"], e["number"][-4:]) for e in events(doc, "invoice", status="open")] == [
+        (at("2026-04-01 09:00"), "0001"), (at("2026-05-01 09:00"), "0002"), (at("2026-06-01 09:00"), "0003")]
+    assert [(e["at"], e["invoice"][-4:], e["outcome"]) for e in events(doc, "charge")][-2:] == [
+        (at("2026-05-01 09:00"), "0002", "declined"), (at("2026-06-01 09:00"), "0003", "declined")]
+    assert [e["at"] for e in events(doc, "dunning", event="cycle_unpaid")] == [at("2026-05-01 09:00"),
+                                                                              at("2026-06-01 09:00")]
+    assert [(e["at"], e["status"]) for e in events(doc, "status")][-2:] == [
+        (at("2026-04-08 09:00"), "escalated"), (at("2026-06-04 09:00"), "free")]
+    # Staff downgrade: every served cycle written off, none voided.
+    assert [(e["at"], e["number"][-4:]) for e in events(doc, "invoice", status="uncollectible")] == [
+        (at("2026-06-04 09:00"), "0001"), (at("2026-06-04 09:00"), "0002"), (at("2026-06-04 09:00"), "0003")]
+    assert events(doc, "invoice", status="void") == []

@@ -28,7 +28,7 @@ from domain.policy import Policy
 from domain.renewal import end_trial, plan_name, renew
 from domain.states import InvoiceKind, InvoiceStatus
 from domain.storage import MB_PER_GB, MailboxUser, enforce, storage_emails
-from domain.subscription import OrgSnapshot, catalog_facts
+from domain.subscription import IN_DUNNING, OrgSnapshot, UnpaidCycle, catalog_facts
 
 
 @dataclass
@@ -163,6 +163,9 @@ class OrgModel:
             key = f"renewal:{self.state.renews_at.isoformat()}"
             self._step(renew(self.state, self.state.renews_at, self._ctx(key)), key)
         elif step.kind == StepKind.RETRY_PAYMENT:
+            for unpaid in self.state.arrears:   # as the workflow does: later cycles first
+                self._charge(unpaid.invoice, unpaid.attempts + 1, ChargePurpose.EXTRA,
+                             f"retry:{unpaid.invoice}:{unpaid.attempts + 1}")
             key = f"retry:{self.state.dunning_invoice}:{self.state.dunning_attempts + 1}"
             self._charge(self.state.dunning_invoice, self.state.dunning_attempts + 1, ChargePurpose.RETRY, key)
 
@@ -331,10 +334,14 @@ class OrgModel:
             attempts = sum(1 for c in self.charges if c.invoice == pending.invoice)
             pending = replace(pending, attempts=attempts)
         credit = account_credit((i.status, i.total, i.credit_applied) for i in self.invoices.values())
+        arrears = [UnpaidCycle(i.number, sum(1 for c in self.charges if c.invoice == i.number))
+                   for i in self.invoices.values()
+                   if state.status in IN_DUNNING and i.kind == InvoiceKind.RENEWAL and i.status == InvoiceStatus.OPEN
+                   and i.number != state.dunning_invoice]
         if pending is not None and pending.invoice in self.invoices:
             pending = replace(pending, credit_applied=self.invoices[pending.invoice].credit_applied)
         return state.with_changes(
-            storage=storage, pending=pending, user_count=len(self.users), credit=credit,
+            storage=storage, pending=pending, user_count=len(self.users), credit=credit, arrears=arrears,
             blocked_users=[u.email for u in sorted(self.users.values(), key=lambda u: u.seq) if u.blocked],
             large_account=is_large_account(max(state.licences, len(self.users)), self.policy))
 
