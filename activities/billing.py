@@ -7,16 +7,19 @@ import json
 from dataclasses import replace
 from typing import Callable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.converter import AdvancedJSONEncoder, value_to_type
 
 from activities import metrics
 from activities.errors import data_errors_are_final
-from activities.messages import (ChangeInput, DunningUpdate, InvoiceInfo, InvoiceOp, OrgContext, OrgOp, RenewalInput,
-                                 ReportsInput, StepResult)
+from activities.messages import (ChangeInput, DunningUpdate, InvoiceInfo, InvoiceOp, OpeningInput, OrgContext, OrgOp,
+                                 RenewalInput, ReportsInput, StepResult)
 from db.events import record_outcome, recorded_outcome
 from db.invoices import InvoiceRef, paid_invoice
+from db.models import Invoice
+from db.orgs import delete_org, end_opening, insert_org, start_opening
 from db.session import Database
 from db.state import StoredUsers, get_org, load_state, persist, reported_stamps, roster
 from db.storage import enforce_storage, free_units
@@ -25,10 +28,16 @@ from domain.decisions import ChargePurpose, Context, Decision, Effect, EffectKin
 from domain import reports
 from domain.operations import OPERATIONS, decide, decide_reports
 from domain.payments import Decline, charge_declined, escalate, invoice_paid, write_off_and_free
+from domain.onboarding import open_paid
 from domain.policy import Policy
+from domain.states import InvoiceKind, InvoiceStatus
 from domain.renewal import end_trial, renew
 from domain.storage import storage_emails
 from domain.subscription import OrgSnapshot, catalog_facts
+
+
+# The business key of a new customer's opening (one per org: a declined one leaves no org behind).
+OPENING_KEY = "opening"
 
 
 def _invoice(ref: InvoiceRef | None) -> InvoiceInfo | None:
@@ -50,17 +59,24 @@ class BillingActivities:
             if outcome is None:
                 state = load_state(session, org_id, self.policy)
                 decision = decision_of(session, state, Context(at, self.policy, self.catalog, key))
-                invoice = persist(session, org_id, decision, at, key)
-                added = [change.email for change in decision.users if change.kind == UserChangeKind.ADD]
-                effects = [done for effect in decision.effects for done in self._carried_out(session, org_id, effect, at)]
-                outcome = json.loads(json.dumps({"message": decision.message, "invoice": _invoice(invoice),
-                                                 "effects": effects, "users_added": added},
-                                                cls=AdvancedJSONEncoder))
-                record_outcome(session, org_id, at, key, what, outcome)
-                session.flush()
-            return StepResult(load_state(session, org_id, self.policy), outcome["message"],
-                              value_to_type(InvoiceInfo | None, outcome["invoice"]),
-                              value_to_type(list[Effect], outcome["effects"]), outcome.get("users_added", []))
+                outcome = self._persisted(session, org_id, key, at, what, decision)
+            return self._result(session, org_id, outcome)
+
+    def _persisted(self, session: Session, org_id: str, key: str, at, what: str, decision: Decision) -> dict:
+        """Write the decision and remember its answer by `key`."""
+        invoice = persist(session, org_id, decision, at, key)
+        added = [change.email for change in decision.users if change.kind == UserChangeKind.ADD]
+        effects = [done for effect in decision.effects for done in self._carried_out(session, org_id, effect, at)]
+        outcome = json.loads(json.dumps({"message": decision.message, "invoice": _invoice(invoice),
+                                         "effects": effects, "users_added": added}, cls=AdvancedJSONEncoder))
+        record_outcome(session, org_id, at, key, what, outcome)
+        session.flush()
+        return outcome
+
+    def _result(self, session: Session, org_id: str, outcome: dict) -> StepResult:
+        return StepResult(load_state(session, org_id, self.policy), outcome["message"],
+                          value_to_type(InvoiceInfo | None, outcome["invoice"]),
+                          value_to_type(list[Effect], outcome["effects"]), outcome.get("users_added", []))
 
     @activity.defn
     def load_org(self, org_id: str) -> OrgContext:
@@ -68,6 +84,34 @@ class BillingActivities:
             org, _ = get_org(session, org_id)
             return OrgContext(snapshot=load_state(session, org_id, self.policy), policy=self.policy,
                               catalog=catalog_facts(self.catalog, org.currency), users=roster(session, org_id).pack())
+
+    @activity.defn
+    def open_account(self, opening: OpeningInput) -> StepResult:
+        """Write a new customer's org and its first cycle's invoice, for the workflow to charge
+        (domain.onboarding.open_paid). Refused when the id is taken."""
+        org = opening.org
+        with self.db.transaction() as session:
+            outcome = recorded_outcome(session, org.id, OPENING_KEY)
+            if outcome is None:
+                attempt = start_opening(session, org, self.catalog, opening.card, opening.at)
+                decision = open_paid(org, opening.card, attempt,
+                                     Context(opening.at, self.policy, self.catalog, OPENING_KEY))
+                # The rows first, the ledger with the invoice that bills it (db.state.persist).
+                insert_org(session, org, decision.state.with_changes(ledger=[]), opening.at)
+                outcome = self._persisted(session, org.id, OPENING_KEY, opening.at, "open_account", decision)
+            return self._result(session, org.id, outcome)
+
+    @activity.defn
+    def discard_opening(self, update: DunningUpdate) -> str:
+        """The first payment of a new customer's org was declined: nothing of the org remains but
+        the record of the attempt (db.models.OpeningAttempt), and its id is free to open again."""
+        with self.db.transaction() as session:
+            invoice = session.scalar(select(Invoice).where(Invoice.number == update.invoice_number,
+                                                           Invoice.org_id == update.org_id))
+            if invoice is not None and invoice.kind == InvoiceKind.OPENING and invoice.status == InvoiceStatus.OPEN:
+                delete_org(session, update.org_id)
+            end_opening(session, update.org_id, "declined", update.reason)
+        return f"org {update.org_id} not created: its first payment was declined ({update.reason or 'declined'})"
 
     @activity.defn
     def expire_trial(self, op: OrgOp) -> StepResult:
@@ -87,7 +131,10 @@ class BillingActivities:
         def decision(session: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             if state.dunning_invoice == op.invoice_number:
                 metrics.dunning("recovered")
-            return invoice_paid(state, paid_invoice(session, op.invoice_number), ctx)
+            paid = paid_invoice(session, op.invoice_number)
+            if paid.kind == InvoiceKind.OPENING:
+                end_opening(session, op.org_id, "paid")
+            return invoice_paid(state, paid, ctx)
         return self._decide(op.org_id, f"settle:{op.invoice_number}", op.at, "invoice_paid", decision)
 
     @activity.defn

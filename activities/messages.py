@@ -4,8 +4,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from domain.cards import CardDetails
 from domain.decisions import Effect, Email, EmailLine
 from domain.limits import bounded
+from domain.onboarding import NewOrg
 from domain.policy import Policy
 from domain.states import ChargeOutcome
 from domain.subscription import CatalogFacts, OrgSnapshot
@@ -29,6 +31,15 @@ class OrgOp:
     # Storage enforcement: for this user only, and the e-mail that announces its verdict.
     user: str | None = None
     announce: Email | None = None
+
+
+@dataclass(frozen=True)
+class OpeningInput:
+    """A new customer's org to open on a paid plan, its first cycle paid with `card` (a gateway
+    token, never a number)."""
+    org: NewOrg
+    card: CardDetails
+    at: datetime
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from db.orgs import create_org, set_card, sync_plans  # noqa: E402
 from db.session import Database  # noqa: E402
 from domain.cards import sandbox_tokenise  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402
-from domain.onboarding import NewOrg, NewUser, validate_new_org  # noqa: E402
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org  # noqa: E402
 from domain.periods import boundary  # noqa: E402
 from domain.policy import Policy  # noqa: E402
 from domain.states import Cycle  # noqa: E402
@@ -47,7 +47,7 @@ def a_year_of_renewals(db: Database, catalog) -> list[str]:
     card = sandbox_tokenise("4242424242424242")
     with db.transaction() as session:
         sync_plans(session, catalog)
-        create_org(session, org, catalog, Policy(), START)
+        create_org(session, paid_for_one_cycle(org, START, "bench"), catalog, Policy(), START)
         set_card(session, "bench", card.token, card.brand, card.last4)
     billing, payments = BillingActivities(db, catalog, Policy()), PaymentActivities(db, SandboxGateway(db))
     numbers = []

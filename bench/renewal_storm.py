@@ -54,7 +54,7 @@ from activities.payments import SandboxGateway  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import EmailMessage, Invoice, Payment, Subscription  # noqa: E402
 from domain.states import InvoiceKind  # noqa: E402
-from domain.onboarding import NewOrg, NewUser, validate_new_org  # noqa: E402
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org  # noqa: E402
 from db.orgs import create_org, sync_plans
 from db.session import Database  # noqa: E402
 from domain.cards import sandbox_tokenise  # noqa: E402
@@ -152,10 +152,10 @@ def create_orgs(db: Database, catalog, policy: Policy, n: int, decline_share: fl
         batch = org_ids[start:start + 500]
         with db.transaction() as session:
             for org_id in batch:
-                create_org(session, validate_new_org(NewOrg(
+                create_org(session, paid_for_one_cycle(validate_new_org(NewOrg(
                     id=org_id, name=f"Storm {org_id}", admin_email=f"admin@{org_id}.test",
                     users=[NewUser(f"user@{org_id}.test", 2.0)], plan="standard", cycle="monthly"), catalog),
-                    catalog, policy, placeholder)
+                    placeholder, "bench"), catalog, policy, placeholder)
         with db.transaction() as session:
             for i, org_id in enumerate(batch, start=start):
                 card = declining if every and i % every == every - 1 else good

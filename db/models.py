@@ -277,3 +277,19 @@ class OrgEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     # Deduplicates events written by a retried activity.
     dedupe_key: Mapped[str | None] = mapped_column(String(DEDUPE_KEY_COLUMN), unique=True)
+
+
+class OpeningAttempt(Base):
+    """Each attempt to open an org on a paid plan with a first payment (domain.onboarding.open_paid),
+    kept whatever its outcome: a declined attempt leaves nothing of the org but this row, so the
+    next attempt's charge gets an idempotency key of its own (org:invoice:attempt)."""
+    __tablename__ = "opening_attempts"
+    __table_args__ = (UniqueConstraint("org_id", "attempt"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(64), index=True)   # no foreign key: the org may be gone
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(12))              # pending | paid | declined
+    decline_reason: Mapped[str | None] = mapped_column(String(60))
+    card_brand: Mapped[str | None] = mapped_column(String(20))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)

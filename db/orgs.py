@@ -2,17 +2,19 @@
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from db.events import record_event
-from db.models import Organisation, PlanRow, Subscription, User
+from db.models import Base, Invoice, OpeningAttempt, Organisation, PlanRow, Subscription, User
 from db.state import get_org, write_state
 from db.storage import enforce_storage
+from domain.cards import CardDetails
 from domain.catalog import Catalog
 from domain.errors import InvalidInput
 from domain.onboarding import NewOrg, gb_to_mb, opening_state
 from domain.periods import require_utc
+from domain.subscription import OrgSnapshot
 from domain.policy import Policy
 from domain.storage import MB_PER_GB
 
@@ -29,13 +31,32 @@ def sync_plans(session: Session, catalog: Catalog) -> None:
 
 
 def create_org(session: Session, org: NewOrg, catalog: Catalog, policy: Policy, now: datetime) -> None:
-    """Write a validated org. `now` is when its life starts (the trial start, or the start of
-    an already-paid first cycle)."""
+    """Write a validated org. `now` is when its life starts (the trial start, or the moment an
+    existing customer moves in, its current cycle paid elsewhere: audited with who vouched and
+    until when)."""
     now = require_utc(now)
-    if session.get(Organisation, org.id) is not None:
-        raise InvalidInput(f"id: an org with id {org.id!r} already exists")
+    _require_new(session, org.id)
     sync_plans(session, catalog)
     state = opening_state(org, catalog, policy, now)
+    insert_org(session, org, state, now)
+    record_event(session, org.id, now, "org_created", {"plan": org.plan, "users": len(org.users)})
+    record_event(session, org.id, now, "status", {"status": str(state.status)})
+    if org.paid_through is not None:
+        record_event(session, org.id, now, "moved_in", {"paid_through": org.paid_through.isoformat(),
+                                                        "renews_at": state.renews_at.isoformat()},
+                     actor=org.moved_in_by, reason="existing customer moved in; its current cycle was paid elsewhere")
+    # A user already over the plan's quota (or beyond the free plan's cap) is blocked from the start.
+    enforce_storage(session, org.id, catalog, now)
+    session.flush()
+
+
+def _require_new(session: Session, org_id: str) -> None:
+    if session.get(Organisation, org_id) is not None:
+        raise InvalidInput(f"id: an org with id {org_id!r} already exists")
+
+
+def insert_org(session: Session, org: NewOrg, state: OrgSnapshot, now: datetime) -> None:
+    """The rows of a new org (its users, its subscription in `state`)."""
     row = Organisation(id=org.id, name=org.name, admin_email=org.admin_email, locale=org.locale,
                        currency=org.currency, auto_allocate_storage=org.auto_allocate_storage, created_at=now)
     session.add(row)
@@ -47,11 +68,46 @@ def create_org(session: Session, org: NewOrg, catalog: Catalog, policy: Policy, 
     session.add(sub)
     session.flush()
     write_state(session, row, sub, state, now)
-    record_event(session, org.id, now, "org_created", {"plan": org.plan, "users": len(org.users)})
-    record_event(session, org.id, now, "status", {"status": str(state.status)})
-    # A user already over the plan's quota (or beyond the free plan's cap) is blocked from the start.
-    enforce_storage(session, org.id, catalog, now)
-    session.flush()
+
+
+def start_opening(session: Session, org: NewOrg, catalog: Catalog, card: CardDetails, now: datetime) -> int:
+    """A new customer's org is being opened (domain.onboarding.open_paid): refused when the id is
+    taken, else the number of this attempt at opening it, kept with its card."""
+    _require_new(session, org.id)
+    sync_plans(session, catalog)
+    attempt = (session.scalar(select(func.max(OpeningAttempt.attempt)).where(OpeningAttempt.org_id == org.id))
+               or 0) + 1
+    session.add(OpeningAttempt(org_id=org.id, attempt=attempt, outcome="pending", card_brand=card.brand,
+                               card_last4=card.last4, at=now))
+    return attempt
+
+
+def end_opening(session: Session, org_id: str, outcome: str, reason: str | None = None) -> None:
+    """The attempt at opening the org under way ends: `paid` or `declined`."""
+    for row in session.scalars(select(OpeningAttempt).where(OpeningAttempt.org_id == org_id,
+                                                            OpeningAttempt.outcome == "pending")):
+        row.outcome, row.decline_reason = outcome, reason
+
+
+def delete_org(session: Session, org_id: str) -> None:
+    """Every row of the org: the rows naming it, and those of its invoices (the catalog's plans,
+    shared by every org, and the record of attempts to open it stay)."""
+    invoices = select(Invoice.id).where(Invoice.org_id == org_id)
+    # The subscription points at invoices (pending, dunning): it goes first; then children before parents.
+    tables = [Subscription.__table__, *(t for t in reversed(Base.metadata.sorted_tables)
+                                        if t is not Subscription.__table__)]
+    for table in tables:
+        if table.name == "organisations":
+            condition = table.c.id == org_id
+        elif table is OpeningAttempt.__table__:
+            continue
+        elif "org_id" in table.c:
+            condition = table.c.org_id == org_id
+        elif "invoice_id" in table.c:
+            condition = table.c.invoice_id.in_(invoices)
+        else:
+            continue
+        session.execute(delete(table).where(condition))
 
 
 def list_org_ids(session: Session) -> list[str]:

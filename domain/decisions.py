@@ -71,6 +71,8 @@ class ChargePurpose(StrEnum):
     # First charge of a cycle's invoice issued while the org is past due or escalated: a decline
     # leaves it unpaid beside the dunning invoice (no ladder of its own).
     IN_DUNNING = "in_dunning"
+    # The first cycle of a new customer: a decline leaves nothing of the org (domain.onboarding).
+    OPENING = "opening"
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from domain import emails
 from domain.billing import Line
 from domain.cards import card_label
-from domain.decisions import (ChargePurpose, Context, Decision, Draft, EmailLine, FinalAction, final_dunning_action,
-                              no_change, send)
+from domain.decisions import (ChargePurpose, Context, Decision, Draft, EmailLine, FinalAction, check_storage,
+                              final_dunning_action, no_change, send)
 from domain.lifecycle import is_large_account, next_retry_after
 from domain.operations import apply_paid
 from domain.renewal import move_to_free, plan_name, write_off_unpaid_cycles
@@ -69,6 +69,9 @@ def invoice_paid(state: OrgSnapshot, invoice: PaidInvoice, ctx: Context) -> Deci
         draft.add(send(emails.plan_changed(ctx.key, TRIAL_PLAN, state.plan, plan_name(ctx.catalog, TRIAL_PLAN),
                                            plan_name(ctx.catalog, state.plan), "trial_converted", ctx.now)))
     draft.add(send(_receipt(draft.state, invoice)))
+    if invoice.kind == InvoiceKind.OPENING:
+        # The org opens now that its first cycle is paid: a user already over quota is blocked.
+        draft.add(check_storage(ctx.key))
     return draft.decision(f"paid {invoice.number}")
 
 

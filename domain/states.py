@@ -36,6 +36,7 @@ class InvoiceKind(StrEnum):
     UPGRADE = "upgrade"
     PRORATION = "proration"
     CYCLE_SWITCH = "cycle_switch"
+    OPENING = "opening"       # the first cycle of a new customer on a paid plan, paid at creation
 
 
 class ChargeOutcome(StrEnum):

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from db.orgs import create_org
-from domain.onboarding import NewOrg, validate_new_org
+from domain.onboarding import NewOrg, paid_for_one_cycle, validate_new_org
 from domain.operations import OPERATIONS
 from db.models import Organisation
 from domain.policy import Policy
@@ -147,7 +147,7 @@ def _org(db, catalog, org_id: str, start: datetime, **fields) -> None:
     new = validate_new_org(NewOrg(id=org_id, name=f"Org {org_id}", admin_email=f"admin@{org_id}.test", users=[],
                                   **fields), catalog)
     with db.transaction() as session:
-        create_org(session, new, catalog, Policy(), start)
+        create_org(session, paid_for_one_cycle(new, start, "tests"), catalog, Policy(), start)
 
 
 def test_org_list_falls_back_to_the_database_and_applies_every_filter(sqlite_url, sqlite_db, catalog):

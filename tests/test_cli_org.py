@@ -46,7 +46,7 @@ def test_dunning_list_shows_attempts_and_next_retry(cli_env, sqlite_db, catalog)
 
     from activities.billing import BillingActivities
     from activities.messages import DunningUpdate, RenewalInput
-    from domain.onboarding import NewOrg, validate_new_org
+    from domain.onboarding import NewOrg, paid_for_one_cycle, validate_new_org
     from db.orgs import create_org
     from domain.policy import Policy
 
@@ -55,7 +55,7 @@ def test_dunning_list_shows_attempts_and_next_retry(cli_env, sqlite_db, catalog)
     org = validate_new_org(NewOrg(id="late", name="Late Co", admin_email="admin@late.test", users=[],
                                   plan="standard", cycle="monthly"), catalog)
     with sqlite_db.transaction() as session:
-        create_org(session, org, catalog, Policy(), start)
+        create_org(session, paid_for_one_cycle(org, start, "tests"), catalog, Policy(), start)
     activities = BillingActivities(sqlite_db, catalog, Policy())
     opened = activities.open_renewal(RenewalInput("late", renewal, renewal))
     activities.enter_dunning(DunningUpdate("late", opened.invoice.number, renewal, amount=opened.invoice.total,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from domain.lifecycle import StepKind, next_step, retry_schedule
-from domain.onboarding import opening_state, validate_new_org
+from domain.onboarding import opening_state, paid_for_one_cycle, validate_new_org
 from domain.policy import Policy
 from domain.proration import days_between
 from workers.demo import DEMO_ORGS, plan_demo
@@ -20,7 +20,8 @@ EVERY_DAY = [datetime(year, 1, 1, hour, minute, tzinfo=timezone.utc) + timedelta
 
 def first_states(now: datetime, catalog, policy: Policy = POLICY) -> dict:
     """Each demo org's state as created when the demo starts at `now`."""
-    return {plan.demo.id: opening_state(validate_new_org(plan.org, catalog), catalog, policy, plan.started)
+    return {plan.demo.id: opening_state(paid_for_one_cycle(validate_new_org(plan.org, catalog), plan.started, "demo"),
+                                        catalog, policy, plan.started)
             for plan in plan_demo(now, policy)}
 
 

@@ -20,7 +20,7 @@ from db.models import Organisation
 from db.orgs import create_org, set_card
 from domain import requests as rq
 from domain.cards import sandbox_tokenise
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.periods import anchor_renewing_at, require_utc
 from domain.policy import Policy
 from domain.states import Cycle
@@ -265,7 +265,8 @@ async def seed_demo(client: Client, components, task_queue: str, now: datetime, 
         with components.db.transaction() as session:
             if session.get(Organisation, org.id) is not None:
                 continue
-            create_org(session, org, components.catalog, components.policy, plan.started)
+            create_org(session, paid_for_one_cycle(org, plan.started, "demo"), components.catalog, components.policy,
+                       plan.started)
             if plan.demo.card:
                 card = sandbox_tokenise(plan.demo.card)
                 set_card(session, org.id, card.token, card.brand, card.last4)

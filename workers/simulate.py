@@ -400,6 +400,7 @@ class _Run:
         from activities.mail import SmtpConfig
         from activities.payments import SandboxGateway
         from db.orgs import create_org, set_card
+        from domain.onboarding import paid_for_one_cycle
         from workers.worker import Components, build_worker
         from workflows.org import OrgWorkflow
         from workflows.starter import org_handle, start_org_workflow
@@ -411,7 +412,9 @@ class _Run:
 
         def create() -> None:
             with self.db.transaction() as session:
-                create_org(session, scenario.org, self.catalog, scenario.policy, start)
+                # SIMULATE.md: on a paid plan, an existing customer moved in, paid through start plus a cycle.
+                create_org(session, paid_for_one_cycle(scenario.org, start, "billing simulate"), self.catalog,
+                           scenario.policy, start)
                 if scenario.card is not None:
                     set_card(session, scenario.org.id, scenario.card.token, scenario.card.brand,
                              scenario.card.last4)
@@ -662,27 +665,18 @@ def _prepare_database(url: str, org_id: str, throwaway: bool = False):
 
 
 def _remove_org(db, org_id: str) -> None:  # noqa: ANN001
-    """Every row of the simulated org, from a database that outlives the run (BILLING_DATABASE_URL)."""
-    from sqlalchemy import delete, select
+    """Every row of the simulated org, from a database that outlives the run (BILLING_DATABASE_URL),
+    the sandbox gateway's record of its charges included."""
+    from sqlalchemy import delete
 
-    from db.models import Base, GatewayCharge, Invoice, Subscription
-    invoices = select(Invoice.id).where(Invoice.org_id == org_id)
-    # The subscription points at invoices (pending, dunning): it goes first; then children before parents.
-    tables = [Subscription.__table__, *(t for t in reversed(Base.metadata.sorted_tables)
-                                        if t is not Subscription.__table__)]
+    from db.models import GatewayCharge, OpeningAttempt
+    from db.orgs import delete_org
     with db.transaction() as session:
-        for table in tables:
-            if table.name == "organisations":
-                condition = table.c.id == org_id
-            elif "org_id" in table.c:
-                condition = table.c.org_id == org_id
-            elif "invoice_id" in table.c:
-                condition = table.c.invoice_id.in_(invoices)
-            elif table is GatewayCharge.__table__:  # keyed org:invoice:attempt (activities.payments)
-                condition = table.c.idempotency_key.startswith(f"{org_id}:", autoescape=True)
-            else:
-                continue  # the catalog's mirror (plans), shared by every org
-            session.execute(delete(table).where(condition))
+        delete_org(session, org_id)
+        session.execute(delete(OpeningAttempt).where(OpeningAttempt.org_id == org_id))
+        # Keyed org:invoice:attempt (activities.payments).
+        session.execute(delete(GatewayCharge).where(
+            GatewayCharge.idempotency_key.startswith(f"{org_id}:", autoescape=True)))
 
 
 def _safe_url(url: str) -> str:

@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from activities.messages import SentReport
+from domain.cards import CardDetails
+from domain.onboarding import NewOrg
 from domain.subscription import OrgSnapshot
 
 TASK_QUEUE = "billing-orgs"
@@ -18,12 +20,21 @@ def workflow_id_for(org_id: str) -> str:
 
 
 @dataclass(frozen=True)
+class Opening:
+    """A new customer's org to open on a paid plan, its first cycle paid with `card` (a gateway
+    token, never a number): `billing org create` starts the workflow with it."""
+    org: NewOrg
+    card: CardDetails
+
+
+@dataclass(frozen=True)
 class OrgWorkflowInput:
     org_id: str
     # Reports a run received but had not applied when it handed over (continue-as-new), and how
     # many reports the org's workflow had received by then (domain.reports.arrival_id).
     reports: list[SentReport] = field(default_factory=list)
     reports_received: int = 0
+    opening: Opening | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from activities.mail import MailActivities
     from activities.messages import (ChangeInput, ChargeInput, ChargeResult, DunningUpdate, EmailRequest, InvoiceInfo,
-                                     InvoiceOp, OrgContext, OrgOp, RenewalInput, ReportsInput, SentReport, StepResult)
+                                     InvoiceOp, OpeningInput, OrgContext, OrgOp, RenewalInput, ReportsInput, SentReport,
+                                     StepResult)
     from activities.payments import PaymentActivities
     from domain import emails, reports
     from domain.decisions import Charge, ChargePurpose, EffectKind, Email, FinalAction
@@ -40,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import legacy
     from workflows import search_attributes as sa
     from workflows import update_json
-    from workflows.messages import REPORT_SIGNALS, ChangeOutcome, OrgStateView, OrgWorkflowInput
+    from workflows.messages import REPORT_SIGNALS, ChangeOutcome, Opening, OrgStateView, OrgWorkflowInput
 
 # Database and SMTP outages are retried until they pass: the workflow waits, nothing is lost.
 INFRA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -95,11 +96,17 @@ class OrgWorkflow:
         self._reports_received = input.reports_received
         self._one_report_at_a_time = 0   # after a batch failed for a bad value: find the report
         self._reports_in_flight = 0      # taken from the queue, their effects not yet carried out
+        self._opening = input.opening
+        self._opened: ChangeOutcome | None = None   # the answer to `opening`, once the first payment is decided
 
     # ---- the policy loop -------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: OrgWorkflowInput) -> None:
+        if input.opening is not None and not await self._open(input.opening):
+            # Nothing of the org remains: the run ends once `opening` has its answer.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return
         context = await self._load_org(input.org_id)
         self.org, self.policy, self.catalog = context.snapshot, context.policy, context.catalog
         self.roster = Roster.unpack(context.users) if context.users is not None else None
@@ -137,6 +144,55 @@ class OrgWorkflow:
         # Reports received since the last batch go to the next run: none is dropped.
         workflow.continue_as_new(OrgWorkflowInput(self.org_id, reports=list(self._reports),
                                                   reports_received=self._reports_received))
+
+    async def _open(self, opening: Opening) -> bool:
+        """A new customer (DOMAIN.md): write the org with its first cycle's invoice and charge it.
+        Paid: the org lives on in this run. Declined: nothing of the org remains. Refused (an id
+        taken): nothing was written. Either way `opening` answers. True when the org is open."""
+        org = opening.org
+        try:
+            result = await self._db(BillingActivities.open_account, OpeningInput(org, opening.card, workflow.now()),
+                                    f"open org {org.id} on {org.plan} ({org.cycle})")
+        except ActivityError as err:
+            cause = err.cause
+            if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+                raise
+            self._opened = ChangeOutcome(message=cause.message, status="refused")
+            return False
+        except ApplicationError as err:   # a local activity's refusal arrives unwrapped
+            if not err.non_retryable:
+                raise
+            self._opened = ChangeOutcome(message=err.message, status="refused")
+            return False
+        charge = await self._carry_out(result, legacy.Origin("open_account", "opening"))
+        invoice = result.invoice
+        if charge.outcome == ChargeOutcome.SUCCEEDED:
+            org_now = self.org
+            self._opened = ChangeOutcome(
+                message=f"org {org.id} created on {org.plan} ({org.cycle}); paid {invoice.number}; renews on "
+                        f"{org_now.renews_at:%Y-%m-%d}", status=str(org_now.status), invoice=invoice.number,
+                amount=charge.amount, payment=str(charge.outcome))
+            return True
+        message = await self._db(BillingActivities.discard_opening,
+                                 DunningUpdate(org.id, invoice.number, workflow.now(), attempt=charge.attempt,
+                                               amount=charge.amount, reason=charge.reason),
+                                 f"first payment declined: discard org {org.id}")
+        self._opened = ChangeOutcome(message=message, status="declined", invoice=invoice.number,
+                                     amount=charge.amount, payment=str(charge.outcome), decline_reason=charge.reason)
+        self.org = None   # nothing of it remains: the state query says so
+        return False
+
+    @workflow.update(name="opening", description="Wait for the answer to opening this org on a paid plan: its first "
+                                                 "payment made, or declined (`billing org create` sends it)")
+    async def opening(self) -> ChangeOutcome:
+        await workflow.wait_condition(lambda: self._opened is not None)
+        return self._opened
+
+    @opening.validator
+    def _opening_requested(self) -> None:
+        if self._opening is None:
+            raise ApplicationError(f"org {self.org_id} was not created by this run with a first payment; nothing "
+                                   "to wait for", type="not_allowed", non_retryable=True)
 
     def _next_step(self) -> Step:
         """The policy's next step. A past-due or escalated org renews on its renewal date;
@@ -236,6 +292,8 @@ class OrgWorkflow:
         if charge.purpose == ChargePurpose.CHANGE:  # the change keeps waiting for payment
             context: OrgContext = await self._db(BillingActivities.load_org, self.org_id, "reload org")
             self.org = context.snapshot
+            return result
+        if charge.purpose == ChargePurpose.OPENING:  # the org is discarded (_open)
             return result
         update = DunningUpdate(self.org_id, number, workflow.now(), attempt=result.attempt,
                                scheduled=charge.purpose == ChargePurpose.RETRY, amount=result.amount,
@@ -441,6 +499,8 @@ class OrgWorkflow:
 
     @workflow.query(name="state")
     def state(self) -> OrgStateView:
+        if self.org is None and self._opened is not None:
+            raise ApplicationError(self._opened.message, type="unknown_org")
         if self.org is None:
             raise ApplicationError("the org workflow is still loading")
         step = self.step or next_step(self.org, self.policy, workflow.now())

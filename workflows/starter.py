@@ -1,22 +1,41 @@
 """Client-side helpers for the org workflow: start it (idempotently) and find it."""
 
-from temporalio.client import Client, WorkflowHandle
+from typing import Any
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from workflows import search_attributes as sa
-from workflows.messages import OrgWorkflowInput, workflow_id_for
+from workflows.messages import ChangeOutcome, Opening, OrgWorkflowInput, workflow_id_for
 from workflows.org import OrgWorkflow
+
+
+def _start_options(org_id: str, task_queue: str, name: str, admin_email: str) -> dict[str, Any]:
+    return dict(id=workflow_id_for(org_id), task_queue=task_queue,
+                search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ORG_ID, org_id)]),
+                memo={"org_name": name, "admin_email": admin_email},
+                static_summary=f"Lifecycle of org {org_id}" + (f" ({name})" if name else ""))
 
 
 async def start_org_workflow(client: Client, org_id: str, task_queue: str, name: str = "",
                              admin_email: str = "") -> WorkflowHandle:
     """Start the org's workflow, or return the running one: safe to call twice."""
-    return await client.start_workflow(
-        OrgWorkflow.run, OrgWorkflowInput(org_id), id=workflow_id_for(org_id), task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ORG_ID, org_id)]),
-        memo={"org_name": name, "admin_email": admin_email},
-        static_summary=f"Lifecycle of org {org_id}" + (f" ({name})" if name else ""))
+    return await client.start_workflow(OrgWorkflow.run, OrgWorkflowInput(org_id),
+                                       id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                                       **_start_options(org_id, task_queue, name, admin_email))
+
+
+async def open_org(client: Client, opening: Opening, task_queue: str) -> ChangeOutcome:
+    """Start a new customer's org workflow, which writes the org and charges its first cycle, and
+    wait for the answer (paid, declined, refused). One request to Temporal (update-with-start): once
+    it is accepted the opening completes whatever happens to the caller. An org whose workflow
+    runs already is refused by Temporal (WorkflowAlreadyStartedError)."""
+    org = opening.org
+    start = WithStartWorkflowOperation(OrgWorkflow.run, OrgWorkflowInput(org.id, opening=opening),
+                                       id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                                       **_start_options(org.id, task_queue, org.name, org.admin_email))
+    return await client.execute_update_with_start_workflow(OrgWorkflow.opening, start_workflow_operation=start,
+                                                           result_type=ChangeOutcome)
 
 
 def org_handle(client: Client, org_id: str) -> WorkflowHandle:

@@ -32,7 +32,7 @@ from domain import emails
 from domain.decisions import EmailLine
 from domain.storage import AutoAllocation, BlockedUser, Verdict, storage_emails
 from domain.cards import sandbox_tokenise
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.policy import Policy
 from domain.states import InvoiceKind, InvoiceStatus
 from domain.statement import Buyer, EntryKind
@@ -58,7 +58,7 @@ def paid_renewal(db, catalog, org_id: str, locale: str = "id", currency: str = "
                                   users=[NewUser(f"b@{org_id}.test", 1), NewUser(f"c@{org_id}.test", 1)]), catalog)
     card = sandbox_tokenise(card_number)
     with db.transaction() as session:
-        create_org(session, org, catalog, Policy(), START)
+        create_org(session, paid_for_one_cycle(org, START, "tests"), catalog, Policy(), START)
         set_card(session, org_id, card.token, card.brand, card.last4)
     billing = BillingActivities(db, catalog, Policy())
     number = billing.open_renewal(RenewalInput(org_id, RENEWAL, RENEWAL)).invoice.number

@@ -23,7 +23,7 @@ from db.state import StoredUsers, load_state
 from domain import requests as rq
 from domain.cards import sandbox_tokenise
 from domain.errors import ERROR_TYPES, DomainError
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.operations import OPERATIONS
 from domain.policy import Policy
 from domain.subscription import catalog_facts
@@ -76,7 +76,7 @@ def org(pg_db, catalog):
     new = validate_new_org(NewOrg(id="ext", name="Extreme Co", admin_email=ADMIN, plan="standard", cycle="monthly",
                                   licences=4, users=[NewUser("b@ext.test", 1.0)]), catalog)
     with pg_db.transaction() as session:
-        create_org(session, new, catalog, policy, START)
+        create_org(session, paid_for_one_cycle(new, START, "tests"), catalog, policy, START)
         card = sandbox_tokenise("4242424242424242")
         set_card(session, "ext", card.token, card.brand, card.last4)
     return pg_db, BillingActivities(pg_db, catalog, policy), policy

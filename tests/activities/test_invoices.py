@@ -7,7 +7,7 @@ from activities.documents import SAMPLE_SELLER, Documents
 from activities.messages import RenewalInput
 from db.invoices import invoice_document
 from db.orgs import create_org
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.policy import Policy
 
 START = datetime(2026, 1, 31, 9, 0, tzinfo=timezone.utc)
@@ -18,7 +18,7 @@ def test_renewal_invoice_is_numbered_once_and_renders_in_the_org_language(pg_db,
                                   currency="IDR", plan="mail_premium", cycle="monthly",
                                   users=[NewUser("b@inv.test", 1.0)]), catalog)
     with pg_db.transaction() as session:
-        create_org(session, org, catalog, Policy(), START)
+        create_org(session, paid_for_one_cycle(org, START, "tests"), catalog, Policy(), START)
     renewal = datetime(2026, 2, 28, 9, 0, tzinfo=timezone.utc)
     activities = BillingActivities(pg_db, catalog, Policy())
     first = activities.open_renewal(RenewalInput("inv", renewal, renewal))

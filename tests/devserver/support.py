@@ -10,7 +10,7 @@ from typing import TypeVar
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
 
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from db.orgs import create_org
 from db.state import load_state
 from domain.periods import anchor_renewing_at
@@ -50,7 +50,7 @@ def create_db_only_org(stack: Stack, org_id: str, start: datetime, **fields) -> 
     new = validate_new_org(NewOrg(id=org_id, users=[NewUser(e, gb) for e, gb in fields.pop("users", [])],
                                   **fields), stack.catalog)
     with stack.db.transaction() as session:
-        create_org(session, new, stack.catalog, stack.policy, start)
+        create_org(session, paid_for_one_cycle(new, start, "tests"), stack.catalog, stack.policy, start)
     return org_id
 
 

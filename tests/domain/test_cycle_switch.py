@@ -8,7 +8,7 @@ from datetime import timedelta
 from domain import requests as rq
 from domain.catalog import load_catalog
 from domain.lifecycle import next_step
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.states import Cycle, InvoiceKind
 from tests.domain.builders import policy, utc
 from tests.domain.test_decisions import GOOD
@@ -25,7 +25,7 @@ STAFF = "rina@billing.test"
 def yearly_org() -> OrgModel:
     org = validate_new_org(NewOrg(id="acme", name="Acme", admin_email="admin@acme.test", plan="standard",
                                   cycle="yearly", users=[NewUser("b@acme.test", 1)]), CATALOG)
-    return OrgModel(org, START, P, CATALOG, GOOD.token, card_last4=GOOD.last4)
+    return OrgModel(paid_for_one_cycle(org, START, "tests"), START, P, CATALOG, GOOD.token, card_last4=GOOD.last4)
 
 
 def renewals(org: OrgModel) -> list[tuple]:
@@ -76,7 +76,7 @@ def test_asking_to_switch_to_yearly_again_withdraws_the_switch_for_nothing():
 def test_a_monthly_org_is_refused_in_one_line():
     org = validate_new_org(NewOrg(id="m", name="M", admin_email="admin@m.test", plan="standard", cycle="monthly",
                                   users=[]), CATALOG)
-    model = OrgModel(org, START, P, CATALOG, GOOD.token, card_last4=GOOD.last4)
+    model = OrgModel(paid_for_one_cycle(org, START, "tests"), START, P, CATALOG, GOOD.token, card_last4=GOOD.last4)
     assert model.request("switch_to_monthly", rq.SwitchToMonthlyRequest()) is None
     assert model.rejections == [(START, "switch_to_monthly",
                                  "the org is already billed monthly; only a yearly org can switch to monthly")]

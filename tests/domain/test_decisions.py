@@ -10,7 +10,7 @@ from domain import requests as rq
 from domain.cards import sandbox_tokenise
 from domain.catalog import load_catalog
 from domain.decisions import ChargePurpose, Context, EffectKind
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.operations import OPERATIONS, decide
 from domain.payments import Decline, PaidInvoice, charge_declined, invoice_paid
 from domain.renewal import renew
@@ -38,7 +38,7 @@ def model(plan="standard", card=GOOD, users=("b@acme.test",), **fields) -> OrgMo
     org = validate_new_org(NewOrg(id="acme", name="Acme", admin_email="admin@acme.test", plan=plan,
                                   cycle=None if plan in ("trial", "free") else "monthly",
                                   users=[NewUser(u, 1) for u in users], **fields), CATALOG)
-    return OrgModel(org, START, P, CATALOG, card.token if card else None, card_last4=card.last4 if card else None)
+    return OrgModel(paid_for_one_cycle(org, START, "tests"), START, P, CATALOG, card.token if card else None, card_last4=card.last4 if card else None)
 
 
 def at(days, hours=0):

@@ -33,13 +33,13 @@ from domain import requests as rq
 from domain.billing import unit_price
 from domain.cards import sandbox_tokenise
 from domain.catalog import load_catalog
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.policy import Policy
 from domain.proration import period_days
 from domain.states import FREE_PLAN, InvoiceKind, InvoiceStatus
 from domain.storage import MB_PER_GB
 from domain.subscription import PAID_STATUSES, Item
-from tests.support.model import OrgModel
+from tests.support.model import OpeningDeclined, OrgModel
 
 settings.register_profile("ci", max_examples=200, stateful_step_count=50, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -55,7 +55,7 @@ CARDS = {"good": sandbox_tokenise("4242424242424242"), "declining": sandbox_toke
 PLANS = ["free", "mail_lite_5", "mail_lite_10", "mail_premium", "standard", "professional"]
 PAID_PLANS = PLANS[1:]
 STAFF = "rina@billing.test"
-CYCLE_INVOICES = (InvoiceKind.RENEWAL, InvoiceKind.TRIAL_CONVERSION)
+CYCLE_INVOICES = (InvoiceKind.RENEWAL, InvoiceKind.TRIAL_CONVERSION, InvoiceKind.OPENING)
 
 users = st.sampled_from([f"u{i}@acme.test" for i in range(1, 9)])
 gb = st.sampled_from([0, 1, 4.5, 6, 12, 28, 40, 60, 120])
@@ -70,17 +70,31 @@ class OrgLife(RuleBasedStateMachine):
                 cycle=st.sampled_from(["monthly", "monthly", "yearly"]),
                 extra=st.lists(gb, min_size=0, max_size=4), card=st.sampled_from([None, "good", "good", "declining"]),
                 auto=st.booleans(), spare=st.integers(min_value=0, max_value=2),
-                currency=st.sampled_from(["USD", "USD", "IDR"]))
-    def start(self, plan, cycle, extra, card, auto, spare, currency):
+                currency=st.sampled_from(["USD", "USD", "IDR"]), new_customer=st.booleans())
+    def start(self, plan, cycle, extra, card, auto, spare, currency, new_customer):
         people = [NewUser(f"u{i}@acme.test", usage) for i, usage in enumerate(extra, start=1)]
         paid = plan not in ("trial", "free")
         org = validate_new_org(NewOrg(id="acme", name="Acme", admin_email="admin@acme.test", users=people, plan=plan,
                                       currency=currency, locale="id" if currency == "IDR" else "en",
                                       cycle=cycle if paid else None, auto_allocate_storage=auto,
                                       licences=len(people) + 1 + spare if paid else None), CATALOG)
+        if paid and not (new_customer and card):
+            org = paid_for_one_cycle(org, START, "tests")   # an existing customer moved in
         token = CARDS[card] if card else None
-        self.org = OrgModel(org, START, POLICY, CATALOG, token.token if token else None,
-                            card_last4=token.last4 if token else None)
+        try:
+            self.org = OrgModel(org, START, POLICY, CATALOG, token.token if token else None,
+                                card_last4=token.last4 if token else None)
+        except OpeningDeclined:
+            # Nothing of the org remains; the admin runs `org create` again with another card.
+            event("opening declined, then paid with another card")
+            good = CARDS["good"]
+            self.org = OrgModel(org, START, POLICY, CATALOG, good.token, card_last4=good.last4, opening_attempt=2)
+        if paid and org.paid_through is None:
+            event("a new customer paid its first cycle at creation")
+            [opening] = self.org.invoices.values()
+            assert (opening.kind, opening.status, opening.period_start) == (InvoiceKind.OPENING, InvoiceStatus.PAID,
+                                                                            START)
+            assert [(c.at, c.invoice, c.outcome) for c in self.org.charges] == [(START, opening.number, "succeeded")]
         self.currency = currency
         self.seen_events = 0
         self.seen_charges = 0

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from temporalio.client import Client
 
 from db.models import EmailMessage, GatewayCharge, Invoice, Payment
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from db.orgs import create_org, set_card
 from db.session import Database
 from domain.catalog import Catalog
@@ -194,7 +194,8 @@ def renewal_org(db: Database, catalog: Catalog, policy: Policy, org_id: str, due
                                   users=[NewUser(f"user@{org_id}.test", 1.0)], plan=plan, cycle="monthly"),
                            catalog)
     with db.transaction() as session:
-        create_org(session, new, catalog, policy, due - relativedelta(months=1))
+        start = due - relativedelta(months=1)
+        create_org(session, paid_for_one_cycle(new, start, "tests"), catalog, policy, start)
         details = sandbox_tokenise(card)
         set_card(session, org_id, details.token, details.brand, details.last4)
 

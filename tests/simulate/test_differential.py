@@ -15,7 +15,7 @@ import yaml
 from dateutil.relativedelta import relativedelta
 
 from domain.catalog import load_catalog
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.operations import OPERATIONS
 from domain.policy import Policy
 from domain.requests import Kind
@@ -113,7 +113,8 @@ def through_the_model(doc: dict) -> OrgModel:
                                   users=[NewUser(u["email"], u["storage_gb"]) for u in spec["users"]]), CATALOG)
     from domain.cards import sandbox_tokenise
     card = sandbox_tokenise(spec["card"]) if "card" in spec else None
-    model = OrgModel(org, start, Policy(billing_staff=None, large_account_licences=LARGE), CATALOG,
+    # SIMULATE.md: an org starting on a paid plan was paid through start plus one cycle.
+    model = OrgModel(paid_for_one_cycle(org, start, "billing simulate"), start, Policy(billing_staff=None, large_account_licences=LARGE), CATALOG,
                      card.token if card else None, card_last4=card.last4 if card else None)
     for action in doc["actions"]:
         model.advance_to(start + _duration(action["at"]))

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import insert
 
 from db.models import User
-from domain.onboarding import NewOrg, validate_new_org
+from domain.onboarding import NewOrg, paid_for_one_cycle, validate_new_org
 from db.orgs import create_org
 from domain.policy import Policy
 
@@ -15,7 +15,7 @@ def create_large_org(db, catalog, org_id: str, users: int, usage_mb, at: datetim
     org = validate_new_org(NewOrg(id=org_id, name=org_id, admin_email=f"u0@{org_id}.test", users=[],
                                   plan=plan, cycle=None if plan == "free" else "monthly"), catalog)
     with db.transaction() as session:
-        create_org(session, org, catalog, Policy(), at)
+        create_org(session, paid_for_one_cycle(org, at, "tests"), catalog, Policy(), at)
         session.execute(insert(User), [
             {"org_id": org_id, "email": f"u{i}@{org_id}.test", "storage_mb": usage_mb(i), "is_admin": False,
              "seq": i + 1, "created_at": at, "blocked": False} for i in range(1, users)])

@@ -11,14 +11,14 @@ from typing import Any
 
 from domain import emails
 from domain.billing import Line
-from domain.cards import sandbox_behaviour
+from domain.cards import CardDetails, sandbox_behaviour
 from domain.catalog import Catalog
 from domain.credit import account_credit, settled_without_charge
 from domain.decisions import (ChargePurpose, Context, Decision, Effect, EffectKind, EmailLine, FinalAction,
                               StorageCheck, UserChangeKind, numbered)
 from domain.errors import DomainError
 from domain.lifecycle import StepKind, is_large_account, next_step
-from domain.onboarding import PAID_BEFORE, NewOrg, gb_to_mb, opening_state
+from domain.onboarding import PAID_BEFORE, NewOrg, gb_to_mb, open_paid, opening_state
 from domain.operations import OPERATIONS, decide
 from domain import reports
 from domain.users import Roster
@@ -29,6 +29,10 @@ from domain.renewal import end_trial, plan_name, renew
 from domain.states import InvoiceKind, InvoiceStatus
 from domain.storage import MB_PER_GB, MailboxUser, enforce, storage_emails
 from domain.subscription import IN_DUNNING, OrgSnapshot, UnpaidCycle, catalog_facts
+
+
+class OpeningDeclined(Exception):
+    """A new customer's first payment was declined: the org is discarded (the workflow's _open)."""
 
 
 @dataclass
@@ -79,7 +83,10 @@ class ModelEvent:
 
 class OrgModel:
     def __init__(self, org: NewOrg, start: datetime, policy: Policy, catalog: Catalog,
-                 card_token: str | None = None, card_brand: str = "visa", card_last4: str | None = None) -> None:
+                 card_token: str | None = None, card_brand: str = "visa", card_last4: str | None = None,
+                 opening_attempt: int = 1) -> None:
+        """An org on a paid plan without `org.paid_through` is a new customer: its first cycle is
+        charged to the card at once, and a decline raises OpeningDeclined (nothing of it remains)."""
         self.policy, self.catalog, self.now = policy, catalog, start
         self.facts = catalog_facts(catalog, org.currency)
         self.users = {u.email: ModelUser(u.email, gb_to_mb(u.storage_gb), seq, u.email == org.admin_email)
@@ -96,11 +103,19 @@ class OrgModel:
         self.removing: dict[int, int] = {}
         self._updates = 0
         self.reported: dict[str, reports.Stamp] = {}   # the newest report applied per subject
+        if org.paid and org.paid_through is None:
+            # A new customer: the first cycle is invoiced and charged now (domain.onboarding.open_paid).
+            card = CardDetails(card_token, card_brand, card_last4 or card_token[-4:])
+            self.state = None
+            self.paid_before = []
+            self._step(open_paid(org, card, opening_attempt, self._ctx("opening")), "opening")
+            self._note_day()
+            return
         state = opening_state(org, catalog, policy, start)
         if card_token:
             state = state.with_changes(card_brand=card_brand, card_last4=card_last4 or card_token[-4:])
         self.state = self._reload(state)
-        # A first cycle paid before the org reached us (created on a paid plan): billed, not invoiced.
+        # A first cycle paid before the org reached us (moved in on a paid plan): billed, not invoiced.
         self.paid_before = [span for span in state.ledger if span.invoice == PAID_BEFORE]
         self._check_storage(StorageCheck("created"), send=False)  # as db/orgs.create_org does
         self._note_day()
@@ -221,6 +236,8 @@ class OrgModel:
         self.state = self._reload(self.state)
         if purpose == ChargePurpose.CHANGE:
             return
+        if purpose == ChargePurpose.OPENING:
+            raise OpeningDeclined(reason)
         decline = Decline(number, attempt, amount, reason)
         self._step(charge_declined(self.state, decline, purpose, self._ctx(f"declined:{number}:{attempt}")),
                    key, decline)

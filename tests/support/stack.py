@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from activities.mail import SmtpConfig
 from activities.payments import PaymentGateway, SandboxGateway
-from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from db.orgs import create_org, set_card
 from domain.cards import sandbox_tokenise
 from db.session import Database
@@ -64,8 +64,10 @@ class Stack:
         fields.setdefault("admin_email", f"admin@{org_id}.test")
         new = validate_new_org(NewOrg(id=org_id, users=[NewUser(e, gb) for e, gb in (users or [])], **fields),
                                self.catalog)
+        start = start or await self.now()
         with self.db.transaction() as session:
-            create_org(session, new, self.catalog, self.policy, start or await self.now())
+            # On a paid plan: moved in, paid for its first cycle (as `billing simulate` creates it).
+            create_org(session, paid_for_one_cycle(new, start, "tests"), self.catalog, self.policy, start)
             if card:
                 details = sandbox_tokenise(card)
                 set_card(session, org_id, details.token, details.brand, details.last4)

@@ -44,7 +44,9 @@ def test_each_update_description_carries_json_that_its_update_accepts(name, cata
 
 
 def test_every_operation_is_an_update():
-    assert {name for name in UPDATES if name is not None} == set(OPERATIONS)
+    # ... and one more: `opening`, by which `billing org create` waits for a new customer's first
+    # payment (it changes nothing; the org's creation is not an operation on an org).
+    assert {name for name in UPDATES if name is not None} == set(OPERATIONS) | {"opening"}
     assert UPDATES[None].validator is not None  # and one refusing the names it does not have
 
 

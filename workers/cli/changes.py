@@ -96,17 +96,24 @@ def _card_refusal(name: str) -> inspect.Parameter:
                              default=typer.Option(None, f"--{name}", hidden=True))
 
 
-def read_card_number() -> str:
-    """From a hidden prompt in a terminal, else the first line of standard input."""
+def card_number_given(prompt: str = "Card number", ask: bool = True) -> str | None:
+    """A card number from a hidden prompt in a terminal (when `ask`), else the first line of
+    standard input; None when none is given. Never an argument: it would stay in the shell
+    history and show in `ps`."""
     if sys.stdin is None:
-        fail("no card number: pipe it on standard input (echo NUMBER | billing org update-card ORG)", ExitCode.USAGE)
+        return None
     if sys.stdin.isatty():
-        return typer.prompt("Card number", hide_input=True, err=True)
-    line = sys.stdin.readline().strip()
-    if not line:
+        return (typer.prompt(prompt, hide_input=True, err=True, default="", show_default=False).strip() or None
+                if ask else None)
+    return sys.stdin.readline().strip() or None
+
+
+def read_card_number() -> str:
+    number = card_number_given()
+    if number is None:
         fail("no card number on standard input: pipe it (echo NUMBER | billing org update-card ORG), or run "
              "the command in a terminal to be asked for it", ExitCode.USAGE)
-    return line
+    return number
 
 
 def _card_fields(operation: Operation) -> list[str]:

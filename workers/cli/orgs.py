@@ -33,6 +33,12 @@ def refused(err: DomainError, prefix: str = "") -> None:
     fail(prefix + err.message, checked_exit(err))
 
 
+# A paid plan's org: who pays its first cycle, said once for the refusal and the help.
+PAID_PLAN_CHOICE = ("a new customer pays its first cycle now: give its card on standard input (echo NUMBER | "
+                    "billing org create ...) or at the prompt; an existing customer moved in from another system "
+                    "needs --paid-through DATE --by STAFF_EMAIL instead (no charge, first renewal on DATE)")
+
+
 @org_app.command("create")
 def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters, digits, '-', '_'"),
                name: str = typer.Option(..., help="Org name shown in e-mails"),
@@ -42,30 +48,58 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
                currency: Currency = typer.Option("USD", help="Currency of prices and invoices"),
                plan: str = typer.Option("trial", help="trial, free or a paid plan id",
                                         autocompletion=complete_new_org_plan),
-               cycle: Optional[BillingCycle] = typer.Option(None, help="For a paid plan")) -> None:
-    """Create an org (a 15-day Professional trial by default) and start its workflow."""
-    from db.orgs import create_org
+               cycle: Optional[BillingCycle] = typer.Option(None, help="For a paid plan"),
+               paid_through: Optional[str] = typer.Option(
+                   None, help="An existing customer moved in from another system: its current cycle is paid until "
+                              "this date (YYYY-MM-DD, midnight UTC, or an ISO 8601 time), its first renewal here; "
+                              "nothing is charged now. Needs --by"),
+               by: Optional[str] = typer.Option(None, "--by", help="Billing staff vouching for --paid-through "
+                                                                  "(kept in the audit log)")) -> None:
+    """Create an org (a 15-day Professional trial by default) and start its workflow.
+
+    On a paid plan a new customer pays its first cycle at once, with the card read from standard
+    input or a hidden prompt: a declined card creates nothing. An existing customer moved in from
+    another system gives --paid-through instead."""
     from domain.catalog import load_catalog
-    from domain.onboarding import NewOrg, validate_new_org
+    from domain.onboarding import NewOrg, check_paid_through, validate_new_org
     config = settings()
     catalog = load_catalog(config.catalog_path)
-    if plan in catalog.plans and plan != "free" and cycle is None:
+    paid = plan in catalog.plans and plan != "free"
+    if paid and cycle is None:
         fail(f"--cycle: the paid plan {plan} needs --cycle monthly or --cycle yearly", ExitCode.USAGE)
+    now = datetime.now(timezone.utc)
+    moment = _moment(paid_through, "--paid-through") if paid_through is not None else None
+    if moment is not None:
+        if not by:
+            fail("--by: --paid-through needs --by naming the billing staff who vouches for the cycle paid elsewhere "
+                 "(kept in the audit log)", ExitCode.USAGE)
+        if not config.policy.is_staff(by):
+            fail(f"--paid-through: only billing staff may move in a customer whose cycle was paid elsewhere; {by} "
+                 "is not billing staff (BILLING_BILLING_STAFF)", ExitCode.REFUSED)
     try:
         new = validate_new_org(NewOrg(id=org_id, name=name, admin_email=admin,
                                       users=[parse_user(u, i) for i, u in enumerate(user)], locale=locale.value,
-                                      currency=currency.value, plan=plan, cycle=cycle.value if cycle else None),
+                                      currency=currency.value, plan=plan, cycle=cycle.value if cycle else None,
+                                      paid_through=moment, moved_in_by=by if moment else None),
                                catalog, config.policy.limits)
+        check_paid_through(new, now)
     except DomainError as err:
         refused(err)
+    card = _card_for(new)
+    if paid and moment is None:
+        asyncio.run(_open_new_customer(config, new, card))
+        return
 
     async def create() -> None:
+        from db.orgs import create_org, set_card
         from workers.temporal import connect
         from workflows.starter import start_org_workflow
         client = await connect(config)   # Temporal first: when it is down, nothing is saved (exit 3)
         try:
             with database().transaction() as session:
-                create_org(session, new, catalog, config.policy, datetime.now(timezone.utc))
+                create_org(session, new, catalog, config.policy, now)
+                if card is not None:
+                    set_card(session, new.id, card.token, card.brand, card.last4)
         except DomainError as err:   # the stored state said no (an org with this id exists)
             fail(err.message, ExitCode.REFUSED)
         try:
@@ -77,7 +111,61 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
             fail(f"org {new.id} saved, but its workflow did not start: {cause}; once Temporal is reachable, "
                  "`billing reconcile` starts it (the nightly reconciliation would too)", ExitCode.UNAVAILABLE)
     asyncio.run(create())
-    console.print(f"org {new.id} created ({len(new.users)} users); workflow org-{new.id} started", highlight=False)
+    moved = f"; moved in, paid through {moment:%Y-%m-%d %H:%M} UTC (no charge)" if moment else ""
+    console.print(f"org {new.id} created ({len(new.users)} users){moved}; workflow org-{new.id} started",
+                  highlight=False)
+
+
+def _card_for(new):  # noqa: ANN001, ANN202  (a validated NewOrg -> CardDetails | None)
+    """The card of an org on a paid plan: a new customer's is required (a prompt in a terminal,
+    else standard input); a customer moved in may pipe one for its renewals. Tokenised here, as the
+    gateway's card form would: the number goes no further."""
+    from domain.cards import sandbox_tokenise
+    from workers.cli.changes import card_number_given
+    if not new.paid:
+        return None
+    new_customer = new.paid_through is None
+    number = card_number_given("Card number (pays the first cycle)", ask=new_customer)
+    if number is None:
+        if new_customer:
+            fail(f"--plan {new.plan}: {PAID_PLAN_CHOICE}", ExitCode.USAGE)
+        return None
+    try:
+        return sandbox_tokenise(number)
+    except DomainError as err:   # malformed (2), or refused by the gateway (1): nothing is created
+        fail(f"org {new.id} not created: {err.message.split('; ')[0]}; nothing was saved", checked_exit(err))
+
+
+async def _open_new_customer(config, new, card) -> None:  # noqa: ANN001
+    """Start the org's workflow with the opening and wait for its answer: paid (the org exists,
+    its workflow runs), declined or refused (nothing of the org exists)."""
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+    from db.models import Organisation
+    from domain.money import format_money
+    from workers.temporal import connect
+    from workflows.messages import Opening
+    from workflows.starter import open_org
+    client = await connect(config)   # Temporal first: when it is down, nothing is saved (exit 3)
+    with database().transaction() as session:
+        if session.get(Organisation, new.id) is not None:
+            fail(f"id: an org with id {new.id!r} already exists", ExitCode.REFUSED)
+    try:
+        outcome = await open_org(client, Opening(new, card), config.temporal_task_queue)
+    except WorkflowAlreadyStartedError:
+        fail(f"id: an org with id {new.id!r} already exists, or is being created (its workflow org-{new.id} "
+             "is running)", ExitCode.REFUSED)
+    except Exception as err:  # noqa: BLE001
+        from workers.cli.outage import unavailable
+        from workers.operations import refusal_from
+        fail(unavailable(err) or f"org create refused: {refusal_from(err).message}",
+             ExitCode.UNAVAILABLE if unavailable(err) else ExitCode.REFUSED)
+    if outcome.payment == "declined":
+        fail(f"org {new.id} not created: the card ending {card.last4} was declined ({outcome.decline_reason}); "
+             "nothing was saved; run the command again with another card", ExitCode.REFUSED)
+    if outcome.payment != "succeeded":
+        fail(f"org create refused: {outcome.message}", ExitCode.REFUSED)
+    console.print(f"{outcome.message} ({format_money(outcome.amount, new.currency, 'en')} charged to "
+                  f"{card.brand} ending {card.last4}); workflow org-{new.id} started", highlight=False)
 
 
 async def _state(org_id: str):
