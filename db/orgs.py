@@ -42,8 +42,8 @@ def create_org(session: Session, org: NewOrg, catalog: Catalog, policy: Policy, 
     record_event(session, org.id, now, "org_created", {"plan": org.plan, "users": len(org.users)})
     record_event(session, org.id, now, "status", {"status": str(state.status)})
     if org.paid_through is not None:
-        record_event(session, org.id, now, "moved_in", {"paid_through": org.paid_through.isoformat(),
-                                                        "renews_at": state.renews_at.isoformat()},
+        # Its first renewal here is the paid-through date.
+        record_event(session, org.id, now, "moved_in", {"paid_through": org.paid_through.isoformat()},
                      actor=org.moved_in_by, reason="existing customer moved in; its current cycle was paid elsewhere")
     # A user already over the plan's quota (or beyond the free plan's cap) is blocked from the start.
     enforce_storage(session, org.id, catalog, now)

@@ -73,6 +73,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # user_unblocked, escalated (and action_rejected, made by the harness). The others are extras.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "org_created": ("plan", "users"),
+    "moved_in": ("paid_through", "by"),   # by: who vouched (the event's actor)
     "status": ("status",),
     "plan_changed": ("from", "to", "reason"),
     "invoice": ("number", "total", "currency", "status", "kind", "credit_applied"),
@@ -91,7 +92,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "storage_auto_released": ("user", "unit_gb"),
     "cycle_changed": ("from", "to"),
 }
-TIME_FIELDS = ("first_response_due", "determination_due")
+TIME_FIELDS = ("first_response_due", "determination_due", "paid_through")
 _DATE = re.compile(r"(?<!\d)(\d{4})(-\d{2}-\d{2})(?!\d)")
 
 
@@ -463,6 +464,8 @@ class _Run:
         if names is None:
             return None
         event = {"type": row.type}
+        if row.actor:
+            data.setdefault("by", row.actor)
         for name in names:
             if name in data:
                 value = data[name]

@@ -57,3 +57,12 @@ def test_2_an_escalated_org_is_invoiced_on_each_renewal_date_and_a_downgrade_wri
     assert [(e["at"], e["number"][-4:]) for e in events(doc, "invoice", status="uncollectible")] == [
         (at("2026-06-04 09:00"), "0001"), (at("2026-06-04 09:00"), "0002"), (at("2026-06-04 09:00"), "0003")]
     assert events(doc, "invoice", status="void") == []
+
+
+def test_3_an_org_starting_on_a_paid_plan_is_an_existing_customer_moved_in(runs):
+    """SIMULATE.md: paid through `start` plus one cycle, no charge at `start`; the timeline says so."""
+    doc = runs("2")
+    [moved_in] = events(doc, "moved_in")
+    assert moved_in == {"at": at("2026-03-01 09:00"), "type": "moved_in", "paid_through": at("2026-04-01 09:00"),
+                        "by": "billing simulate"}
+    assert [e for e in doc["events"] if e["type"] in ("charge", "invoice") and e["at"] < at("2026-04-01 09:00")] == []
