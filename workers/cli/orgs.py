@@ -219,12 +219,14 @@ def org_show(org_id: str = typer.Argument(..., help="Org id"),
     data["holdings"] = ", ".join(f"{h.name} x{h.quantity}" + (f" (paid to {h.paid_through:%Y-%m-%d})"
                                                               if h.paid_through else " (unpaid)")
                                  for h in held)
+    if snapshot.arrears:   # cycles served since dunning began, unpaid: settled with the dunning invoice
+        data["arrears"] = ", ".join(unpaid.invoice for unpaid in snapshot.arrears)
     if snapshot.credit:
         from domain.money import format_money
         data["credit"] = f"{format_money(snapshot.credit, snapshot.currency, 'en')} (used by the next invoices)"
     for key in ("name", "admin_email", "status", "plan", "cycle", "licences", "user_count", "renews_at",
                 "trial_ends_at", "holdings", "credit", "contacts", "scheduled", "waiting_for_payment", "dunning_invoice",
-                "dunning_attempts", "next_retry_at", "blocked_users", "next_action", "next_action_at"):
+                "dunning_attempts", "arrears", "next_retry_at", "blocked_users", "next_action", "next_action_at"):
         value = data.get(key)
         if value not in (None, [], "", 0):
             table.add_row(key, str(value))
