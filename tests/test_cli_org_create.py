@@ -31,50 +31,50 @@ def nothing_of(db, org_id: str) -> bool:
 
 async def test_a_new_customer_pays_at_creation_and_a_declined_card_creates_nothing(stack, smtp_sink):
     env = stack_env(stack)
-    stack.started.append("newco")
+    stack.started.append("clinew")
     async with stack.worker():
-        declined = await billing(*create_args("newco"), stdin=f"{DECLINING}\n", **env)
+        declined = await billing(*create_args("clinew"), stdin=f"{DECLINING}\n", **env)
         assert declined.code == 1 and declined.out == "" and declined.err_lines == [
-            "error: org newco not created: the card ending 0341 was declined (card_declined); nothing was saved; "
+            "error: org clinew not created: the card ending 0341 was declined (card_declined); nothing was saved; "
             "run the command again with another card"], declined
-        assert nothing_of(stack.db, "newco")
-        assert (await billing("org", "show", "newco", **env)).code == 1      # no org, no running workflow
+        assert nothing_of(stack.db, "clinew")
+        assert (await billing("org", "show", "clinew", **env)).code == 1      # no org, no running workflow
 
-        paid = await billing(*create_args("newco"), stdin=f"{GOOD}\n", **env)
+        paid = await billing(*create_args("clinew"), stdin=f"{GOOD}\n", **env)
         assert paid.code == 0 and paid.err == "", paid
-        assert "org newco created on standard (monthly); paid INV-newco-0001; renews on" in paid.out
+        assert "org clinew created on standard (monthly); paid INV-clinew-0001; renews on" in paid.out
         assert "($6.00 charged to visa ending 4242)" in paid.out and GOOD not in paid.out
-        shown = json.loads((await billing("org", "show", "newco", "--json", **env)).out)
+        shown = json.loads((await billing("org", "show", "clinew", "--json", **env)).out)
     with stack.db.transaction() as session:
-        [invoice] = session.scalars(select(Invoice).where(Invoice.org_id == "newco")).all()
+        [invoice] = session.scalars(select(Invoice).where(Invoice.org_id == "clinew")).all()
         charged = session.execute(select(Payment.idempotency_key, Payment.amount, Payment.outcome)
                                   .where(Payment.invoice_id == invoice.id)).all()
-        attempts = session.scalars(select(OpeningAttempt.outcome).where(OpeningAttempt.org_id == "newco")
+        attempts = session.scalars(select(OpeningAttempt.outcome).where(OpeningAttempt.org_id == "clinew")
                                    .order_by(OpeningAttempt.attempt)).all()
     assert (invoice.kind, invoice.status, invoice.total) == ("opening", "paid", 600)   # 2 licences x $3.00
-    assert [tuple(c) for c in charged] == [("newco:INV-newco-0001:2", 600, "succeeded")]
+    assert [tuple(c) for c in charged] == [("clinew:INV-clinew-0001:2", 600, "succeeded")]
     assert attempts == ["declined", "paid"]
     renews = datetime.fromisoformat(shown["renews_at"])
     assert (shown["status"], shown["plan"], shown["licences"], renews.month) == (
         "active", "standard", 2, invoice.created_at.month % 12 + 1)              # one cycle later
-    assert [m.recipients for m in smtp_sink.for_org("newco", "receipt")] == [["admin@newco.test"]]
+    assert [m.recipients for m in smtp_sink.for_org("clinew", "receipt")] == [["admin@clinew.test"]]
 
 
 async def test_an_existing_customer_moved_in_pays_nothing_and_renews_on_its_paid_through_date(stack):
     env = stack_env(stack)
-    stack.started.append("moved")
+    stack.started.append("climoved")
     paid_through = (datetime.now(timezone.utc) + timedelta(days=12)).strftime("%Y-%m-%d")
     async with stack.worker():
-        run = await billing(*create_args("moved", "--paid-through", paid_through, "--by", STAFF), **env)
+        run = await billing(*create_args("climoved", "--paid-through", paid_through, "--by", STAFF), **env)
         assert run.code == 0 and run.err == "", run
         assert f"moved in, paid through {paid_through} 00:00 UTC (no charge)" in run.out
-        shown = json.loads((await billing("org", "show", "moved", "--json", **env)).out)
-        history = json.loads((await billing("org", "history", "moved", "--json", **env)).out)
+        shown = json.loads((await billing("org", "show", "climoved", "--json", **env)).out)
+        history = json.loads((await billing("org", "history", "climoved", "--json", **env)).out)
     assert shown["renews_at"] == f"{paid_through}T00:00:00+00:00" and shown["status"] == "active"
     [moved_in] = [e for e in history["events"] if e["event"] == "moved_in"]
     assert moved_in["by"] == STAFF and moved_in["details"]["paid_through"] == f"{paid_through}T00:00:00+00:00"
     with stack.db.transaction() as session:
-        assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.org_id == "moved")) == 0
+        assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.org_id == "climoved")) == 0
 
 
 @pytest.mark.parametrize("extra, stdin, code, message", [

@@ -194,6 +194,16 @@ class OrgWorkflow:
             raise ApplicationError(f"org {self.org_id} was not created by this run with a first payment; nothing "
                                    "to wait for", type="not_allowed", non_retryable=True)
 
+    @property
+    def _loaded(self) -> bool:
+        """The org and its policy are known (a new customer's org exists before its policy is read)."""
+        return self.org is not None and self.policy is not None
+
+    @property
+    def _discarded(self) -> bool:
+        """A new customer's opening ended without an org (declined, or refused)."""
+        return self._opened is not None and self.org is None
+
     def _next_step(self) -> Step:
         """The policy's next step. A past-due or escalated org renews on its renewal date;
         patched: runs recorded before waited for dunning to end (an escalated org had no timer)."""
@@ -336,7 +346,7 @@ class OrgWorkflow:
         if info is not None and len(info.id) > UPDATE_ID_MAX:
             raise ApplicationError(f"update id: at most {UPDATE_ID_MAX} characters, got {len(info.id)}",
                                    type="invalid_input", non_retryable=True)
-        if self.org is None:  # still loading: the handler validates once the snapshot is there
+        if not self._loaded:  # still loading: the handler validates once the snapshot is there
             if info is not None:
                 self._unvalidated.add(info.id)
             return
@@ -347,7 +357,9 @@ class OrgWorkflow:
 
     async def _change(self, operation: Operation, request: Any, key: str) -> ChangeOutcome:
         """`key`: the change's business key (its Update's id), which makes it happen once."""
-        await workflow.wait_condition(lambda: self.org is not None)
+        await workflow.wait_condition(lambda: self._loaded or self._discarded)
+        if self._discarded:   # a new customer's first payment was declined: there is no org
+            raise ApplicationError(self._opened.message, type="unknown_org", non_retryable=True)
         info = workflow.current_update_info()
         if info is not None and info.id in self._unvalidated:
             self._unvalidated.discard(info.id)
@@ -440,7 +452,7 @@ class OrgWorkflow:
         operation = OPERATIONS[REPORT_SIGNALS[signal]]
         try:
             request = self._arrived(operation, update_json.read_request(operation, payload))
-            if self.org is not None:  # else the decision checks it (users, bounds) with the batch
+            if self._loaded:  # else the decision checks it (users, bounds) with the batch
                 operation.validate(self.org, self.policy, self.catalog, request, workflow.now(), self.roster)
         except DomainError as err:
             workflow.logger.warning("%s dropped: %s", signal, err.message)
@@ -499,9 +511,9 @@ class OrgWorkflow:
 
     @workflow.query(name="state")
     def state(self) -> OrgStateView:
-        if self.org is None and self._opened is not None:
+        if self._discarded:
             raise ApplicationError(self._opened.message, type="unknown_org")
-        if self.org is None:
+        if not self._loaded:
             raise ApplicationError("the org workflow is still loading")
         step = self.step or next_step(self.org, self.policy, workflow.now())
         return OrgStateView(snapshot=self.org, next_action=step.summary, next_action_at=step.due,

@@ -5,13 +5,16 @@ again with another card. On the time-skipping server, with real PostgreSQL and S
 
 from datetime import timedelta
 
+import pytest
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
 from db.models import (EmailMessage, GatewayCharge, Invoice, OpeningAttempt, Organisation, OrgEvent, Payment,
                        Subscription, User)
+from domain import requests as rq
 from domain.cards import sandbox_tokenise
 from domain.onboarding import NewOrg, NewUser, validate_new_org
+from workers.operations import OperationRefused
 from workflows.messages import Opening
 from workflows.starter import open_org
 
@@ -70,6 +73,8 @@ async def test_a_declined_card_leaves_nothing_and_the_id_opens_with_another_card
         assert "not created" in declined.message
         assert set(rows_of(stack.db, "nope").values()) == {0}   # no org, user, invoice, payment, event, e-mail
         assert (await stack.handle("nope").describe()).status.name == "COMPLETED"   # no workflow runs
+        with pytest.raises(OperationRefused, match="unknown org 'nope'"):
+            await stack.send("nope", "add_licences", rq.AddLicencesRequest(1))
         opened = await open_with(stack, "nope", GOOD)
         assert (opened.status, opened.payment) == ("active", "succeeded")
         await stack.settle("nope")
