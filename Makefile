@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(PY) -m workers.embedded
+	$(PY) -m workers.stack.embedded
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile

@@ -49,7 +49,7 @@ def orgs_stuck(by_reason: dict[str, int]) -> None:
 
 
 def org_gauges(meter: MetricMeter, orgs_by_status: dict[str, int], escalations_overdue: dict[str, int]) -> None:
-    """Counted from the database by every worker process (workers/gauges.py), so every replica
+    """Counted from the database by every worker process (workers/runtime/gauges.py), so every replica
     exports the same values: read them with `max`, never `sum`."""
     orgs = meter.create_gauge("billing_orgs", "Orgs per status, as the database holds them")
     for status, number in orgs_by_status.items():

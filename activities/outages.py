@@ -4,7 +4,7 @@ when it ends.
 A 30 s database cut once wrote 4.2 MB to the worker's log: a traceback per failed activity (SQL
 and org ids included), a warning per retry, per slow workflow task and per poll Temporal's core
 retried. Each of them says the same thing: a component is out. `OutageLog` is a filter on the
-worker's log handler (workers/logs.py) that lets the first of them through, rewritten to say
+worker's log handler (workers/runtime/logs.py) that lets the first of them through, rewritten to say
 so, counts the rest, reports the count every `report_every` seconds while the outage lasts,
 and writes one line when it ends: at the first success of an activity that had failed for it,
 or, when no activity failed for it (Temporal, whose successful polls nobody sees), once nothing
@@ -178,6 +178,6 @@ class OutageLog(logging.Filter):
                     return
 
 
-# The worker process's: its log handler filters through it (workers/logs.py) and its activities
-# report their successes to it (workers/worker.py).
+# The worker process's: its log handler filters through it (workers/runtime/logs.py) and its activities
+# report their successes to it (workers/runtime/worker.py).
 OUTAGES = OutageLog()

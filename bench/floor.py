@@ -34,7 +34,7 @@ if not workflow.unsafe.in_sandbox():  # the sandbox re-imports this module for e
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 with workflow.unsafe.imports_passed_through():
-    from workers.binaries import temporal_cli  # noqa: E402
+    from workers.runtime.binaries import temporal_cli  # noqa: E402
 
 PACKAGES = ("domain", "db", "workflows", "activities", "workers", "bench")
 

@@ -10,7 +10,7 @@
 For each size: a fresh PostgreSQL database (BILLING_TEST_PG_URL's server, default the local
 one), N monthly orgs created in bulk, 10% of them with the declining card 4000000000000341, one
 OrgLifecycle workflow each on the embedded dev server (in memory), an SMTP sink in its own
-process, and the production worker in this process (workers.worker.build_worker: 16 activity
+process, and the production worker in this process (workers.runtime.worker.build_worker: 16 activity
 threads; --no-sandbox and --max-cached as BILLING_WORKFLOW_SANDBOX and
 BILLING_MAX_CACHED_WORKFLOWS). The workflows are started before the worker polls; then every
 org's renewal is set to the same instant, far enough ahead for the worker to load every org and
@@ -60,8 +60,8 @@ from db.session import Database  # noqa: E402
 from domain.cards import sandbox_tokenise  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402
 from domain.policy import Policy  # noqa: E402
-from workers.binaries import temporal_cli  # noqa: E402
-from workers.worker import Components, build_worker  # noqa: E402
+from workers.runtime.binaries import temporal_cli  # noqa: E402
+from workers.runtime.worker import Components, build_worker  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from tests.support.databases import create_pg_database, drop_pg_database  # noqa: E402
 from workflows.starter import start_org_workflow  # noqa: E402

@@ -68,8 +68,8 @@ def main() -> int:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    from workers.simulate import _configured, run_scenario
-    from workers.simulate_scenario import load_scenario
+    from workers.simulate.run import _configured, run_scenario
+    from workers.simulate.scenario import load_scenario
     imported = time.perf_counter() - started
 
     with tempfile.TemporaryDirectory() as folder:

@@ -1,4 +1,4 @@
-from workers.binaries import temporal_test_server
+from workers.runtime.binaries import temporal_test_server
 import uuid
 
 import pytest
@@ -14,8 +14,8 @@ from domain.policy import Policy
 from tests.support.databases import create_pg_database, drop_pg_database, require_postgres
 from tests.support.smtp import SmtpSink
 from tests.support.stack import Stack
-from workers.search_attributes import api_types
-from workers.temporal import DATA_CONVERTER
+from workers.runtime.search_attributes import api_types
+from workers.runtime.temporal import DATA_CONVERTER
 
 
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from db.models import Organisation
 from db.session import Database
 from workers.cli import app
-from workers.usage_import import UsageImportError, decode, parse_usage_csv
+from workers.cli.usage_import import UsageImportError, decode, parse_usage_csv
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_a_large_file_goes_in_as_few_updates_as_fit_temporal_payloads():
     validator checks at most 10,000 rows in one workflow task."""
     import json
     from domain.limits import Limits
-    from workers.usage_import import BATCH_BYTES
+    from workers.cli.usage_import import BATCH_BYTES
     rows = "".join(f"user{i:06d}@a-rather-long-domain-name.example,{i % 9}.25\n" for i in range(120_000))
     usage = parse_usage_csv(rows, Limits(users_per_org=200_000))
     by_bytes = usage.batches(rows=10**9)
@@ -172,7 +172,7 @@ def test_a_database_out_of_reach_or_without_tables_is_one_line_and_exit_3(tmp_pa
 
 def test_maxima_cannot_be_configured_beyond_what_the_columns_carry(monkeypatch):
     from pydantic import ValidationError
-    from workers.config import Settings
+    from workers.runtime.config import Settings
     monkeypatch.setenv("BILLING_MAX_UNITS_PER_PURCHASE", str(10**30))
     with pytest.raises(ValidationError, match="max_units_per_purchase"):
         Settings()

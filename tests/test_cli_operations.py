@@ -8,7 +8,7 @@ from datetime import timedelta
 from typer.testing import CliRunner
 
 from workers.cli import app
-from workers.usage_import import UsageImportError, parse_usage_csv
+from workers.cli.usage_import import UsageImportError, parse_usage_csv
 
 STAFF = "rina@billing.test"
 

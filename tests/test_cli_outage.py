@@ -11,7 +11,7 @@ from activities.payments import SandboxGateway
 from db.session import Database
 from tests.support.cli import billing, stack_env
 from tests.support.smtp import free_port
-from workers.worker import build_worker
+from workers.runtime.worker import build_worker
 
 GOOD = "4242424242424242"
 

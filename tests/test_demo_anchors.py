@@ -10,7 +10,7 @@ from domain.lifecycle import StepKind, next_step, retry_schedule
 from domain.onboarding import opening_state, paid_for_one_cycle, validate_new_org
 from domain.policy import Policy
 from domain.proration import days_between
-from workers.demo import DEMO_ORGS, plan_demo
+from workers.stack.demo import DEMO_ORGS, plan_demo
 
 POLICY = Policy(billing_staff=("billing@localhost",))
 EVERY_DAY = [datetime(year, 1, 1, hour, minute, tzinfo=timezone.utc) + timedelta(days=day)

@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from tests.support.binaries import temporal_cli_or_skip
 from tests.support.smtp import free_port
-from workers.demo import DEMO_ORGS
+from workers.stack.demo import DEMO_ORGS
 
 pytestmark = pytest.mark.devserver
 
@@ -121,7 +121,7 @@ async def test_the_demo_keeps_the_readme_s_promises(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "TEMPORAL_"))}
     env.update(BILLING_TEMPORAL_ADDRESS=address, BILLING_SMTP_PORT=str(free_port()))
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "workers.embedded", "--var", str(var),
+        process = subprocess.Popen([sys.executable, "-m", "workers.stack.embedded", "--var", str(var),
                                     "--ui-port", str(free_port())],
                                    cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     started = time.monotonic()

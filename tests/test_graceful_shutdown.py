@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from db.models import EmailMessage
 from tests.support.smtp import SmtpSink, free_port
-from workers.config import Settings
-from workers.worker import run_worker
+from workers.runtime.config import Settings
+from workers.runtime.worker import run_worker
 
 
 class SlowSink(SmtpSink):

@@ -7,8 +7,8 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.exceptions import ApplicationError
 
-from workers.config import Settings
-from workers.temporal import DATA_CONVERTER, TemporalConfigError, connect, connect_options
+from workers.runtime.config import Settings
+from workers.runtime.temporal import DATA_CONVERTER, TemporalConfigError, connect, connect_options
 
 DEAD = "127.0.0.1:1"  # nothing listens on port 1
 

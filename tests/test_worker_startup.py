@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from workers.config import Settings
-from workers.logs import JsonFormatter
-from workers.worker import configured_worker
+from workers.runtime.config import Settings
+from workers.runtime.logs import JsonFormatter
+from workers.runtime.worker import configured_worker
 
 
 def test_a_bad_catalog_stops_the_worker_with_a_clear_message(tmp_path):
@@ -22,7 +22,7 @@ def test_a_bad_catalog_stops_the_worker_with_a_clear_message(tmp_path):
     catalog.write_text("plans:\n  free: {name: Free, quota_gb: 5, prices: {USD: {monthly: 0, yearly: 0}}}\n")
     env = {**os.environ, "BILLING_CATALOG_PATH": str(catalog),
            "BILLING_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "BILLING_TEMPORAL_ADDRESS": "127.0.0.1:1"}
-    result = subprocess.run([sys.executable, "-m", "workers.worker"], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "workers.runtime.worker"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2
     assert "catalog.plans.free.prices: missing prices in IDR" in result.stderr

@@ -57,7 +57,7 @@ CHANGE_TIMEOUT = timedelta(minutes=2)
 LOCAL_ATTEMPTS = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
 # Temporal refuses Updates beyond 2,000 in one run; a run hands over to a new one well before.
 UPDATES_PER_RUN = 1000
-# The refusal's type while a run hands over: senders try again (workers.operations).
+# The refusal's type while a run hands over: senders try again (workers.runtime.operations).
 HANDING_OVER = "handing_over"
 # Reports sent as signals (REPORT_SIGNALS) queue in the workflow and are decided in batches.
 # Reports in one decision: a few hundred bytes each, well under Temporal's 2 MB payload limit.

@@ -73,7 +73,7 @@ def paid_renewal(db, catalog, org_id: str, locale: str = "id", currency: str = "
 def simulated(folder: Path, scenario: str) -> str:
     """Run a scenario through `billing simulate` (the real workflow and activities) into a SQLite
     file that stays; its URL. The run's years are shifted 400 ahead."""
-    from workers.simulate import load_and_run
+    from workers.simulate.run import load_and_run
     (folder / "scenario.yaml").write_text(scenario)
     url = f"sqlite:///{folder / 'simulated.db'}"
     load_and_run(folder / "scenario.yaml", url, keep_org=True)
@@ -446,7 +446,7 @@ def without_pango(tmp_path):
 
 @pytest.mark.parametrize("command, code", [
     (["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/domain/test_money.py"], 1),   # make test
-    (["-m", "workers.worker"], 2),
+    (["-m", "workers.runtime.worker"], 2),
 ])
 def test_without_pango_the_tests_and_the_worker_stop_saying_what_to_install(without_pango, command, code):
     done = subprocess.run([sys.executable, *command], cwd=ROOT, env=without_pango, capture_output=True, text=True,

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workers.search_attributes import dev_server_flags
+from workers.runtime.search_attributes import dev_server_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -194,7 +194,7 @@ def test_dockerfile():
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users, "the image must switch to a non-root user"
     assert users[-1].split(":")[0] not in ("root", "0")
-    assert 'CMD ["python", "-m", "workers.worker"]' in text
+    assert 'CMD ["python", "-m", "workers.runtime.worker"]' in text
     # The runtime stage installs what WeasyPrint renders invoices with (the worker checks at start).
     runtime = text.split("AS runtime", 1)[1]
     for package in ("libpango-1.0-0", "libpangoft2-1.0-0", "fonts-dejavu-core"):
@@ -369,7 +369,7 @@ def test_search_attributes_documented_in_readme():
 
 def test_every_billing_variable_in_deploy_is_a_setting(compose):
     """Settings ignore unknown variables, so a misspelt name would silently fall back to the default."""
-    from workers.config import Settings
+    from workers.runtime.config import Settings
     known = {f"BILLING_{name.upper()}" for name in Settings.model_fields}
     (configmap,) = _documents(K8S / "configmap.yaml")
     (secret,) = _documents(K8S / "secret.yaml")
@@ -383,8 +383,8 @@ def test_every_billing_variable_in_deploy_is_a_setting(compose):
 
 def test_a_new_stack_creates_the_reconciliation_schedule(compose):
     """BillingReconciliationStale fires on a stack with no schedule: the workers of both deploy
-    files create it at start (workers/worker.py), and the README says so."""
-    from workers.config import Settings
+    files create it at start (workers/runtime/worker.py), and the README says so."""
+    from workers.runtime.config import Settings
     (configmap,) = _documents(K8S / "configmap.yaml")
     compose_env = _env_dict(compose["services"]["worker"]["environment"])
     for source, env in (("configmap.yaml", configmap["data"]), ("docker-compose.yml worker", compose_env)):

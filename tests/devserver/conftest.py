@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.policy import Policy
 from tests.support.binaries import temporal_cli_or_skip
 from tests.support.stack import Stack
-from workers.temporal import DATA_CONVERTER
+from workers.runtime.temporal import DATA_CONVERTER
 from workflows import search_attributes as sa
 
 

@@ -16,7 +16,7 @@ from activities.payments import SandboxGateway
 from db.session import Database
 from tests.devserver.support import eventually
 from tests.support.smtp import free_port
-from workers.worker import build_worker
+from workers.runtime.worker import build_worker
 from workflows.org import INFRA_RETRY
 
 pytestmark = [pytest.mark.devserver, pytest.mark.postgres]

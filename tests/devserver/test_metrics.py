@@ -22,10 +22,10 @@ from domain.states import OrgStatus
 from tests.devserver.support import DECLINING, GOOD, create_db_only_org, eventually, paid_org_renewing_at
 from tests.devserver.test_reconcile import reconcile_on, stuck_org_stack, until_stuck_reported
 from tests.support.smtp import free_port
-from workers.config import Settings
-from workers.gauges import OrgGauges
-from workers.temporal import worker_runtime
-from workers.worker import build_worker, run_worker
+from workers.runtime.config import Settings
+from workers.runtime.gauges import OrgGauges
+from workers.runtime.temporal import worker_runtime
+from workers.runtime.worker import build_worker, run_worker
 from workflows.reconcile import ReconcileWorkflow
 
 pytestmark = [pytest.mark.devserver, pytest.mark.postgres]
@@ -47,7 +47,7 @@ def value(samples: dict, name: str, **labels: str) -> float:
 async def test_prometheus_endpoint_serves_business_counters_after_charges(dev_stack):
     stack = dev_stack
     port = free_port()
-    runtime = worker_runtime(port)  # what `python -m workers.worker` uses, on BILLING_METRICS_PORT
+    runtime = worker_runtime(port)  # what `python -m workers.runtime.worker` uses, on BILLING_METRICS_PORT
     client = await Client.connect(stack.client.service_client.config.target_host,
                                   namespace=stack.client.namespace, runtime=runtime)
     async with build_worker(client, stack.task_queue, stack.components(), graceful_shutdown=timedelta(seconds=5)):

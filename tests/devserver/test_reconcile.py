@@ -17,9 +17,9 @@ from temporalio.worker import Worker
 from activities.messages import RenewalInput
 from activities.reconcile import ReconcileActivities, ReconcileReport
 from tests.devserver.support import GOOD, create_db_only_org, eventually, paid_org_renewing_at, wait_visible, wf_id
-from workers.config import Settings
-from workers.schedules import create_reconcile_schedule, stuck_after
-from workers.worker import Components, build_worker
+from workers.runtime.config import Settings
+from workers.runtime.schedules import create_reconcile_schedule, stuck_after
+from workers.runtime.worker import Components, build_worker
 from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileWorkflow
 
 pytestmark = [pytest.mark.devserver, pytest.mark.postgres]

@@ -24,7 +24,7 @@ from domain.policy import Policy
 from tests.support.binaries import temporal_cli_or_skip
 from tests.devserver.support import GOOD, current_details, eventually
 from tests.support.stack import Stack
-from workers.temporal import DATA_CONVERTER
+from workers.runtime.temporal import DATA_CONVERTER
 from workflows import search_attributes as sa
 
 pytestmark = [pytest.mark.devserver, pytest.mark.postgres]

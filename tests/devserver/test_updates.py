@@ -6,7 +6,7 @@ import pytest
 
 from domain import requests as rq
 from tests.devserver.support import GOOD, eventually
-from workers.operations import OperationRefused
+from workers.runtime.operations import OperationRefused
 
 pytestmark = [pytest.mark.devserver, pytest.mark.postgres]
 

@@ -12,8 +12,8 @@ from temporalio.service import RPCError
 from activities.reconcile import ReconcileReport
 from tests.devserver.support import eventually
 from tests.support.smtp import free_port
-from workers.config import Settings
-from workers.worker import run_worker
+from workers.runtime.config import Settings
+from workers.runtime.worker import run_worker
 from workflows.reconcile import RECONCILE_SCHEDULE_ID
 
 pytestmark = [pytest.mark.devserver, pytest.mark.postgres]

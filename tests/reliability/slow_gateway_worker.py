@@ -1,4 +1,4 @@
-"""`python -m tests.reliability.slow_gateway_worker`: the production worker (workers.worker.main,
+"""`python -m tests.reliability.slow_gateway_worker`: the production worker (workers.runtime.worker.main,
 configured from BILLING_* variables like any deployment) whose sandbox gateway takes
 BILLING_TEST_GATEWAY_DELAY seconds to answer after it has accepted a charge.
 
@@ -9,7 +9,7 @@ import os
 import time
 
 from activities import payments
-from workers import worker
+from workers.runtime import worker
 
 DELAY = float(os.environ.get("BILLING_TEST_GATEWAY_DELAY", "0.5"))
 _accept = payments.SandboxGateway.charge

@@ -26,8 +26,8 @@ from db.session import Database
 from domain.catalog import Catalog
 from domain.cards import sandbox_tokenise
 from domain.policy import Policy
-from workers.binaries import temporal_cli
-from workers.search_attributes import dev_server_flags
+from workers.runtime.binaries import temporal_cli
+from workers.runtime.search_attributes import dev_server_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_CARD = "4242424242424242"
@@ -292,7 +292,7 @@ def worker_environment(database_url: str, temporal_address: str, smtp_port: int,
             "BILLING_GRACEFUL_SHUTDOWN_SECONDS": "5", **{f"BILLING_{k}": v for k, v in settings.items()}}
 
 
-def start_worker(env: dict[str, str], log: Path, module: str = "workers.worker") -> subprocess.Popen:
+def start_worker(env: dict[str, str], log: Path, module: str = "workers.runtime.worker") -> subprocess.Popen:
     """`python -m <module>` in a session of its own (so kill_process_group ends all it started),
     its output appended to `log`."""
     with log.open("ab") as out:

@@ -21,7 +21,7 @@ from tests.reliability.support import (DevServer, assert_exactly_once, due_in, n
                                        wait_until)
 from tests.support.history import activities_run
 from tests.support.smtp import SmtpSink
-from workers.worker import Components, build_worker
+from workers.runtime.worker import Components, build_worker
 from workflows.org import OrgWorkflow
 from workflows.starter import org_handle, start_org_workflow
 

@@ -38,8 +38,8 @@ from domain.policy import Policy  # noqa: E402
 from domain.states import Cycle  # noqa: E402
 from tests.support.smtp import SmtpSink  # noqa: E402
 from tests.support.stack import Stack  # noqa: E402
-from workers.binaries import temporal_test_server  # noqa: E402
-from workers.search_attributes import api_types  # noqa: E402
+from workers.runtime.binaries import temporal_test_server  # noqa: E402
+from workers.runtime.search_attributes import api_types  # noqa: E402
 from workflows.messages import workflow_id_for  # noqa: E402
 
 HISTORIES = Path(__file__).resolve().parent / "histories"

@@ -21,7 +21,7 @@ from domain.policy import Policy
 from domain.requests import Kind
 from tests.simulate.conftest import simulate
 from tests.support.model import OrgModel
-from workers.simulate_scenario import ACTION_FIELDS
+from workers.simulate.scenario import ACTION_FIELDS
 
 CATALOG = load_catalog()
 START = "2026-01-31T09:00:00+00:00"
@@ -133,7 +133,7 @@ def through_the_model(doc: dict) -> OrgModel:
 
 
 def _duration(text: str) -> relativedelta:
-    from workers.simulate_scenario import parse_duration
+    from workers.simulate.scenario import parse_duration
     return parse_duration(text, "at")
 
 

@@ -6,8 +6,8 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from tests.simulate.conftest import simulate
-from workers import simulate as simulate_module
-from workers.simulate_scenario import ScenarioError, parse_duration
+from workers.simulate import run as simulate_module
+from workers.simulate.scenario import ScenarioError, parse_duration
 
 BASE = """\
 start: "2026-01-31T09:00:00+00:00"
@@ -144,7 +144,7 @@ def test_a_gateway_rejected_card_is_not_a_scenario_error(tmp_path, monkeypatch):
     time that is an `action_rejected` event, so the file itself is valid."""
     from domain.catalog import load_catalog
     from domain.policy import Policy
-    from workers.simulate_scenario import load_scenario
+    from workers.simulate.scenario import load_scenario
     path = scenario(tmp_path, actions="  - {at: P1D, do: update_card, card: '4000000000000002'}")
     parsed = load_scenario(path, load_catalog(), Policy())
     [action] = parsed.actions
@@ -155,7 +155,7 @@ def test_a_gateway_rejected_card_is_not_a_scenario_error(tmp_path, monkeypatch):
 def test_scenario_parsing_keeps_file_order_at_the_same_instant(tmp_path):
     from domain.catalog import load_catalog
     from domain.policy import Policy
-    from workers.simulate_scenario import load_scenario
+    from workers.simulate.scenario import load_scenario
     path = scenario(tmp_path, actions="\n".join([
         "  - {at: P2D, do: cancel, requested_by: a@acme.test}",
         "  - {at: P1D, do: add_licences, count: 1}",
@@ -328,7 +328,7 @@ def test_merge_keys_may_be_overridden(tmp_path):
     """A YAML merge (<<) followed by a key of its own is not a duplicate: the key wins."""
     from domain.catalog import load_catalog
     from domain.policy import Policy
-    from workers.simulate_scenario import load_scenario
+    from workers.simulate.scenario import load_scenario
     text = ('start: "2026-01-31T09:00:00+00:00"\nuntil: P5D\norg: {id: a, admin_email: a@a.test}\n'
             "actions:\n  - &one {at: P1D, do: add_licences, count: 1}\n  - {<<: *one, count: 2}\n")
     parsed = load_scenario(scenario(tmp_path, text=text), load_catalog(), Policy())

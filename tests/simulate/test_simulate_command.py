@@ -47,7 +47,7 @@ actions:
 def test_the_contract_example_scenario_is_valid(tmp_path):
     from domain.catalog import load_catalog
     from domain.policy import Policy
-    from workers.simulate_scenario import load_scenario
+    from workers.simulate.scenario import load_scenario
     path = tmp_path / "contract.yaml"
     path.write_text(SIMULATE_MD_EXAMPLE, encoding="utf-8")
     parsed = load_scenario(path, load_catalog(), Policy())

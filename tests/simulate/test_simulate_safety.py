@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.simulate.conftest import simulate
-from workers.simulate import _scratch_dir
+from workers.simulate.run import _scratch_dir
 
 LONG = """\
 start: "2026-01-31T09:00:00+00:00"

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from workers.binaries import temporal_cli
+from workers.runtime.binaries import temporal_cli
 
 
 def temporal_cli_or_skip() -> str:

@@ -21,7 +21,7 @@ from domain.cards import sandbox_tokenise
 from db.session import Database
 from domain.catalog import Catalog
 from domain.policy import Policy
-from workers.worker import Components, build_worker
+from workers.runtime.worker import Components, build_worker
 from workflows.org import OrgWorkflow
 from workflows.starter import org_handle, start_org_workflow
 
@@ -111,7 +111,7 @@ class Stack:
             await self.env.sleep(delta)
 
     async def send(self, org_id: str, kind: str, request):
-        from workers.operations import send_operation
+        from workers.runtime.operations import send_operation
         return await send_operation(self.client, org_id, kind, request)
 
     def with_policy(self, **changes) -> "Stack":

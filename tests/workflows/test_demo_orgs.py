@@ -1,5 +1,5 @@
 """The demo's orgs whose renewal came days before the demo starts, created as `make run` creates
-them (workers.demo) on the time-skipping server: their workflows catch up at once, and the
+them (workers.stack.demo) on the time-skipping server: their workflows catch up at once, and the
 invoices they issue carry the renewal's date, not the day the demo started."""
 
 from datetime import timedelta
@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from db.models import Invoice, Payment
-from workers.demo import DEMO_ORGS, seed_demo
+from workers.stack.demo import DEMO_ORGS, seed_demo
 
 
 async def test_dunning_and_written_off_demo_orgs_are_invoiced_on_their_renewal_date(stack):

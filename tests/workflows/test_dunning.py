@@ -10,7 +10,7 @@ from activities.payments import GatewayResult, GatewayUnavailable, SandboxGatewa
 from db.models import GatewayCharge, Invoice, OrgEvent, Payment, Subscription
 from domain import requests as rq
 from domain.cards import sandbox_tokenise
-from workers.operations import OperationRefused
+from workers.runtime.operations import OperationRefused
 
 DECLINING = "4000000000000341"
 GOOD = "4242424242424242"

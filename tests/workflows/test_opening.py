@@ -14,7 +14,7 @@ from db.models import (EmailMessage, GatewayCharge, Invoice, OpeningAttempt, Org
 from domain import requests as rq
 from domain.cards import sandbox_tokenise
 from domain.onboarding import NewOrg, NewUser, validate_new_org
-from workers.operations import OperationRefused
+from workers.runtime.operations import OperationRefused
 from workflows.messages import Opening
 from workflows.starter import open_org
 

@@ -148,7 +148,7 @@ async def test_a_user_added_is_known_to_the_validator_at_once(stack):
 
 
 def test_limits_come_from_the_settings(monkeypatch):
-    from workers.config import Settings
+    from workers.runtime.config import Settings
     monkeypatch.setenv("BILLING_MAX_UNITS_PER_PURCHASE", "5")
     monkeypatch.setenv("BILLING_MAX_GB_PER_MAILBOX", "2000")
     limits = Settings().policy.limits

@@ -9,7 +9,7 @@ from db.models import Invoice, Payment
 import pytest
 
 from domain import requests as rq
-from workers.operations import OperationRefused
+from workers.runtime.operations import OperationRefused
 from domain.cards import sandbox_tokenise
 from tests.support.clock import equivalent_after
 

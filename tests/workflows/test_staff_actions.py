@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import EventType
 
 from db.models import Invoice, OrgEvent, Payment, Subscription, User
 from domain import requests as rq
-from workers.operations import OperationRefused
+from workers.runtime.operations import OperationRefused
 
 GOOD, DECLINING = "4242424242424242", "4000000000000341"
 STAFF = "rina@billing.test"
@@ -193,7 +193,7 @@ async def test_concurrent_updates_from_two_clients_are_serialised(stack):
     async with stack.worker():
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD)
         other = await Client.connect(stack.client.service_client.config.target_host)
-        from workers.operations import send_operation
+        from workers.runtime.operations import send_operation
         results = await asyncio.gather(
             send_operation(stack.client, org_id, "add_licences", rq.AddLicencesRequest(2)),
             send_operation(other, org_id, "add_licences", rq.AddLicencesRequest(3)),

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from domain import requests as rq
-from workers.operations import OperationRefused
+from workers.runtime.operations import OperationRefused
 
 GOOD = "4242424242424242"
 STAFF = "rina@billing.test"

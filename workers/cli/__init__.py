@@ -51,7 +51,7 @@ def main() -> None:
     from pydantic import ValidationError
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
     from workers.cli.outage import unavailable
-    from workers.temporal import TemporalConfigError
+    from workers.runtime.temporal import TemporalConfigError
     command = typer.main.get_command(app)
     try:
         code = command.main(prog_name="billing", standalone_mode=False)

@@ -39,8 +39,8 @@ COMPLETIONS = {Kind.PLAN: complete_plan, Kind.UNIT_GB: complete_unit, Kind.ADDON
 
 
 def operate(org_id: str, kind: str, request: Any) -> None:
-    from workers.operations import OperationRefused, send_operation
-    from workers.temporal import connect
+    from workers.runtime.operations import OperationRefused, send_operation
+    from workers.runtime.temporal import connect
 
     async def run():
         client = await connect(settings())
@@ -199,9 +199,9 @@ def usage_import(org_id: str = typer.Argument(..., help="Org id"),
     """Import usage from a CSV file, all or nothing: the whole file is checked first (a bad row
     refuses it, naming the line), then sent as one Update (a few for a very large file)."""
     import re
-    from workers.operations import OperationRefused, send_operation
-    from workers.temporal import connect
-    from workers.usage_import import UsageImportError, decode, parse_usage_csv
+    from workers.runtime.operations import OperationRefused, send_operation
+    from workers.runtime.temporal import connect
+    from workers.cli.usage_import import UsageImportError, decode, parse_usage_csv
     config = settings()
     try:
         usage = parse_usage_csv(decode(file.read_bytes()), config.policy.limits)

@@ -30,7 +30,7 @@ class Resolution(StrEnum):
 
 def _catalog():
     from domain.catalog import load_catalog
-    from workers.config import Settings
+    from workers.runtime.config import Settings
     return load_catalog(Settings().catalog_path)
 
 

@@ -89,7 +89,7 @@ def checked_exit(err) -> int:  # noqa: ANN001  (domain.errors.DomainError)
     return ExitCode.USAGE if is_bad_value(err) else ExitCode.REFUSED
 
 
-def refusal_exit(err) -> tuple[str, int]:  # noqa: ANN001  (workers.operations.OperationRefused)
+def refusal_exit(err) -> tuple[str, int]:  # noqa: ANN001  (workers.runtime.operations.OperationRefused)
     """The line and exit code for a refusal of a request the workflow received: 3 when the
     change could not be decided (the worker's database out of reach: type `unavailable`), else 1
     (a rule on the org's state said no; a bad value is caught before anything is sent)."""
@@ -105,7 +105,7 @@ def note(message: str) -> None:
 
 
 def settings():
-    from workers.config import Settings
+    from workers.runtime.config import Settings
     return Settings()
 
 

@@ -26,8 +26,8 @@ def register_search_attributes() -> None:
     """Register the custom search attributes on the configured namespace (once per cluster)."""
     async def run() -> None:
         from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-        from workers.search_attributes import api_types
-        from workers.temporal import connect
+        from workers.runtime.search_attributes import api_types
+        from workers.runtime.temporal import connect
         config = settings()
         client = await connect(config)
         await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
@@ -94,7 +94,7 @@ def escalation_list(as_json: bool = typer.Option(False, "--json", help=JSON_OPTI
 def reconcile(schedule: bool = typer.Option(False, help="Create the nightly Temporal Schedule instead"),
               as_json: bool = typer.Option(False, "--json", help="Print the report as JSON")) -> None:
     """Start a workflow for every org that has none; report disagreements."""
-    from workers.schedules import ensure_reconcile_schedule, run_reconcile_now
+    from workers.runtime.schedules import ensure_reconcile_schedule, run_reconcile_now
     config = settings()
     if schedule:
         asyncio.run(ensure_reconcile_schedule(config))
@@ -115,5 +115,5 @@ def simulate(scenario: Optional[Path] = typer.Argument(None, help="Scenario YAML
              as_json: bool = typer.Option(False, "--json", help="Print the timeline as JSON"),
              example: bool = typer.Option(False, "--example", help="Print a commented example scenario")) -> None:
     """Dry-run one org through its life on the time-skipping test server (see docs/SIMULATE.md)."""
-    from workers.simulate import run_simulate_command
+    from workers.simulate.run import run_simulate_command
     raise typer.Exit(run_simulate_command(scenario, as_json, example))

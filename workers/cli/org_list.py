@@ -88,7 +88,7 @@ def list_orgs(settings, wanted: OrgFilter) -> Listing:
 
 
 async def _from_visibility(settings, wanted: OrgFilter) -> list[OrgRow]:
-    from workers.temporal import connect
+    from workers.runtime.temporal import connect
     client = await connect(settings)
     rows = []
     async for execution in client.list_workflows(wanted.visibility_query(settings.temporal_task_queue)):

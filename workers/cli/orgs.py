@@ -92,7 +92,7 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
 
     async def create() -> None:
         from db.orgs import create_org, set_card
-        from workers.temporal import connect
+        from workers.runtime.temporal import connect
         from workflows.starter import start_org_workflow
         client = await connect(config)   # Temporal first: when it is down, nothing is saved (exit 3)
         try:
@@ -142,7 +142,7 @@ async def _open_new_customer(config, new, card) -> None:  # noqa: ANN001
     from temporalio.exceptions import WorkflowAlreadyStartedError
     from db.models import Organisation
     from domain.money import format_money
-    from workers.temporal import connect
+    from workers.runtime.temporal import connect
     from workflows.messages import Opening
     from workflows.starter import open_org
     client = await connect(config)   # Temporal first: when it is down, nothing is saved (exit 3)
@@ -156,7 +156,7 @@ async def _open_new_customer(config, new, card) -> None:  # noqa: ANN001
              "is running)", ExitCode.REFUSED)
     except Exception as err:  # noqa: BLE001
         from workers.cli.outage import unavailable
-        from workers.operations import refusal_from
+        from workers.runtime.operations import refusal_from
         fail(unavailable(err) or f"org create refused: {refusal_from(err).message}",
              ExitCode.UNAVAILABLE if unavailable(err) else ExitCode.REFUSED)
     if outcome.payment == "declined":
@@ -169,7 +169,7 @@ async def _open_new_customer(config, new, card) -> None:  # noqa: ANN001
 
 
 async def _state(org_id: str):
-    from workers.temporal import connect
+    from workers.runtime.temporal import connect
     from workflows.org import OrgWorkflow
     from workflows.starter import org_handle
     client = await connect(settings())

@@ -20,7 +20,7 @@ def _cause(err: BaseException) -> str:
 def temporal_target(config) -> tuple[str, str]:  # noqa: ANN001
     """The address and namespace the client uses (a BILLING_TEMPORAL_* setting, else the
     `temporal` CLI's profile and TEMPORAL_* variables, else the defaults)."""
-    from workers.temporal import connect_options
+    from workers.runtime.temporal import connect_options
     try:
         options = connect_options(config)
     except Exception:  # noqa: BLE001  (an unreadable profile is reported where it is read)
@@ -40,8 +40,8 @@ def unavailable(err: BaseException) -> str | None:
     configured; None for any other error."""
     from sqlalchemy.exc import DBAPIError
     from temporalio.service import RPCError, RPCStatusCode
-    from workers.config import Settings
-    from workers.operations import namespace_missing
+    from workers.runtime.config import Settings
+    from workers.runtime.operations import namespace_missing
     config = Settings()
     if isinstance(err, RuntimeError) and "client connect" in str(err) or \
             isinstance(err, RPCError) and err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):

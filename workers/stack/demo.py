@@ -24,7 +24,7 @@ from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_
 from domain.periods import anchor_renewing_at, require_utc
 from domain.policy import Policy
 from domain.states import Cycle
-from workers.operations import OperationRefused, send_operation
+from workers.runtime.operations import OperationRefused, send_operation
 from workflows.starter import start_org_workflow
 
 log = logging.getLogger("billing.demo")

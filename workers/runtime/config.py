@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     seller_tax_number: str = SAMPLE_SELLER.tax_number
 
     metrics_port: int = 9464
-    # How often each worker counts the orgs per status and the overdue escalations (workers/gauges.py).
+    # How often each worker counts the orgs per status and the overdue escalations (workers/runtime/gauges.py).
     gauge_refresh_seconds: int = Field(default=60, gt=0)
     # The worker creates the nightly reconciliation schedule at start (deploy/ sets it).
     reconcile_schedule: bool = False

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.runtime import (LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime, TelemetryConfig,
                                 TelemetryFilter)
 
-from workers.config import Settings
+from workers.runtime.config import Settings
 
 _TLS_SETTINGS = {"temporal_tls", "temporal_tls_cert_path", "temporal_tls_key_path", "temporal_tls_ca_path",
                  "temporal_api_key"}

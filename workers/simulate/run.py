@@ -1,9 +1,9 @@
 """`billing simulate`: one org through its life, on the real workflows and activities.
 
-The scenario (SIMULATE.md, parsed in workers.simulate_scenario) runs against:
+The scenario (SIMULATE.md, parsed in workers.simulate.scenario) runs against:
 - Temporal's time-skipping test server, a fresh one per run;
 - a real database: a fresh SQLite file, or BILLING_DATABASE_URL when set;
-- a real SMTP conversation with a capture server on loopback (workers.simulate_mail);
+- a real SMTP conversation with a capture server on loopback (workers.simulate.mail);
 - the sandbox payment gateway.
 There is no model of the rules here: actions are the same Updates the CLI sends, and the
 timeline is read back from the org's event log.
@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from dateutil.relativedelta import relativedelta
 
 if TYPE_CHECKING:  # the heavy imports wait until a scenario runs: `--example` prints at once
-    from workers.simulate_scenario import Action, Scenario
+    from workers.simulate.scenario import Action, Scenario
 
 log = logging.getLogger("billing.simulate")
 
@@ -364,7 +364,7 @@ class _Run:
     # -- actions ------------------------------------------------------------------------------------
 
     async def _apply(self, action: Action) -> None:
-        from workers.operations import OperationRefused, send_operation
+        from workers.runtime.operations import OperationRefused, send_operation
         if action.rejection is not None:
             await self._reject(action, action.rejection)
             return
@@ -402,7 +402,7 @@ class _Run:
         from activities.payments import SandboxGateway
         from db.orgs import create_org, set_card
         from domain.onboarding import paid_for_one_cycle
-        from workers.worker import Components, build_worker
+        from workers.runtime.worker import Components, build_worker
         from workflows.org import OrgWorkflow
         from workflows.starter import org_handle, start_org_workflow
 
@@ -602,7 +602,7 @@ def _guard(argv: list[str]) -> None:
 def _guarded_test_server(folder: str | None) -> str:
     """The test server's path to give Temporal: a launcher of the guard, or the server itself
     where no launcher can run (no folder that allows programs)."""
-    from workers.binaries import temporal_test_server
+    from workers.runtime.binaries import temporal_test_server
     server = temporal_test_server()
     if folder is None or not sys.platform.startswith("linux") or not _can_execute_from(folder):
         return server
@@ -706,8 +706,8 @@ async def run_scenario(scenario: Scenario, catalog, database_url: str | None = N
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
     from temporalio.testing import WorkflowEnvironment
 
-    from workers.search_attributes import api_types
-    from workers.simulate_mail import MailCapture
+    from workers.runtime.search_attributes import api_types
+    from workers.simulate.mail import MailCapture
 
     async def start_env(server: str):
         env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=server,
@@ -753,7 +753,7 @@ async def run_scenario(scenario: Scenario, catalog, database_url: str | None = N
 
 def load_and_run(path: Path, database_url: str | None = None, keep_org: bool = False) -> dict[str, Any]:
     """Parse and run a scenario file with the configured catalog and policy (tests, bench)."""
-    from workers.simulate_scenario import load_scenario
+    from workers.simulate.scenario import load_scenario
     catalog, policy = _configured()
     scenario = load_scenario(path, catalog, policy)
     return asyncio.run(run_scenario(scenario, catalog, database_url, keep_org))
@@ -761,7 +761,7 @@ def load_and_run(path: Path, database_url: str | None = None, keep_org: bool = F
 
 def _configured():
     from domain.catalog import load_catalog
-    from workers.config import Settings
+    from workers.runtime.config import Settings
     settings = Settings()
     return load_catalog(settings.catalog_path), settings.policy
 
@@ -929,10 +929,10 @@ def run_simulate_command(scenario: Path | None, as_json: bool, example: bool) ->
     ran); 3 the wall-clock limit (BILLING_SIMULATE_TIMEOUT) was reached; 128 + N stopped by
     signal N. Every failure is one line on stderr."""
     if example:
-        from workers.simulate_example import EXAMPLE
+        from workers.simulate.example import EXAMPLE
         sys.stdout.write(EXAMPLE)
         return EXIT_OK
-    from workers.simulate_scenario import ScenarioError, load_scenario
+    from workers.simulate.scenario import ScenarioError, load_scenario
 
     def error(message: str) -> None:  # plain, unwrapped: one line a script can read
         lines = [line.strip() for line in str(message).splitlines()

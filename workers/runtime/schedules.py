@@ -8,8 +8,8 @@ from temporalio.client import (Client, Schedule, ScheduleActionStartWorkflow, Sc
                                ScheduleSpec, ScheduleUpdate, ScheduleUpdateInput)
 
 from activities.reconcile import ReconcileReport
-from workers.config import Settings
-from workers.temporal import connect
+from workers.runtime.config import Settings
+from workers.runtime.temporal import connect
 from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileWorkflow
 
 

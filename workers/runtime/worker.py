@@ -1,6 +1,6 @@
 """The worker: the only place where workflows, activities and configuration meet.
 
-`python -m workers.worker` runs it; SIGTERM (or Ctrl-C) stops polling and lets in-flight
+`python -m workers.runtime.worker` runs it; SIGTERM (or Ctrl-C) stops polling and lets in-flight
 activities finish (graceful shutdown) before the process exits."""
 
 import asyncio
@@ -28,11 +28,11 @@ from db.session import Database
 from domain.catalog import Catalog, load_catalog
 from domain.errors import DomainError
 from domain.policy import Policy
-from workers import logs
-from workers.config import Settings
-from workers.gauges import OrgGauges
-from workers.schedules import reconcile_schedule_at_start, stuck_after
-from workers.temporal import connect, worker_runtime
+from workers.runtime import logs
+from workers.runtime.config import Settings
+from workers.runtime.gauges import OrgGauges
+from workers.runtime.schedules import reconcile_schedule_at_start, stuck_after
+from workers.runtime.temporal import connect, worker_runtime
 from workflows.org import OrgWorkflow
 from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileWorkflow
 

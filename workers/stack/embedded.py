@@ -1,6 +1,6 @@
 """`make run`: the whole stack on a laptop. Temporal dev server with its Web UI (state kept in
 var/temporal.db), the worker, SQLite (var/billing.db), an SMTP capture server saving every
-message under var/mail/, and the demo orgs of workers/demo.py (no clock is compressed: their
+message under var/mail/, and the demo orgs of workers/stack/demo.py (no clock is compressed: their
 lives started in the past). Ctrl-C stops everything cleanly.
 
 `--var DIR` and `--ui-port N` move the files and the Web UI; the Temporal address and the SMTP
@@ -18,22 +18,22 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from workers import logs
-from workers.binaries import temporal_cli
-from workers.config import Settings
-from workers.demo import seed_demo
-from workers.schedules import create_reconcile_schedule
-from workers.search_attributes import dev_server_flags
-from workers.temporal import DATA_CONVERTER
-from workers.smtp_capture import start_capture
 from activities.documents import PdfRendererMissing
-from workers.worker import components_from, configured_worker
+from workers.runtime import logs
+from workers.runtime.binaries import temporal_cli
+from workers.runtime.config import Settings
+from workers.runtime.schedules import create_reconcile_schedule
+from workers.runtime.search_attributes import dev_server_flags
+from workers.runtime.temporal import DATA_CONVERTER
+from workers.runtime.worker import components_from, configured_worker
+from workers.stack.demo import seed_demo
+from workers.stack.smtp_capture import start_capture
 
 log = logging.getLogger("billing.embedded")
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m workers.embedded", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workers.stack.embedded", description=__doc__.splitlines()[0])
     parser.add_argument("--var", type=Path, default=Path("var"),
                         help="folder of the Temporal and billing databases, the logs and the e-mails (var)")
     parser.add_argument("--ui-port", type=int, default=8233, help="port of the Temporal Web UI (8233)")
