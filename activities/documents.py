@@ -29,7 +29,7 @@ from babel.numbers import format_decimal
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from activities.mail import TEMPLATES_DIR
+from activities.templates import TEMPLATES_DIR
 from db.invoices import InvoiceDocument
 from domain.cards import card_label
 from domain.catalog import Catalog

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage as MimeMessage
@@ -32,6 +31,7 @@ from temporalio import activity
 from activities.messages import EmailRequest, EmailResult
 from activities import metrics
 from activities.errors import database_reason, database_unavailable
+from activities.templates import TEMPLATES_DIR
 from db.events import record_event
 from db.models import EmailMessage, Organisation
 from db.session import Database
@@ -47,17 +47,6 @@ log = logging.getLogger("billing.mail")
 # Retries of the `sent` mark after the SMTP server accepted a message: quick at first, then
 # every few seconds for as long as the attempt lasts.
 MARK_RETRY_FIRST, MARK_RETRY_MAX = 0.2, 5.0
-
-
-def _templates_dir() -> Path:
-    configured = os.environ.get("BILLING_TEMPLATES_DIR")
-    if configured:
-        return Path(configured)
-    beside_source = Path(__file__).resolve().parents[1] / "templates"
-    return beside_source if beside_source.is_dir() else Path.cwd() / "templates"
-
-
-TEMPLATES_DIR = _templates_dir()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from activities.billing import BillingActivities
 from activities.documents import SAMPLE_SELLER, Documents, PdfRenderer, pdf, translations
-from activities.mail import MailActivities, SmtpConfig, TEMPLATES_DIR, TemplateRenderer
+from activities.mail import MailActivities, SmtpConfig, TemplateRenderer
+from activities.templates import TEMPLATES_DIR
 from activities.messages import ChargeInput, EmailRequest, InvoiceOp, RenewalInput
 from activities.payments import PaymentActivities, SandboxGateway
 from db.invoices import InvoiceDocument, invoice_by_number, invoice_document, paid_invoice, set_invoice_status, statement
