@@ -7,20 +7,18 @@ infrastructure errors without limit, so nothing else would ever say so), or a du
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from temporalio import activity
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities import metrics
 from db.orgs import list_org_ids
 from db.state import load_state
 from db.session import Database
 from domain.policy import Policy
-from workflows import search_attributes as sa
-from workflows.org import OrgWorkflow
-from workflows.starter import org_handle, start_org_workflow
+from domain.subscription import OrgSnapshot
 
 DEFAULT_STUCK_AFTER = timedelta(minutes=15)
 # Orgs checked at once: each costs a describe, a query and a database read, so thousands of orgs
@@ -47,10 +45,28 @@ class _OrgFindings:
     step_overdue: bool = False
 
 
+class OrgWorkflows(Protocol):
+    """The org workflows, as reconciliation starts and reads them. The worker hands its own over
+    (workers.runtime.org_workflows): the workflows stand above the activities they run."""
+    client: Client
+
+    async def describe(self, org_id: str) -> WorkflowExecutionDescription | None:
+        """The org's workflow as the server describes it; None when it has none."""
+
+    async def start(self, org_id: str, name: str, admin_email: str) -> None:
+        """Start the org's workflow, or leave the running one be."""
+
+    async def snapshot(self, org_id: str) -> OrgSnapshot:
+        """The org as its running workflow holds it (a query)."""
+
+    def next_action_at(self, description: WorkflowExecutionDescription) -> datetime | None:
+        """When the workflow's next step is due, as it publishes it (NextActionAt)."""
+
+
 class ReconcileActivities:
-    def __init__(self, db: Database, policy: Policy, client: Client, task_queue: str,
+    def __init__(self, db: Database, policy: Policy, workflows: OrgWorkflows,
                  stuck_after: timedelta = DEFAULT_STUCK_AFTER, concurrency: int = CONCURRENCY) -> None:
-        self.db, self.policy, self.client, self.task_queue = db, policy, client, task_queue
+        self.db, self.policy, self.workflows = db, policy, workflows
         self.stuck_after, self.concurrency = stuck_after, concurrency
 
     @activity.defn
@@ -75,17 +91,10 @@ class ReconcileActivities:
 
     async def _check(self, org_id: str, now: datetime) -> _OrgFindings:
         found = _OrgFindings()
-        handle = org_handle(self.client, org_id)
-        try:
-            description = await handle.describe()
-            running = description.status == WorkflowExecutionStatus.RUNNING
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            running = False
-        if not running:
+        description = await self.workflows.describe(org_id)
+        if description is None or description.status != WorkflowExecutionStatus.RUNNING:
             snapshot = await asyncio.to_thread(self._snapshot, org_id)
-            await start_org_workflow(self.client, org_id, self.task_queue, snapshot.name, snapshot.admin_email)
+            await self.workflows.start(org_id, snapshot.name, snapshot.admin_email)
             found.started = True
             activity.logger.info("reconcile: started the missing workflow of org %s", org_id)
             return found
@@ -98,12 +107,12 @@ class ReconcileActivities:
             found.disagreements.append(overdue)
             found.step_overdue = True
         try:
-            view = await handle.query(OrgWorkflow.state)
+            seen = await self.workflows.snapshot(org_id)
         except Exception as err:  # a workflow still loading answers with an error
             found.disagreements.append(f"{org_id}: state query failed ({err})")
             return found
         stored = await asyncio.to_thread(self._snapshot, org_id)
-        seen_status, seen_plan = view.snapshot.status, view.snapshot.plan
+        seen_status, seen_plan = seen.status, seen.plan
         if str(seen_status) != str(stored.status) or seen_plan != stored.plan:
             found.disagreements.append(f"{org_id}: workflow says {seen_status}/{seen_plan}, database says "
                                        f"{stored.status}/{stored.plan}")
@@ -131,7 +140,7 @@ class ReconcileActivities:
 
     async def _first_scheduled(self, description: WorkflowExecutionDescription,
                                activity_ids: set[str]) -> dict[str, datetime]:
-        handle = self.client.get_workflow_handle(description.id, run_id=description.run_id)
+        handle = self.workflows.client.get_workflow_handle(description.id, run_id=description.run_id)
         found: dict[str, datetime] = {}
         async for event in handle.fetch_history_events():
             if event.HasField("activity_task_scheduled_event_attributes"):
@@ -147,7 +156,7 @@ class ReconcileActivities:
         its next step is due; a step still due `stuck_after` past its time has not run. A run that
         began after the step was due (a workflow just started for an org whose step is past, as a
         reconciliation or a first start does) has had only since its start to run it."""
-        due = description.typed_search_attributes.get(sa.NEXT_ACTION_AT)
+        due = self.workflows.next_action_at(description)
         if due is None:
             return None
         started = description.start_time

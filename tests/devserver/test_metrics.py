@@ -24,6 +24,7 @@ from tests.devserver.test_reconcile import reconcile_on, stuck_org_stack, until_
 from tests.support.smtp import free_port
 from workers.runtime.config import Settings
 from workers.runtime.gauges import OrgGauges
+from workers.runtime.org_workflows import TemporalOrgWorkflows
 from workers.runtime.temporal import worker_runtime
 from workers.runtime.worker import build_worker, run_worker
 from workflows.reconcile import ReconcileWorkflow
@@ -110,7 +111,7 @@ async def test_reconcile_sets_the_stuck_orgs_gauge_by_reason(dev_stack):
         assert "# TYPE billing_reconcile_last_run_timestamp_seconds gauge" in text
 
         # The gauge is the last run's count, not a running total: healthy again, it reads 0.
-        patient = ReconcileActivities(stack.db, stack.policy, client, stack.task_queue)
+        patient = ReconcileActivities(stack.db, stack.policy, TemporalOrgWorkflows(client, stack.task_queue))
         async with Worker(client, task_queue=f"{reconcile_queue}-patient", workflows=[ReconcileWorkflow],
                           activities=[patient.reconcile_orgs]):
             await reconcile_on(client, f"{reconcile_queue}-patient")

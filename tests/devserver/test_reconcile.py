@@ -18,6 +18,7 @@ from activities.messages import RenewalInput
 from activities.reconcile import ReconcileActivities, ReconcileReport
 from tests.devserver.support import GOOD, create_db_only_org, eventually, paid_org_renewing_at, wait_visible, wf_id
 from workers.runtime.config import Settings
+from workers.runtime.org_workflows import TemporalOrgWorkflows
 from workers.runtime.schedules import create_reconcile_schedule, stuck_after
 from workers.runtime.worker import Components, build_worker
 from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileWorkflow
@@ -132,7 +133,8 @@ async def stuck_org_stack(stack, client: Client | None = None, stuck_after: time
     stuck_id = f"stuck{uuid.uuid4().hex[:8]}"
     components = RenewalFailsFor(**{f.name: getattr(base, f.name) for f in fields(Components)}, org_id=stuck_id)
     reconcile_queue = f"{stack.task_queue}-reconcile"
-    reconciler = ReconcileActivities(stack.db, stack.policy, client, stack.task_queue, stuck_after=stuck_after)
+    reconciler = ReconcileActivities(stack.db, stack.policy, TemporalOrgWorkflows(client, stack.task_queue),
+                                     stuck_after=stuck_after)
     async with build_worker(client, stack.task_queue, components, graceful_shutdown=timedelta(seconds=5)), \
             Worker(client, task_queue=reconcile_queue, workflows=[ReconcileWorkflow],
                    activities=[reconciler.reconcile_orgs]):
@@ -182,7 +184,7 @@ async def test_reconcile_reports_an_org_whose_activity_keeps_failing_and_whose_s
         assert not any(healthy in line for line in report.disagreements)
 
         # The threshold counts: with the default 15 minutes nothing here is stuck yet.
-        patient = ReconcileActivities(stack.db, stack.policy, stack.client, stack.task_queue)
+        patient = ReconcileActivities(stack.db, stack.policy, TemporalOrgWorkflows(stack.client, stack.task_queue))
         async with Worker(stack.client, task_queue=f"{reconcile_queue}-patient", workflows=[ReconcileWorkflow],
                           activities=[patient.reconcile_orgs]):
             calm = await reconcile_on(stack.client, f"{reconcile_queue}-patient")

@@ -31,6 +31,7 @@ from domain.policy import Policy
 from workers.runtime import logs
 from workers.runtime.config import Settings
 from workers.runtime.gauges import OrgGauges
+from workers.runtime.org_workflows import TemporalOrgWorkflows
 from workers.runtime.schedules import reconcile_schedule_at_start, stuck_after
 from workers.runtime.temporal import connect, worker_runtime
 from workflows.org import OrgWorkflow
@@ -89,7 +90,8 @@ def build_worker(client: Client, task_queue: str, components: Components, max_th
     decisions, without the runtime guard against non-deterministic calls, for ~40% less worker
     CPU per renewal and about twice the renewals/s (docs/reliability.md, "What limits
     throughput"). Tests and the replay check keep the sandbox, so a forbidden call still fails CI."""
-    reconciler = ReconcileActivities(components.db, components.policy, client, task_queue, stuck_after=stuck_threshold)
+    reconciler = ReconcileActivities(components.db, components.policy, TemporalOrgWorkflows(client, task_queue),
+                                     stuck_after=stuck_threshold)
     return Worker(client, task_queue=task_queue, workflows=[OrgWorkflow, ReconcileWorkflow],
                   activities=components.activities() + [reconciler.reconcile_orgs],
                   activity_executor=ThreadPoolExecutor(max_workers=max_threads),
