@@ -146,11 +146,9 @@ class BillingActivities:
 
     @activity.defn
     def record_failed_attempt(self, update: DunningUpdate) -> StepResult:
-        purpose = ChargePurpose(update.purpose) if update.purpose else \
-            ChargePurpose.RETRY if update.scheduled else ChargePurpose.EXTRA
         return self._decide(update.org_id, f"declined:{update.invoice_number}:{update.attempt}", update.at,
                             "charge_declined",
-                            lambda _, state, ctx: charge_declined(state, _decline(update), purpose, ctx))
+                            lambda _, state, ctx: charge_declined(state, _decline(update), update.purpose, ctx))
 
     @activity.defn
     def write_off_and_free(self, update: DunningUpdate) -> StepResult:
@@ -199,8 +197,7 @@ class BillingActivities:
 
     def _carried_out(self, session: Session, org_id: str, effect: Effect, at) -> list[Effect]:
         """A decision's storage check is carried out in its own transaction, the e-mails it
-        sends taking its place: one activity per change instead of two. (Results recorded
-        before still carry the check; the workflow then runs `enforce_storage` for it.)"""
+        sends taking its place: one activity per change instead of two."""
         if effect.kind != EffectKind.STORAGE_CHECK:
             return [effect]
         check = effect.storage
@@ -221,11 +218,3 @@ class BillingActivities:
                                             cls=AdvancedJSONEncoder))
             record_outcome(session, org_id, at, f"enforce:{occasion}", "enforce_storage", outcome)
         return outcome
-
-    @activity.defn
-    def enforce_storage(self, op: OrgOp) -> StepResult:
-        with self.db.transaction() as session:
-            outcome = self._enforced(session, op.org_id, op.key, [op.user] if op.user else None, op.announce, op.at)
-            return StepResult(load_state(session, op.org_id, self.policy), outcome["message"],
-                              effects=value_to_type(list[Effect], outcome["effects"]))
-

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.cards import CardDetails
-from domain.decisions import Effect, Email, EmailLine
+from domain.decisions import ChargePurpose, Effect, Email, EmailLine
 from domain.limits import bounded
 from domain.onboarding import NewOrg
 from domain.policy import Policy
@@ -18,8 +18,7 @@ class OrgContext:
     snapshot: OrgSnapshot
     policy: Policy
     catalog: CatalogFacts
-    # The users' roster (domain.users.Roster, packed); None in results recorded before it existed.
-    users: str | None = None
+    users: str   # the users' roster (domain.users.Roster, packed)
 
 
 @dataclass(frozen=True)
@@ -27,10 +26,7 @@ class OrgOp:
     org_id: str
     at: datetime
     # Business key of the step, so a retried activity does not apply it twice.
-    key: str = ""
-    # Storage enforcement: for this user only, and the e-mail that announces its verdict.
-    user: str | None = None
-    announce: Email | None = None
+    key: str
 
 
 @dataclass(frozen=True)
@@ -70,10 +66,9 @@ class DunningUpdate:
     invoice_number: str
     at: datetime
     attempt: int = 1
-    scheduled: bool = True   # a retry of the ladder, not an extra attempt (card update, staff)
     amount: int = 0
     reason: str | None = None
-    purpose: str = ""        # the charge's (domain.decisions.ChargePurpose) when neither of the above
+    purpose: ChargePurpose = ChargePurpose.CYCLE   # why the declined charge was made
 
 
 @dataclass(frozen=True)
@@ -121,38 +116,15 @@ class ReportsInput:
 
 
 @dataclass(frozen=True)
-class BlockedUserInfo:
-    email: str
-    usage_mb: int
-    quota_mb: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class LegacyEnforcement:
-    """Storage enforcement as results recorded before the billing model reported it."""
-    blocked: list[BlockedUserInfo] = field(default_factory=list)
-    unblocked: list[str] = field(default_factory=list)
-    auto_allocated: list[str] = field(default_factory=list)  # "email:unit_gb"
-
-
-@dataclass(frozen=True)
 class StepResult:
     """What a decision activity returns: the org's fresh snapshot, the decision's message, the
     invoice it issued and the effects for the workflow to carry out, in order."""
     snapshot: OrgSnapshot
     message: str = ""
     invoice: InvoiceInfo | None = None
-    # None only in results recorded before decisions carried their effects (workflows.legacy).
-    effects: list[Effect] | None = None
+    effects: list[Effect] = field(default_factory=list)
     # Users the decision added: the workflow's roster learns them without reading them back.
     users_added: list[str] = field(default_factory=list)
-    # Fields of those older results, read by workflows.legacy alone.
-    moved_to_free: bool = False
-    previous_plan: str = ""
-    enforcement: LegacyEnforcement | None = None
-    plan_changed_from: str | None = None
-    plan_changed_to: str | None = None
 
 
 @dataclass(frozen=True)

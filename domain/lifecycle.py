@@ -47,10 +47,9 @@ def _pending_trial_reminder(org: OrgSnapshot, policy: Policy, now: datetime) -> 
     return None
 
 
-def next_step(org: OrgSnapshot, policy: Policy, now: datetime, renew_in_dunning: bool = True) -> Step:
-    """`renew_in_dunning`: a past-due or escalated org renews on its renewal date like any other
-    (DOMAIN.md: each cycle served is invoiced on its own renewal date). False: the rule of the
-    code before (no renewal until dunning ends), for runs recorded with it (workflows/org.py)."""
+def next_step(org: OrgSnapshot, policy: Policy, now: datetime) -> Step:
+    """A past-due or escalated org renews on its renewal date like any other (DOMAIN.md: each
+    cycle served is invoiced on its own renewal date)."""
     if org.status == OrgStatus.TRIALING and org.trial_ends_at is not None:
         reminder = _pending_trial_reminder(org, policy, now)
         if reminder is not None:
@@ -78,7 +77,7 @@ def next_step(org: OrgSnapshot, policy: Policy, now: datetime, renew_in_dunning:
             what = f"renewal charge for the next {org.cycle} cycle"
         return Step(StepKind.RENEW, org.renews_at, f"cycle ends {org.renews_at:%Y-%m-%d %H:%M} UTC; {what}")
 
-    renews = org.renews_at if renew_in_dunning and org.status in IN_DUNNING else None
+    renews = org.renews_at if org.status in IN_DUNNING else None
     if org.status == OrgStatus.PAST_DUE and org.next_retry_at is not None and (
             renews is None or org.next_retry_at < renews):
         remaining = len(policy.retry_days) - org.dunning_retries_done

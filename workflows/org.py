@@ -36,9 +36,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.policy import Policy
     from domain.states import ChargeOutcome, OrgStatus
     from domain.limits import UPDATE_ID_MAX, shown
-    from domain.subscription import IN_DUNNING, CatalogFacts, OrgSnapshot
+    from domain.subscription import CatalogFacts, OrgSnapshot
     from domain.users import Roster
-    from workflows import legacy
     from workflows import search_attributes as sa
     from workflows import update_json
     from workflows.messages import REPORT_SIGNALS, ChangeOutcome, Opening, OrgStateView, OrgWorkflowInput
@@ -118,8 +117,8 @@ class OrgWorkflow:
                 if self._reports:
                     await self._apply_reports()
                 # Woken by a change: decide again on the fresh snapshot, in a new run if this
-                # one nears Temporal's limits. Patched: runs recorded before never did.
-                if self._near_limits() and workflow.patched("continue-as-new-near-limits"):
+                # one nears Temporal's limits.
+                if self._near_limits():
                     self._handing_over = True  # new Updates are refused until the next run takes them
                     await workflow.sleep(timedelta(seconds=1))
                     self._continue_as_new = True
@@ -137,10 +136,8 @@ class OrgWorkflow:
             if len(self._reports) <= REPORTS_HANDED_OVER:
                 break
             await self._apply_reports()
-        # The closed run keeps accurate search attributes in visibility. Patched: runs recorded
-        # before this call existed replay without it (tests/replay, docs/reliability.md).
-        if workflow.patched("publish-before-continue-as-new"):
-            self._publish()
+        # The closed run keeps accurate search attributes in visibility.
+        self._publish()
         # Reports received since the last batch go to the next run: none is dropped.
         workflow.continue_as_new(OrgWorkflowInput(self.org_id, reports=list(self._reports),
                                                   reports_received=self._reports_received))
@@ -151,7 +148,7 @@ class OrgWorkflow:
         taken): nothing was written. Either way `opening` answers. True when the org is open."""
         org = opening.org
         try:
-            result = await self._db(BillingActivities.open_account, OpeningInput(org, opening.card, workflow.now()),
+            result = await self._activity(BillingActivities.open_account, OpeningInput(org, opening.card, workflow.now()),
                                     f"open org {org.id} on {org.plan} ({org.cycle})")
         except ActivityError as err:
             cause = err.cause
@@ -164,7 +161,7 @@ class OrgWorkflow:
                 raise
             self._opened = ChangeOutcome(message=err.message, status="refused")
             return False
-        charge = await self._carry_out(result, legacy.Origin("open_account", "opening"))
+        charge = await self._carry_out(result)
         invoice = result.invoice
         if charge.outcome == ChargeOutcome.SUCCEEDED:
             org_now = self.org
@@ -173,7 +170,7 @@ class OrgWorkflow:
                         f"{org_now.renews_at:%Y-%m-%d}", status=str(org_now.status), invoice=invoice.number,
                 amount=charge.amount, payment=str(charge.outcome))
             return True
-        message = await self._db(BillingActivities.discard_opening,
+        message = await self._activity(BillingActivities.discard_opening,
                                  DunningUpdate(org.id, invoice.number, workflow.now(), attempt=charge.attempt,
                                                amount=charge.amount, reason=charge.reason),
                                  f"first payment declined: discard org {org.id}")
@@ -205,13 +202,7 @@ class OrgWorkflow:
         return self._opened is not None and self.org is None
 
     def _next_step(self) -> Step:
-        """The policy's next step. A past-due or escalated org renews on its renewal date;
-        patched: runs recorded before waited for dunning to end (an escalated org had no timer)."""
-        step = next_step(self.org, self.policy, workflow.now())
-        if step.kind == StepKind.RENEW and self.org.status in IN_DUNNING \
-                and not workflow.patched("renew-in-dunning"):
-            return next_step(self.org, self.policy, workflow.now(), renew_in_dunning=False)
-        return step
+        return next_step(self.org, self.policy, workflow.now())
 
     def _near_limits(self) -> bool:
         return self._updates >= UPDATES_PER_RUN or workflow.info().is_continue_as_new_suggested()
@@ -239,18 +230,18 @@ class OrgWorkflow:
         elif step.kind == StepKind.END_TRIAL:
             op = OrgOp(self.org_id, workflow.now(), key=f"trial_end:{self.org.trial_ends_at.isoformat()}")
             if self.org.trial_choice_plan:
-                result = await self._db(BillingActivities.convert_trial, op, "convert trial to the chosen plan")
-                await self._carry_out(result, legacy.Origin("convert_trial", op.key))
+                result = await self._activity(BillingActivities.convert_trial, op, "convert trial to the chosen plan")
+                await self._carry_out(result)
             else:
-                result = await self._db(BillingActivities.expire_trial, op, "trial expired: move to free")
-                await self._carry_out(result, legacy.Origin("expire_trial", op.key))
+                result = await self._activity(BillingActivities.expire_trial, op, "trial expired: move to free")
+                await self._carry_out(result)
             self._continue_as_new = True
         elif step.kind == StepKind.RENEW:
             period_start = self.org.renews_at
-            result = await self._db(BillingActivities.open_renewal,
+            result = await self._activity(BillingActivities.open_renewal,
                                     RenewalInput(self.org_id, period_start, workflow.now()),
                                     f"open renewal {period_start:%Y-%m-%d}")
-            await self._carry_out(result, legacy.Origin("open_renewal", f"renewal:{period_start.isoformat()}"))
+            await self._carry_out(result)
             self._continue_as_new = True
         elif step.kind == StepKind.RETRY_PAYMENT:
             org = self.org
@@ -264,27 +255,19 @@ class OrgWorkflow:
 
     # ---- effects of a decision ---------------------------------------------------------------
 
-    async def _carry_out(self, result: StepResult, origin: "legacy.Origin") -> ChargeResult | None:
-        """Carry out the effects of a decision in order. Returns the last charge made."""
+    async def _carry_out(self, result: StepResult, declined: ChargeResult | None = None) -> ChargeResult | None:
+        """Carry out the effects of a decision in order (a storage check was carried out in the
+        decision's own transaction: its e-mails are among them). `declined`: the charge whose
+        decline was decided, for the final dunning action. Returns the last charge made."""
         self.org = result.snapshot
-        effects = result.effects
-        if effects is None:
-            effects = legacy.effects(result, origin, self.policy, self.catalog, workflow.now())
         charge = None
-        for effect in effects:
+        for effect in result.effects:
             if effect.kind == EffectKind.EMAIL:
                 await self._send(effect.email)
-            elif effect.kind == EffectKind.STORAGE_CHECK:
-                check = effect.storage
-                enforced = await self._db(BillingActivities.enforce_storage,
-                                          OrgOp(self.org_id, workflow.now(), check.occasion, check.user,
-                                                check.announce), "enforce storage quotas")
-                await self._carry_out(enforced, legacy.Origin("enforce_storage", check.occasion,
-                                                              announce=check.announce))
             elif effect.kind == EffectKind.CHARGE:
                 charge = await self._collect(effect.charge, result.invoice)
             elif effect.kind == EffectKind.FINAL_DUNNING_ACTION:
-                await self._final_action(effect.final_action, origin.charge)
+                await self._final_action(effect.final_action, declined)
         return charge
 
     async def _collect(self, charge: Charge, issued: InvoiceInfo | None) -> ChargeResult:
@@ -293,43 +276,39 @@ class OrgWorkflow:
         result = await self._activity(PaymentActivities.charge_invoice,
                                       ChargeInput(self.org_id, number, charge.attempt, workflow.now()),
                                       f"charge {number} attempt {charge.attempt}")
-        origin = legacy.Origin("", f"{number}:{charge.attempt}", charge=result, purpose=charge.purpose)
         if result.outcome == ChargeOutcome.SUCCEEDED:
-            settled = await self._db(BillingActivities.settle_paid_invoice,
+            settled = await self._activity(BillingActivities.settle_paid_invoice,
                                      InvoiceOp(self.org_id, number, workflow.now()), f"settle {number}")
-            await self._carry_out(settled, _at(origin, "settle_paid_invoice"))
+            await self._carry_out(settled)
             return result
         if charge.purpose == ChargePurpose.CHANGE:  # the change keeps waiting for payment
-            context: OrgContext = await self._db(BillingActivities.load_org, self.org_id, "reload org")
+            context: OrgContext = await self._activity(BillingActivities.load_org, self.org_id, "reload org")
             self.org = context.snapshot
             return result
         if charge.purpose == ChargePurpose.OPENING:  # the org is discarded (_open)
             return result
-        update = DunningUpdate(self.org_id, number, workflow.now(), attempt=result.attempt,
-                               scheduled=charge.purpose == ChargePurpose.RETRY, amount=result.amount,
-                               reason=result.reason,
-                               purpose=str(charge.purpose) if charge.purpose == ChargePurpose.IN_DUNNING else "")
+        update = DunningUpdate(self.org_id, number, workflow.now(), attempt=result.attempt, amount=result.amount,
+                               reason=result.reason, purpose=charge.purpose)
         if charge.purpose == ChargePurpose.CYCLE:
-            declined = await self._db(BillingActivities.enter_dunning, update, f"enter dunning on {number}")
-            await self._carry_out(declined, _at(origin, "enter_dunning"))
+            declined = await self._activity(BillingActivities.enter_dunning, update, f"enter dunning on {number}")
+            await self._carry_out(declined, result)
         else:
-            declined = await self._db(BillingActivities.record_failed_attempt, update,
+            declined = await self._activity(BillingActivities.record_failed_attempt, update,
                                       f"attempt {result.attempt} on {number} declined")
-            await self._carry_out(declined, _at(origin, "record_failed_attempt"))
+            await self._carry_out(declined, result)
         return result
 
     async def _final_action(self, action: FinalAction, charge: ChargeResult) -> None:
         """After the last retry: the free plan, or (a large account) billing staff."""
         update = DunningUpdate(self.org_id, charge.invoice_number, workflow.now(), attempt=charge.attempt,
                                amount=charge.amount, reason=charge.reason)
-        origin = legacy.Origin("", f"final:{charge.invoice_number}", charge=charge)
         if action == FinalAction.ESCALATE:
-            result = await self._db(BillingActivities.escalate, update, "escalate to billing staff (S1-Critical)")
-            await self._carry_out(result, _at(origin, "escalate"))
+            result = await self._activity(BillingActivities.escalate, update, "escalate to billing staff (S1-Critical)")
+            await self._carry_out(result)
         else:
-            result = await self._db(BillingActivities.write_off_and_free, update,
+            result = await self._activity(BillingActivities.write_off_and_free, update,
                                     f"write off {charge.invoice_number}, move to free")
-            await self._carry_out(result, _at(origin, "write_off_and_free"))
+            await self._carry_out(result)
 
     async def _send(self, email: Email) -> None:
         await self._activity(MailActivities.send_email, EmailRequest.of(self.org_id, workflow.now(), email),
@@ -363,24 +342,19 @@ class OrgWorkflow:
         info = workflow.current_update_info()
         if info is not None and info.id in self._unvalidated:
             self._unvalidated.discard(info.id)
-            # Patched: runs recorded before left this to the activity.
-            if workflow.patched("validate-after-load"):
-                self._validate(operation, request)
+            self._validate(operation, request)
+        # A change applied since the validator ran is the activity's to refuse: it checks again on
+        # the stored state (not here, in workflow code, where a rule made stricter later would
+        # change what a recorded run decided).
         async with self._lock:
-            # A change applied since the validator ran is the activity's to refuse: it checks again
-            # on the stored state. Runs recorded before this patch checked here too, in workflow
-            # code, where a rule made stricter later would fail their replay.
-            if not workflow.patched("recheck-in-the-activity-only"):
-                self._validate(operation, request)
             self._updates += 1
             summary = f"{operation.name} requested by {getattr(request, 'requested_by', '') or 'admin'}"
             result = await self._decide(BillingActivities.apply_change,
                                         ChangeInput(self.org_id, operation.name, asdict(request), key=key,
                                                     at=workflow.now()), summary, operation.name)
-            if self.roster is not None:
-                for email in result.users_added:
-                    self.roster.add(email)
-            charge = await self._carry_out(result, legacy.Origin("apply_change", key, request=request))
+            for email in result.users_added:
+                self.roster.add(email)
+            charge = await self._carry_out(result)
             self._changed = True
             self._publish()
             message = result.message
@@ -417,23 +391,11 @@ class OrgWorkflow:
     # ---- usage reports and contact counts -------------------------------------------------------
 
     @workflow.signal(name="usage_reported")
-    async def usage_reported(self, payload: Any = None) -> None:
+    def usage_reported(self, payload: Any = None) -> None:
         """A usage report (the fields of `set_usage`): queued, then applied with the reports
         around it (`_apply_reports`). A bad one is dropped with a log line; there is no one to
         answer."""
-        if workflow.patched("usage-reports-are-facts"):
-            self._receive_report("usage_reported", payload)
-            return
-        # Runs recorded before sent each report as a change of its own, which every report after
-        # the first repeated (their one business key): replayed as they ran.
-        operation = OPERATIONS["set_usage"]
-        try:
-            request = _read(operation, payload)
-            if workflow.patched("usage-signal-checked-first"):
-                self._validate(operation, request)
-            await self._change(operation, request, f"update:{self.org_id}:{operation.name}")
-        except (ApplicationError, ActivityError) as err:
-            workflow.logger.warning("usage report dropped: %s", err.cause or err)
+        self._receive_report("usage_reported", payload)
 
     @workflow.signal(name="contacts_reported")
     def contacts_reported(self, payload: Any = None) -> None:
@@ -489,7 +451,7 @@ class OrgWorkflow:
                 self._one_report_at_a_time = max(0, self._one_report_at_a_time - len(batch))
                 self._reports_in_flight = len(batch)
                 try:
-                    await self._carry_out(result, legacy.Origin("apply_reports", key))
+                    await self._carry_out(result)
                 finally:
                     self._reports_in_flight = 0
                 if not result.message.endswith(f"{len(batch)} applied"):
@@ -526,35 +488,28 @@ class OrgWorkflow:
     async def _load_org(self, org_id: str) -> OrgContext:
         """Every run starts from the database, the source of truth. A local activity: a read that
         takes milliseconds needs no task queue round trip, and every renewal starts a run, so
-        in a month-end storm this is one server task in six saved. Patched: runs recorded while
-        it was a regular activity replay as one (tests/replay)."""
-        if workflow.patched("load-org-as-local-activity"):
-            return await workflow.execute_local_activity_method(
-                BillingActivities.load_org, org_id, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=INFRA_RETRY, summary="load org")
-        return await self._db(BillingActivities.load_org, org_id, "load org")
-
-    async def _db(self, method: Callable[..., Any], arg: Any, summary: str) -> Any:
-        return await self._activity(method, arg, summary)
+        in a month-end storm this is one server task in six saved."""
+        return await workflow.execute_local_activity_method(
+            BillingActivities.load_org, org_id, start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=INFRA_RETRY, summary="load org")
 
     async def _activity(self, method: Callable[..., Any], arg: Any, summary: str) -> Any:
         """Every effect and step is idempotent by business key (the decision's key, the charge's
         org, invoice and attempt, the e-mail's key), so a local attempt that timed out may be
-        followed by a regular one. Patched: runs recorded before ran regular activities only."""
-        if workflow.patched("local-first"):
-            try:
-                return await workflow.execute_local_activity_method(
-                    method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LOCAL_ATTEMPTS,
-                    summary=summary)
-            except (ActivityError, ApplicationError, ActivityTimedOut) as err:
-                # A local activity's last failure arrives as the activity's own error, not wrapped.
-                cause = err.cause if isinstance(err, ActivityError) else err
-                if isinstance(cause, ApplicationError) and cause.non_retryable:
-                    raise  # a refusal or a data error: a regular attempt would end the same way
-                failure = ({"failure_type": cause.type, "failure_message": cause.message}
-                           if isinstance(cause, ApplicationError) and cause.type else {})   # an outage's, counted
-                workflow.logger.warning("%s: local attempts failed (%s); retrying as a regular activity",
-                                        summary, cause, extra=failure)
+        followed by a regular one."""
+        try:
+            return await workflow.execute_local_activity_method(
+                method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LOCAL_ATTEMPTS,
+                summary=summary)
+        except (ActivityError, ApplicationError, ActivityTimedOut) as err:
+            # A local activity's last failure arrives as the activity's own error, not wrapped.
+            cause = err.cause if isinstance(err, ActivityError) else err
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                raise  # a refusal or a data error: a regular attempt would end the same way
+            failure = ({"failure_type": cause.type, "failure_message": cause.message}
+                       if isinstance(cause, ApplicationError) and cause.type else {})   # an outage's, counted
+            workflow.logger.warning("%s: local attempts failed (%s); retrying as a regular activity",
+                                    summary, cause, extra=failure)
         return await workflow.execute_activity_method(method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
                                                       retry_policy=INFRA_RETRY, summary=summary)
 
@@ -569,10 +524,8 @@ class OrgWorkflow:
         values: dict[str, Any] = {"OrgId": org.org_id, "OrgStatus": str(org.status), "Plan": org.plan,
                                   "BillingCycle": str(org.cycle) if org.cycle else "none",
                                   "NextActionAt": self.step.due, "DunningAttempt": org.dunning_attempts,
-                                  "LargeAccount": org.large_account}
-        # Patched: runs recorded before published neither (new upserts are new commands).
-        if workflow.patched("publish-org-name-and-scheduled-change"):
-            values |= {"OrgName": org.name, "ScheduledChange": sa.scheduled_change(org)}
+                                  "LargeAccount": org.large_account, "OrgName": org.name,
+                                  "ScheduledChange": sa.scheduled_change(org)}
         keys = {key.name: key for key in sa.ALL}
         updates = []
         for name, value in values.items():
@@ -595,10 +548,6 @@ def _reports_key(batch: list[SentReport]) -> str:
     """A batch's business key, from what its reports are (each stamped with its identity)."""
     text = json.dumps([[report.operation, report.request] for report in batch], sort_keys=True)
     return f"reports:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
-
-
-def _at(origin: "legacy.Origin", activity: str) -> "legacy.Origin":
-    return legacy.Origin(activity, origin.key, origin.charge, origin.purpose, origin.request, origin.announce)
 
 
 def _read(operation: Operation, payload: Any) -> Any:

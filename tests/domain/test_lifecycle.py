@@ -124,8 +124,6 @@ def test_a_past_due_org_whose_next_cycle_comes_before_its_retry_renews_on_its_da
     assert step == Step(StepKind.RENEW, NEXT_RENEWAL,
                         "past due on INV-7; next retry 2026-06-03 09:00 UTC; cycle ends 2026-05-31 09:00 UTC: the "
                         "next monthly cycle is invoiced and charged once")
-    # Runs recorded before waited for the retry (workflows/org.py, patch renew-in-dunning).
-    assert next_step(org, P, utc(2026, 5, 20), renew_in_dunning=False).kind == StepKind.RETRY_PAYMENT
 
 
 def test_an_escalated_org_waits_for_staff_and_renews_on_its_date():
@@ -134,13 +132,14 @@ def test_an_escalated_org_waits_for_staff_and_renews_on_its_date():
     assert step == Step(StepKind.RENEW, NEXT_RENEWAL,
                         "escalated S1-Critical: waiting for billing staff (first response due 2026-05-07 12:00 UTC); "
                         "cycle ends 2026-05-31 09:00 UTC: the next monthly cycle is invoiced and charged once")
-    before = next_step(org, P, utc(2026, 5, 7, 9), renew_in_dunning=False)
-    assert before == Step(StepKind.AWAIT_STAFF, None,
-                          "escalated S1-Critical: waiting for billing staff (first response due 2026-05-07 12:00 UTC)")
+    # Without a renewal date (none to invoice), it waits for staff alone.
+    waiting = next_step(org.with_changes(renews_at=None), P, utc(2026, 5, 7, 9))
+    assert waiting == Step(StepKind.AWAIT_STAFF, None,
+                           "escalated S1-Critical: waiting for billing staff (first response due 2026-05-07 12:00 UTC)")
 
 
 def test_escalated_without_deadline():
-    step = next_step(in_dunning(status=OrgStatus.ESCALATED), P, utc(2026, 5, 7, 9), renew_in_dunning=False)
+    step = next_step(in_dunning(status=OrgStatus.ESCALATED).with_changes(renews_at=None), P, utc(2026, 5, 7, 9))
     assert step == Step(StepKind.AWAIT_STAFF, None, "escalated: waiting for billing staff")
 
 

@@ -1,16 +1,16 @@
 """Record the org workflow's histories on its main paths, for the replay test.
 
-    .venv/bin/python -m tests.replay.record_histories v2            # into tests/replay/histories/v2/
-    .venv/bin/python -m tests.replay.record_histories v2 renewals   # one scenario only
-    .venv/bin/python -m tests.replay.record_histories --out DIR
+    .venv/bin/python -m tests.replay.record_histories 1.1            # into tests/replay/histories/1.1/
+    .venv/bin/python -m tests.replay.record_histories 1.1 renewals   # one scenario only
+    .venv/bin/python -m tests.replay.record_histories 1.1 --out DIR
 
 Runs the real workflow and activities on the time-skipping test server, with a throwaway SQLite
-database and an SMTP sink: trial -> free, renewals, dunning -> free, dunning recovered by a card
-update, a scheduled downgrade. Every run of every org (the continued-as-new ones too) is saved
-as `<scenario>--<workflow id>--run<k>.json` (the format of `temporal workflow show --output
-json`) under histories/<version>/. A version's directory stands for the workflow code that was
-deployed at the time: keep it while runs recorded by that code can still be replayed, and add a
-new version (do not overwrite) after a deliberate, patched change: see docs/reliability.md."""
+database and an SMTP sink, through every path in SCENARIOS. Every run of every org (the
+continued-as-new ones too) is saved as `<scenario>--<workflow id>--run<k>.json` (the format of
+`temporal workflow show --output json`) under histories/<version>/. A version's directory stands
+for the workflow code deployed at the time: keep it while runs recorded by that code can still be
+open, and add a new version (never overwrite one) after a deliberate, patched change: see
+docs/reliability.md, "Replay"."""
 
 import argparse
 import asyncio
@@ -33,6 +33,7 @@ from db.session import Database  # noqa: E402
 from domain import requests as rq  # noqa: E402
 from domain.cards import sandbox_tokenise  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402
+from domain.onboarding import NewOrg, NewUser, validate_new_org  # noqa: E402
 from domain.periods import boundary  # noqa: E402
 from domain.policy import Policy  # noqa: E402
 from domain.states import Cycle  # noqa: E402
@@ -40,7 +41,8 @@ from tests.support.smtp import SmtpSink  # noqa: E402
 from tests.support.stack import Stack  # noqa: E402
 from workers.runtime.binaries import temporal_test_server  # noqa: E402
 from workers.runtime.search_attributes import api_types  # noqa: E402
-from workflows.messages import workflow_id_for  # noqa: E402
+from workflows.messages import Opening, workflow_id_for  # noqa: E402
+from workflows.starter import open_org  # noqa: E402
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 GOOD, DECLINING = "4242424242424242", "4000000000000341"
@@ -143,11 +145,91 @@ async def usage(stack: Stack) -> list[str]:
     return [org_id]
 
 
+async def usage_reports(stack: Stack) -> list[str]:
+    """Usage reports and contact counts as signals, stamped and decided in batches: a user blocked
+    then unblocked, a report older than the one applied (changes nothing), a contact count by
+    signal then by Update; more signals just before the renewal, applied around it."""
+    start = await stack.now()
+    org_id = await stack.create_org("replay-reports", plan="standard", cycle="monthly", card=GOOD, start=start,
+                                    licences=3, users=[("b@x.test", 1.0), ("c@x.test", 1.0)])
+    handle = stack.handle(org_id)
+    await stack.advance_to(start + timedelta(days=1))
+    at = (start + timedelta(hours=20)).isoformat()
+    await handle.signal("usage_reported", {"user": "b@x.test", "storage_gb": 45, "report_id": "m-2", "reported_at": at})
+    await handle.signal("usage_reported", {"user": "c@x.test", "storage_gb": 2})
+    await handle.signal("contacts_reported", {"contacts": 2500})
+    await stack.advance_to(start + timedelta(days=2))
+    older = (start + timedelta(hours=10)).isoformat()
+    await handle.signal("usage_reported", {"user": "b@x.test", "storage_gb": 1, "report_id": "m-1", "reported_at": older})
+    await handle.signal("usage_reported", {"user": "b@x.test", "storage_gb": 3})
+    await stack.send(org_id, "set_contacts", rq.SetContactsRequest(1800))
+    renewal = boundary(start, Cycle.MONTHLY, 1)
+    await stack.advance_to(renewal - timedelta(minutes=1))
+    for gb in (31, 5, 40):
+        await handle.signal("usage_reported", {"user": "c@x.test", "storage_gb": gb})
+    await stack.advance_to(renewal + timedelta(hours=1))
+    return [org_id]
+
+
+async def yearly_to_monthly(stack: Stack) -> list[str]:
+    """A yearly org schedules the switch to monthly, withdraws it, schedules it again; renews
+    monthly from its yearly renewal."""
+    start = await stack.now()
+    org_id = await stack.create_org("replay-yearly-monthly", plan="standard", cycle="yearly", card=GOOD, start=start)
+    await stack.advance_to(start + timedelta(days=30))
+    await stack.send(org_id, "switch_to_monthly", rq.SwitchToMonthlyRequest())
+    await stack.send(org_id, "cancel_switch_to_monthly", rq.CancelSwitchToMonthlyRequest())
+    await stack.send(org_id, "switch_to_monthly", rq.SwitchToMonthlyRequest())
+    renewal = boundary(start, Cycle.YEARLY, 1)
+    await stack.advance_to(boundary(renewal, Cycle.MONTHLY, 1) + timedelta(hours=1))  # the yearly, then a monthly
+    return [org_id]
+
+
+async def opening(stack: Stack) -> list[str]:
+    """New customers on a paid plan (update-with-start): one pays its first cycle and renews, one's
+    card is declined and nothing of it remains (its run ends)."""
+    start = await stack.now()
+    org_ids = []
+    for org_id, card in (("replay-opening-paid", GOOD), ("replay-opening-declined", DECLINING)):
+        new = validate_new_org(NewOrg(id=org_id, name="New Co", admin_email=f"admin@{org_id}.test", plan="standard",
+                                      cycle="monthly", users=[NewUser(f"b@{org_id}.test", 40.0)]), stack.catalog)
+        stack.started.append(org_id)
+        await open_org(stack.client, Opening(new, sandbox_tokenise(card)), stack.task_queue)
+        org_ids.append(org_id)
+    await stack.send(org_ids[0], "add_licences", rq.AddLicencesRequest(1))
+    await stack.advance_to(boundary(start, Cycle.MONTHLY, 1) + timedelta(hours=1))
+    return org_ids
+
+
+async def escalation(stack: Stack) -> list[str]:
+    """Large accounts (3 licences here: the scenario's policy) declined through the dunning
+    ladder are escalated to billing staff; each cycle served while escalated is invoiced on its
+    renewal date and charged; staff extend the grace on one (then downgrade it), retry another."""
+    start = await stack.now()
+    org_ids = [await stack.create_org(f"replay-escalated-{n}", plan="standard", cycle="monthly", card=DECLINING,
+                                      start=start, users=[("b@big.test", 1.0), ("c@big.test", 1.0)])
+               for n in (1, 2)]
+    renewals = [boundary(start, Cycle.MONTHLY, n) for n in (1, 2)]
+    await stack.advance_to(renewals[0] + timedelta(days=7, hours=1))    # escalated after the last retry
+    await stack.advance_to(renewals[1] + timedelta(hours=1))            # renewed while escalated
+    await stack.send(org_ids[0], "resolve_escalation", rq.ResolveEscalationRequest(
+        "extend", extend_days=3, requested_by=STAFF, reason="customer promised"))
+    await stack.send(org_ids[1], "resolve_escalation", rq.ResolveEscalationRequest(
+        "retry", requested_by=STAFF, reason="asked to try again"))
+    await stack.advance_to(renewals[1] + timedelta(days=3, hours=2))    # the extended grace's retry, declined
+    await stack.send(org_ids[0], "resolve_escalation", rq.ResolveEscalationRequest(
+        "downgrade", requested_by=STAFF, reason="no payment"))
+    return org_ids
+
+
 SCENARIOS: dict[str, Callable[[Stack], Awaitable[list[str]]]] = {
     "trial-to-free": trial_to_free, "renewals": renewals, "dunning-to-free": dunning_to_free,
     "dunning-recovered": dunning_recovered, "scheduled-downgrade": scheduled_downgrade,
-    "trial-to-paid": trial_to_paid, "purchases": purchases, "usage": usage,
+    "trial-to-paid": trial_to_paid, "purchases": purchases, "usage": usage, "usage-reports": usage_reports,
+    "yearly-to-monthly": yearly_to_monthly, "opening": opening, "escalation": escalation,
 }
+# The policy a scenario needs beside the defaults (the worker reads it when it starts).
+POLICIES: dict[str, dict] = {"escalation": {"large_account_licences": 3}}
 
 
 async def all_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
@@ -181,7 +263,8 @@ async def record(out: Path, scenarios: list[str] | None = None) -> list[Path]:
             with db.transaction() as session:
                 sync_plans(session, catalog)
             for name in scenarios or list(SCENARIOS):
-                stack = Stack(env=env, db=db, catalog=catalog, policy=Policy(billing_staff=(STAFF,)),
+                stack = Stack(env=env, db=db, catalog=catalog,
+                              policy=Policy(billing_staff=(STAFF,), **POLICIES.get(name, {})),
                               smtp_port=sink.port, task_queue=f"replay-{name}")
                 async with stack.worker():
                     org_ids = await SCENARIOS[name](stack)
@@ -203,7 +286,7 @@ async def record(out: Path, scenarios: list[str] | None = None) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("version", help="directory under tests/replay/histories/, e.g. v2")
+    parser.add_argument("version", help="directory under tests/replay/histories/, e.g. 1.1")
     parser.add_argument("scenarios", nargs="*", choices=[[], *SCENARIOS], help="default: all")
     parser.add_argument("--out", type=Path, help="write here instead of tests/replay/histories/VERSION")
     args = parser.parse_args()

@@ -2,23 +2,28 @@
 
 A failure here means a change to workflows/ would break the org workflows already running in
 production (they replay their history on the new code when a worker picks them up). Guard the
-change with workflow.patched() rather than re-recording: see docs/reliability.md, "Changing
-workflow code safely". The histories come from tests/replay/record_histories.py, one directory per deployed version of
-the workflow code: v1 before the patch "publish-before-continue-as-new", v2 with it, v3 with
-"load-org-as-local-activity" too."""
+change with workflow.patched() rather than re-recording: see docs/reliability.md, "Replay". The
+histories come from tests/replay/record_histories.py, one directory per deployed version of the
+workflow code: 1.0 is the baseline (no patch, no compatibility code before it)."""
 
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
 
+from tests.replay.record_histories import SCENARIOS
+from tests.replay.unpatched import UnpatchedChange
 from workflows.org import OrgWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 FILES = sorted(HISTORIES.glob("*/*.json"))  # histories/<version>/<scenario>--<workflow id>--run<k>.json
-SCENARIOS = {"trial-to-free", "renewals", "dunning-to-free", "dunning-recovered", "scheduled-downgrade",
-             "trial-to-paid", "purchases"}
+BASELINE = "1.0"
+
+
+def version_key(directory: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in directory.name.split("."))
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -26,10 +31,12 @@ def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(workflow_id, path.read_text())
 
 
-def test_every_main_path_has_recorded_histories():
-    latest = max({path.parent for path in FILES}, key=lambda d: (len(d.name), d.name))
-    assert {path.stem.split("--")[0] for path in FILES if path.parent == latest} >= SCENARIOS, (
-        f"run `.venv/bin/python -m tests.replay.record_histories {latest.name}` to record the missing scenarios")
+def test_the_baseline_is_the_oldest_version_and_the_latest_records_every_path():
+    versions = sorted({path.parent for path in FILES}, key=version_key)
+    assert versions[0].name == BASELINE
+    recorded = {path.stem.split("--")[0] for path in FILES if path.parent == versions[-1]}
+    assert recorded == set(SCENARIOS), (
+        f"run `.venv/bin/python -m tests.replay.record_histories {versions[-1].name}` to record what is missing")
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f"{path.parent.name}/{path.stem}" for path in FILES])
@@ -37,3 +44,9 @@ async def test_history_replays_without_nondeterminism(path: Path):
     # replay_workflow raises (NondeterminismError, or the workflow task's failure) on any mismatch.
     result = await Replayer(workflows=[OrgWorkflow]).replay_workflow(load(path))
     assert result.replay_failure is None
+
+
+async def test_a_command_change_without_a_patch_fails_the_replay():
+    history = load(HISTORIES / BASELINE / "renewals--org-replay-renewal--run1.json")
+    result = await Replayer(workflows=[UnpatchedChange]).replay_workflow(history, raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError)

@@ -62,7 +62,7 @@ class Components:
         return [billing.load_org, billing.expire_trial, billing.convert_trial, billing.open_renewal,
                 billing.settle_paid_invoice, billing.enter_dunning, billing.record_failed_attempt,
                 billing.write_off_and_free, billing.escalate, billing.apply_change, billing.apply_reports,
-                billing.enforce_storage, billing.open_account, billing.discard_opening,
+                billing.open_account, billing.discard_opening,
                 payments.charge_invoice, mail.send_email]
 
 
