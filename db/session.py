@@ -70,5 +70,10 @@ class Database:
         finally:
             session.close()
 
+    def ping(self) -> None:
+        """Raises when the database does not answer."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     def dispose(self) -> None:
         self.engine.dispose()

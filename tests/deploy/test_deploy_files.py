@@ -115,7 +115,7 @@ def test_compose_config_parses_with_docker_compose():
 
 def test_compose_has_required_services(compose):
     services = compose["services"]
-    for name in ("temporal", "temporal-ui", "postgresql", "mailpit", "prometheus", "grafana", "worker", "migrate"):
+    for name in ("temporal", "temporal-ui", "postgresql", "mailpit", "prometheus", "grafana", "worker", "migrate", "api"):
         assert name in services, f"service {name!r} missing from {COMPOSE_FILE}"
 
 
@@ -286,6 +286,7 @@ def test_k8s_secret_is_a_template():
         "BILLING_DATABASE_URL": "REPLACE_ME",
         "BILLING_SMTP_PASSWORD": "REPLACE_ME",
         "BILLING_TEMPORAL_API_KEY": "REPLACE_ME",
+        "BILLING_API_KEY": "REPLACE_ME",
     }
     assert "secret manager" in (K8S / "secret.yaml").read_text(encoding="utf-8")
     (configmap,) = _documents(K8S / "configmap.yaml")
@@ -301,6 +302,20 @@ def test_k8s_job_and_service():
     (service,) = _documents(K8S / "service.yaml")
     assert [p["port"] for p in service["spec"]["ports"]] == [9464]
     (deploy,) = _documents(K8S / "deployment.yaml")
+    pod_labels = deploy["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_the_api_runs_the_http_service_with_its_probes(compose):
+    api = compose["services"]["api"]
+    assert _command_text(api).split() == ["python", "-m", "workers.api"]
+    assert _env_dict(api["environment"])["BILLING_API_PORT"] == "8080"
+    deploy, service = _documents(K8S / "api.yaml")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "workers.api"]
+    assert {"secretRef": {"name": "billing-secrets"}} in container["envFrom"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     pod_labels = deploy["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
 

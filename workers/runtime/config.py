@@ -1,9 +1,10 @@
 """Configuration from the environment (prefix BILLING_), via pydantic-settings."""
 
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from activities.documents import SAMPLE_SELLER, Seller
@@ -44,6 +45,12 @@ class Settings(BaseSettings):
     seller_tax_number: str = SAMPLE_SELLER.tax_number
 
     metrics_port: int = 9464
+    # The HTTP service (python -m workers.api): webhooks in, what the mail platform reads.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, gt=0, lt=65536)
+    # The key machines send as `Authorization: Bearer <key>` on /v1 routes; a file for a mounted secret.
+    api_key: SecretStr | None = None
+    api_key_file: str | None = None
     # How often each worker counts the orgs per status and the overdue escalations (workers/runtime/gauges.py).
     gauge_refresh_seconds: int = Field(default=60, gt=0)
     # The worker creates the nightly reconciliation schedule at start (deploy/ sets it).
@@ -81,6 +88,15 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
+
+    @property
+    def api_key_value(self) -> str | None:
+        """The API key, from BILLING_API_KEY or the file BILLING_API_KEY_FILE names (a k8s Secret)."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value().strip() or None
+        if self.api_key_file:
+            return Path(self.api_key_file).read_text(encoding="utf-8").strip() or None
+        return None
 
     @property
     def seller(self) -> Seller:
