@@ -13,11 +13,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m compileall -q domain db workflows activities workers
 	touch $@
 
-.PHONY: install run test bench
+.PHONY: install run clean-var test bench
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m workers.stack.embedded
+
+# Start `make run` afresh: its databases (Temporal's histories, billing), logs and e-mails go.
+clean-var:
+	rm -rf var
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile

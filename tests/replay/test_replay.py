@@ -15,15 +15,11 @@ from temporalio.workflow import NondeterminismError
 
 from tests.replay.record_histories import SCENARIOS
 from tests.replay.unpatched import UnpatchedChange
+from workflows import versions
 from workflows.org import OrgWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 FILES = sorted(HISTORIES.glob("*/*.json"))  # histories/<version>/<scenario>--<workflow id>--run<k>.json
-BASELINE = "1.0"
-
-
-def version_key(directory: Path) -> tuple[int, ...]:
-    return tuple(int(part) for part in directory.name.split("."))
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -31,12 +27,12 @@ def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(workflow_id, path.read_text())
 
 
-def test_the_baseline_is_the_oldest_version_and_the_latest_records_every_path():
-    versions = sorted({path.parent for path in FILES}, key=version_key)
-    assert versions[0].name == BASELINE
-    recorded = {path.stem.split("--")[0] for path in FILES if path.parent == versions[-1]}
-    assert recorded == set(SCENARIOS), (
-        f"run `.venv/bin/python -m tests.replay.record_histories {versions[-1].name}` to record what is missing")
+def test_the_versions_recorded_are_those_the_code_replays_and_the_latest_records_every_path():
+    recorded = sorted({path.parent.name for path in FILES}, key=versions.parse)
+    assert (recorded[0], recorded[-1]) == (versions.OLDEST_REPLAYED, versions.CURRENT)
+    paths = {path.stem.split("--")[0] for path in FILES if path.parent.name == versions.CURRENT}
+    assert paths == set(SCENARIOS), (
+        f"run `.venv/bin/python -m tests.replay.record_histories {versions.CURRENT}` to record what is missing")
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f"{path.parent.name}/{path.stem}" for path in FILES])
@@ -47,6 +43,6 @@ async def test_history_replays_without_nondeterminism(path: Path):
 
 
 async def test_a_command_change_without_a_patch_fails_the_replay():
-    history = load(HISTORIES / BASELINE / "renewals--org-replay-renewal--run1.json")
+    history = load(HISTORIES / versions.CURRENT / "renewals--org-replay-renewal--run1.json")
     result = await Replayer(workflows=[UnpatchedChange]).replay_workflow(history, raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, NondeterminismError)

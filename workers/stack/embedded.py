@@ -28,6 +28,7 @@ from workers.runtime.temporal import DATA_CONVERTER
 from workers.runtime.worker import components_from, configured_worker
 from workers.stack.demo import seed_demo
 from workers.stack.smtp_capture import start_capture
+from workers.stack.var_dir import VarFromAnotherVersion, claim
 
 log = logging.getLogger("billing.embedded")
 
@@ -58,7 +59,7 @@ async def main(args: argparse.Namespace) -> None:
     for noisy in ("mail.log", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     var = args.var
-    var.mkdir(parents=True, exist_ok=True)
+    claim(var)
     os.environ.setdefault("BILLING_DATABASE_URL", f"sqlite:///{var / 'billing.db'}")
     settings = Settings()
     smtp = start_capture(var / "mail", settings.smtp_host, settings.smtp_port)
@@ -114,5 +115,5 @@ if __name__ == "__main__":
         asyncio.run(main(arguments()))
     except KeyboardInterrupt:
         pass
-    except PdfRendererMissing as err:
+    except (PdfRendererMissing, VarFromAnotherVersion) as err:
         raise SystemExit(f"cannot start: {err}") from None
