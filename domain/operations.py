@@ -24,7 +24,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.limits import Limits, check_request_fields
 from domain.renewal import (apply_scheduled, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
                             plan_name, start_period, tier_floor, void_pending_invoice, write_off_unpaid_cycles)
-from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
+from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason, Resolution
 from domain.users import Members, check_member, check_members, check_not_member
 from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers, UnitCount, WaitingChange
 
@@ -576,12 +576,12 @@ def _retry_payment(state: OrgSnapshot, req: rq.RetryPaymentRequest, ctx: Context
 
 def _resolve_escalation(state: OrgSnapshot, req: rq.ResolveEscalationRequest, ctx: Context) -> Decision:
     draft = _draft("resolve_escalation", state, req)
-    if req.action == "downgrade":
+    if req.action == Resolution.DOWNGRADE:
         unpaid = state.unpaid_cycles
         write_off_unpaid_cycles(draft)
         move_to_free(draft, PlanChangeReason.STAFF_DOWNGRADE, ctx, req.requested_by)
         return draft.decision(f"escalation resolved: {', '.join(unpaid)} written off, org moved to the free plan")
-    if req.action == "extend":
+    if req.action == Resolution.EXTEND:
         retry_at = ctx.now + timedelta(days=req.extend_days)
         draft.change(escalated_at=None, first_response_due=None, determination_due=None, next_retry_at=retry_at)
         draft.set_status(OrgStatus.PAST_DUE)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from domain.states import Resolution
+
 
 class Kind(StrEnum):
     """What a field holds: how the CLI and the scenario parser read and check it."""
@@ -20,7 +22,7 @@ class Kind(StrEnum):
     UNIT_GB = "unit_gb"        # a storage unit size of the catalog
     ADDON = "addon"            # a flat add-on id of the catalog
     CARD = "card"              # a card number, tokenised before it leaves the CLI or the simulator
-    RESOLUTION = "resolution"  # extend | downgrade | retry
+    RESOLUTION = "resolution"  # domain.states.Resolution
     USAGE_ROWS = "usage_rows"  # (user e-mail, GB) pairs: a usage file, read by its own command
     INSTANT = "instant"        # a moment, ISO 8601 with its UTC offset (a scenario: a duration after start)
 
@@ -233,7 +235,7 @@ class RetryPaymentRequest:
 
 @dataclass(frozen=True)
 class ResolveEscalationRequest:
-    action: str = arg("extend, downgrade or retry", Kind.RESOLUTION)
+    action: str = arg(Resolution.choices(), Kind.RESOLUTION)   # a Resolution, as sent (the rule checks it)
     requested_by: str = _by()
     reason: str = _reason()
     extend_days: int = arg("Days of grace for extend", Kind.COUNT, default=7, maximum="extend_days")

@@ -15,7 +15,7 @@ from domain.policy import Policy
 from domain.proration import days_between
 from domain.reports import check_not_ahead
 from domain.subscription import PAID_STATUSES, CatalogFacts, OrgSnapshot
-from domain.states import FREE_PLAN, Cycle, OrgStatus
+from domain.states import FREE_PLAN, Cycle, OrgStatus, Resolution
 
 def _plan(catalog: CatalogFacts, plan_id: str):
     plan = catalog.plan(plan_id)
@@ -332,5 +332,5 @@ def check_resolve_escalation(org: OrgSnapshot, policy: Policy, catalog: CatalogF
     _staff(policy, req, "resolve an escalation")
     if org.status != OrgStatus.ESCALATED:
         raise NotAllowed(f"the org is not escalated (status {org.status})")
-    if req.action not in ("extend", "downgrade", "retry"):
-        raise InvalidInput(f"action must be extend, downgrade or retry, got {shown(req.action)}")
+    if req.action not in set(Resolution):
+        raise InvalidInput(f"action must be {Resolution.choices()}, got {shown(req.action)}")

@@ -44,6 +44,21 @@ class ChargeOutcome(StrEnum):
     DECLINED = "declined"
 
 
+class Resolution(StrEnum):
+    """How billing staff resolve an escalation (DOMAIN.md, large accounts): charge the unpaid
+    invoices now, give the org more days before the next retry, or write them off and move the
+    org to the free plan."""
+    EXTEND = "extend"
+    DOWNGRADE = "downgrade"
+    RETRY = "retry"
+
+    @classmethod
+    def choices(cls) -> str:
+        """"extend, downgrade or retry": for help texts and refusals."""
+        *first, last = cls
+        return f"{', '.join(first)} or {last}"
+
+
 class PlanChangeReason(StrEnum):
     TRIAL_EXPIRED = "trial_expired"
     TRIAL_CONVERTED = "trial_converted"

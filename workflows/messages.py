@@ -6,6 +6,7 @@ from datetime import datetime
 from activities.messages import SentReport
 from domain.cards import CardDetails
 from domain.onboarding import NewOrg
+from domain.states import ChargeOutcome
 from domain.subscription import OrgSnapshot
 
 TASK_QUEUE = "billing-orgs"
@@ -43,7 +44,7 @@ class ChangeOutcome:
     status: str
     invoice: str | None = None
     amount: int | None = None
-    payment: str | None = None  # succeeded | declined | None when nothing was charged
+    payment: ChargeOutcome | None = None  # None when nothing was charged
     decline_reason: str | None = None
 
 

@@ -168,14 +168,14 @@ class OrgWorkflow:
             self._opened = ChangeOutcome(
                 message=f"org {org.id} created on {org.plan} ({org.cycle}); paid {invoice.number}; renews on "
                         f"{org_now.renews_at:%Y-%m-%d}", status=str(org_now.status), invoice=invoice.number,
-                amount=charge.amount, payment=str(charge.outcome))
+                amount=charge.amount, payment=charge.outcome)
             return True
         message = await self._activity(BillingActivities.discard_opening,
                                  DunningUpdate(org.id, invoice.number, workflow.now(), attempt=charge.attempt,
                                                amount=charge.amount, reason=charge.reason),
                                  f"first payment declined: discard org {org.id}")
         self._opened = ChangeOutcome(message=message, status="declined", invoice=invoice.number,
-                                     amount=charge.amount, payment=str(charge.outcome), decline_reason=charge.reason)
+                                     amount=charge.amount, payment=charge.outcome, decline_reason=charge.reason)
         self.org = None   # nothing of it remains: the state query says so
         return False
 
@@ -365,7 +365,7 @@ class OrgWorkflow:
             return ChangeOutcome(message=message, status=str(self.org.status),
                                  invoice=charge.invoice_number if charge else None,
                                  amount=charge.amount if charge else None,
-                                 payment=str(charge.outcome) if charge else None,
+                                 payment=charge.outcome if charge else None,
                                  decline_reason=charge.reason if charge else None)
 
     async def _decide(self, method: Callable[..., Any], arg: Any, summary: str, what: str) -> StepResult:

@@ -12,6 +12,7 @@ from domain.catalog import Catalog, load_catalog
 from domain.errors import InvalidInput
 from domain.operations import Operation
 from domain.requests import Kind
+from domain.states import Resolution
 
 # Example values of text fields, by field name: what a person would type there.
 _TEXT_EXAMPLES = {"requested_by": "you@example.com", "reason": "agreed with the customer",
@@ -37,7 +38,7 @@ def _example_value(item: Field, catalog: Catalog) -> Any:
     if kind == Kind.COUNT:
         return _COUNT_EXAMPLES.get(item.name, item.metadata.get("minimum", 1) or 1)
     examples = {Kind.GB: 2.5, Kind.CYCLE: "yearly", Kind.UNIT_GB: min(catalog.storage_units),
-                Kind.ADDON: min(catalog.flat_addons, default="addon"), Kind.RESOLUTION: "extend",
+                Kind.ADDON: min(catalog.flat_addons, default="addon"), Kind.RESOLUTION: Resolution.EXTEND,
                 Kind.USAGE_ROWS: [[_TEXT_EXAMPLES["user"], 2.5]]}
     return examples.get(kind, _TEXT_EXAMPLES.get(item.name, "text"))
 

@@ -11,6 +11,7 @@ from temporalio.api.enums.v1 import EventType
 
 from db.models import Invoice, OrgEvent, Payment, Subscription, User
 from domain import requests as rq
+from domain.states import ChargeOutcome
 from workers.runtime.operations import OperationRefused
 
 GOOD, DECLINING = "4242424242424242", "4000000000000341"
@@ -81,7 +82,7 @@ async def test_second_change_waits_until_the_first_invoice_is_paid(stack):
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=DECLINING)
         await stack.advance_to(await stack.now() + timedelta(days=3))
         outcome = await stack.send(org_id, "add_licences", rq.AddLicencesRequest(2))
-        assert outcome.payment == "declined" and "waits for payment" in outcome.message
+        assert outcome.payment is ChargeOutcome.DECLINED and "waits for payment" in outcome.message
         await assert_refused(stack, org_id, "upgrade", rq.UpgradeRequest("professional"),
                              "waiting for payment of invoice")
         assert (await stack.state(org_id)).snapshot.licences == 1  # not applied until paid

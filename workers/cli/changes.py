@@ -23,6 +23,7 @@ from domain import requests as rq
 from domain.errors import DomainError
 from domain.operations import OPERATIONS, Operation
 from domain.requests import Kind
+from domain.states import ChargeOutcome
 from workers.cli.choices import BillingCycle, Resolution, complete_addon, complete_plan, complete_unit
 from workers.cli.common import (ExitCode, app, checked_exit, console, database, errors, fail, group, refusal_exit,
                                 settings)
@@ -50,7 +51,7 @@ def operate(org_id: str, kind: str, request: Any) -> None:
     except OperationRefused as err:
         line, code = refusal_exit(err)
         fail(line if code == ExitCode.UNAVAILABLE else f"{kind} refused: {line}", code)
-    if outcome.payment == "declined":  # the change (or the card) is kept, the money is not there
+    if outcome.payment == ChargeOutcome.DECLINED:  # the change (or the card) is kept, the money is not there
         fail(f"{kind} declined: {outcome.message} (status {outcome.status})")
     console.print(f"[green]{kind}:[/] {escape(outcome.message)} (status {outcome.status})", highlight=False)
 

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from domain.money import SUPPORTED_CURRENCIES
 from domain.onboarding import LOCALES
-from domain.states import Cycle, OrgStatus
+from domain.states import Cycle, OrgStatus, Resolution
 
 Locale = StrEnum("Locale", {code: code for code in LOCALES})
 Currency = StrEnum("Currency", {code: code for code in SUPPORTED_CURRENCIES})
@@ -19,13 +19,6 @@ class ListedCycle(StrEnum):
     MONTHLY = "monthly"
     YEARLY = "yearly"
     NONE = "none"
-
-
-class Resolution(StrEnum):
-    """How staff resolve an escalation (domain.rules.check_resolve_escalation has the rule)."""
-    EXTEND = "extend"
-    DOWNGRADE = "downgrade"
-    RETRY = "retry"
 
 
 def _catalog():

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from domain.errors import DomainError
 from domain.limits import cut, shown
+from domain.states import ChargeOutcome
 from workers.cli.choices import Currency, ListedCycle, Locale, Status, BillingCycle, complete_new_org_plan, \
     complete_plan
 from workers.cli.common import (JSON_OPTION_HELP, ExitCode, checked_exit, console, database, fail, group, note, print_json,
@@ -159,10 +160,10 @@ async def _open_new_customer(config, new, card) -> None:  # noqa: ANN001
         from workers.runtime.operations import refusal_from
         fail(unavailable(err) or f"org create refused: {refusal_from(err).message}",
              ExitCode.UNAVAILABLE if unavailable(err) else ExitCode.REFUSED)
-    if outcome.payment == "declined":
+    if outcome.payment == ChargeOutcome.DECLINED:
         fail(f"org {new.id} not created: the card ending {card.last4} was declined ({outcome.decline_reason}); "
              "nothing was saved; run the command again with another card", ExitCode.REFUSED)
-    if outcome.payment != "succeeded":
+    if outcome.payment != ChargeOutcome.SUCCEEDED:
         fail(f"org create refused: {outcome.message}", ExitCode.REFUSED)
     console.print(f"{outcome.message} ({format_money(outcome.amount, new.currency, 'en')} charged to "
                   f"{card.brand} ending {card.last4}); workflow org-{new.id} started", highlight=False)

@@ -21,7 +21,7 @@ from domain.errors import CardRejected, DomainError, InvalidInput
 from domain.limits import Limits, check_request_fields, check_text, check_whole, shown, utf8_text
 from domain.policy import Policy
 from domain.requests import Kind
-from domain.states import FREE_PLAN, Cycle
+from domain.states import FREE_PLAN, Cycle, Resolution
 from domain.operations import OPERATIONS
 from workflows.messages import REPORT_SIGNALS
 
@@ -327,7 +327,6 @@ def parse_org(raw: Any, catalog: Catalog, limits: Limits = Limits()) -> tuple[Ne
 
 # ---- actions ------------------------------------------------------------------------------------
 
-ESCALATION_ACTIONS = ("extend", "downgrade", "retry")
 SIMULATED_REASON = "billing simulate"
 
 
@@ -379,8 +378,8 @@ def _action_value(kind: Kind, value: Any, path: str, catalog: Catalog) -> Any:
         return _card_number(value, path)
     if kind == Kind.RESOLUTION:
         action = _str(value, path)
-        if action not in ESCALATION_ACTIONS:
-            raise ScenarioError(path, f"{action!r} is not a resolution; use {', '.join(ESCALATION_ACTIONS)}")
+        if action not in set(Resolution):
+            raise ScenarioError(path, f"{action!r} is not a resolution; use {Resolution.choices()}")
         return action
     raise AssertionError(kind)
 
