@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from db.events import record_event
-from db.models import Base, Invoice, OpeningAttempt, Organisation, PlanRow, Subscription, User
+from db.models import Base, GatewayCharge, Invoice, OpeningAttempt, Organisation, PlanRow, Subscription, User
 from db.state import get_org, write_state
 from db.storage import enforce_storage
 from domain.cards import CardDetails
@@ -108,6 +108,14 @@ def delete_org(session: Session, org_id: str) -> None:
         else:
             continue
         session.execute(delete(table).where(condition))
+
+
+def forget_org(session: Session, org_id: str) -> None:
+    """Every row of an org that never was (a simulation's): its own, the record of the attempts
+    to open it, and the sandbox gateway's record of its charges (keyed org:invoice:attempt)."""
+    delete_org(session, org_id)
+    session.execute(delete(OpeningAttempt).where(OpeningAttempt.org_id == org_id))
+    session.execute(delete(GatewayCharge).where(GatewayCharge.idempotency_key.startswith(f"{org_id}:", autoescape=True)))
 
 
 def list_org_ids(session: Session) -> list[str]:

@@ -17,9 +17,18 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-def make_engine(url: str, create_folder: bool = True) -> Engine:
+def printable_url(url: str) -> str:
+    """The URL with its password hidden, fit for a message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "(BILLING_DATABASE_URL)"
+
+
+def make_engine(url: str, create_folder: bool = True, throwaway: bool = False) -> Engine:
     """`create_folder`: make a SQLite file's folder (the worker, the embedded stack and the
-    migrations create their database; the CLI's commands only use an existing one)."""
+    migrations create their database; the CLI's commands only use an existing one). `throwaway`:
+    a SQLite file nobody keeps (a simulation's), so no commit waits for the disk."""
     if url.startswith("sqlite"):
         path = sqlite_file(url)
         if path is not None and create_folder:
@@ -33,6 +42,8 @@ def make_engine(url: str, create_folder: bool = True) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            if throwaway:
+                cursor.execute("PRAGMA synchronous=OFF")
             cursor.close()
 
         return engine
@@ -52,9 +63,9 @@ def _libpq_timeouts() -> dict[str, object]:
 
 
 class Database:
-    def __init__(self, url: str, create_folder: bool = True) -> None:
+    def __init__(self, url: str, create_folder: bool = True, throwaway: bool = False) -> None:
         self.url = url
-        self.engine = make_engine(url, create_folder)
+        self.engine = make_engine(url, create_folder, throwaway)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

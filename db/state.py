@@ -4,7 +4,7 @@ onto rows (units and add-ons one row each, the ledger, invoices, users, events).
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.events import record_event
@@ -32,94 +32,147 @@ def get_org(session: Session, org_id: str) -> tuple[Organisation, Subscription]:
     return org, org.subscription
 
 
-def _number(session: Session, invoice_id: int | None) -> str | None:
-    return session.get(Invoice, invoice_id).number if invoice_id else None
-
-
 def load_state(session: Session, org_id: str, policy: Policy) -> OrgSnapshot:
-    org, sub = get_org(session, org_id)
-    user_count = session.scalar(select(func.count(User.id)).where(User.org_id == org_id)) or 0
-    blocked = list(session.scalars(select(User.email).where(User.org_id == org_id, User.blocked.is_(True))
-                                   .order_by(User.seq)))
-    owned: dict[int, list[int]] = {}
-    removing: dict[int, int] = {}
-    for size, user_id, ending in session.execute(select(StorageUnit.size_gb, StorageUnit.user_id,
-                                                        StorageUnit.remove_at_period_end)
-                                                 .where(StorageUnit.org_id == org_id)):
+    states = load_states(session, [org_id], policy)
+    if not states:
+        raise UnknownOrg(f"unknown org {shown(org_id)}")
+    return states[0]
+
+
+def load_states(session: Session, org_ids: list[str] | Select, policy: Policy) -> list[OrgSnapshot]:
+    """The states of the orgs named (a list of ids, or a query of them), by org id, read in one
+    query per kind of row whatever their number."""
+    orgs = session.execute(select(Organisation, Subscription).join(Subscription)
+                           .where(Organisation.id.in_(org_ids)).order_by(Organisation.id)).all()
+    if not orgs:
+        return []
+    user_counts = dict(session.execute(select(User.org_id, func.count(User.id)).where(User.org_id.in_(org_ids))
+                                       .group_by(User.org_id)).all())
+    blocked = _by_org(session.execute(select(User.org_id, User.email).where(
+        User.org_id.in_(org_ids), User.blocked.is_(True)).order_by(User.seq)))
+    storage = _storage(session, org_ids)
+    addons = _by_org(session.execute(select(OrgAddon.org_id, OrgAddon.addon_id, OrgAddon.remove_at_period_end)
+                                     .where(OrgAddon.org_id.in_(org_ids)).order_by(OrgAddon.addon_id)))
+    reminders = _by_org(session.execute(select(EmailMessage.org_id, EmailMessage.trial_reminder_days).where(
+        EmailMessage.org_id.in_(org_ids), EmailMessage.template == "trial_ending", EmailMessage.status == "sent",
+        EmailMessage.trial_reminder_days.is_not(None))))
+    dunning_numbers = dict(session.execute(select(Subscription.org_id, Invoice.number)
+                                           .join(Invoice, Invoice.id == Subscription.dunning_invoice_id)
+                                           .where(Subscription.org_id.in_(org_ids))).all())
+    pending, arrears = _pending(session, org_ids), _arrears(session, org_ids)
+    credits, ledgers = _credits(session, org_ids), _ledgers(session, org_ids)
+    states = []
+    for org, sub in orgs:
+        user_count = user_counts.get(org.id, 0)
+        owned, removing = storage.get(org.id, ({}, {}))
+        held_addons = addons.get(org.id, [])
+        scheduled = Scheduled(plan=sub.scheduled_plan, licences=sub.scheduled_licences,
+                              tier=sub.scheduled_tier_contacts, addons=[a for a, ending in held_addons if ending],
+                              storage=[UnitCount(size, n) for size, n in sorted(removing.items()) if n],
+                              cancel=sub.cancel_at_period_end,
+                              cycle=Cycle(sub.scheduled_cycle) if sub.scheduled_cycle else None)
+        states.append(OrgSnapshot(
+            org_id=org.id, name=org.name, admin_email=org.admin_email, locale=org.locale, currency=org.currency,
+            status=OrgStatus(sub.status), plan=sub.plan_id, licences=sub.licences, user_count=user_count,
+            cycle=Cycle(sub.cycle) if sub.cycle else None, cycle_anchor=sub.cycle_anchor,
+            period_start=sub.period_start, renews_at=sub.renews_at, trial_ends_at=sub.trial_ends_at,
+            trial_choice_plan=sub.trial_choice_plan,
+            trial_choice_cycle=Cycle(sub.trial_choice_cycle) if sub.trial_choice_cycle else None,
+            trial_choice_tier=sub.trial_choice_tier,
+            trial_reminders_sent=sorted({days for (days,) in reminders.get(org.id, [])}),
+            card_brand=sub.card_brand, card_last4=sub.card_last4, scheduled=scheduled,
+            pending=_waiting_change(sub, pending.get(org.id)), dunning_invoice=dunning_numbers.get(org.id),
+            dunning_attempts=sub.dunning_attempts, dunning_retries_done=sub.dunning_retries_done,
+            dunning_started_at=sub.dunning_started_at, next_retry_at=sub.next_retry_at,
+            escalated_at=sub.escalated_at, first_response_due=sub.first_response_due,
+            determination_due=sub.determination_due,
+            arrears=arrears.get(org.id, []) if sub.status in IN_DUNNING else [],
+            large_account=is_large_account(max(sub.licences, user_count), policy),
+            blocked_users=[email for (email,) in blocked.get(org.id, [])],
+            storage=[StorageHolding(unit_gb=size, owned=v[0], allocated=v[1]) for size, v in sorted(owned.items())],
+            auto_allocate_storage=org.auto_allocate_storage, tier_contacts=sub.tier_contacts,
+            subscribers=Subscribers(org.contacts_subscribed, org.contacts_awaiting),
+            addons=[a for a, _ in held_addons], ledger=ledgers.get(org.id, []), credit=credits.get(org.id, 0),
+            version=sub.version))
+    return states
+
+
+def _by_org(rows) -> dict[str, list[tuple]]:  # noqa: ANN001  (rows whose first column is the org id)
+    found: dict[str, list[tuple]] = {}
+    for org_id, *rest in rows:
+        found.setdefault(org_id, []).append(tuple(rest))
+    return found
+
+
+def _storage(session: Session, org_ids: list[str] | Select) -> dict[str, tuple[dict[int, list[int]], dict[int, int]]]:
+    """Per org: units owned and allocated per size, and the unallocated ones ending at the renewal."""
+    found: dict[str, tuple[dict[int, list[int]], dict[int, int]]] = {}
+    for org_id, size, user_id, ending in session.execute(
+            select(StorageUnit.org_id, StorageUnit.size_gb, StorageUnit.user_id, StorageUnit.remove_at_period_end)
+            .where(StorageUnit.org_id.in_(org_ids))):
+        owned, removing = found.setdefault(org_id, ({}, {}))
         counts = owned.setdefault(size, [0, 0])
         counts[0] += 1
         counts[1] += user_id is not None
         removing[size] = removing.get(size, 0) + (bool(ending) and user_id is None)
-    addons = session.execute(select(OrgAddon.addon_id, OrgAddon.remove_at_period_end)
-                             .where(OrgAddon.org_id == org_id).order_by(OrgAddon.addon_id)).all()
-    reminders = sorted(set(session.scalars(select(EmailMessage.trial_reminder_days).where(
-        EmailMessage.org_id == org_id, EmailMessage.template == "trial_ending", EmailMessage.status == "sent",
-        EmailMessage.trial_reminder_days.is_not(None)))))
-    scheduled = Scheduled(plan=sub.scheduled_plan, licences=sub.scheduled_licences, tier=sub.scheduled_tier_contacts,
-                          addons=[a for a, ending in addons if ending],
-                          storage=[UnitCount(size, n) for size, n in sorted(removing.items()) if n],
-                          cancel=sub.cancel_at_period_end,
-                          cycle=Cycle(sub.scheduled_cycle) if sub.scheduled_cycle else None)
-    return OrgSnapshot(
-        org_id=org.id, name=org.name, admin_email=org.admin_email, locale=org.locale, currency=org.currency,
-        status=OrgStatus(sub.status), plan=sub.plan_id, licences=sub.licences, user_count=user_count,
-        cycle=Cycle(sub.cycle) if sub.cycle else None, cycle_anchor=sub.cycle_anchor,
-        period_start=sub.period_start, renews_at=sub.renews_at, trial_ends_at=sub.trial_ends_at,
-        trial_choice_plan=sub.trial_choice_plan,
-        trial_choice_cycle=Cycle(sub.trial_choice_cycle) if sub.trial_choice_cycle else None,
-        trial_choice_tier=sub.trial_choice_tier, trial_reminders_sent=reminders,
-        card_brand=sub.card_brand, card_last4=sub.card_last4, scheduled=scheduled,
-        pending=_pending(session, sub), dunning_invoice=_number(session, sub.dunning_invoice_id),
-        dunning_attempts=sub.dunning_attempts, dunning_retries_done=sub.dunning_retries_done,
-        dunning_started_at=sub.dunning_started_at, next_retry_at=sub.next_retry_at, escalated_at=sub.escalated_at,
-        first_response_due=sub.first_response_due, determination_due=sub.determination_due,
-        arrears=_arrears(session, org_id, sub),
-        large_account=is_large_account(max(sub.licences, user_count), policy), blocked_users=blocked,
-        storage=[StorageHolding(unit_gb=size, owned=v[0], allocated=v[1]) for size, v in sorted(owned.items())],
-        auto_allocate_storage=org.auto_allocate_storage, tier_contacts=sub.tier_contacts,
-        subscribers=Subscribers(org.contacts_subscribed, org.contacts_awaiting),
-        addons=[a for a, _ in addons], ledger=_ledger(session, org_id), credit=_credit(session, org_id),
-        version=sub.version)
+    return found
 
 
-def _arrears(session: Session, org_id: str, sub: Subscription) -> list[UnpaidCycle]:
+def _attempts():
+    return select(func.count(Payment.id)).where(Payment.invoice_id == Invoice.id).scalar_subquery()
+
+
+def _arrears(session: Session, org_ids: list[str] | Select) -> dict[str, list[UnpaidCycle]]:
     """A past-due or escalated org's renewal invoices still open besides the dunning one: the
     cycles it was served since (domain.renewal.renew), oldest first."""
-    if sub.status not in IN_DUNNING:
-        return []
-    attempts = select(func.count(Payment.id)).where(Payment.invoice_id == Invoice.id).scalar_subquery()
-    query = select(Invoice.number, attempts).where(
-        Invoice.org_id == org_id, Invoice.kind == InvoiceKind.RENEWAL, Invoice.status == InvoiceStatus.OPEN)
-    if sub.dunning_invoice_id is not None:
-        query = query.where(Invoice.id != sub.dunning_invoice_id)
-    return [UnpaidCycle(number, count) for number, count in session.execute(query.order_by(Invoice.id))]
+    rows = session.execute(select(Invoice.org_id, Invoice.number, _attempts())
+                           .join(Subscription, Subscription.org_id == Invoice.org_id)
+                           .where(Invoice.org_id.in_(org_ids), Subscription.status.in_(IN_DUNNING),
+                                  Invoice.kind == InvoiceKind.RENEWAL, Invoice.status == InvoiceStatus.OPEN,
+                                  or_(Subscription.dunning_invoice_id.is_(None),
+                                      Invoice.id != Subscription.dunning_invoice_id))
+                           .order_by(Invoice.id))
+    return {org_id: [UnpaidCycle(number, count) for number, count in cycles]
+            for org_id, cycles in _by_org(rows).items()}
 
 
-def _credit(session: Session, org_id: str) -> int:
-    return account_credit((InvoiceStatus(status), total, applied) for status, total, applied in session.execute(
-        select(Invoice.status, Invoice.total, Invoice.credit_applied).where(
-            Invoice.org_id == org_id, (Invoice.status == InvoiceStatus.CREDITED) | (Invoice.credit_applied != 0))))
+def _credits(session: Session, org_ids: list[str] | Select) -> dict[str, int]:
+    rows = _by_org(session.execute(select(Invoice.org_id, Invoice.status, Invoice.total, Invoice.credit_applied).where(
+        Invoice.org_id.in_(org_ids), (Invoice.status == InvoiceStatus.CREDITED) | (Invoice.credit_applied != 0))))
+    return {org_id: account_credit((InvoiceStatus(status), total, applied) for status, total, applied in invoices)
+            for org_id, invoices in rows.items()}
 
 
-def _pending(session: Session, sub: Subscription) -> WaitingChange | None:
+def _pending(session: Session, org_ids: list[str] | Select) -> dict[str, tuple[str, int, int]]:
+    """Per org with a change waiting for payment: its invoice's number, credit applied and attempts."""
+    rows = session.execute(select(Subscription.org_id, Invoice.number, Invoice.credit_applied, _attempts())
+                           .join(Invoice, Invoice.id == Subscription.pending_invoice_id)
+                           .where(Subscription.org_id.in_(org_ids)))
+    return {org_id: (number, credit_applied or 0, attempts) for org_id, number, credit_applied, attempts in rows}
+
+
+def _waiting_change(sub: Subscription, invoice: tuple[str, int, int] | None) -> WaitingChange | None:
     change = sub.pending_change
-    if not change or not sub.pending_invoice_id:
+    if not change or invoice is None:
         return None
-    attempts = session.scalar(select(func.count(Payment.id)).where(Payment.invoice_id == sub.pending_invoice_id)) or 0
+    number, credit_applied, attempts = invoice
     priced_at = change.get("priced_at")
-    invoice = session.get(Invoice, sub.pending_invoice_id)
     return WaitingChange(operation=change["operation"], request=change.get("request") or {},
                          summary=change.get("summary", change["operation"]),
                          priced_at=datetime.fromisoformat(priced_at) if priced_at else sub.period_start,
-                         invoice=invoice.number, total=change.get("total", 0), attempts=attempts,
-                         credit_applied=invoice.credit_applied or 0)
+                         invoice=number, total=change.get("total", 0), attempts=attempts,
+                         credit_applied=credit_applied)
 
 
-def _ledger(session: Session, org_id: str) -> list[BilledSpan]:
-    rows = session.execute(select(BilledSpanRow, Invoice.number).outerjoin(Invoice, Invoice.id == BilledSpanRow.invoice_id)
-                           .where(BilledSpanRow.org_id == org_id).order_by(BilledSpanRow.id))
-    return [BilledSpan(Item(ItemKind(row.item_kind), row.item_code), row.quantity, row.start, row.end, row.amount,
-                       number or "") for row, number in rows]
+def _ledgers(session: Session, org_ids: list[str] | Select) -> dict[str, list[BilledSpan]]:
+    rows = session.execute(select(BilledSpanRow, Invoice.number)
+                           .outerjoin(Invoice, Invoice.id == BilledSpanRow.invoice_id)
+                           .where(BilledSpanRow.org_id.in_(org_ids)).order_by(BilledSpanRow.id))
+    found: dict[str, list[BilledSpan]] = {}
+    for row, number in rows:
+        found.setdefault(row.org_id, []).append(BilledSpan(Item(ItemKind(row.item_kind), row.item_code), row.quantity,
+                                                           row.start, row.end, row.amount, number or ""))
+    return found
 
 
 # ---- writing a decision -------------------------------------------------------------------------

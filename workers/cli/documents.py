@@ -22,16 +22,14 @@ invoice_app = group("invoice")
 def invoice_list(org_id: str = typer.Argument(..., help="Org id"),
                  as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
     """Payment history: every invoice with its status and payments (the card, the date, the outcome)."""
-    from sqlalchemy import select
     from db.invoices import invoice_document
-    from db.models import Invoice, Organisation
+    from db.queries import invoice_numbers, org_locale
     from domain.money import format_money
     with database().transaction() as session:
-        org = session.get(Organisation, org_id)
-        if org is None:
+        locale = org_locale(session, org_id)
+        if locale is None:
             fail(f"unknown org {shown(org_id)} in the database (BILLING_DATABASE_URL)")
-        documents = [invoice_document(session, number) for number in
-                     session.scalars(select(Invoice.number).where(Invoice.org_id == org_id).order_by(Invoice.id))]
+        documents = [invoice_document(session, number) for number in invoice_numbers(session, org_id)]
     if as_json:
         print_json([{key: value for key, value in to_jsonable(doc).items() if key not in ("buyer", "lines")}
                     for doc in documents])
@@ -40,9 +38,8 @@ def invoice_list(org_id: str = typer.Argument(..., help="Org id"),
     for column in ("number", "date", "kind", "total", "status", "payments"):
         table.add_column(column)
     for doc in documents:
-        table.add_row(doc.number, f"{doc.issued_at:%Y-%m-%d}", str(doc.kind), format_money(doc.total, doc.currency,
-                                                                                           org.locale),
-                      str(doc.status), ", ".join(
+        table.add_row(doc.number, f"{doc.issued_at:%Y-%m-%d}", str(doc.kind),
+                      format_money(doc.total, doc.currency, locale), str(doc.status), ", ".join(
                           f"#{p.attempt} {p.at:%Y-%m-%d} {p.outcome}" + (f" ({p.decline_reason})" if p.decline_reason
                                                                          else "")
                           + (f" {p.card_brand} {p.card_last4}" if p.card_last4 else "") for p in doc.payments))

@@ -42,18 +42,10 @@ def _at(moment: datetime | None) -> str:
 
 def _in_dunning(statuses) -> list[dict]:  # noqa: ANN001
     """Orgs in the given statuses with an open dunning invoice, the next retry first."""
-    from sqlalchemy import select
-    from db.models import Invoice, Subscription
+    from dataclasses import asdict
+    from db.queries import orgs_in_dunning
     with database().transaction() as session:
-        rows = session.execute(select(Subscription, Invoice)
-                               .join(Invoice, Invoice.id == Subscription.dunning_invoice_id)
-                               .where(Subscription.status.in_(statuses))
-                               .order_by(Subscription.next_retry_at, Subscription.org_id))
-        return [{"org_id": sub.org_id, "status": str(sub.status), "invoice": invoice.number,
-                 "amount": invoice.total, "currency": invoice.currency, "attempts": sub.dunning_attempts,
-                 "next_retry_at": sub.next_retry_at, "escalated_at": sub.escalated_at,
-                 "first_response_due": sub.first_response_due, "determination_due": sub.determination_due}
-                for sub, invoice in rows]
+        return [asdict(row) for row in orgs_in_dunning(session, statuses)]
 
 
 def _print_orgs(title: str, columns: dict[str, str], rows: list[dict], as_json: bool) -> None:

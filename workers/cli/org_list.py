@@ -103,26 +103,17 @@ async def _from_visibility(settings, wanted: OrgFilter) -> list[OrgRow]:
 
 
 def _from_database(settings, wanted: OrgFilter) -> list[OrgRow]:
-    """What the workflow would publish, computed from the stored state (domain.lifecycle)."""
-    from sqlalchemy import select
-    from db.models import Organisation, Subscription
-    from db.state import load_state
-    from workers.cli.common import database
+    """What the workflow would publish, computed from the stored states (domain.lifecycle), read
+    together."""
+    from db.queries import org_states
     from domain.lifecycle import next_step
+    from workers.cli.common import database
     now = datetime.now(timezone.utc)
     policy = settings.policy
-    query = select(Organisation.id, Organisation.name).join(Subscription).order_by(Organisation.id)
-    if wanted.statuses:
-        query = query.where(Subscription.status.in_(wanted.statuses))
-    if wanted.plans:
-        query = query.where(Subscription.plan_id.in_(wanted.plans))
-    rows = []
     with database(settings.database_url).transaction() as session:
-        for org_id, name in session.execute(query).all():
-            state = load_state(session, org_id, policy)
-            row = OrgRow(org_id, name, str(state.status), state.plan, str(state.cycle) if state.cycle else "none",
-                         state.large_account, state.dunning_attempts, next_step(state, policy, now).due,
-                         sa.scheduled_change(state))
-            if wanted.matches(row):
-                rows.append(row)
-    return rows
+        states = org_states(session, policy, wanted.statuses, wanted.plans)
+    rows = [OrgRow(state.org_id, state.name, str(state.status), state.plan,
+                   str(state.cycle) if state.cycle else "none", state.large_account, state.dunning_attempts,
+                   next_step(state, policy, now).due, sa.scheduled_change(state))
+            for state in states]
+    return [row for row in rows if wanted.matches(row)]

@@ -141,14 +141,14 @@ async def _open_new_customer(config, new, card) -> None:  # noqa: ANN001
     """Start the org's workflow with the opening and wait for its answer: paid (the org exists,
     its workflow runs), declined or refused (nothing of the org exists)."""
     from temporalio.exceptions import WorkflowAlreadyStartedError
-    from db.models import Organisation
+    from db.queries import org_exists
     from domain.money import format_money
     from workers.runtime.temporal import connect
     from workflows.messages import Opening
     from workflows.starter import open_org
     client = await connect(config)   # Temporal first: when it is down, nothing is saved (exit 3)
     with database().transaction() as session:
-        if session.get(Organisation, new.id) is not None:
+        if org_exists(session, new.id):
             fail(f"id: an org with id {new.id!r} already exists", ExitCode.REFUSED)
     try:
         outcome = await open_org(client, Opening(new, card), config.temporal_task_queue)
@@ -263,16 +263,13 @@ def _scheduled_text(snapshot) -> str | None:
 def org_history(org_id: str = typer.Argument(..., help="Org id"),
                 as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
     """The audit log: who asked what, when, and why."""
-    from sqlalchemy import select
-    from db.models import OrgEvent, Organisation
+    from db.queries import event_log, org_exists
     with database().transaction() as session:
-        if session.get(Organisation, org_id) is None:
+        if not org_exists(session, org_id):
             fail(f"unknown org {shown(org_id)} in the database (BILLING_DATABASE_URL)")
-        events = [{"at": event.at, "event": event.type, "details": event.data or {}, "by": event.actor or None,
+        events = [{"at": event.at, "event": event.type, "details": event.data, "by": event.actor or None,
                    "reason": event.reason or None}
-                  for event in session.scalars(select(OrgEvent).where(OrgEvent.org_id == org_id)
-                                               .order_by(OrgEvent.at, OrgEvent.id))
-                  if event.type != "operation"]
+                  for event in event_log(session, org_id, by_time=True) if event.type != "operation"]
     if as_json:
         print_json({"org_id": org_id, "events": events})
         return

@@ -6,32 +6,14 @@ import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from temporalio.common import MetricMeter
 
 from activities import metrics
 from activities.errors import Places, readable_failure
-from db.models import Subscription
+from db.queries import escalations_overdue, orgs_by_status
 from db.session import Database
-from domain.states import OrgStatus
 
 log = logging.getLogger("billing.gauges")
-
-# The S1 deadlines an escalation carries (domain/payments.py sets them when it escalates).
-DEADLINES = {"first_response": Subscription.first_response_due, "determination": Subscription.determination_due}
-
-
-def orgs_by_status(session: Session) -> dict[str, int]:
-    """Every status, zeros included: a series that vanishes at 0 would hide a drop from the alerts."""
-    counted = dict(session.execute(select(Subscription.status, func.count()).group_by(Subscription.status)).all())
-    return {str(status): counted.get(status, 0) for status in OrgStatus}
-
-
-def escalations_overdue(session: Session, now: datetime) -> dict[str, int]:
-    return {deadline: session.scalar(select(func.count()).where(Subscription.status == OrgStatus.ESCALATED,
-                                                                column < now))
-            for deadline, column in DEADLINES.items()}
 
 
 class OrgGauges:

@@ -16,8 +16,8 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from temporalio.client import Client
 
-from db.models import Organisation
 from db.orgs import create_org, set_card
+from db.queries import org_exists
 from domain import requests as rq
 from domain.cards import sandbox_tokenise
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
@@ -263,7 +263,7 @@ async def seed_demo(client: Client, components, task_queue: str, now: datetime, 
     for plan in plan_demo(now.replace(microsecond=0), components.policy, demos):
         org = validate_new_org(plan.org, components.catalog)
         with components.db.transaction() as session:
-            if session.get(Organisation, org.id) is not None:
+            if org_exists(session, org.id):
                 continue
             create_org(session, paid_for_one_cycle(org, plan.started, "demo"), components.catalog, components.policy,
                        plan.started)
