@@ -68,14 +68,14 @@ def main() -> int:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    from workers.simulate.run import _configured, run_scenario
+    from workers.simulate.run import configured, run_scenario
     from workers.simulate.scenario import load_scenario
     imported = time.perf_counter() - started
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.yaml"
         path.write_text(scenario_text(), encoding="utf-8")
-        catalog, policy = _configured()
+        catalog, policy = configured()
         timings, doc = [], None
         for _ in range(args.runs):
             begin = time.perf_counter()

@@ -133,7 +133,7 @@ def through_the_model(doc: dict) -> OrgModel:
 
 
 def _duration(text: str) -> relativedelta:
-    from workers.simulate.scenario import parse_duration
+    from workers.simulate.fields import parse_duration
     return parse_duration(text, "at")
 
 

@@ -7,7 +7,7 @@ from dateutil.relativedelta import relativedelta
 
 from tests.simulate.conftest import simulate
 from workers.simulate import run as simulate_module
-from workers.simulate.scenario import ScenarioError, parse_duration
+from workers.simulate.fields import ScenarioError, parse_duration
 
 BASE = """\
 start: "2026-01-31T09:00:00+00:00"

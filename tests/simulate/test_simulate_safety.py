@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.simulate.conftest import simulate
-from workers.simulate.run import _scratch_dir
+from workers.simulate.guard import scratch_dir
 
 LONG = """\
 start: "2026-01-31T09:00:00+00:00"
@@ -107,7 +107,7 @@ def test_a_signal_stops_the_run_and_leaves_nothing_behind(tmp_path, signum):
     try:
         below = wait_for_the_test_server(proc)
         folder = run_folder(below)
-        assert str(folder.parent) == _scratch_dir()   # /dev/shm where the machine has it
+        assert str(folder.parent) == scratch_dir()   # /dev/shm where the machine has it
         time.sleep(1.5)   # midway: the org's workflow is running
         assert proc.poll() is None
         proc.send_signal(signum)

@@ -107,5 +107,5 @@ def simulate(scenario: Optional[Path] = typer.Argument(None, help="Scenario YAML
              as_json: bool = typer.Option(False, "--json", help="Print the timeline as JSON"),
              example: bool = typer.Option(False, "--example", help="Print a commented example scenario")) -> None:
     """Dry-run one org through its life on the time-skipping test server (see docs/SIMULATE.md)."""
-    from workers.simulate.run import run_simulate_command
+    from workers.simulate.command import run_simulate_command
     raise typer.Exit(run_simulate_command(scenario, as_json, example))

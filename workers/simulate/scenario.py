@@ -7,59 +7,29 @@ shows in the timeline as `action_rejected`."""
 
 import re
 from dataclasses import MISSING, dataclass, fields, replace
-from datetime import date, datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from dateutil.relativedelta import relativedelta
 
-from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.cards import CardDetails, sandbox_tokenise
 from domain.catalog import Catalog
 from domain.errors import CardRejected, DomainError, InvalidInput
-from domain.limits import Limits, check_request_fields, check_text, check_whole, shown, utf8_text
+from domain.limits import Limits, check_request_fields, check_whole, shown, utf8_text
+from domain.onboarding import NewOrg, NewUser, validate_new_org
+from domain.operations import OPERATIONS
 from domain.policy import Policy
 from domain.requests import Kind
 from domain.states import FREE_PLAN, Cycle, Resolution
-from domain.operations import OPERATIONS
+from workers.simulate import fields as read
+from workers.simulate.fields import ScenarioError
 from workflows.messages import REPORT_SIGNALS
 
 MAX_UNTIL_YEARS = 100
-MAX_DURATION_TEXT = 40          # "P1Y2M3DT4H5M6S" and its like; longer is not a duration a person writes
 MAX_POLICY_DAYS = 3660          # a policy's day counts: ten years is beyond any trial or dunning ladder
 MAX_POLICY_HOURS = 24 * 366
-MAX_POLICY_LIST = 100           # reminder days, retry days, staff e-mails
-
-
-class ScenarioError(Exception):
-    """An invalid scenario file: `path` names the field, `message` says what is wrong."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path, self.message = path, message
-
-
-# ---- ISO-8601 durations ---------------------------------------------------------------------
-
-_DURATION = re.compile(
-    r"P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?")
-
-
-def parse_duration(text: Any, path: str) -> relativedelta:
-    """A strict ISO-8601 duration, PnYnMnWnDTnHnMnS with whole numbers. Months and years are
-    calendar months and years (P1M from Jan 31 is Feb 28), days are 24 hours."""
-    hint = "an ISO-8601 duration such as P10D, P1M, PT36H or P1Y2M3DT4H"
-    if not isinstance(text, str):
-        raise ScenarioError(path, f"expected {hint}, got {shown(text)}")
-    match = _DURATION.fullmatch(text.strip()) if len(text) <= MAX_DURATION_TEXT else None
-    if match is None:
-        raise ScenarioError(path, f"{shown(text)} is not {hint}")
-    parts = {name: int(value) for name, value in match.groupdict().items() if value is not None}
-    return relativedelta(years=parts.get("years", 0), months=parts.get("months", 0),
-                         days=7 * parts.get("weeks", 0) + parts.get("days", 0), hours=parts.get("hours", 0),
-                         minutes=parts.get("minutes", 0), seconds=parts.get("seconds", 0))
 
 
 # ---- the parsed scenario ------------------------------------------------------------------------
@@ -87,111 +57,6 @@ class Scenario:
     description: str = ""
 
 
-# ---- small typed readers ----------------------------------------------------------------------
-
-def _type_name(value: Any) -> str:
-    return {bool: "true/false", int: "a whole number", float: "a number", str: "text", list: "a list",
-            dict: "a mapping"}.get(type(value), type(value).__name__)
-
-
-def _after(start: datetime, text: Any, path: str) -> datetime:
-    """start + a duration, refused when it leaves the calendar (year 9999)."""
-    delta = parse_duration(text, path)
-    try:
-        return start + delta
-    except (OverflowError, ValueError):
-        raise ScenarioError(path, f"{shown(text)} after {start.isoformat()} is beyond the year 9999") from None
-
-
-def _mapping(value: Any, path: str) -> dict:
-    if not isinstance(value, dict):
-        raise ScenarioError(path, f"expected a mapping of fields, got {_type_name(value)}")
-    return value
-
-
-def _no_unknown(data: dict, allowed: list[str], path: str) -> None:
-    for key in data:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise ScenarioError(where, f"unknown field; allowed here: {', '.join(allowed)}")
-
-
-def _str(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise ScenarioError(path, f"expected text, got {_type_name(value)} {shown(value)}")
-    return value
-
-
-def _text(value: Any, path: str, field: str) -> str:
-    """Text within the bounds of the column it ends up in (domain.limits)."""
-    return _bounded(check_text, _str(value, path), path, field)
-
-
-def _bounded(check, value: Any, path: str, field: str, *args, **kwargs) -> Any:  # noqa: ANN001
-    """A domain.limits check whose refusal ("field: ...") is reported at `path`."""
-    try:
-        return check(value, field, *args, **kwargs)
-    except InvalidInput as err:
-        raise ScenarioError(path, err.message.removeprefix(f"{field}: ")) from None
-
-
-def _int(value: Any, path: str, minimum: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ScenarioError(path, f"expected a whole number, got {_type_name(value)} {shown(value)}")
-    if minimum is not None and value < minimum:
-        raise ScenarioError(path, f"must be at least {minimum}, got {shown(value)}")
-    return value
-
-
-def _number(value: Any, path: str) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ScenarioError(path, f"expected a number, got {_type_name(value)} {shown(value)}")
-    return value
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise ScenarioError(path, f"expected true or false, got {shown(value)}")
-    return value
-
-
-def _int_list(value: Any, path: str) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise ScenarioError(path, f"expected a list of whole numbers, got {_type_name(value)} {shown(value)}")
-    if len(value) > MAX_POLICY_LIST:
-        raise ScenarioError(path, f"at most {MAX_POLICY_LIST} entries, got {len(value)}")
-    return tuple(_int(item, f"{path}[{i}]") for i, item in enumerate(value))
-
-
-def _card_number(value: Any, path: str) -> str:
-    # An unquoted card number is read by YAML as an integer: accept it as the digits it is.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _str(value, path)
-
-
-def _moment(value: Any, path: str) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        raise ScenarioError(path, f"{value.isoformat()} is a date; give a date and time with a UTC offset, "
-                                  "e.g. \"2026-01-31T09:00:00+00:00\"")
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ScenarioError(path, f"{shown(value)} is not an ISO-8601 date and time such as "
-                                      "\"2026-01-31T09:00:00+00:00\"") from None
-    else:
-        raise ScenarioError(path, f"expected an ISO-8601 date and time, got {_type_name(value)} {shown(value)}")
-    if moment.tzinfo is None:
-        raise ScenarioError(path, f"{shown(str(value))} has no UTC offset; add one, e.g. +00:00")
-    try:
-        return moment.astimezone(timezone.utc)
-    except OverflowError:
-        raise ScenarioError(path, f"{shown(str(value))} is outside the calendar in UTC") from None
-
-
 # ---- policy ----------------------------------------------------------------------------------
 
 POLICY_FIELDS = ["trial_days", "trial_reminder_days", "retry_days", "downgrade_window_min_days",
@@ -205,12 +70,12 @@ def parse_policy(raw: Any, base: Policy) -> Policy:
     changes: dict[str, Any] = {"billing_staff": None}
     if raw is None:
         raw = {}
-    data = _mapping(raw, "policy")
-    _no_unknown(data, POLICY_FIELDS, "policy")
+    data = read.mapping(raw, "policy")
+    read.no_unknown(data, POLICY_FIELDS, "policy")
     for name, value in data.items():
         path = f"policy.{name}"
         if name in ("trial_reminder_days", "retry_days"):
-            days = _int_list(value, path)
+            days = read.whole_list(value, path)
             if name == "retry_days" and not days:
                 raise ScenarioError(path, "needs at least one retry day")
             for i, day in enumerate(days):
@@ -223,17 +88,17 @@ def parse_policy(raw: Any, base: Policy) -> Policy:
             changes[name] = days
         elif name == "billing_staff":
             if not isinstance(value, list):
-                raise ScenarioError(path, f"expected a list of e-mail addresses, got {_type_name(value)}")
-            if len(value) > MAX_POLICY_LIST:
-                raise ScenarioError(path, f"at most {MAX_POLICY_LIST} e-mail addresses, got {len(value)}")
-            changes[name] = tuple(_text(v, f"{path}[{i}]", "email").strip().lower() for i, v in enumerate(value))
+                raise ScenarioError(path, f"expected a list of e-mail addresses, got {read.type_name(value)}")
+            if len(value) > read.MAX_LIST:
+                raise ScenarioError(path, f"at most {read.MAX_LIST} e-mail addresses, got {len(value)}")
+            changes[name] = tuple(read.text(v, f"{path}[{i}]", "email").strip().lower() for i, v in enumerate(value))
         elif name == "staff_notify_email":
-            changes[name] = _text(value, path, "email")
+            changes[name] = read.text(value, path, "email")
         else:
             # Bounded so that a date computed from it stays in the calendar (no OverflowError mid-run).
             maximum = {"large_account_licences": base.limits.licences_per_org}.get(
                 name, MAX_POLICY_HOURS if name.endswith("_hours") else MAX_POLICY_DAYS)
-            changes[name] = _bounded(check_whole, value, path, name, maximum=maximum,
+            changes[name] = read.bounded(check_whole, value, path, name, maximum=maximum,
                                      minimum=0 if name == "downgrade_window_min_days" else 1)
     trial_days = changes.get("trial_days", base.trial_days)
     reminders = changes.get("trial_reminder_days", base.trial_reminder_days)
@@ -273,45 +138,46 @@ def _field_error(prefix: str, err: DomainError) -> ScenarioError:
 def parse_org(raw: Any, catalog: Catalog, limits: Limits = Limits()) -> tuple[NewOrg, CardDetails | None]:
     if raw is None:
         raise ScenarioError("org", "required: the organisation to simulate")
-    data = _mapping(raw, "org")
-    _no_unknown(data, ORG_FIELDS, "org")
+    data = read.mapping(raw, "org")
+    read.no_unknown(data, ORG_FIELDS, "org")
     for required in ("id", "admin_email"):
         if required not in data:
             raise ScenarioError(f"org.{required}", "required")
-    org_id = _str(data["id"], "org.id")
-    plan = _str(data.get("plan", "trial"), "org.plan")
+    org_id = read.string(data["id"], "org.id")
+    plan = read.string(data.get("plan", "trial"), "org.plan")
     if plan != "trial" and plan not in catalog.plans:
         raise ScenarioError("org.plan", f"unknown plan {plan!r}; use trial or one of {', '.join(catalog.plans)}")
     cycle = data.get("cycle")
     if cycle is not None:
-        cycle = _str(cycle, "org.cycle")
+        cycle = read.string(cycle, "org.cycle")
         if cycle not in [c.value for c in Cycle]:
             raise ScenarioError("org.cycle", f"{cycle!r} is not a cycle; use monthly or yearly")
     if plan not in ("trial", FREE_PLAN) and cycle is None:
         raise ScenarioError("org.cycle", f"required for the paid plan {plan}: monthly or yearly")
     licences = data.get("licences")
     if licences is not None:
-        licences = _int(licences, "org.licences", minimum=0)
+        licences = read.whole(licences, "org.licences", minimum=0)
     users_raw = data.get("users", [])
     if not isinstance(users_raw, list):
-        raise ScenarioError("org.users", f"expected a list of users, got {_type_name(users_raw)}")
+        raise ScenarioError("org.users", f"expected a list of users, got {read.type_name(users_raw)}")
     if len(users_raw) > limits.users_per_org:
         raise ScenarioError("org.users", f"at most {limits.users_per_org:,} users per org, got {len(users_raw):,}")
     users = []
     for i, user in enumerate(users_raw):
         path = f"org.users[{i}]"
-        user = _mapping(user, path)
-        _no_unknown(user, ["email", "storage_gb"], path)
+        user = read.mapping(user, path)
+        read.no_unknown(user, ["email", "storage_gb"], path)
         if "email" not in user:
             raise ScenarioError(f"{path}.email", "required")
-        users.append(NewUser(_str(user["email"], f"{path}.email"),
-                             _number(user.get("storage_gb", 0), f"{path}.storage_gb")))
-    new = NewOrg(id=org_id, name=_str(data.get("name", org_id), "org.name"),
-                 admin_email=_str(data["admin_email"], "org.admin_email"), users=users,
-                 locale=_str(data.get("locale", "en"), "org.locale"),
-                 currency=_str(data.get("currency", "USD"), "org.currency"), plan=plan, cycle=cycle,
+        users.append(NewUser(read.string(user["email"], f"{path}.email"),
+                             read.number(user.get("storage_gb", 0), f"{path}.storage_gb")))
+    new = NewOrg(id=org_id, name=read.string(data.get("name", org_id), "org.name"),
+                 admin_email=read.string(data["admin_email"], "org.admin_email"), users=users,
+                 locale=read.string(data.get("locale", "en"), "org.locale"),
+                 currency=read.string(data.get("currency", "USD"), "org.currency"), plan=plan, cycle=cycle,
                  licences=licences,
-                 auto_allocate_storage=_bool(data.get("auto_allocate_storage", False), "org.auto_allocate_storage"))
+                 auto_allocate_storage=read.boolean(data.get("auto_allocate_storage", False),
+                                                    "org.auto_allocate_storage"))
     try:
         new = validate_new_org(new, catalog, limits)
     except DomainError as err:
@@ -319,7 +185,7 @@ def parse_org(raw: Any, catalog: Catalog, limits: Limits = Limits()) -> tuple[Ne
     card = None
     if data.get("card") is not None:
         try:
-            card = sandbox_tokenise(_card_number(data["card"], "org.card"))
+            card = sandbox_tokenise(read.card_number(data["card"], "org.card"))
         except DomainError as err:
             raise ScenarioError("org.card", err.message.removeprefix("card: ")) from None
     return new, card
@@ -346,38 +212,38 @@ ACTION_FIELDS: dict[str, dict[str, tuple[Kind, Any]]] = {name: _action_fields(op
 
 def _action_value(kind: Kind, value: Any, path: str, catalog: Catalog) -> Any:
     if kind in (Kind.TEXT, Kind.EMAIL):
-        return _str(value, path)   # checked with the whole request (check_request_fields)
+        return read.string(value, path)   # checked with the whole request (check_request_fields)
     if kind == Kind.COUNT:
-        return _int(value, path)
+        return read.whole(value, path)
     if kind == Kind.GB:
-        return _number(value, path)
+        return read.number(value, path)
     if kind == Kind.PLAN:
-        plan = _str(value, path)
+        plan = read.string(value, path)
         if plan not in catalog.plans:
             raise ScenarioError(path, f"unknown plan {plan!r}; plans are {', '.join(catalog.plans)}")
         return plan
     if kind == Kind.CYCLE:
         if value is None:
             return None
-        cycle = _str(value, path)
+        cycle = read.string(value, path)
         if cycle not in [c.value for c in Cycle]:
             raise ScenarioError(path, f"{cycle!r} is not a cycle; use monthly or yearly")
         return cycle
     if kind == Kind.UNIT_GB:
-        size = _int(value, path)
+        size = read.whole(value, path)
         if size not in catalog.storage_units:
             sizes = ", ".join(str(s) for s in sorted(catalog.storage_units))
             raise ScenarioError(path, f"no {size} GB storage unit in the catalog; units are {sizes} GB")
         return size
     if kind == Kind.ADDON:
-        addon = _str(value, path)
+        addon = read.string(value, path)
         if addon not in catalog.flat_addons:
             raise ScenarioError(path, f"unknown add-on {addon!r}; add-ons are {', '.join(catalog.flat_addons)}")
         return addon
     if kind == Kind.CARD:
-        return _card_number(value, path)
+        return read.card_number(value, path)
     if kind == Kind.RESOLUTION:
-        action = _str(value, path)
+        action = read.string(value, path)
         if action not in set(Resolution):
             raise ScenarioError(path, f"{action!r} is not a resolution; use {Resolution.choices()}")
         return action
@@ -396,7 +262,7 @@ def _request_field_path(path: str, spec: dict[str, tuple[Kind, Any]], field: str
 def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_text: str,
                  catalog: Catalog, limits: Limits = Limits()) -> Action:
     path = f"actions[{index}]"
-    data = _mapping(raw, path)
+    data = read.mapping(raw, path)
     if "do" not in data:
         raise ScenarioError(f"{path}.do", f"required: the action to take; actions are {', '.join(ACTION_FIELDS)}")
     kind = data["do"]
@@ -404,12 +270,12 @@ def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_t
         raise ScenarioError(f"{path}.do", f"unknown action {shown(kind)}; actions are {', '.join(ACTION_FIELDS)}")
     if "at" not in data:
         raise ScenarioError(f"{path}.at", "required: when, as an ISO-8601 duration after start (e.g. P10D)")
-    at = _after(start, data["at"], f"{path}.at")
+    at = read.after(start, data["at"], f"{path}.at")
     if at > until:
         raise ScenarioError(f"{path}.at", f"{data['at']} is after the end of the run (until {until_text})")
     spec = ACTION_FIELDS[kind]
     signal = next((name for name, operation in REPORT_SIGNALS.items() if operation == kind), None)
-    _no_unknown(data, ["at", "do", *spec, *(["via"] if signal else [])], path)
+    read.no_unknown(data, ["at", "do", *spec, *(["via"] if signal else [])], path)
     via = data.get("via", "update")
     if via not in ("update", "signal"):
         raise ScenarioError(f"{path}.via", f"{shown(via)} is not a way to send it; use update (answered) or signal "
@@ -422,7 +288,7 @@ def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_t
             values[name] = default
         elif field_kind == Kind.INSTANT:
             # A moment of the run, written like `at`: an ISO-8601 duration after start.
-            values[name] = _after(start, data[name], f"{path}.{name}").isoformat()
+            values[name] = read.after(start, data[name], f"{path}.{name}").isoformat()
         else:
             values[name] = _action_value(field_kind, data[name], f"{path}.{name}", catalog)
     if OPERATIONS[kind].reason_required and "reason" not in data:
@@ -454,15 +320,15 @@ TOP_FIELDS = ["description", "start", "until", "policy", "org", "actions"]
 def parse_scenario(raw: Any, catalog: Catalog, base_policy: Policy) -> Scenario:
     if raw is None:
         raise ScenarioError("", "the scenario file is empty")
-    data = _mapping(raw, "scenario")
-    _no_unknown(data, TOP_FIELDS, "")
+    data = read.mapping(raw, "scenario")
+    read.no_unknown(data, TOP_FIELDS, "")
     for required in ("start", "until", "org"):
         if required not in data:
             raise ScenarioError(required, "required (see `billing simulate --example`)")
-    description = _str(data.get("description", ""), "description")
-    start = _moment(data["start"], "start")
+    description = read.string(data.get("description", ""), "description")
+    start = read.moment(data["start"], "start")
     until_text = data["until"]
-    until = _after(start, until_text, "until")
+    until = read.after(start, until_text, "until")
     if until <= start:
         raise ScenarioError("until", f"{until_text} is no time at all; the run needs a positive duration")
     try:
@@ -475,7 +341,7 @@ def parse_scenario(raw: Any, catalog: Catalog, base_policy: Policy) -> Scenario:
     org, card = parse_org(data["org"], catalog, policy.limits)
     actions_raw = data.get("actions") or []
     if not isinstance(actions_raw, list):
-        raise ScenarioError("actions", f"expected a list of actions, got {_type_name(actions_raw)}")
+        raise ScenarioError("actions", f"expected a list of actions, got {read.type_name(actions_raw)}")
     actions = [parse_action(item, i, start, until, until_text, catalog, policy.limits)
                for i, item in enumerate(actions_raw)]
     # Actions at the same instant apply in file order (sorted() is stable).
