@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.events import record_event
-from db.models import Invoice, InvoiceLine, Organisation, OrgEvent, Payment
+from db.models import STATUS_AT, Invoice, InvoiceLine, Organisation, Payment
 from domain.billing import Line
 from domain.decisions import EmailLine, InvoiceDraft
 from domain.limits import shown
@@ -62,8 +62,8 @@ def set_invoice_status(session: Session, invoice: Invoice, status: InvoiceStatus
     if invoice.status == status:
         return
     invoice.status = status
-    if status == InvoiceStatus.PAID:
-        invoice.paid_at = now
+    if status in STATUS_AT:
+        setattr(invoice, STATUS_AT[status], now)
     record_event(session, invoice.org_id, now, "invoice", {"number": invoice.number, "total": invoice.total,
                                                            "currency": invoice.currency, "status": str(status)})
 
@@ -119,27 +119,15 @@ def _buyer(session: Session, org_id: str) -> Buyer:
     return Buyer(org.id, org.name, org.admin_email, org.locale, org.billing_address)
 
 
-def _status_changes(session: Session, org_id: str) -> dict[tuple[str, str], datetime]:
-    """When each invoice took each status, from the event log: (number, status) -> instant."""
-    found: dict[tuple[str, str], datetime] = {}
-    for at, data in session.execute(select(OrgEvent.at, OrgEvent.data).where(
-            OrgEvent.org_id == org_id, OrgEvent.type == "invoice").order_by(OrgEvent.id)):
-        found.setdefault((data.get("number"), data.get("status")), at)
-    return found
-
-
 def invoice_document(session: Session, number: str) -> InvoiceDocument:
     invoice = invoice_by_number(session, number)
     status = InvoiceStatus(invoice.status)
-    status_at = invoice.paid_at if status == InvoiceStatus.PAID else \
-        _status_changes(session, invoice.org_id).get((number, str(status)))
     lines = [_printed(line) for line in invoice.lines]
     payments = [DocumentPayment(p.created_at, p.attempt, p.amount, str(p.outcome), p.decline_reason, p.card_brand,
                                 p.card_last4)
                 for p in session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.attempt))]
-    return InvoiceDocument(invoice.number, InvoiceKind(invoice.kind), status,
-                           status_at if status != InvoiceStatus.OPEN else None, invoice.currency, invoice.total,
-                           invoice.created_at, invoice.period_start, invoice.period_end, _buyer(session, invoice.org_id),
+    return InvoiceDocument(invoice.number, InvoiceKind(invoice.kind), status, invoice.status_at, invoice.currency,
+                           invoice.total, invoice.created_at, invoice.period_start, invoice.period_end, _buyer(session, invoice.org_id),
                            lines, payments, invoice.credit_applied or 0)
 
 
@@ -148,9 +136,8 @@ def statement(session: Session, org_id: str, start: datetime, end: datetime) -> 
     org = session.get(Organisation, org_id)
     if org is None:
         raise LookupError(f"unknown org {shown(org_id)}")
-    changes = _status_changes(session, org_id)
     invoices = [IssuedInvoice(invoice.number, invoice.created_at, invoice.total, InvoiceStatus(invoice.status),
-                              changes.get((invoice.number, str(invoice.status))),
+                              invoice.status_at,
                               [ReceivedPayment(p.created_at, p.amount, p.card_brand, p.card_last4)
                                for p in session.scalars(select(Payment).where(
                                    Payment.invoice_id == invoice.id, Payment.outcome == ChargeOutcome.SUCCEEDED)

@@ -177,8 +177,22 @@ class Invoice(Base):
     period_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
     period_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # When it left `open`, one column per status it can take (its documents and statements show it).
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    voided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    uncollectible_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    credited_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     lines: Mapped[list["InvoiceLine"]] = relationship(back_populates="invoice", order_by="InvoiceLine.id")
+
+    @property
+    def status_at(self) -> datetime | None:
+        """When it took its status; None while open."""
+        return getattr(self, STATUS_AT[self.status]) if self.status in STATUS_AT else None
+
+
+# The column that keeps when an invoice took each status but `open` (its created_at).
+STATUS_AT = {InvoiceStatus.PAID: "paid_at", InvoiceStatus.VOID: "voided_at",
+             InvoiceStatus.UNCOLLECTIBLE: "uncollectible_at", InvoiceStatus.CREDITED: "credited_at"}
 
 
 class InvoiceLine(Base):

@@ -1,15 +1,17 @@
 """Migration 0002 (the billing model) on a database that already holds orgs, SQLite (a laptop's
 embedded stack) and PostgreSQL: nothing is lost and every org's state reads back."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
+from db.invoices import invoice_document, statement
 from db.migrate import upgrade
 from db.session import Database
 from db.state import load_state
 from domain.policy import Policy
+from domain.statement import EntryKind
 from domain.states import OrgStatus
 from domain.subscription import Item, Scheduled, UnitCount
 from tests.support.databases import create_pg_database, drop_pg_database, require_postgres
@@ -86,3 +88,38 @@ def test_orgs_written_before_the_billing_model_read_back_whole(empty_database):
     assert billed == {(Item.licence("standard"), 3, 900), (Item.storage(5), 1, 100),
                       (Item.tier("campaigns_contacts"), 2, 1000), (Item.addon("support_essentials"), 1, 5000)}
     assert all((span.start, span.end) == (START, RENEWS) for span in state.ledger)
+
+
+def test_invoice_status_times_move_from_the_event_log_onto_the_invoices(empty_database):
+    """Migration 0008: when an invoice was voided, written off or credited is read from the
+    invoice itself, filled from the log for invoices written before."""
+    upgrade(empty_database, "0007")
+    engine = sa.create_engine(empty_database)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    t = meta.tables
+    day = [START + timedelta(days=d) for d in range(7)]
+    with engine.begin() as c:
+        c.execute(t["organisations"].insert().values(id="old", name="Old Co", admin_email="a@old.test", locale="en",
+                                                     currency="USD", auto_allocate_storage=False, created_at=START))
+        for n, status, total in ((1, "void", 300), (2, "uncollectible", 900), (3, "credited", -200), (4, "open", 900)):
+            c.execute(t["invoices"].insert().values(number=f"INV-old-000{n}", org_id="old", business_key=f"k{n}",
+                                                    kind="proration", status=status, currency="USD", total=total,
+                                                    created_at=day[0]))
+        log = [(day[0], "INV-old-0001", "open"), (day[1], "INV-old-0002", "open"), (day[2], "INV-old-0001", "void"),
+               (day[3], "INV-old-0003", "credited"), (day[4], "INV-old-0002", "uncollectible"),
+               (day[5], "INV-old-0002", "uncollectible")]   # a repeated entry: the first one counts
+        c.execute(t["org_events"].insert(), [dict(org_id="old", at=at, type="invoice",
+                                                  data={"number": number, "status": status, "total": 0})
+                                             for at, number, status in log])
+    engine.dispose()
+    upgrade(empty_database)
+    db = Database(empty_database)
+    with db.transaction() as session:
+        taken = {number: invoice_document(session, number).status_at
+                 for number in ("INV-old-0001", "INV-old-0002", "INV-old-0003", "INV-old-0004")}
+        found = statement(session, "old", START, day[6])
+    db.dispose()
+    assert taken == {"INV-old-0001": day[2], "INV-old-0002": day[4], "INV-old-0003": day[3], "INV-old-0004": None}
+    assert [(e.at, e.kind, e.invoice) for e in found.entries if e.kind in (EntryKind.VOIDED, EntryKind.WRITTEN_OFF)] \
+        == [(day[2], EntryKind.VOIDED, "INV-old-0001"), (day[4], EntryKind.WRITTEN_OFF, "INV-old-0002")]
