@@ -34,6 +34,7 @@ from activities.errors import database_reason, database_unavailable
 from activities.templates import TEMPLATES_DIR
 from db.events import record_event
 from db.models import EmailMessage, Organisation
+from db.orgs import record_trial_reminder
 from db.session import Database
 from domain.money import format_money
 from domain.storage import MB_PER_GB
@@ -151,8 +152,7 @@ class MailActivities:
                 if row is None:
                     row = EmailMessage(org_id=org.id, template=request.template, occasion=request.occasion,
                                        recipient=recipient, status="pending", requested_at=request.at,
-                                       message_id=message_id(org.id, request.template, request.occasion, recipient),
-                                       trial_reminder_days=request.trial_reminder_days)
+                                       message_id=message_id(org.id, request.template, request.occasion, recipient))
                     session.add(row)
                     session.flush()
                 if row.status != "sent":
@@ -167,10 +167,12 @@ class MailActivities:
             if stored.status != "sent":
                 stored.status = status
 
-    def _mark_sent(self, row: EmailMessage, subject: str, at: datetime) -> None:
+    def _mark_sent(self, row: EmailMessage, subject: str, at: datetime, trial_reminder_days: int | None) -> None:
         with self.db.transaction() as session:
             stored = session.get(EmailMessage, row.id)
             stored.status, stored.subject, stored.sent_at = "sent", subject, at
+            if trial_reminder_days is not None:   # the org's state: this reminder is not due again
+                record_trial_reminder(session, row.org_id, trial_reminder_days)
             record_event(session, row.org_id, at, "email", {"template": row.template, "to": row.recipient,
                                                             "message_id": row.message_id},
                          dedupe_key=f"email:{row.id}")
@@ -224,13 +226,13 @@ class MailActivities:
                 await asyncio.to_thread(self._mark, row, "pending")
             raise
 
-    async def _record_sent(self, row: EmailMessage, subject: str, at: datetime) -> None:
+    async def _record_sent(self, row: EmailMessage, subject: str, at: datetime, trial_reminder_days: int | None) -> None:
         """Retried until the database answers: the message is delivered and must not be again. An
         attempt that ends first (its timeout) leaves it in `self.accepted` for the next one."""
         delay, waited = MARK_RETRY_FIRST, False
         while True:
             try:
-                await asyncio.to_thread(self._mark_sent, row, subject, at)
+                await asyncio.to_thread(self._mark_sent, row, subject, at, trial_reminder_days)
                 break
             except Exception as err:
                 if not database_unavailable(err):
@@ -258,7 +260,7 @@ class MailActivities:
                                 row.template, row.recipient, row.message_id)
                 message, subject = await asyncio.to_thread(self._compose, org, row, request)
                 await self._deliver(message, row, subject)
-            await self._record_sent(row, subject, request.at)
+            await self._record_sent(row, subject, request.at, request.trial_reminder_days)
             metrics.email_sent(request.template)
             delivered.append(row.recipient)
         recipients = [r.strip().lower() for r in (request.to or [org.admin_email])]

@@ -112,6 +112,8 @@ class Subscription(Base):
     trial_choice_plan: Mapped[str | None] = mapped_column(String(40))
     trial_choice_cycle: Mapped[Cycle | None] = mapped_column(_enum(Cycle))
     trial_choice_tier: Mapped[int | None] = mapped_column(Integer)
+    # The trial reminders sent (days before the trial end), recorded when each e-mail is sent.
+    trial_reminders_sent: Mapped[list[int]] = mapped_column(JSON, default=list, server_default="[]")
     licences: Mapped[int] = mapped_column(Integer, default=0)
     card_token: Mapped[str | None] = mapped_column(String(80))
     card_brand: Mapped[str | None] = mapped_column(String(20))
@@ -274,8 +276,6 @@ class EmailMessage(Base):
     status: Mapped[str] = mapped_column(String(12))  # pending | sending (SMTP conversation begun) | sent
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    # Set on a trial reminder: how many days before the trial end it was sent.
-    trial_reminder_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class OrgEvent(Base):

@@ -131,6 +131,13 @@ def set_billing_address(session: Session, org_id: str, address: str | None, by: 
     record_event(session, org_id, now, "billing_address", {"address": address}, actor=by)
 
 
+def record_trial_reminder(session: Session, org_id: str, days: int) -> None:
+    """The trial reminder `days` before the trial end was sent (its e-mail marked sent)."""
+    _, sub = get_org(session, org_id)
+    if days not in sub.trial_reminders_sent:
+        sub.trial_reminders_sent = sorted([*sub.trial_reminders_sent, days])
+
+
 def set_card(session: Session, org_id: str, token: str, brand: str, last4: str) -> None:
     """Store what the gateway gave back for a card, before the org's workflow starts (later
     cards go through the update_card operation). Never the number."""

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from db.events import record_event
 from db.invoices import InvoiceRef, create_invoice, invoice_by_number, set_invoice_status
-from db.models import (BUSINESS_KEY_COLUMN, BilledSpanRow, EmailMessage, Invoice, OrgAddon, Organisation, Payment, StorageUnit,
+from db.models import (BUSINESS_KEY_COLUMN, BilledSpanRow, Invoice, OrgAddon, Organisation, Payment, StorageUnit,
                        Subscription, User)
 from domain.credit import account_credit
 from domain.decisions import Decision, UserChange, UserChangeKind, numbered
@@ -53,9 +53,6 @@ def load_states(session: Session, org_ids: list[str] | Select, policy: Policy) -
     storage = _storage(session, org_ids)
     addons = _by_org(session.execute(select(OrgAddon.org_id, OrgAddon.addon_id, OrgAddon.remove_at_period_end)
                                      .where(OrgAddon.org_id.in_(org_ids)).order_by(OrgAddon.addon_id)))
-    reminders = _by_org(session.execute(select(EmailMessage.org_id, EmailMessage.trial_reminder_days).where(
-        EmailMessage.org_id.in_(org_ids), EmailMessage.template == "trial_ending", EmailMessage.status == "sent",
-        EmailMessage.trial_reminder_days.is_not(None))))
     dunning_numbers = dict(session.execute(select(Subscription.org_id, Invoice.number)
                                            .join(Invoice, Invoice.id == Subscription.dunning_invoice_id)
                                            .where(Subscription.org_id.in_(org_ids))).all())
@@ -79,7 +76,7 @@ def load_states(session: Session, org_ids: list[str] | Select, policy: Policy) -
             trial_choice_plan=sub.trial_choice_plan,
             trial_choice_cycle=Cycle(sub.trial_choice_cycle) if sub.trial_choice_cycle else None,
             trial_choice_tier=sub.trial_choice_tier,
-            trial_reminders_sent=sorted({days for (days,) in reminders.get(org.id, [])}),
+            trial_reminders_sent=sorted(sub.trial_reminders_sent or []),
             card_brand=sub.card_brand, card_last4=sub.card_last4, scheduled=scheduled,
             pending=_waiting_change(sub, pending.get(org.id)), dunning_invoice=dunning_numbers.get(org.id),
             dunning_attempts=sub.dunning_attempts, dunning_retries_done=sub.dunning_retries_done,

@@ -14,6 +14,7 @@ from domain.storage import BlockedUser, Verdict, storage_emails
 from domain.subscription import Item
 from domain.onboarding import NewOrg, validate_new_org
 from db.orgs import create_org
+from db.state import load_state
 from domain.policy import Policy
 
 AT = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
@@ -67,6 +68,31 @@ async def test_a_failed_smtp_conversation_is_retried_and_delivers_once(mailer, p
     await env.run(mailer.send_email, expired_mail("downorg"))
     await env.run(mailer.send_email, expired_mail("downorg"))
     assert len(smtp_sink.for_org("downorg")) == 1
+
+
+async def test_a_trial_reminder_sent_is_part_of_the_org_s_state_once_and_not_before(mailer, pg_db, catalog,
+                                                                                     smtp_sink):
+    make_org(pg_db, catalog, "remindorg", "Remind Org")
+    ends = datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc)
+    env = ActivityEnvironment()
+    three_days = EmailRequest.of("remindorg", AT, emails.trial_ending(ends, 3, "Professional"))
+    smtp_sink.handler.refuse = True
+    try:
+        with pytest.raises(Exception):
+            await env.run(mailer.send_email, three_days)
+    finally:
+        smtp_sink.handler.refuse = False
+    assert reminders_sent(pg_db, "remindorg") == []          # refused by the server: not sent, due again
+    await env.run(mailer.send_email, three_days)
+    await env.run(mailer.send_email, three_days)             # a retry: nothing more
+    await env.run(mailer.send_email, EmailRequest.of("remindorg", AT, emails.trial_ending(ends, 1, "Professional")))
+    assert reminders_sent(pg_db, "remindorg") == [1, 3]
+    assert len(smtp_sink.for_org("remindorg", "trial_ending")) == 2
+
+
+def reminders_sent(db, org_id: str) -> list[int]:
+    with db.transaction() as session:
+        return load_state(session, org_id, Policy()).trial_reminders_sent
 
 
 async def test_mail_is_rendered_in_the_org_language(mailer, pg_db, catalog, smtp_sink):
