@@ -5,9 +5,10 @@ report the same reason; the message names the rule and the numbers involved."""
 class DomainError(Exception):
     type = "invalid_request"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field   # the request's field it is about, when the check knows it
 
 
 class InvalidInput(DomainError):

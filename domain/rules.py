@@ -8,7 +8,7 @@ from dataclasses import fields
 from datetime import datetime
 
 from domain import requests as rq
-from domain.errors import (BelowUsage, InvalidInput, NotAllowed, OutsideDowngradeWindow,
+from domain.errors import (BelowUsage, DomainError, InvalidInput, NotAllowed, OutsideDowngradeWindow,
                            PendingChange, StaffOnly, UnknownPlan)
 from domain.limits import check_email, shown  # noqa: F401  (check_email: rules.check_email)
 from domain.policy import Policy
@@ -139,19 +139,20 @@ def _check_contacts(catalog: CatalogFacts, contacts) -> None:
 
 def check_catalog_names(catalog: CatalogFacts, req) -> None:
     """What a request names in the catalog (a plan, a storage unit, an add-on, a tier): checked by
-    every rule below, and by the CLI before it sends anything."""
-    for item in fields(req):
-        value, kind = getattr(req, item.name), item.metadata.get("kind")
+    every rule below, and by the CLI and the scenario parser before anything is sent. The
+    refusal names the field (`DomainError.field`)."""
+    checks = {rq.Kind.PLAN: _plan, rq.Kind.UNIT_GB: _check_unit, rq.Kind.ADDON: _check_addon}
+    named = [(item.name, checks[kind]) for item in fields(req) if (kind := item.metadata.get("kind")) in checks]
+    if isinstance(req, rq.ChangeTierRequest):
+        named.append(("contacts", _check_contacts))
+    for name, check in named:
+        value = getattr(req, name)
         if value is None:
             continue
-        if kind == rq.Kind.PLAN:
-            _plan(catalog, value)
-        elif kind == rq.Kind.UNIT_GB:
-            _check_unit(catalog, value)
-        elif kind == rq.Kind.ADDON:
-            _check_addon(catalog, value)
-    if isinstance(req, rq.ChangeTierRequest):
-        _check_contacts(catalog, req.contacts)
+        try:
+            check(catalog, value)
+        except DomainError as err:
+            raise type(err)(err.message, field=name) from None
 
 
 def check_buy_storage(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.BuyStorageRequest, now: datetime) -> None:

@@ -72,6 +72,10 @@ def nothing_runs(monkeypatch):
     ({"actions": "  - {at: P1D, do: upgrade, plan: professional, cycle: weekly}"}, "actions[0].cycle",
      ["'weekly'"]),
     ({"actions": "  - {at: P1D, do: buy_storage, unit_gb: 7}"}, "actions[0].unit_gb", ["no 7 GB storage unit"]),
+    # what an action names in the catalog, checked by the rules' own check (as the CLI does)
+    ({"actions": "  - {at: P1D, do: buy_addon, addon: gold}"}, "actions[0].addon", ["unknown add-on 'gold'"]),
+    ({"actions": "  - {at: P1D, do: change_tier, contacts: 1500}"}, "actions[0].contacts",
+     ["must be a multiple of 1000"]),
     ({"actions": "  - {at: P1D, do: add_user}"}, "actions[0].email", ["required"]),
     ({"user": "not-an-email"}, "org.users[1].email", ["not a valid e-mail address"]),
     # an address is a value of the file, as in org.users (was an action_rejected at run time)

@@ -22,7 +22,9 @@ from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.operations import OPERATIONS
 from domain.policy import Policy
 from domain.requests import Kind
+from domain.rules import check_catalog_names
 from domain.states import FREE_PLAN, Cycle, Resolution
+from domain.subscription import CatalogFacts, catalog_facts
 from workers.simulate import fields as read
 from workers.simulate.fields import ScenarioError
 from workflows.messages import REPORT_SIGNALS
@@ -210,18 +212,15 @@ ACTION_FIELDS: dict[str, dict[str, tuple[Kind, Any]]] = {name: _action_fields(op
                                                        if op.generated}
 
 
-def _action_value(kind: Kind, value: Any, path: str, catalog: Catalog) -> Any:
-    if kind in (Kind.TEXT, Kind.EMAIL):
-        return read.string(value, path)   # checked with the whole request (check_request_fields)
-    if kind == Kind.COUNT:
+def _action_value(kind: Kind, value: Any, path: str) -> Any:
+    """The value read as its kind's type; what it names in the catalog is checked with the whole
+    request (domain.rules.check_catalog_names), its bounds too (check_request_fields)."""
+    if kind in (Kind.TEXT, Kind.EMAIL, Kind.PLAN, Kind.ADDON):
+        return read.string(value, path)
+    if kind in (Kind.COUNT, Kind.UNIT_GB):
         return read.whole(value, path)
     if kind == Kind.GB:
         return read.number(value, path)
-    if kind == Kind.PLAN:
-        plan = read.string(value, path)
-        if plan not in catalog.plans:
-            raise ScenarioError(path, f"unknown plan {plan!r}; plans are {', '.join(catalog.plans)}")
-        return plan
     if kind == Kind.CYCLE:
         if value is None:
             return None
@@ -229,17 +228,6 @@ def _action_value(kind: Kind, value: Any, path: str, catalog: Catalog) -> Any:
         if cycle not in [c.value for c in Cycle]:
             raise ScenarioError(path, f"{cycle!r} is not a cycle; use monthly or yearly")
         return cycle
-    if kind == Kind.UNIT_GB:
-        size = read.whole(value, path)
-        if size not in catalog.storage_units:
-            sizes = ", ".join(str(s) for s in sorted(catalog.storage_units))
-            raise ScenarioError(path, f"no {size} GB storage unit in the catalog; units are {sizes} GB")
-        return size
-    if kind == Kind.ADDON:
-        addon = read.string(value, path)
-        if addon not in catalog.flat_addons:
-            raise ScenarioError(path, f"unknown add-on {addon!r}; add-ons are {', '.join(catalog.flat_addons)}")
-        return addon
     if kind == Kind.CARD:
         return read.card_number(value, path)
     if kind == Kind.RESOLUTION:
@@ -260,7 +248,7 @@ def _request_field_path(path: str, spec: dict[str, tuple[Kind, Any]], field: str
 
 
 def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_text: str,
-                 catalog: Catalog, limits: Limits = Limits()) -> Action:
+                 catalog: CatalogFacts, limits: Limits = Limits()) -> Action:
     path = f"actions[{index}]"
     data = read.mapping(raw, path)
     if "do" not in data:
@@ -290,7 +278,7 @@ def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_t
             # A moment of the run, written like `at`: an ISO-8601 duration after start.
             values[name] = read.after(start, data[name], f"{path}.{name}").isoformat()
         else:
-            values[name] = _action_value(field_kind, data[name], f"{path}.{name}", catalog)
+            values[name] = _action_value(field_kind, data[name], f"{path}.{name}")
     if OPERATIONS[kind].reason_required and "reason" not in data:
         # Staff actions need a reason; SIMULATE.md's actions give none, so a dry run supplies one.
         values["reason"] = SIMULATED_REASON
@@ -309,6 +297,10 @@ def parse_action(raw: Any, index: int, start: datetime, until: datetime, until_t
     except InvalidInput as err:
         field, _, message = err.message.partition(": ")
         raise ScenarioError(_request_field_path(path, spec, field), message) from None
+    try:
+        check_catalog_names(catalog, request)   # as the CLI checks before it sends
+    except DomainError as err:
+        raise ScenarioError(f"{path}.{err.field}", err.message.removeprefix(f"{err.field}: ")) from None
     return Action(index, data["at"], at, kind, request, via=via)
 
 
@@ -342,7 +334,8 @@ def parse_scenario(raw: Any, catalog: Catalog, base_policy: Policy) -> Scenario:
     actions_raw = data.get("actions") or []
     if not isinstance(actions_raw, list):
         raise ScenarioError("actions", f"expected a list of actions, got {read.type_name(actions_raw)}")
-    actions = [parse_action(item, i, start, until, until_text, catalog, policy.limits)
+    facts = catalog_facts(catalog, org.currency)
+    actions = [parse_action(item, i, start, until, until_text, facts, policy.limits)
                for i, item in enumerate(actions_raw)]
     # Actions at the same instant apply in file order (sorted() is stable).
     actions = sorted(actions, key=lambda action: action.at)
