@@ -26,7 +26,7 @@ from db.storage import enforce_storage, free_units
 from domain.catalog import Catalog
 from domain.decisions import ChargePurpose, Context, Decision, Effect, EffectKind, UserChangeKind, send
 from domain import reports
-from domain.operations import OPERATIONS, decide, decide_reports
+from domain.operations import OPERATIONS, decide, decide_reports, operation_of
 from domain.payments import Decline, charge_declined, escalate, invoice_paid, write_off_and_free
 from domain.onboarding import open_paid
 from domain.policy import Policy
@@ -169,16 +169,16 @@ class BillingActivities:
     @activity.defn
     @data_errors_are_final
     def apply_change(self, change: ChangeInput) -> StepResult:
-        operation = OPERATIONS[change.kind]
-        request = operation.request_from(change.payload)
+        request = change.request
+        operation = operation_of(request)
 
         def decision(session: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             # Checked again on the stored state: a change applied since the workflow's own check counts.
             ctx = replace(ctx, reported=reported_stamps(session, change.org_id,
-                                                        reports.subjects(change.kind, request)))
+                                                        reports.subjects(operation.name, request)))
             return decide(operation, state, request, ctx, catalog_facts(self.catalog, state.currency),
                           StoredUsers(session, change.org_id))
-        return self._decide(change.org_id, change.key, change.at, change.kind, decision)
+        return self._decide(change.org_id, change.key, change.at, operation.name, decision)
 
     @activity.defn
     @data_errors_are_final

@@ -8,6 +8,7 @@ from domain.cards import CardDetails
 from domain.decisions import ChargePurpose, Effect, Email, EmailLine
 from domain.limits import bounded
 from domain.onboarding import NewOrg
+from domain.operations import OPERATIONS, operation_of
 from domain.policy import Policy
 from domain.states import ChargeOutcome
 from domain.subscription import CatalogFacts, OrgSnapshot
@@ -91,11 +92,20 @@ class ChargeResult:
 
 @dataclass(frozen=True)
 class ChangeInput:
+    """A change to decide: one operation's request (a domain.requests dataclass), typed at both
+    ends. In the history it is JSON; `operation`, its operation's name written beside it, reads
+    it back as its type."""
     org_id: str
-    kind: str
-    payload: dict[str, Any]
+    request: Any
     key: str
     at: datetime
+    operation: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request, dict):   # decoded from the history
+            object.__setattr__(self, "request", OPERATIONS[self.operation].request_from(self.request))
+        else:
+            object.__setattr__(self, "operation", operation_of(self.request).name)
 
 
 @dataclass(frozen=True)

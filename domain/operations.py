@@ -674,3 +674,14 @@ def _operations() -> dict[str, Operation]:
 
 
 OPERATIONS = _operations()
+# Each operation has a request type of its own: a request names its operation.
+_BY_REQUEST = {operation.request: operation for operation in OPERATIONS.values()}
+assert len(_BY_REQUEST) == len(OPERATIONS), "two operations share a request type"
+
+
+def operation_of(request: Any) -> Operation:
+    """The operation `request` asks for (a domain.requests dataclass)."""
+    try:
+        return _BY_REQUEST[type(request)]
+    except KeyError:
+        raise TypeError(f"{type(request).__name__} is not an operation's request") from None

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.decisions import Charge, ChargePurpose, EffectKind, Email, FinalAction
     from domain.errors import DomainError
     from domain.lifecycle import Step, StepKind, next_step
-    from domain.operations import OPERATIONS, Operation
+    from domain.operations import OPERATIONS, Operation, operation_of
     from domain.policy import Policy
     from domain.states import ChargeOutcome, OrgStatus
     from domain.limits import UPDATE_ID_MAX, shown
@@ -350,8 +350,8 @@ class OrgWorkflow:
             self._updates += 1
             summary = f"{operation.name} requested by {getattr(request, 'requested_by', '') or 'admin'}"
             result = await self._decide(BillingActivities.apply_change,
-                                        ChangeInput(self.org_id, operation.name, asdict(request), key=key,
-                                                    at=workflow.now()), summary, operation.name)
+                                        ChangeInput(self.org_id, request, key=key, at=workflow.now()), summary,
+                                        operation.name)
             for email in result.users_added:
                 self.roster.add(email)
             charge = await self._carry_out(result)
@@ -579,6 +579,13 @@ def _update(operation: Operation):
     return update
 
 
-for _operation in OPERATIONS.values():
-    setattr(OrgWorkflow, _operation.name, _update(_operation))
+# One Update per operation, by the operation's name (the SDK finds them as the class's methods).
+UPDATES = {operation.name: _update(operation) for operation in OPERATIONS.values()}
+for _name, _method in UPDATES.items():
+    setattr(OrgWorkflow, _name, _method)
 OrgWorkflow = workflow.defn(name="OrgLifecycle")(OrgWorkflow)
+
+
+def update_for(request: Any) -> Callable[..., Any]:
+    """The Update that carries `request` (its operation's), for a client to send it with."""
+    return UPDATES[operation_of(request).name]

@@ -5,7 +5,7 @@ PostgreSQL. It is never left pending: the activity raises nothing Temporal would
 (issue 14: an accepted value the database cannot store used to be retried forever.)"""
 
 import itertools
-from dataclasses import asdict, fields, replace
+from dataclasses import fields, replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -108,13 +108,24 @@ def test_an_extreme_value_is_refused_or_applied_never_left_pending(org, catalog,
             return  # refused by the validator: the workflow answers at once
     before = _version(db)
     try:
-        activities.apply_change(ChangeInput("ext", name, asdict(request), key=f"update:ext:{serial}", at=NOW))
+        activities.apply_change(ChangeInput("ext", request, key=f"update:ext:{serial}", at=NOW))
     except (DomainError, ApplicationError) as raised:
         # A refusal decided on the stored state, or a data error: final either way, never retried
         # (as the worker reports it: activities.errors.readable_failure).
         err = readable_failure(raised)
         assert err.non_retryable and (err.type in ERROR_TYPES or err.type == "data_error"), err
         assert _version(db) == before
+
+
+@pytest.mark.parametrize("name", sorted(BASELINE))
+def test_a_change_crosses_the_history_as_json_and_arrives_as_its_operation_s_request(name):
+    request = BASELINE[name]
+    [payload] = CONVERTER.to_payloads([ChangeInput("ext", request, key="k", at=NOW)])
+    [arrived] = CONVERTER.from_payloads([payload], [ChangeInput])
+    # As the Update's argument arrives (a usage file's rows: lists, not tuples).
+    [sent] = CONVERTER.from_payloads(CONVERTER.to_payloads([request]), [OPERATIONS[name].request])
+    assert (arrived.operation, arrived.request) == (name, sent)
+    assert type(arrived.request) is OPERATIONS[name].request
 
 
 def test_the_extremes_cover_every_field_kind():

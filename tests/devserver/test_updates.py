@@ -24,7 +24,7 @@ async def test_refused_update_adds_no_event_to_history(dev_stack):
         before = await history(handle)
 
         with pytest.raises(OperationRefused) as refused:
-            await stack.send(org_id, "add_licences", rq.AddLicencesRequest(count=-2, requested_by="admin@x.test"))
+            await stack.send(org_id, rq.AddLicencesRequest(count=-2, requested_by="admin@x.test"))
         assert refused.value.type == "invalid_input"
         assert refused.value.message == "count: must be at least 1, got -2"
 
@@ -36,7 +36,7 @@ async def test_refused_update_adds_no_event_to_history(dev_stack):
         assert (await stack.state(org_id)).snapshot.licences == 1
 
         # Control: an accepted Update does add events (accepted, activities, completed).
-        outcome = await stack.send(org_id, "add_licences", rq.AddLicencesRequest(count=1, requested_by="admin@x.test"))
+        outcome = await stack.send(org_id, rq.AddLicencesRequest(count=1, requested_by="admin@x.test"))
         assert outcome.payment == "succeeded"
         grown = await history(handle)
         kinds = {e.WhichOneof("attributes") for e in grown[len(before):]}

@@ -28,7 +28,7 @@ async def test_thousands_of_usage_updates_leave_the_org_working(dev_stack):
         await stack.state(org_id)
 
         async def report(i: int) -> None:  # every report of a user within a round says the same
-            await stack.send(org_id, "set_usage", rq.SetUsageRequest(emails[i % users], (i // 250 % 7) / 2))
+            await stack.send(org_id, rq.SetUsageRequest(emails[i % users], (i // 250 % 7) / 2))
         began = time.monotonic()
         # Temporal allows 10 Updates in flight per workflow: 8 senders, each waiting for its answer.
         queue = iter(range(REPORTS))
@@ -38,7 +38,7 @@ async def test_thousands_of_usage_updates_leave_the_org_working(dev_stack):
                 await report(i)
         await asyncio.gather(*(sender() for _ in range(8)))
         elapsed = time.monotonic() - began
-        outcome = await stack.send(org_id, "set_usage", rq.SetUsageRequest(emails[0], 1))
+        outcome = await stack.send(org_id, rq.SetUsageRequest(emails[0], 1))
         runs = await eventually(lambda: _runs(stack, org_id), timeout=20)
     print(f"{REPORTS} usage updates in {elapsed:.0f} s ({REPORTS / elapsed:.0f}/s) over {runs} runs")
     assert outcome.message == f"{emails[0]} uses 1 GB"

@@ -78,7 +78,7 @@ async def dunning_recovered(stack: Stack) -> list[str]:
     renewal = boundary(start, Cycle.MONTHLY, 1)
     await stack.advance_to(renewal + timedelta(days=2))
     good = sandbox_tokenise(GOOD)
-    await stack.send(org_id, "update_card", rq.UpdateCardRequest(good.token, good.brand, good.last4,
+    await stack.send(org_id, rq.UpdateCardRequest(good.token, good.brand, good.last4,
                                                                   requested_by=f"admin@{org_id}.test"))
     await stack.advance_to(renewal + timedelta(days=3))
     return [org_id]
@@ -90,7 +90,7 @@ async def scheduled_downgrade(stack: Stack) -> list[str]:
                                     users=[("big@x.test", 45.0)])
     renewal = boundary(start, Cycle.MONTHLY, 1)
     await stack.advance_to(renewal - timedelta(days=20))
-    await stack.send(org_id, "request_downgrade", rq.DowngradeRequest("standard", requested_by=STAFF,
+    await stack.send(org_id, rq.DowngradeRequest("standard", requested_by=STAFF,
                                                                        reason="customer asked by phone"))
     await stack.advance_to(renewal + timedelta(hours=1))
     return [org_id]
@@ -102,9 +102,9 @@ async def trial_to_paid(stack: Stack) -> list[str]:
     org_id = await stack.create_org("replay-trial-paid", users=[("big@x.test", 40.0)], start=start)
     await stack.advance_to(start + timedelta(days=5))
     good = sandbox_tokenise(GOOD)
-    await stack.send(org_id, "upgrade", rq.UpgradeRequest("standard", "monthly"))
-    await stack.send(org_id, "change_tier", rq.ChangeTierRequest(2000))
-    await stack.send(org_id, "update_card", rq.UpdateCardRequest(good.token, good.brand, good.last4))
+    await stack.send(org_id, rq.UpgradeRequest("standard", "monthly"))
+    await stack.send(org_id, rq.ChangeTierRequest(2000))
+    await stack.send(org_id, rq.UpdateCardRequest(good.token, good.brand, good.last4))
     await stack.advance_to(start + timedelta(days=stack.policy.trial_days, hours=1))
     return [org_id]
 
@@ -115,17 +115,17 @@ async def purchases(stack: Stack) -> list[str]:
     start = await stack.now()
     org_id = await stack.create_org("replay-purchases", plan="standard", cycle="monthly", card=DECLINING, start=start)
     await stack.advance_to(start + timedelta(days=3))
-    await stack.send(org_id, "add_licences", rq.AddLicencesRequest(2))
+    await stack.send(org_id, rq.AddLicencesRequest(2))
     await stack.advance_to(start + timedelta(days=4))
     good = sandbox_tokenise(GOOD)
-    await stack.send(org_id, "update_card", rq.UpdateCardRequest(good.token, good.brand, good.last4))
-    await stack.send(org_id, "buy_addon", rq.BuyAddonRequest("support_essentials"))
-    await stack.send(org_id, "remove_addon", rq.RemoveAddonRequest("support_essentials"))
-    await stack.send(org_id, "buy_addon", rq.BuyAddonRequest("support_essentials"))
-    await stack.send(org_id, "change_tier", rq.ChangeTierRequest(3000))
-    await stack.send(org_id, "add_user", rq.AddUserRequest("big@x.test", 40.0))
+    await stack.send(org_id, rq.UpdateCardRequest(good.token, good.brand, good.last4))
+    await stack.send(org_id, rq.BuyAddonRequest("support_essentials"))
+    await stack.send(org_id, rq.RemoveAddonRequest("support_essentials"))
+    await stack.send(org_id, rq.BuyAddonRequest("support_essentials"))
+    await stack.send(org_id, rq.ChangeTierRequest(3000))
+    await stack.send(org_id, rq.AddUserRequest("big@x.test", 40.0))
     await stack.advance_to(start + timedelta(days=6))
-    await stack.send(org_id, "switch_to_yearly", rq.SwitchToYearlyRequest())
+    await stack.send(org_id, rq.SwitchToYearlyRequest())
     await stack.advance_to(start + timedelta(days=7))
     return [org_id]
 
@@ -137,10 +137,10 @@ async def usage(stack: Stack) -> list[str]:
     org_id = await stack.create_org("replay-usage", plan="standard", cycle="monthly", card=GOOD, start=start,
                                     licences=3, users=[("b@x.test", 1.0)])
     await stack.advance_to(start + timedelta(days=2))
-    await stack.send(org_id, "import_usage", rq.ImportUsageRequest([[f"admin@{org_id}.test", 2.0], ["b@x.test", 45.0]]))
+    await stack.send(org_id, rq.ImportUsageRequest([[f"admin@{org_id}.test", 2.0], ["b@x.test", 45.0]]))
     await stack.handle(org_id).signal("usage_reported", rq.SetUsageRequest("b@x.test", float("inf")))
-    await stack.send(org_id, "add_user", rq.AddUserRequest("c@x.test"))
-    await stack.send(org_id, "set_usage", rq.SetUsageRequest("c@x.test", 3.0))
+    await stack.send(org_id, rq.AddUserRequest("c@x.test"))
+    await stack.send(org_id, rq.SetUsageRequest("c@x.test", 3.0))
     await stack.advance_to(boundary(start, Cycle.MONTHLY, 1) + timedelta(hours=1))
     return [org_id]
 
@@ -162,7 +162,7 @@ async def usage_reports(stack: Stack) -> list[str]:
     older = (start + timedelta(hours=10)).isoformat()
     await handle.signal("usage_reported", {"user": "b@x.test", "storage_gb": 1, "report_id": "m-1", "reported_at": older})
     await handle.signal("usage_reported", {"user": "b@x.test", "storage_gb": 3})
-    await stack.send(org_id, "set_contacts", rq.SetContactsRequest(1800))
+    await stack.send(org_id, rq.SetContactsRequest(1800))
     renewal = boundary(start, Cycle.MONTHLY, 1)
     await stack.advance_to(renewal - timedelta(minutes=1))
     for gb in (31, 5, 40):
@@ -177,9 +177,9 @@ async def yearly_to_monthly(stack: Stack) -> list[str]:
     start = await stack.now()
     org_id = await stack.create_org("replay-yearly-monthly", plan="standard", cycle="yearly", card=GOOD, start=start)
     await stack.advance_to(start + timedelta(days=30))
-    await stack.send(org_id, "switch_to_monthly", rq.SwitchToMonthlyRequest())
-    await stack.send(org_id, "cancel_switch_to_monthly", rq.CancelSwitchToMonthlyRequest())
-    await stack.send(org_id, "switch_to_monthly", rq.SwitchToMonthlyRequest())
+    await stack.send(org_id, rq.SwitchToMonthlyRequest())
+    await stack.send(org_id, rq.CancelSwitchToMonthlyRequest())
+    await stack.send(org_id, rq.SwitchToMonthlyRequest())
     renewal = boundary(start, Cycle.YEARLY, 1)
     await stack.advance_to(boundary(renewal, Cycle.MONTHLY, 1) + timedelta(hours=1))  # the yearly, then a monthly
     return [org_id]
@@ -196,7 +196,7 @@ async def opening(stack: Stack) -> list[str]:
         stack.started.append(org_id)
         await open_org(stack.client, Opening(new, sandbox_tokenise(card)), stack.task_queue)
         org_ids.append(org_id)
-    await stack.send(org_ids[0], "add_licences", rq.AddLicencesRequest(1))
+    await stack.send(org_ids[0], rq.AddLicencesRequest(1))
     await stack.advance_to(boundary(start, Cycle.MONTHLY, 1) + timedelta(hours=1))
     return org_ids
 
@@ -212,12 +212,12 @@ async def escalation(stack: Stack) -> list[str]:
     renewals = [boundary(start, Cycle.MONTHLY, n) for n in (1, 2)]
     await stack.advance_to(renewals[0] + timedelta(days=7, hours=1))    # escalated after the last retry
     await stack.advance_to(renewals[1] + timedelta(hours=1))            # renewed while escalated
-    await stack.send(org_ids[0], "resolve_escalation", rq.ResolveEscalationRequest(
+    await stack.send(org_ids[0], rq.ResolveEscalationRequest(
         "extend", extend_days=3, requested_by=STAFF, reason="customer promised"))
-    await stack.send(org_ids[1], "resolve_escalation", rq.ResolveEscalationRequest(
+    await stack.send(org_ids[1], rq.ResolveEscalationRequest(
         "retry", requested_by=STAFF, reason="asked to try again"))
     await stack.advance_to(renewals[1] + timedelta(days=3, hours=2))    # the extended grace's retry, declined
-    await stack.send(org_ids[0], "resolve_escalation", rq.ResolveEscalationRequest(
+    await stack.send(org_ids[0], rq.ResolveEscalationRequest(
         "downgrade", requested_by=STAFF, reason="no payment"))
     return org_ids
 

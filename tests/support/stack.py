@@ -110,9 +110,9 @@ class Stack:
         if delta > timedelta(0):
             await self.env.sleep(delta)
 
-    async def send(self, org_id: str, kind: str, request):
+    async def send(self, org_id: str, request):
         from workers.runtime.operations import send_operation
-        return await send_operation(self.client, org_id, kind, request)
+        return await send_operation(self.client, org_id, request)
 
     def with_policy(self, **changes) -> "Stack":
         return replace(self, policy=replace(self.policy, **changes))

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from db.models import EmailMessage, Invoice
 from domain.operations import OPERATIONS
 from workflows.messages import ChangeOutcome
-from workflows.org import OrgWorkflow
+from workflows.org import UPDATES
 
 GOOD = "4242424242424242"
 LONG_ORG = "o" * 63                                  # the longest org id there may be
@@ -20,9 +20,9 @@ async def test_a_purchase_and_a_usage_report_with_the_longest_ids_are_invoiced_a
         org_id = await stack.create_org(LONG_ORG, plan="standard", cycle="monthly", card=GOOD, licences=3,
                                         users=[(LONG_USER, 1.0)])
         handle = stack.handle(org_id)
-        bought = await handle.execute_update(getattr(OrgWorkflow, "add_licences"), {"count": 1}, id="b" * 100,
+        bought = await handle.execute_update(UPDATES["add_licences"], {"count": 1}, id="b" * 100,
                                              result_type=ChangeOutcome)
-        blocked = await handle.execute_update(getattr(OrgWorkflow, "set_usage"),
+        blocked = await handle.execute_update(UPDATES["set_usage"],
                                               {"user": LONG_USER, "storage_gb": 45}, id="u" * 100,
                                               result_type=ChangeOutcome)
     assert bought.payment == "succeeded" and blocked.message == f"{LONG_USER} uses 45 GB"

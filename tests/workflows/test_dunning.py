@@ -76,7 +76,7 @@ async def test_card_fixed_on_day_four_pays_at_once_and_ends_dunning(stack, smtp_
         org_id, renewal = await paid_org(stack, DECLINING)
         await stack.advance_to(renewal + timedelta(days=4))
         good = sandbox_tokenise(GOOD)
-        outcome = await stack.send(org_id, "update_card", rq.UpdateCardRequest(good.token, good.brand, good.last4,
+        outcome = await stack.send(org_id, rq.UpdateCardRequest(good.token, good.brand, good.last4,
                                                                                 requested_by="admin@x.test"))
         assert outcome.payment == "succeeded" and outcome.status == "active"
         await stack.advance_to(renewal + timedelta(days=10))
@@ -97,7 +97,7 @@ async def test_a_rejected_card_is_refused_and_the_old_card_stays(stack):
     async with stack.worker():
         org_id, _ = await paid_org(stack, GOOD)
         with pytest.raises(OperationRefused, match="token"):
-            await stack.send(org_id, "update_card", rq.UpdateCardRequest("4000000000000002", "visa", "0002"))
+            await stack.send(org_id, rq.UpdateCardRequest("4000000000000002", "visa", "0002"))
     with stack.db.transaction() as session:
         assert session.get(Subscription, org_id).card_last4 == "4242"
 
@@ -143,9 +143,8 @@ async def test_large_account_is_escalated_instead_of_downgraded(stack, smtp_sink
         assert close(state.snapshot.first_response_due, escalated_at + timedelta(hours=3))
         assert close(state.snapshot.determination_due, escalated_at + timedelta(hours=8))
         with pytest.raises(OperationRefused, match="billing staff"):
-            await stack.send(org_id, "resolve_escalation",
-                             rq.ResolveEscalationRequest("downgrade", requested_by="admin@x.test", reason="x"))
-        outcome = await stack.send(org_id, "resolve_escalation", rq.ResolveEscalationRequest(
+            await stack.send(org_id, rq.ResolveEscalationRequest("downgrade", requested_by="admin@x.test", reason="x"))
+        outcome = await stack.send(org_id, rq.ResolveEscalationRequest(
             "downgrade", requested_by="rina@billing.test", reason="customer agreed to the free plan"))
         assert outcome.status == "free"
     [mail] = smtp_sink.for_org(org_id, "escalation")
@@ -165,9 +164,9 @@ async def test_cancellation_during_dunning_ends_the_subscription_at_once(stack, 
         org_id, renewal = await paid_org(stack, DECLINING)
         await stack.advance_to(renewal + timedelta(days=2))
         with pytest.raises(OperationRefused, match="unpaid"):
-            await stack.send(org_id, "request_downgrade", rq.DowngradeRequest(
+            await stack.send(org_id, rq.DowngradeRequest(
                 "mail_lite_5", requested_by="rina@billing.test", reason="asked"))
-        outcome = await stack.send(org_id, "cancel", rq.CancelRequest(requested_by=f"admin@{org_id}.test"))
+        outcome = await stack.send(org_id, rq.CancelRequest(requested_by=f"admin@{org_id}.test"))
         assert outcome.status == "free"
         await stack.advance_to(renewal + timedelta(days=9))
         state = await stack.state(org_id)

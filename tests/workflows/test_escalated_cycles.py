@@ -90,7 +90,7 @@ async def test_each_cycle_served_while_escalated_is_invoiced_on_its_date_and_a_s
         assert {billed[1].number, billed[2].number} <= failed      # the customer is told of each
 
         gateway.funded = True   # the customer paid in: staff charge the open invoices
-        outcome = await stack.send(org_id, "resolve_escalation",
+        outcome = await stack.send(org_id,
                                    rq.ResolveEscalationRequest("retry", requested_by=STAFF, reason="funds arrived"))
         assert outcome.status == "active"
         await stack.settle(org_id)
@@ -105,7 +105,7 @@ async def test_a_downgrade_writes_off_every_unpaid_cycle_and_the_statement_shows
     async with stack.worker():
         org_id, renewals = await escalated_org(stack)
         await stack.advance_to(renewals[1] + timedelta(hours=1))
-        outcome = await stack.send(org_id, "resolve_escalation",
+        outcome = await stack.send(org_id,
                                    rq.ResolveEscalationRequest("downgrade", requested_by=STAFF, reason="no payment"))
         assert outcome.status == "free"
     billed = invoices(stack.db, org_id)
@@ -124,7 +124,7 @@ async def test_grace_extended_then_paid_at_the_retry_settles_every_unpaid_cycle(
     async with stack.worker():
         org_id, renewals = await escalated_org(stack)
         await stack.advance_to(renewals[1] + timedelta(hours=1))
-        await stack.send(org_id, "resolve_escalation", rq.ResolveEscalationRequest(
+        await stack.send(org_id, rq.ResolveEscalationRequest(
             "extend", extend_days=5, requested_by=STAFF, reason="customer promised"))
         gateway.funded = True
         await stack.advance_to(renewals[1] + timedelta(days=5, hours=2))

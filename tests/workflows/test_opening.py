@@ -74,7 +74,7 @@ async def test_a_declined_card_leaves_nothing_and_the_id_opens_with_another_card
         assert set(rows_of(stack.db, "nope").values()) == {0}   # no org, user, invoice, payment, event, e-mail
         assert (await stack.handle("nope").describe()).status.name == "COMPLETED"   # no workflow runs
         with pytest.raises(OperationRefused, match="unknown org 'nope'"):
-            await stack.send("nope", "add_licences", rq.AddLicencesRequest(1))
+            await stack.send("nope", rq.AddLicencesRequest(1))
         opened = await open_with(stack, "nope", GOOD)
         assert (opened.status, opened.payment) == ("active", "succeeded")
         await stack.settle("nope")

@@ -27,10 +27,10 @@ async def test_plan_chosen_during_the_trial_starts_and_is_charged_at_the_trial_e
         start = await stack.now()
         org_id = await stack.create_org(start=start, users=[("b@x.test", 1.0)], locale="en")
         await stack.advance_to(start + timedelta(days=10))
-        outcome = await stack.send(org_id, "upgrade", rq.UpgradeRequest("standard", "monthly"))
+        outcome = await stack.send(org_id, rq.UpgradeRequest("standard", "monthly"))
         assert "starts when the trial ends" in outcome.message and outcome.payment is None
         card = sandbox_tokenise(GOOD)
-        await stack.send(org_id, "update_card", rq.UpdateCardRequest(card.token, card.brand, card.last4))
+        await stack.send(org_id, rq.UpdateCardRequest(card.token, card.brand, card.last4))
         assert paid_amounts(stack.db, org_id) == []
         await stack.advance_to(start + timedelta(days=15, minutes=5))
         state = await stack.state(org_id)
@@ -49,8 +49,8 @@ async def test_upgrade_from_free_charges_a_full_cycle_for_every_user(stack):
         start = await stack.now()
         org_id = await stack.create_org(plan="free", start=start, users=[("b@x.test", 7.0), ("c@x.test", 1.0)])
         card = sandbox_tokenise(GOOD)
-        await stack.send(org_id, "update_card", rq.UpdateCardRequest(card.token, card.brand, card.last4))
-        outcome = await stack.send(org_id, "upgrade", rq.UpgradeRequest("mail_lite_10", "yearly"))
+        await stack.send(org_id, rq.UpdateCardRequest(card.token, card.brand, card.last4))
+        outcome = await stack.send(org_id, rq.UpgradeRequest("mail_lite_10", "yearly"))
         state = await stack.state(org_id)
     assert outcome.payment == "succeeded" and outcome.amount == 3 * 1250
     assert state.snapshot.plan == "mail_lite_10" and state.snapshot.cycle == "yearly"
@@ -65,7 +65,7 @@ async def test_switch_to_yearly_credits_the_unused_month_and_moves_the_renewal(s
                                         users=[("b@x.test", 1.0)])
         switch_at = start + timedelta(days=10)  # 20 of April's 30 days unused
         await stack.advance_to(switch_at)
-        outcome = await stack.send(org_id, "switch_to_yearly", rq.SwitchToYearlyRequest())
+        outcome = await stack.send(org_id, rq.SwitchToYearlyRequest())
         state = await stack.state(org_id)
     # A year of 2 Standard licences is 2 x 3000 = 6000; credit 2 x 300 x 20/30 = 400.
     assert outcome.payment == "succeeded" and outcome.amount == 5600
@@ -78,7 +78,7 @@ async def test_switch_to_monthly_waits_for_the_yearly_renewal_then_renews_monthl
         org_id = await stack.create_org(plan="standard", cycle="yearly", card=GOOD, users=[("b@x.test", 1.0)])
         renewal = (await stack.state(org_id)).snapshot.renews_at
         await stack.advance_to(renewal - timedelta(days=200))
-        outcome = await stack.send(org_id, "switch_to_monthly", rq.SwitchToMonthlyRequest())
+        outcome = await stack.send(org_id, rq.SwitchToMonthlyRequest())
         assert outcome.message.startswith(f"switch to monthly billing scheduled for {renewal:%Y-%m-%d}")
         state = await stack.state(org_id)
         assert (state.snapshot.cycle, state.snapshot.scheduled.cycle) == ("yearly", "monthly")
@@ -98,16 +98,16 @@ async def test_add_ons_and_tiers_are_prorated_now_and_billed_in_full_at_renewal(
         await stack.advance_to(start)
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD, start=start)
         await stack.advance_to(start + timedelta(days=15))  # June has 30 days: 15 left
-        flat = await stack.send(org_id, "buy_addon", rq.BuyAddonRequest("support_essentials"))
-        tier = await stack.send(org_id, "change_tier", rq.ChangeTierRequest(3000))
-        await stack.send(org_id, "set_contacts", rq.SetContactsRequest(2500))
-        refused = stack.send(org_id, "change_tier", rq.ChangeTierRequest(2000))
+        flat = await stack.send(org_id, rq.BuyAddonRequest("support_essentials"))
+        tier = await stack.send(org_id, rq.ChangeTierRequest(3000))
+        await stack.send(org_id, rq.SetContactsRequest(2500))
+        refused = stack.send(org_id, rq.ChangeTierRequest(2000))
         with pytest.raises(OperationRefused, match="2000-contact tier is below current usage of 2500"):
             await refused
-        await stack.send(org_id, "set_contacts", rq.SetContactsRequest(1500))
-        lower = await stack.send(org_id, "change_tier", rq.ChangeTierRequest(2000))
+        await stack.send(org_id, rq.SetContactsRequest(1500))
+        lower = await stack.send(org_id, rq.ChangeTierRequest(2000))
         assert "from" in lower.message and lower.payment is None
-        removed = await stack.send(org_id, "remove_addon", rq.RemoveAddonRequest("support_essentials"))
+        removed = await stack.send(org_id, rq.RemoveAddonRequest("support_essentials"))
         assert "stays until" in removed.message
         await stack.advance_to(start + timedelta(days=30, minutes=5))
         state = await stack.state(org_id)

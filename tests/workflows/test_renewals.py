@@ -32,10 +32,10 @@ async def test_fourteen_months_of_a_monthly_org_with_mid_cycle_purchases(stack, 
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD_CARD, start=start,
                                         users=[("b@x.test", 1.0), ("c@x.test", 1.0)])
         await stack.advance_to(at(2027, 3, 15))
-        outcome = await stack.send(org_id, "add_licences", rq.AddLicencesRequest(count=2))
+        outcome = await stack.send(org_id, rq.AddLicencesRequest(count=2))
         assert outcome.payment == "succeeded" and outcome.amount == 310
         await stack.advance_to(at(2027, 4, 10))
-        outcome = await stack.send(org_id, "buy_storage", rq.BuyStorageRequest(unit_gb=25, count=1))
+        outcome = await stack.send(org_id, rq.BuyStorageRequest(unit_gb=25, count=1))
         assert outcome.payment == "succeeded" and outcome.amount == 267
         await stack.advance_to(at(2028, 3, 31) + timedelta(hours=1))
         state = await stack.state(org_id)

@@ -40,7 +40,7 @@ async def test_a_50000_row_usage_file_for_a_50000_user_org_leaves_it_working(sta
         output = " ".join(out.decode().split())
         assert process.returncode == 0, output
         assert f"usage of 50,000 user(s) imported into {org_id} in 5 update(s)" in output
-        outcome = await stack.send(org_id, "set_usage", rq.SetUsageRequest(emails[7], 9.0))  # still served
+        outcome = await stack.send(org_id, rq.SetUsageRequest(emails[7], 9.0))  # still served
         assert outcome.message == f"{emails[7]} uses 9 GB"
         await stack.advance_to(renews_at + timedelta(hours=1))
         state = await stack.state(org_id)

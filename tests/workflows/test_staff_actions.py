@@ -39,10 +39,10 @@ async def history_length(stack, org_id: str) -> int:
     return len([e for e in events if e.event_type not in WORKFLOW_TASK_EVENTS])
 
 
-async def assert_refused(stack, org_id: str, kind: str, request, message: str) -> None:
+async def assert_refused(stack, org_id: str, request, message: str) -> None:
     before_db, before_history = db_fingerprint(stack.db, org_id), await history_length(stack, org_id)
     with pytest.raises(OperationRefused) as refused:
-        await stack.send(org_id, kind, request)
+        await stack.send(org_id, request)
     assert message in refused.value.message
     assert db_fingerprint(stack.db, org_id) == before_db
     assert await history_length(stack, org_id) == before_history
@@ -55,44 +55,42 @@ async def test_refusals_are_clear_change_nothing_and_leave_no_history(stack):
                                         users=[("b@x.test", 1.0), ("c@x.test", 1.0)])
         renewal = (await stack.state(org_id)).snapshot.renews_at
         await stack.advance_to(renewal - timedelta(days=10))
-        await assert_refused(stack, org_id, "request_downgrade",
-                             rq.DowngradeRequest("standard", requested_by=STAFF, reason="cheaper"),
+        await assert_refused(stack, org_id, rq.DowngradeRequest("standard", requested_by=STAFF, reason="cheaper"),
                              "only 15 to 30 days before the renewal date")
         await stack.advance_to(renewal + timedelta(days=10, hours=1))  # 20 days before the next renewal
-        await assert_refused(stack, org_id, "request_downgrade",
+        await assert_refused(stack, org_id,
                              rq.DowngradeRequest("standard", licences=2, requested_by=STAFF, reason="fewer"),
                              "2 licences is below usage: the org has 3 users")
-        await assert_refused(stack, org_id, "request_downgrade",
-                             rq.DowngradeRequest("standard", requested_by="admin@x.test", reason="x"),
+        await assert_refused(stack, org_id, rq.DowngradeRequest("standard", requested_by="admin@x.test", reason="x"),
                              "only billing staff may request a downgrade")
-        await assert_refused(stack, org_id, "upgrade", rq.UpgradeRequest("platinum"), "unknown plan 'platinum'")
-        await assert_refused(stack, org_id, "add_licences", rq.AddLicencesRequest(-2),
+        await assert_refused(stack, org_id, rq.UpgradeRequest("platinum"), "unknown plan 'platinum'")
+        await assert_refused(stack, org_id, rq.AddLicencesRequest(-2),
                              "count: must be at least 1, got -2")
-        await stack.send(org_id, "cancel", rq.CancelRequest(requested_by=f"admin@{org_id}.test"))
-        await assert_refused(stack, org_id, "add_licences", rq.AddLicencesRequest(1),
+        await stack.send(org_id, rq.CancelRequest(requested_by=f"admin@{org_id}.test"))
+        await assert_refused(stack, org_id, rq.AddLicencesRequest(1),
                              "the subscription is cancelled")
-        await assert_refused(stack, org_id, "cancel", rq.CancelRequest(requested_by="a@x.test"),
+        await assert_refused(stack, org_id, rq.CancelRequest(requested_by="a@x.test"),
                              "already cancelled")
         with pytest.raises(OperationRefused, match="unknown org 'nope'"):
-            await stack.send("nope", "add_licences", rq.AddLicencesRequest(1))
+            await stack.send("nope", rq.AddLicencesRequest(1))
 
 
 async def test_second_change_waits_until_the_first_invoice_is_paid(stack):
     async with stack.worker():
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=DECLINING)
         await stack.advance_to(await stack.now() + timedelta(days=3))
-        outcome = await stack.send(org_id, "add_licences", rq.AddLicencesRequest(2))
+        outcome = await stack.send(org_id, rq.AddLicencesRequest(2))
         assert outcome.payment is ChargeOutcome.DECLINED and "waits for payment" in outcome.message
-        await assert_refused(stack, org_id, "upgrade", rq.UpgradeRequest("professional"),
+        await assert_refused(stack, org_id, rq.UpgradeRequest("professional"),
                              "waiting for payment of invoice")
         assert (await stack.state(org_id)).snapshot.licences == 1  # not applied until paid
         from domain.cards import sandbox_tokenise
         good = sandbox_tokenise(GOOD)
-        outcome = await stack.send(org_id, "update_card", rq.UpdateCardRequest(good.token, good.brand, good.last4))
+        outcome = await stack.send(org_id, rq.UpdateCardRequest(good.token, good.brand, good.last4))
         assert outcome.payment == "succeeded"
         state = await stack.state(org_id)
         assert state.snapshot.licences == 3 and state.snapshot.pending is None
-        outcome = await stack.send(org_id, "upgrade", rq.UpgradeRequest("professional"))
+        outcome = await stack.send(org_id, rq.UpgradeRequest("professional"))
         assert outcome.payment == "succeeded"
 
 
@@ -103,7 +101,7 @@ async def test_downgrade_twenty_days_before_renewal_applies_at_the_renewal(stack
                                         users=[("big@x.test", 45.0), ("ok@x.test", 10.0)])
         renewal = (await stack.state(org_id)).snapshot.renews_at
         await stack.advance_to(renewal - timedelta(days=20))
-        outcome = await stack.send(org_id, "request_downgrade", rq.DowngradeRequest(
+        outcome = await stack.send(org_id, rq.DowngradeRequest(
             "standard", requested_by=STAFF, reason="customer asked by phone"))
         assert "scheduled" in outcome.message
         assert len(smtp_sink.for_org(org_id, "downgrade_scheduled")) == 1
@@ -129,10 +127,10 @@ async def test_cancel_then_undo_renews_normally(stack, smtp_sink):
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD)
         renewal = (await stack.state(org_id)).snapshot.renews_at
         await stack.advance_to(renewal - timedelta(days=5))
-        outcome = await stack.send(org_id, "cancel", rq.CancelRequest(requested_by=f"admin@{org_id}.test"))
+        outcome = await stack.send(org_id, rq.CancelRequest(requested_by=f"admin@{org_id}.test"))
         assert outcome.status == "cancelling"
         assert len(smtp_sink.for_org(org_id, "cancellation_scheduled")) == 1
-        outcome = await stack.send(org_id, "undo_cancel", rq.UndoCancelRequest(requested_by=f"admin@{org_id}.test"))
+        outcome = await stack.send(org_id, rq.UndoCancelRequest(requested_by=f"admin@{org_id}.test"))
         assert outcome.status == "active"
         await stack.advance_to(renewal + timedelta(hours=1))
         state = await stack.state(org_id)
@@ -160,11 +158,11 @@ async def test_a_cancelled_downgrade_and_an_undone_cancellation_are_each_announc
         renewal = (await stack.state(org_id)).snapshot.renews_at
         await stack.advance_to(renewal - timedelta(days=20))
         admin = f"admin@{org_id}.test"
-        await stack.send(org_id, "request_downgrade", rq.DowngradeRequest("standard", requested_by=STAFF,
+        await stack.send(org_id, rq.DowngradeRequest("standard", requested_by=STAFF,
                                                                            reason="cost"))
-        await stack.send(org_id, "cancel_downgrade", rq.CancelDowngradeRequest(requested_by=STAFF, reason="call"))
-        await stack.send(org_id, "cancel", rq.CancelRequest(requested_by=admin))
-        await stack.send(org_id, "undo_cancel", rq.UndoCancelRequest(requested_by=admin))
+        await stack.send(org_id, rq.CancelDowngradeRequest(requested_by=STAFF, reason="call"))
+        await stack.send(org_id, rq.CancelRequest(requested_by=admin))
+        await stack.send(org_id, rq.UndoCancelRequest(requested_by=admin))
         await stack.advance_to(renewal + timedelta(hours=1))
         await stack.settle(org_id)
     for template, (subject, sentence) in texts.items():
@@ -178,7 +176,7 @@ async def test_cancellation_moves_the_org_to_free_at_the_cycle_end(stack):
     async with stack.worker():
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD)
         renewal = (await stack.state(org_id)).snapshot.renews_at
-        await stack.send(org_id, "cancel", rq.CancelRequest(requested_by=f"admin@{org_id}.test"))
+        await stack.send(org_id, rq.CancelRequest(requested_by=f"admin@{org_id}.test"))
         await stack.advance_to(renewal - timedelta(minutes=1))
         assert (await stack.state(org_id)).snapshot.status == "cancelling"
         await stack.advance_to(renewal + timedelta(minutes=5))
@@ -196,9 +194,9 @@ async def test_concurrent_updates_from_two_clients_are_serialised(stack):
         other = await Client.connect(stack.client.service_client.config.target_host)
         from workers.runtime.operations import send_operation
         results = await asyncio.gather(
-            send_operation(stack.client, org_id, "add_licences", rq.AddLicencesRequest(2)),
-            send_operation(other, org_id, "add_licences", rq.AddLicencesRequest(3)),
-            send_operation(stack.client, org_id, "add_user", rq.AddUserRequest("x@x.test", 1.0)),
+            send_operation(stack.client, org_id, rq.AddLicencesRequest(2)),
+            send_operation(other, org_id, rq.AddLicencesRequest(3)),
+            send_operation(stack.client, org_id, rq.AddUserRequest("x@x.test", 1.0)),
             return_exceptions=True)
         state = await stack.state(org_id)
     successes = [r for r in results if not isinstance(r, BaseException)]

@@ -41,18 +41,18 @@ async def test_downgrade_to_standard_blocks_users_over_30_gb_unless_units_cover_
                                         users=[("big@x.test", 45.0), ("covered@x.test", 50.0), ("ok@x.test", 29.0)])
         renewal = (await stack.state(org_id)).snapshot.renews_at
         await stack.advance_to(renewal - timedelta(days=20))
-        await stack.send(org_id, "buy_storage", rq.BuyStorageRequest(unit_gb=25, count=1))
-        await stack.send(org_id, "allocate_storage", rq.AllocateStorageRequest(user="covered@x.test", unit_gb=25))
+        await stack.send(org_id, rq.BuyStorageRequest(unit_gb=25, count=1))
+        await stack.send(org_id, rq.AllocateStorageRequest(user="covered@x.test", unit_gb=25))
         with pytest.raises(OperationRefused, match="no unallocated 25 GB unit left"):
-            await stack.send(org_id, "allocate_storage", rq.AllocateStorageRequest(user="big@x.test", unit_gb=25))
-        await stack.send(org_id, "request_downgrade", rq.DowngradeRequest("standard", requested_by=STAFF,
+            await stack.send(org_id, rq.AllocateStorageRequest(user="big@x.test", unit_gb=25))
+        await stack.send(org_id, rq.DowngradeRequest("standard", requested_by=STAFF,
                                                                            reason="cost"))
         await stack.advance_to(renewal + timedelta(minutes=5))
         state = await stack.state(org_id)
         assert state.snapshot.plan == "standard"
         assert state.snapshot.blocked_users == ["big@x.test"]  # covered: 30 + 25 GB >= 50 GB
 
-        await stack.send(org_id, "set_usage", rq.SetUsageRequest(user="big@x.test", storage_gb=20.0))
+        await stack.send(org_id, rq.SetUsageRequest(user="big@x.test", storage_gb=20.0))
         assert (await stack.state(org_id)).snapshot.blocked_users == []
     assert len(smtp_sink.for_org(org_id, "user_unblocked")) == 1
 
@@ -61,14 +61,14 @@ async def test_auto_allocation_prevents_a_block_only_while_a_unit_is_free(stack,
     async with stack.worker():
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD, auto_allocate_storage=True,
                                         users=[("b@x.test", 10.0), ("c@x.test", 10.0)])
-        await stack.send(org_id, "buy_storage", rq.BuyStorageRequest(unit_gb=5, count=1))
-        await stack.send(org_id, "set_usage", rq.SetUsageRequest(user="b@x.test", storage_gb=33.0))
+        await stack.send(org_id, rq.BuyStorageRequest(unit_gb=5, count=1))
+        await stack.send(org_id, rq.SetUsageRequest(user="b@x.test", storage_gb=33.0))
         state = await stack.state(org_id)
         assert state.snapshot.blocked_users == []
         assert [(h.unit_gb, h.allocated) for h in state.snapshot.storage] == [(5, 1)]
         assert len(smtp_sink.for_org(org_id, "storage_auto_allocated")) == 1
 
-        await stack.send(org_id, "set_usage", rq.SetUsageRequest(user="c@x.test", storage_gb=31.0))
+        await stack.send(org_id, rq.SetUsageRequest(user="c@x.test", storage_gb=31.0))
         state = await stack.state(org_id)
         assert state.snapshot.blocked_users == ["c@x.test"]
 
@@ -110,7 +110,7 @@ async def test_units_bought_while_a_user_is_blocked_are_allocated_as_many_as_it_
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD, auto_allocate_storage=True,
                                         users=[("b@x.test", 38.0), ("c@x.test", 1.0)])
         assert (await stack.state(org_id)).snapshot.blocked_users == ["b@x.test"]   # 38 GB > 30 GB, no unit
-        outcome = await stack.send(org_id, "buy_storage", rq.BuyStorageRequest(unit_gb=5, count=2))
+        outcome = await stack.send(org_id, rq.BuyStorageRequest(unit_gb=5, count=2))
         assert outcome.payment == "succeeded"
         state = await stack.state(org_id)
     assert state.snapshot.blocked_users == []
@@ -126,13 +126,13 @@ async def test_a_unit_released_by_a_shrinking_mailbox_unblocks_the_user_waiting_
     async with stack.worker():
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD, auto_allocate_storage=True,
                                         users=[("b@x.test", 50.0), ("c@x.test", 40.0), ("d@x.test", 1.0)])
-        await stack.send(org_id, "buy_storage", rq.BuyStorageRequest(unit_gb=25, count=1))
+        await stack.send(org_id, rq.BuyStorageRequest(unit_gb=25, count=1))
         # b and c were blocked at creation, b ranked first: b waited as long and gets the unit.
         assert (await stack.state(org_id)).snapshot.blocked_users == ["c@x.test"]
         await stack.env.sleep(timedelta(hours=1))
-        await stack.send(org_id, "set_usage", rq.SetUsageRequest(user="d@x.test", storage_gb=33.0))
+        await stack.send(org_id, rq.SetUsageRequest(user="d@x.test", storage_gb=33.0))
         assert (await stack.state(org_id)).snapshot.blocked_users == ["c@x.test", "d@x.test"]
-        await stack.send(org_id, "set_usage", rq.SetUsageRequest(user="b@x.test", storage_gb=12.0))
+        await stack.send(org_id, rq.SetUsageRequest(user="b@x.test", storage_gb=12.0))
         state = await stack.state(org_id)
     # b's 25 GB unit goes back to the pool and to c, blocked an hour before d.
     assert state.snapshot.blocked_users == ["d@x.test"]

@@ -99,7 +99,7 @@ async def test_a_thousand_usage_and_contact_reports_shuffled_repeated_and_late_a
                                         licences=101, users=[(u, 0.0) for u in users])
         handle = stack.handle(org_id)
         first_run = (await handle.describe()).run_id
-        await stack.send(org_id, "change_tier", rq.ChangeTierRequest(3000))
+        await stack.send(org_id, rq.ChangeTierRequest(3000))
         renews_at = (await stack.state(org_id)).snapshot.renews_at
         usage, newest_usage = _feed(rng, start, users)
         counts, newest_count = _counts(rng, start)
@@ -111,8 +111,8 @@ async def test_a_thousand_usage_and_contact_reports_shuffled_repeated_and_late_a
                 await handle.signal(name, payload)
 
         async def updates_meanwhile() -> None:  # changes holding the org's lock between reports
-            await stack.send(org_id, "buy_storage", rq.BuyStorageRequest(unit_gb=5, count=1))
-            await stack.send(org_id, "add_licences", rq.AddLicencesRequest(1))
+            await stack.send(org_id, rq.BuyStorageRequest(unit_gb=5, count=1))
+            await stack.send(org_id, rq.AddLicencesRequest(1))
 
         await asyncio.gather(send(signals[:1000]), updates_meanwhile())
         # The rest while the org renews and hands over to its next run: the renewal falls due, in
@@ -145,16 +145,16 @@ async def test_an_update_older_than_a_report_applied_or_sent_twice_changes_nothi
         org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD, start=start,
                                         users=[("b@x.test", 1.0)])
         at = (start - timedelta(hours=1)).isoformat()
-        first = await stack.send(org_id, "set_usage", rq.SetUsageRequest("b@x.test", 40.0, report_id="m-2",
+        first = await stack.send(org_id, rq.SetUsageRequest("b@x.test", 40.0, report_id="m-2",
                                                                           reported_at=at))
-        again = await stack.send(org_id, "set_usage", rq.SetUsageRequest("b@x.test", 40.0, report_id="m-2",
+        again = await stack.send(org_id, rq.SetUsageRequest("b@x.test", 40.0, report_id="m-2",
                                                                           reported_at=at))
-        older = await stack.send(org_id, "set_usage", rq.SetUsageRequest(
+        older = await stack.send(org_id, rq.SetUsageRequest(
             "b@x.test", 2.0, report_id="m-1", reported_at=(start - timedelta(hours=2)).isoformat()))
         await stack.handle(org_id).signal("usage_reported", {"user": "b@x.test", "storage_gb": 3.0,
                                                              "reported_at": (start - timedelta(days=1)).isoformat()})
         state = await applied(stack, org_id, 4)
-        later = await stack.send(org_id, "set_usage", rq.SetUsageRequest("b@x.test", 4.0))   # now: the newest
+        later = await stack.send(org_id, rq.SetUsageRequest("b@x.test", 4.0))   # now: the newest
     assert first.message == "b@x.test uses 40 GB"
     assert again.message == "b@x.test: this report was already applied; nothing changed"
     hour = start.replace(microsecond=0) - timedelta(hours=1)
@@ -171,7 +171,7 @@ async def test_a_report_dated_in_the_future_is_refused_and_a_bad_signal_dropped(
                                         users=[("b@x.test", 1.0)])
         tomorrow = (start + timedelta(days=1)).isoformat()
         try:
-            await stack.send(org_id, "set_usage", rq.SetUsageRequest("b@x.test", 40.0, reported_at=tomorrow))
+            await stack.send(org_id, rq.SetUsageRequest("b@x.test", 40.0, reported_at=tomorrow))
         except Exception as err:  # noqa: BLE001
             refused = str(err)
         handle = stack.handle(org_id)

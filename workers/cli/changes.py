@@ -45,7 +45,7 @@ def operate(org_id: str, kind: str, request: Any) -> None:
 
     async def run():
         client = await connect(settings())
-        return await send_operation(client, org_id, kind, request)
+        return await send_operation(client, org_id, request)
     try:
         outcome = asyncio.run(run())
     except OperationRefused as err:
@@ -225,7 +225,7 @@ def usage_import(org_id: str = typer.Argument(..., help="Org id"),
             task = progress.add_task(f"importing {len(usage.rows):,} rows", total=len(usage.rows))
             for first, rows in batches:
                 try:
-                    outcomes.append(await send_operation(client, org_id, "import_usage", rq.ImportUsageRequest(rows)))
+                    outcomes.append(await send_operation(client, org_id, rq.ImportUsageRequest(rows)))
                 except OperationRefused as err:
                     done = f" ({first:,} rows before line {usage.lines[first]} were applied)" if first else ""
                     line, code = refusal_exit(err)

@@ -11,9 +11,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.limits import cut, shown
-from domain.operations import OPERATIONS
 from workflows.messages import ChangeOutcome, workflow_id_for
-from workflows.org import HANDING_OVER, OrgWorkflow
+from workflows.org import HANDING_OVER, update_for
 from workflows.starter import org_handle
 
 
@@ -40,17 +39,16 @@ def namespace_missing(err: RPCError) -> bool:
     return err.status == RPCStatusCode.NOT_FOUND and re.match(r"namespace\b.*\bnot found", err.message, re.I) is not None
 
 
-async def send_operation(client: Client, org_id: str, kind: str, request: Any,
-                         hand_over_wait: float = 30.0) -> ChangeOutcome:
-    """Send one operation; while the org's workflow hands over to a new run (a second or two),
-    the request is sent again, for up to `hand_over_wait` seconds."""
-    if kind not in OPERATIONS:
-        raise OperationRefused(f"unknown operation {kind!r}; operations: {', '.join(OPERATIONS)}", "invalid_input")
+async def send_operation(client: Client, org_id: str, request: Any, hand_over_wait: float = 30.0) -> ChangeOutcome:
+    """Send one operation's request (a domain.requests dataclass) as its Update; while the org's
+    workflow hands over to a new run (a second or two), it is sent again, for up to
+    `hand_over_wait` seconds."""
+    update = update_for(request)
     handle = org_handle(client, org_id)
     deadline = asyncio.get_running_loop().time() + hand_over_wait
     while True:
         try:
-            return await handle.execute_update(getattr(OrgWorkflow, kind), request, result_type=ChangeOutcome)
+            return await handle.execute_update(update, request, result_type=ChangeOutcome)
         except WorkflowUpdateFailedError as err:
             refusal = refusal_from(err)
             if refusal.type != HANDING_OVER or asyncio.get_running_loop().time() > deadline:

@@ -149,7 +149,7 @@ class _Run:
             log.info("actions[%d] %s sent as the %s signal", action.index, action.kind, signal)
             return
         try:
-            outcome = await send_operation(self.env.client, self.org_id, action.kind, self._shifted(action.request))
+            outcome = await send_operation(self.env.client, self.org_id, self._shifted(action.request))
             log.info("actions[%d] %s: %s", action.index, action.kind, outcome.message)
         except OperationRefused as err:
             await self._reject(action, err.message)

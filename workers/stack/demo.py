@@ -284,7 +284,7 @@ async def _send_requests(client: Client, plan: Planned, policy: Policy) -> None:
                         plan.demo.id, operation)
             return
         try:
-            await send_operation(client, plan.demo.id, operation, replace(request, requested_by=by))
+            await send_operation(client, plan.demo.id, replace(request, requested_by=by))
         except OperationRefused as refusal:
             log.warning("demo org %s: %s refused: %s", plan.demo.id, operation, refusal)
             return
