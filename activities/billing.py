@@ -26,7 +26,7 @@ from db.storage import enforce_storage, free_units
 from domain.catalog import Catalog
 from domain.decisions import ChargePurpose, Context, Decision, Effect, EffectKind, UserChangeKind, send
 from domain import reports
-from domain.operations import OPERATIONS, decide, decide_reports, operation_of
+from domain.operations import decide, decide_reports, operation_of
 from domain.payments import Decline, charge_declined, escalate, invoice_paid, write_off_and_free
 from domain.onboarding import open_paid
 from domain.policy import Policy
@@ -185,8 +185,7 @@ class BillingActivities:
     def apply_reports(self, batch: ReportsInput) -> StepResult:
         """Usage reports and contact counts that arrived as signals, decided at once: the newest
         per user (and for the org's contacts) applied when newer than the one stored."""
-        sent = [(report.operation, OPERATIONS[report.operation].request_from(report.request))
-                for report in batch.reports]
+        sent = [(report.operation, report.request) for report in batch.reports]
 
         def decision(session: Session, state: OrgSnapshot, ctx: Context) -> Decision:
             named = [subject for name, request in sent for subject in reports.subjects(name, request)]

@@ -90,16 +90,12 @@ class ChargeResult:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
-class ChangeInput:
-    """A change to decide: one operation's request (a domain.requests dataclass), typed at both
-    ends. In the history it is JSON; `operation`, its operation's name written beside it, reads
-    it back as its type."""
-    org_id: str
+class CarriesRequest:
+    """A message holding one operation's request (a domain.requests dataclass) in `request`,
+    typed at both ends. In the history it is JSON; `operation`, its operation's name written
+    beside it, reads it back as its type."""
     request: Any
-    key: str
-    at: datetime
-    operation: str = ""
+    operation: str
 
     def __post_init__(self) -> None:
         if isinstance(self.request, dict):   # decoded from the history
@@ -109,11 +105,21 @@ class ChangeInput:
 
 
 @dataclass(frozen=True)
-class SentReport:
-    """A report as a signal brought it (domain.reports): the operation it stands for and its
-    request, stamped with its time and identity when it arrived."""
-    operation: str             # set_usage | set_contacts
-    request: dict[str, Any]
+class ChangeInput(CarriesRequest):
+    """A change to decide."""
+    org_id: str
+    request: Any
+    key: str
+    at: datetime
+    operation: str = ""
+
+
+@dataclass(frozen=True)
+class SentReport(CarriesRequest):
+    """A report as a signal brought it (domain.reports): a set_usage or set_contacts request,
+    stamped with its time and identity when it arrived."""
+    request: Any
+    operation: str = ""
 
 
 @dataclass(frozen=True)

@@ -419,7 +419,7 @@ class OrgWorkflow:
         except DomainError as err:
             workflow.logger.warning("%s dropped: %s", signal, err.message)
             return
-        self._reports.append(SentReport(operation.name, asdict(request)))
+        self._reports.append(SentReport(request))
 
     async def _apply_reports(self) -> None:
         """The reports received so far, decided at once (up to REPORTS_PER_BATCH), under the org's
@@ -546,7 +546,7 @@ def _unknown_update(name: str) -> ApplicationError:
 
 def _reports_key(batch: list[SentReport]) -> str:
     """A batch's business key, from what its reports are (each stamped with its identity)."""
-    text = json.dumps([[report.operation, report.request] for report in batch], sort_keys=True)
+    text = json.dumps([[report.operation, asdict(report.request)] for report in batch], sort_keys=True)
     return f"reports:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 

@@ -16,10 +16,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.billing import BillingActivities
 from activities.errors import readable_failure
-from activities.messages import ChangeInput
+from activities.messages import ChangeInput, SentReport
 from db.models import Subscription
 from db.orgs import create_org, set_card
 from db.state import StoredUsers, load_state
+from domain import reports
 from domain import requests as rq
 from domain.cards import sandbox_tokenise
 from domain.errors import ERROR_TYPES, DomainError
@@ -126,6 +127,9 @@ def test_a_change_crosses_the_history_as_json_and_arrives_as_its_operation_s_req
     [sent] = CONVERTER.from_payloads(CONVERTER.to_payloads([request]), [OPERATIONS[name].request])
     assert (arrived.operation, arrived.request) == (name, sent)
     assert type(arrived.request) is OPERATIONS[name].request
+    if name in reports.REPORT_OPERATIONS:   # a report a signal brought, queued across runs
+        [payload] = CONVERTER.to_payloads([SentReport(request)])
+        assert CONVERTER.from_payloads([payload], [SentReport]) == [SentReport(sent)]
 
 
 def test_the_extremes_cover_every_field_kind():
