@@ -14,12 +14,11 @@ import hashlib
 import json
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.exceptions import TimeoutError as ActivityTimedOut
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
@@ -32,32 +31,20 @@ with workflow.unsafe.imports_passed_through():
     from domain.decisions import Charge, ChargePurpose, EffectKind, Email, FinalAction
     from domain.errors import DomainError
     from domain.lifecycle import Step, StepKind, next_step
-    from domain.operations import OPERATIONS, Operation, operation_of
+    from domain.operations import OPERATIONS, Operation
     from domain.policy import Policy
     from domain.states import ChargeOutcome, OrgStatus
-    from domain.limits import UPDATE_ID_MAX, shown
+    from domain.limits import UPDATE_ID_MAX
     from domain.subscription import CatalogFacts, OrgSnapshot
     from domain.users import Roster
+    from workflows import calls
     from workflows import search_attributes as sa
     from workflows import update_json
+    from workflows.updates import HANDING_OVER, UPDATES, unknown_update
     from workflows.messages import REPORT_SIGNALS, ChangeOutcome, Opening, OrgStateView, OrgWorkflowInput
 
-# Database and SMTP outages are retried until they pass: the workflow waits, nothing is lost.
-INFRA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                          maximum_interval=timedelta(minutes=1))
-ACTIVITY_TIMEOUT = timedelta(seconds=60)
-# A change holds the org's lock while it is decided: an outage answers the Update after this
-# long instead of holding every later request (and the renewal) behind it.
-CHANGE_TIMEOUT = timedelta(minutes=2)
-# A step's activities run first as local activities, inside the workflow task that decided them:
-# a renewal then needs no task-queue round trip (in a month-end storm the queue, not the work, is
-# what keeps orgs waiting). One that still fails after LOCAL_ATTEMPTS goes on as a regular
-# activity, retried until the outage passes and shown in the UI's pending activities.
-LOCAL_ATTEMPTS = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
 # Temporal refuses Updates beyond 2,000 in one run; a run hands over to a new one well before.
 UPDATES_PER_RUN = 1000
-# The refusal's type while a run hands over: senders try again (workers.runtime.operations).
-HANDING_OVER = "handing_over"
 # Reports sent as signals (REPORT_SIGNALS) queue in the workflow and are decided in batches.
 # Reports in one decision: a few hundred bytes each, well under Temporal's 2 MB payload limit.
 REPORTS_PER_BATCH = 1000
@@ -106,7 +93,7 @@ class OrgWorkflow:
             # Nothing of the org remains: the run ends once `opening` has its answer.
             await workflow.wait_condition(workflow.all_handlers_finished)
             return
-        context = await self._load_org(input.org_id)
+        context = await calls.load_org(input.org_id)
         self.org, self.policy, self.catalog = context.snapshot, context.policy, context.catalog
         self.roster = Roster.unpack(context.users) if context.users is not None else None
         workflow.upsert_memo({"org_name": self.org.name, "admin_email": self.org.admin_email})
@@ -148,8 +135,9 @@ class OrgWorkflow:
         taken): nothing was written. Either way `opening` answers. True when the org is open."""
         org = opening.org
         try:
-            result = await self._activity(BillingActivities.open_account, OpeningInput(org, opening.card, workflow.now()),
-                                    f"open org {org.id} on {org.plan} ({org.cycle})")
+            result = await calls.execute(BillingActivities.open_account,
+                                         OpeningInput(org, opening.card, workflow.now()),
+                                         f"open org {org.id} on {org.plan} ({org.cycle})")
         except ActivityError as err:
             cause = err.cause
             if not (isinstance(cause, ApplicationError) and cause.non_retryable):
@@ -170,10 +158,10 @@ class OrgWorkflow:
                         f"{org_now.renews_at:%Y-%m-%d}", status=str(org_now.status), invoice=invoice.number,
                 amount=charge.amount, payment=charge.outcome)
             return True
-        message = await self._activity(BillingActivities.discard_opening,
-                                 DunningUpdate(org.id, invoice.number, workflow.now(), attempt=charge.attempt,
-                                               amount=charge.amount, reason=charge.reason),
-                                 f"first payment declined: discard org {org.id}")
+        message = await calls.execute(BillingActivities.discard_opening,
+                                      DunningUpdate(org.id, invoice.number, workflow.now(), attempt=charge.attempt,
+                                                    amount=charge.amount, reason=charge.reason),
+                                      f"first payment declined: discard org {org.id}")
         self._opened = ChangeOutcome(message=message, status="declined", invoice=invoice.number,
                                      amount=charge.amount, payment=charge.outcome, decline_reason=charge.reason)
         self.org = None   # nothing of it remains: the state query says so
@@ -230,17 +218,17 @@ class OrgWorkflow:
         elif step.kind == StepKind.END_TRIAL:
             op = OrgOp(self.org_id, workflow.now(), key=f"trial_end:{self.org.trial_ends_at.isoformat()}")
             if self.org.trial_choice_plan:
-                result = await self._activity(BillingActivities.convert_trial, op, "convert trial to the chosen plan")
+                result = await calls.execute(BillingActivities.convert_trial, op, "convert trial to the chosen plan")
                 await self._carry_out(result)
             else:
-                result = await self._activity(BillingActivities.expire_trial, op, "trial expired: move to free")
+                result = await calls.execute(BillingActivities.expire_trial, op, "trial expired: move to free")
                 await self._carry_out(result)
             self._continue_as_new = True
         elif step.kind == StepKind.RENEW:
             period_start = self.org.renews_at
-            result = await self._activity(BillingActivities.open_renewal,
-                                    RenewalInput(self.org_id, period_start, workflow.now()),
-                                    f"open renewal {period_start:%Y-%m-%d}")
+            result = await calls.execute(BillingActivities.open_renewal,
+                                         RenewalInput(self.org_id, period_start, workflow.now()),
+                                         f"open renewal {period_start:%Y-%m-%d}")
             await self._carry_out(result)
             self._continue_as_new = True
         elif step.kind == StepKind.RETRY_PAYMENT:
@@ -273,16 +261,16 @@ class OrgWorkflow:
     async def _collect(self, charge: Charge, issued: InvoiceInfo | None) -> ChargeResult:
         """Charge an invoice; the outcome is the next decision: paid, or declined at its rung."""
         number = charge.invoice or issued.number
-        result = await self._activity(PaymentActivities.charge_invoice,
-                                      ChargeInput(self.org_id, number, charge.attempt, workflow.now()),
-                                      f"charge {number} attempt {charge.attempt}")
+        result = await calls.execute(PaymentActivities.charge_invoice,
+                                     ChargeInput(self.org_id, number, charge.attempt, workflow.now()),
+                                     f"charge {number} attempt {charge.attempt}")
         if result.outcome == ChargeOutcome.SUCCEEDED:
-            settled = await self._activity(BillingActivities.settle_paid_invoice,
-                                     InvoiceOp(self.org_id, number, workflow.now()), f"settle {number}")
+            settled = await calls.execute(BillingActivities.settle_paid_invoice,
+                                          InvoiceOp(self.org_id, number, workflow.now()), f"settle {number}")
             await self._carry_out(settled)
             return result
         if charge.purpose == ChargePurpose.CHANGE:  # the change keeps waiting for payment
-            context: OrgContext = await self._activity(BillingActivities.load_org, self.org_id, "reload org")
+            context: OrgContext = await calls.execute(BillingActivities.load_org, self.org_id, "reload org")
             self.org = context.snapshot
             return result
         if charge.purpose == ChargePurpose.OPENING:  # the org is discarded (_open)
@@ -290,11 +278,11 @@ class OrgWorkflow:
         update = DunningUpdate(self.org_id, number, workflow.now(), attempt=result.attempt, amount=result.amount,
                                reason=result.reason, purpose=charge.purpose)
         if charge.purpose == ChargePurpose.CYCLE:
-            declined = await self._activity(BillingActivities.enter_dunning, update, f"enter dunning on {number}")
+            declined = await calls.execute(BillingActivities.enter_dunning, update, f"enter dunning on {number}")
             await self._carry_out(declined, result)
         else:
-            declined = await self._activity(BillingActivities.record_failed_attempt, update,
-                                      f"attempt {result.attempt} on {number} declined")
+            declined = await calls.execute(BillingActivities.record_failed_attempt, update,
+                                           f"attempt {result.attempt} on {number} declined")
             await self._carry_out(declined, result)
         return result
 
@@ -303,16 +291,16 @@ class OrgWorkflow:
         update = DunningUpdate(self.org_id, charge.invoice_number, workflow.now(), attempt=charge.attempt,
                                amount=charge.amount, reason=charge.reason)
         if action == FinalAction.ESCALATE:
-            result = await self._activity(BillingActivities.escalate, update, "escalate to billing staff (S1-Critical)")
+            result = await calls.execute(BillingActivities.escalate, update, "escalate to billing staff (S1-Critical)")
             await self._carry_out(result)
         else:
-            result = await self._activity(BillingActivities.write_off_and_free, update,
-                                    f"write off {charge.invoice_number}, move to free")
+            result = await calls.execute(BillingActivities.write_off_and_free, update,
+                                         f"write off {charge.invoice_number}, move to free")
             await self._carry_out(result)
 
     async def _send(self, email: Email) -> None:
-        await self._activity(MailActivities.send_email, EmailRequest.of(self.org_id, workflow.now(), email),
-                             f"e-mail {email.template}")
+        await calls.execute(MailActivities.send_email, EmailRequest.of(self.org_id, workflow.now(), email),
+                            f"e-mail {email.template}")
 
     # ---- updates from the admin and billing staff ---------------------------------------------------
 
@@ -349,7 +337,7 @@ class OrgWorkflow:
         async with self._lock:
             self._updates += 1
             summary = f"{operation.name} requested by {getattr(request, 'requested_by', '') or 'admin'}"
-            result = await self._decide(BillingActivities.apply_change,
+            result = await calls.decide(BillingActivities.apply_change,
                                         ChangeInput(self.org_id, request, key=key, at=workflow.now()), summary,
                                         operation.name)
             for email in result.users_added:
@@ -367,26 +355,6 @@ class OrgWorkflow:
                                  amount=charge.amount if charge else None,
                                  payment=charge.outcome if charge else None,
                                  decline_reason=charge.reason if charge else None)
-
-    async def _decide(self, method: Callable[..., Any], arg: Any, summary: str, what: str) -> StepResult:
-        """A change (or a batch of reports) decided on the stored state. A refusal or a data error
-        (a value the database refuses) fails at once, as it is; an outage answers the request as
-        `unavailable` within CHANGE_TIMEOUT (Temporal gives up once the next retry would pass it),
-        naming the last failure: either way the lock is released and the org keeps its timers."""
-        try:
-            return await workflow.execute_activity_method(
-                method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, schedule_to_close_timeout=CHANGE_TIMEOUT,
-                retry_policy=INFRA_RETRY, summary=summary)
-        except ActivityError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.non_retryable:
-                raise cause from None   # a refusal or a data error: the answer
-            # A retryable failure (an outage) or a timeout, whose own cause is the last attempt's failure.
-            last = cause.cause if isinstance(cause, ActivityTimedOut) and cause.cause is not None else cause
-            reason = (" ".join(last.message.split()) if isinstance(last, ApplicationError) and last.message
-                      else f"the database did not answer within {CHANGE_TIMEOUT.seconds // 60} minutes")
-            raise ApplicationError(f"{what} not done: {reason}; try again later (`billing org show` "
-                                   "tells whether it was applied)", type="unavailable") from None
 
     # ---- usage reports and contact counts -------------------------------------------------------
 
@@ -434,7 +402,7 @@ class OrgWorkflow:
                 return
             key = _reports_key(batch)
             try:
-                result = await self._decide(BillingActivities.apply_reports,
+                result = await calls.decide(BillingActivities.apply_reports,
                                             ReportsInput(self.org_id, batch, key, workflow.now()),
                                             f"apply {len(batch)} report(s)", f"{len(batch)} report(s)")
             except ApplicationError as err:
@@ -464,12 +432,12 @@ class OrgWorkflow:
 
     @workflow.update(dynamic=True)
     async def unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
-        raise _unknown_update(name)
+        raise unknown_update(name)
 
     @unknown_update.validator
     def refuse_unknown_update(self, name: str, args: Sequence[RawValue]) -> None:
         """Refused in one line, final (the SDK's own answer is a retryable RuntimeError)."""
-        raise _unknown_update(name)
+        raise unknown_update(name)
 
     @workflow.query(name="state")
     def state(self) -> OrgStateView:
@@ -484,34 +452,6 @@ class OrgWorkflow:
                             reports_waiting=len(self._reports) + self._reports_in_flight)
 
     # ---- helpers -----------------------------------------------------------------------------
-
-    async def _load_org(self, org_id: str) -> OrgContext:
-        """Every run starts from the database, the source of truth. A local activity: a read that
-        takes milliseconds needs no task queue round trip, and every renewal starts a run, so
-        in a month-end storm this is one server task in six saved."""
-        return await workflow.execute_local_activity_method(
-            BillingActivities.load_org, org_id, start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=INFRA_RETRY, summary="load org")
-
-    async def _activity(self, method: Callable[..., Any], arg: Any, summary: str) -> Any:
-        """Every effect and step is idempotent by business key (the decision's key, the charge's
-        org, invoice and attempt, the e-mail's key), so a local attempt that timed out may be
-        followed by a regular one."""
-        try:
-            return await workflow.execute_local_activity_method(
-                method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LOCAL_ATTEMPTS,
-                summary=summary)
-        except (ActivityError, ApplicationError, ActivityTimedOut) as err:
-            # A local activity's last failure arrives as the activity's own error, not wrapped.
-            cause = err.cause if isinstance(err, ActivityError) else err
-            if isinstance(cause, ApplicationError) and cause.non_retryable:
-                raise  # a refusal or a data error: a regular attempt would end the same way
-            failure = ({"failure_type": cause.type, "failure_message": cause.message}
-                       if isinstance(cause, ApplicationError) and cause.type else {})   # an outage's, counted
-            workflow.logger.warning("%s: local attempts failed (%s); retrying as a regular activity",
-                                    summary, cause, extra=failure)
-        return await workflow.execute_activity_method(method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                                                      retry_policy=INFRA_RETRY, summary=summary)
 
     def _plan_name(self, plan_id: str) -> str:
         plan = self.catalog.plan(plan_id) if self.catalog else None
@@ -539,53 +479,14 @@ class OrgWorkflow:
         workflow.set_current_details(f"**{org.status}** on {org.plan}: next, {self.step.summary} ({when})")
 
 
-def _unknown_update(name: str) -> ApplicationError:
-    return ApplicationError(f"unknown update {shown(name)}; the updates are: {', '.join(OPERATIONS)}",
-                            type="unknown_update", non_retryable=True)
-
-
 def _reports_key(batch: list[SentReport]) -> str:
     """A batch's business key, from what its reports are (each stamped with its identity)."""
     text = json.dumps([[report.operation, asdict(report.request)] for report in batch], sort_keys=True)
     return f"reports:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
-def _read(operation: Operation, payload: Any) -> Any:
-    try:
-        return update_json.read_request(operation, payload)
-    except DomainError as err:
-        raise ApplicationError(err.message, type=err.type, non_retryable=True) from None
-
-
-def _update(operation: Operation):
-    """One Update per operation: a validator (a refusal leaves no trace in history) and a
-    handler that has the change decided, then carries out its effects."""
-
-    async def handler(self: OrgWorkflow, request: Any = None) -> ChangeOutcome:
-        info = workflow.current_update_info()
-        return await self._change(operation, self._arrived(operation, _read(operation, request)),
-                                  f"update:{self.org_id}:{info.id}")
-
-    def validator(self: OrgWorkflow, request: Any = None) -> None:
-        self._validate(operation, _read(operation, request))
-
-    handler.__name__ = validator.__name__ = operation.name
-    # The argument arrives as plain JSON, read by update_json: a misspelt or missing field is
-    # named in the refusal instead of the SDK's "Failed decoding arguments".
-    handler.__annotations__ = {"request": Any, "return": ChangeOutcome}
-    validator.__annotations__ = {"request": Any, "return": None}
-    update = workflow.update(name=operation.name, description=update_json.description(operation))(handler)
-    update.validator(validator)
-    return update
-
-
-# One Update per operation, by the operation's name (the SDK finds them as the class's methods).
-UPDATES = {operation.name: _update(operation) for operation in OPERATIONS.values()}
+# One Update per operation (workflows/updates.py): the SDK finds them as the class's methods.
 for _name, _method in UPDATES.items():
     setattr(OrgWorkflow, _name, _method)
 OrgWorkflow = workflow.defn(name="OrgLifecycle")(OrgWorkflow)
 
-
-def update_for(request: Any) -> Callable[..., Any]:
-    """The Update that carries `request` (its operation's), for a client to send it with."""
-    return UPDATES[operation_of(request).name]

@@ -17,7 +17,7 @@ from db.session import Database
 from tests.devserver.support import eventually
 from tests.support.smtp import free_port
 from workers.runtime.worker import build_worker
-from workflows.org import INFRA_RETRY
+from workflows.calls import INFRA_RETRY
 
 pytestmark = [pytest.mark.devserver, pytest.mark.postgres]
 

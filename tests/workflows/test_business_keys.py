@@ -8,7 +8,7 @@ from sqlalchemy import select
 from db.models import EmailMessage, Invoice
 from domain.operations import OPERATIONS
 from workflows.messages import ChangeOutcome
-from workflows.org import UPDATES
+from workflows.updates import UPDATES
 
 GOOD = "4242424242424242"
 LONG_ORG = "o" * 63                                  # the longest org id there may be

@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.limits import cut, shown
 from workflows.messages import ChangeOutcome, workflow_id_for
-from workflows.org import HANDING_OVER, update_for
+from workflows.updates import HANDING_OVER, update_for
 from workflows.starter import org_handle
 
 

@@ -1,0 +1,79 @@
+"""How the org workflow calls its activities: a step's first as local activities, then as regular
+ones retried until an outage passes; a change within CHANGE_TIMEOUT, so an outage answers the
+Update instead of holding the org. Workflow code: deterministic, no I/O of its own."""
+
+from datetime import timedelta
+from typing import Any, Callable
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimedOut
+
+with workflow.unsafe.imports_passed_through():
+    from activities.billing import BillingActivities
+    from activities.messages import OrgContext, StepResult
+
+# Database and SMTP outages are retried until they pass: the workflow waits, nothing is lost.
+INFRA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(minutes=1))
+ACTIVITY_TIMEOUT = timedelta(seconds=60)
+# A change holds the org's lock while it is decided: an outage answers the Update after this
+# long instead of holding every later request (and the renewal) behind it.
+CHANGE_TIMEOUT = timedelta(minutes=2)
+# A step's activities run first as local activities, inside the workflow task that decided them:
+# a renewal then needs no task-queue round trip (in a month-end storm the queue, not the work, is
+# what keeps orgs waiting). One that still fails after LOCAL_ATTEMPTS goes on as a regular
+# activity, retried until the outage passes and shown in the UI's pending activities.
+LOCAL_ATTEMPTS = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
+
+
+async def load_org(org_id: str) -> OrgContext:
+    """Every run starts from the database, the source of truth. A local activity: a read that
+    takes milliseconds needs no task queue round trip, and every renewal starts a run, so
+    in a month-end storm this is one server task in six saved."""
+    return await workflow.execute_local_activity_method(
+        BillingActivities.load_org, org_id, start_to_close_timeout=ACTIVITY_TIMEOUT,
+        retry_policy=INFRA_RETRY, summary="load org")
+
+
+async def execute(method: Callable[..., Any], arg: Any, summary: str) -> Any:
+    """Every effect and step is idempotent by business key (the decision's key, the charge's
+    org, invoice and attempt, the e-mail's key), so a local attempt that timed out may be
+    followed by a regular one."""
+    try:
+        return await workflow.execute_local_activity_method(
+            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LOCAL_ATTEMPTS,
+            summary=summary)
+    except (ActivityError, ApplicationError, ActivityTimedOut) as err:
+        # A local activity's last failure arrives as the activity's own error, not wrapped.
+        cause = err.cause if isinstance(err, ActivityError) else err
+        if isinstance(cause, ApplicationError) and cause.non_retryable:
+            raise  # a refusal or a data error: a regular attempt would end the same way
+        failure = ({"failure_type": cause.type, "failure_message": cause.message}
+                   if isinstance(cause, ApplicationError) and cause.type else {})   # an outage's, counted
+        workflow.logger.warning("%s: local attempts failed (%s); retrying as a regular activity",
+                                summary, cause, extra=failure)
+    return await workflow.execute_activity_method(method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                                                  retry_policy=INFRA_RETRY, summary=summary)
+
+
+async def decide(method: Callable[..., Any], arg: Any, summary: str, what: str) -> StepResult:
+    """A change (or a batch of reports) decided on the stored state. A refusal or a data error
+    (a value the database refuses) fails at once, as it is; an outage answers the request as
+    `unavailable` within CHANGE_TIMEOUT (Temporal gives up once the next retry would pass it),
+    naming the last failure: either way the lock is released and the org keeps its timers."""
+    try:
+        return await workflow.execute_activity_method(
+            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, schedule_to_close_timeout=CHANGE_TIMEOUT,
+            retry_policy=INFRA_RETRY, summary=summary)
+    except ActivityError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.non_retryable:
+            raise cause from None   # a refusal or a data error: the answer
+        # A retryable failure (an outage) or a timeout, whose own cause is the last attempt's failure.
+        last = cause.cause if isinstance(cause, ActivityTimedOut) and cause.cause is not None else cause
+        reason = (" ".join(last.message.split()) if isinstance(last, ApplicationError) and last.message
+                  else f"the database did not answer within {CHANGE_TIMEOUT.seconds // 60} minutes")
+        raise ApplicationError(f"{what} not done: {reason}; try again later (`billing org show` "
+                               "tells whether it was applied)", type="unavailable") from None
