@@ -461,18 +461,11 @@ class OrgWorkflow:
         """Keep the Temporal UI self-explaining: search attributes, current details, memo."""
         org = self.org
         self.step = self._next_step()
-        values: dict[str, Any] = {"OrgId": org.org_id, "OrgStatus": str(org.status), "Plan": org.plan,
-                                  "BillingCycle": str(org.cycle) if org.cycle else "none",
-                                  "NextActionAt": self.step.due, "DunningAttempt": org.dunning_attempts,
-                                  "LargeAccount": org.large_account, "OrgName": org.name,
-                                  "ScheduledChange": sa.scheduled_change(org)}
-        keys = {key.name: key for key in sa.ALL}
         updates = []
-        for name, value in values.items():
-            if self._published.get(name, object()) != value:
-                key = keys[name]
+        for key, value in sa.published(org, self.step.due).items():
+            if self._published.get(key.name, object()) != value:
                 updates.append(key.value_set(value) if value is not None else key.value_unset())
-                self._published[name] = value
+                self._published[key.name] = value
         if updates:
             workflow.upsert_search_attributes(updates)
         when = f"at {self.step.due:%Y-%m-%d %H:%M} UTC" if self.step.due else "no timer"

@@ -1,6 +1,9 @@
 """Custom search attributes: what operations teams filter on and show as columns in the
 Temporal UI (docs/operations.md, "List columns and saved views")."""
 
+from datetime import datetime
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 from domain.subscription import OrgSnapshot
@@ -20,6 +23,14 @@ KEYWORD_MAX = 255
 
 ALL = (ORG_ID, ORG_STATUS, PLAN, BILLING_CYCLE, NEXT_ACTION_AT, DUNNING_ATTEMPT, LARGE_ACCOUNT, ORG_NAME,
        SCHEDULED_CHANGE)
+
+
+def published(org: OrgSnapshot, next_action_at: datetime | None) -> dict[SearchAttributeKey, Any]:
+    """What the org's workflow publishes (the org list's database answer computes the same)."""
+    return {ORG_ID: org.org_id, ORG_STATUS: str(org.status), PLAN: org.plan,
+            BILLING_CYCLE: str(org.cycle) if org.cycle else "none", NEXT_ACTION_AT: next_action_at,
+            DUNNING_ATTEMPT: org.dunning_attempts, LARGE_ACCOUNT: org.large_account, ORG_NAME: org.name,
+            SCHEDULED_CHANGE: scheduled_change(org)}
 
 
 def scheduled_change(org: OrgSnapshot) -> str | None:

@@ -5,6 +5,9 @@ or its search attributes, are not there."""
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, Callable
+
+from temporalio.common import SearchAttributeKey
 
 from workflows import search_attributes as sa
 
@@ -23,6 +26,14 @@ class OrgRow:
     dunning_attempt: int | None
     next_action_at: datetime | None
     scheduled_change: str | None = None   # what the renewal changes, in words (ScheduledChange); None: nothing
+
+    @classmethod
+    def of(cls, org_id: str, name: str | None, attribute: Callable[[SearchAttributeKey], Any]) -> "OrgRow":
+        """A row from the org's search attributes: those visibility holds, or those its workflow
+        would publish."""
+        return cls(org_id, name, attribute(sa.ORG_STATUS), attribute(sa.PLAN), attribute(sa.BILLING_CYCLE),
+                   attribute(sa.LARGE_ACCOUNT), attribute(sa.DUNNING_ATTEMPT), attribute(sa.NEXT_ACTION_AT),
+                   attribute(sa.SCHEDULED_CHANGE))
 
 
 @dataclass(frozen=True)
@@ -96,9 +107,7 @@ async def _from_visibility(settings, wanted: OrgFilter) -> list[OrgRow]:
         org_id = found.get(sa.ORG_ID) or execution.id.removeprefix("org-")
         # OrgName since workflow version 7; the memo of a workflow that has not published it yet.
         name = found.get(sa.ORG_NAME) or await execution.memo_value("org_name", None)
-        rows.append(OrgRow(org_id, name or None, found.get(sa.ORG_STATUS), found.get(sa.PLAN),
-                           found.get(sa.BILLING_CYCLE), found.get(sa.LARGE_ACCOUNT), found.get(sa.DUNNING_ATTEMPT),
-                           found.get(sa.NEXT_ACTION_AT), found.get(sa.SCHEDULED_CHANGE)))
+        rows.append(OrgRow.of(org_id, name or None, found.get))
     return rows
 
 
@@ -112,8 +121,6 @@ def _from_database(settings, wanted: OrgFilter) -> list[OrgRow]:
     policy = settings.policy
     with database(settings.database_url).transaction() as session:
         states = org_states(session, policy, wanted.statuses, wanted.plans)
-    rows = [OrgRow(state.org_id, state.name, str(state.status), state.plan,
-                   str(state.cycle) if state.cycle else "none", state.large_account, state.dunning_attempts,
-                   next_step(state, policy, now).due, sa.scheduled_change(state))
+    rows = [OrgRow.of(state.org_id, state.name, sa.published(state, next_step(state, policy, now).due).get)
             for state in states]
     return [row for row in rows if wanted.matches(row)]
