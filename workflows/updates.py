@@ -2,7 +2,7 @@
 class's methods: workflows/org.py sets them on OrgWorkflow), and how a client finds the one that
 carries a request."""
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -14,11 +14,19 @@ with workflow.unsafe.imports_passed_through():
     from workflows import update_json
     from workflows.messages import ChangeOutcome
 
-if TYPE_CHECKING:
-    from workflows.org import OrgWorkflow
-
 # The refusal's type while a run hands over: senders try again (workers.runtime.operations).
 HANDING_OVER = "handing_over"
+
+
+class TakesChanges(Protocol):
+    """What the Updates need of the workflow they are methods of (OrgWorkflow)."""
+    org_id: str
+
+    async def _change(self, operation: Operation, request: Any, key: str) -> ChangeOutcome: ...
+
+    def _arrived(self, operation: Operation, request: Any) -> Any: ...
+
+    def _validate(self, operation: Operation, request: Any) -> None: ...
 
 
 def unknown_update(name: str) -> ApplicationError:
@@ -37,12 +45,12 @@ def _update(operation: Operation):
     """One Update per operation: a validator (a refusal leaves no trace in history) and a
     handler that has the change decided, then carries out its effects."""
 
-    async def handler(self: "OrgWorkflow", request: Any = None) -> ChangeOutcome:
+    async def handler(self: TakesChanges, request: Any = None) -> ChangeOutcome:
         info = workflow.current_update_info()
         return await self._change(operation, self._arrived(operation, _read(operation, request)),
                                   f"update:{self.org_id}:{info.id}")
 
-    def validator(self: "OrgWorkflow", request: Any = None) -> None:
+    def validator(self: TakesChanges, request: Any = None) -> None:
         self._validate(operation, _read(operation, request))
 
     handler.__name__ = validator.__name__ = operation.name
