@@ -64,6 +64,10 @@ class FloorResult:
     drain_seconds: float
     first_activity_seconds: float
     last_activity_seconds: float
+    task_queue: str = ""
+
+    def workflow_id(self, i: int) -> str:
+        return f"floor-{self.task_queue}-{i}"
 
     @property
     def workflows_per_second(self) -> float:
@@ -121,7 +125,7 @@ async def run_floor(client: Client, n: int, sync: bool = False, max_threads: int
         begin = time.perf_counter()
         await wait_completed(client, task_queue, n, times)
         drain = time.perf_counter() - begin
-    return FloorResult(n, start_seconds, drain, times[0] - begin, max(times) - begin)
+    return FloorResult(n, start_seconds, drain, times[0] - begin, max(times) - begin, task_queue)
 
 
 def rss_mb() -> float:

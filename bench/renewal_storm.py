@@ -21,7 +21,12 @@ and when its renewal finished (receipt or payment-failed e-mail sent); the workf
 (payments.created_at - due: when the workflow task that fired the timer started); renewals/s;
 activities per renewal (the local ones apart: they need no task queue round trip); worker RSS;
 worker and dev server CPU, in all and per renewal: flat per renewal means the cost per org does
-not grow with the number of orgs."""
+not grow with the number of orgs. What costs money whatever the machine: Temporal Cloud's
+billable actions per renewal, counted from the histories of a sample of renewed runs
+(bench/actions.py; each run is one cycle: started, loaded, renewed, continued as new), beside
+the floor's per workflow; and the steps that ran twice (the same org's charge, open-renewal,
+settle, e-mail... executed more than once: a workflow task that timed out re-runs its local
+activities), from every execution the worker made."""
 
 import argparse
 import asyncio
@@ -48,6 +53,7 @@ from temporalio import client as temporal_client  # noqa: E402
 from temporalio import worker as temporal_worker  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
+from actions import billable_actions, total as total_actions  # noqa: E402
 from activities.mail import SmtpConfig  # noqa: E402
 from activities.documents import PdfRenderer  # noqa: E402
 from activities.payments import SandboxGateway  # noqa: E402
@@ -188,6 +194,36 @@ def start_smtp_sink() -> tuple[subprocess.Popen, int]:
     return process, port
 
 
+# ---- what ran twice, and what Temporal Cloud would bill ----------------------------------------
+
+def count_reruns(storm_events: list[tuple[float, str, str, str]]) -> dict[str, int]:
+    """Executions beyond the first of each org's step in the storm (its charge, open-renewal,
+    settle, e-mail by template, the new run's load): each ran twice because a workflow task (or
+    an activity attempt) ended before its result was recorded."""
+    runs = Counter((kind, org, template) for _, kind, org, template in storm_events)
+    reruns: Counter = Counter()
+    for (kind, _, _), count in runs.items():
+        if count > 1:
+            reruns[kind] += count - 1
+    return dict(reruns)
+
+
+async def renewal_actions(client, org_ids: list[str], sample: int) -> tuple[Counter, int]:
+    """Billable actions of the runs that renewed, for `sample` orgs spread over the storm: each
+    org's current run was continued from the run that renewed; that run is one whole cycle."""
+    from workflows.messages import workflow_id_for
+    step = max(1, len(org_ids) // sample) if sample else 0
+    chosen = org_ids[::step][:sample] if step else []
+    counts: Counter = Counter()
+    for org_id in chosen:
+        wid = workflow_id_for(org_id)
+        current = await client.get_workflow_handle(wid).fetch_history()
+        renewed_run = current.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        renewed = await client.get_workflow_handle(wid, run_id=renewed_run).fetch_history()
+        counts.update(billable_actions(renewed))
+    return counts, len(chosen)
+
+
 # ---- exactly once -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -282,6 +318,14 @@ class StormResult:
     options: WorkerOptions
     ledger: "Ledger | None" = None
     floor_workflows_per_s: float | None = None
+    reruns: dict[str, int] = field(default_factory=dict)   # by activity type: executions beyond the first
+    actions: "Counter | None" = None         # billable actions of the sampled renewed runs, by kind
+    actions_sampled: int = 0
+    floor_actions_per_workflow: float | None = None
+
+    @property
+    def actions_per_renewal(self) -> float:
+        return total_actions(self.actions) / self.actions_sampled if self.actions_sampled else float("nan")
 
     @property
     def regular_activities_per_s(self) -> float:
@@ -289,7 +333,7 @@ class StormResult:
 
 
 async def storm(n: int, decline_share: float, lead: float | None, options: WorkerOptions, keep: bool,
-                profile: str | None) -> StormResult:
+                profile: str | None, history_sample: int = 200) -> StormResult:
     catalog, policy = load_catalog(), Policy()
     name, url = create_pg_database("billing_bench")
     smtp, smtp_port = start_smtp_sink()
@@ -363,6 +407,9 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
                 Payment.outcome == "declined"))
         ledger = check_ledger(db, org_ids)
         print(f"  ledger: {ledger.describe()}", flush=True)
+        reruns = count_reruns(storm_events)
+        print(f"  steps run twice: {sum(reruns.values())} {reruns or ''}", flush=True)
+        actions, sampled = await renewal_actions(env.client, org_ids, history_sample)
         by_type = Counter(kind for _, kind, _, _ in storm_events)
         activities = sum(by_type.values())
         last = max(t for t, _, _, _ in storm_events) - due_wall
@@ -377,7 +424,7 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             rss_mb=rss_now, rss_peak_mb=rss_peak, ledger=ledger,
             worker_cpu_s=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
             + renderers_cpu, renderers_cpu_s=renderers_cpu,
-            server_cpu_s=server_after - server_before)
+            server_cpu_s=server_after - server_before, reruns=reruns, actions=actions, actions_sampled=sampled)
     finally:
         await env.shutdown()
         db.dispose()
@@ -389,14 +436,17 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             print(f"  kept database {url}")
 
 
-async def floor_rate(workflows: int, options: WorkerOptions) -> float:
+async def floor_rate(workflows: int, options: WorkerOptions) -> tuple[float, float]:
     """bench/floor.py at the storm's size: that many workflows of one no-op activity each, on a
-    fresh dev server, drained by a worker configured as the storm's. Workflows per second."""
+    fresh dev server, drained by a worker configured as the storm's. Workflows per second, and
+    the billable actions of one of its workflows (counted as the renewals' are)."""
     import floor
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli())
     try:
-        return (await floor.run_floor(env.client, workflows, sync=True, max_threads=options.max_threads,
-                                      sandbox=options.workflow_sandbox)).workflows_per_second
+        result = await floor.run_floor(env.client, workflows, sync=True, max_threads=options.max_threads,
+                                       sandbox=options.workflow_sandbox)
+        history = await env.client.get_workflow_handle(result.workflow_id(0)).fetch_history()
+        return result.workflows_per_second, total_actions(billable_actions(history))
     finally:
         await env.shutdown()
 
@@ -413,6 +463,9 @@ def print_table(results: list[StormResult]) -> None:
         ("CPU per renewal: worker / dev server, ms", lambda r: f"{1000 * r.worker_cpu_s / r.orgs:.0f} / "
          f"{1000 * r.server_cpu_s / r.orgs:.0f}"),
         ("due -> charged p50 / p99, s", lambda r: f"{r.charged_p50:.1f} / {r.charged_p99:.1f}"),
+        ("steps run twice (reruns)", lambda r: f"{sum(r.reruns.values())}"),
+        ("billable actions per renewal (floor per wf)", lambda r: f"{r.actions_per_renewal:.1f} ("
+         + (f"{r.floor_actions_per_workflow:.0f}" if r.floor_actions_per_workflow else "-") + ")"),
         ("worker RSS now / peak, MB", lambda r: f"{r.rss_mb:.0f} / {r.rss_peak_mb:.0f}"),
         ("exactly once (ledger)", lambda r: "yes" if r.ledger and r.ledger.exactly_once else "NO"),
         ("", lambda r: ""),
@@ -435,6 +488,11 @@ def print_table(results: list[StormResult]) -> None:
         print(f"activities by type ({r.orgs} orgs): " + ", ".join(f"{k} {v}" for k, v in sorted(r.by_type.items())))
         if r.ledger:
             print(f"ledger ({r.orgs} orgs): {r.ledger.describe()}")
+        if r.reruns:
+            print(f"steps run twice ({r.orgs} orgs): " + ", ".join(f"{k} {v}" for k, v in sorted(r.reruns.items())))
+        if r.actions_sampled:
+            print(f"billable actions per renewal ({r.actions_sampled} renewed runs of {r.orgs}): " + ", ".join(
+                f"{k} {v / r.actions_sampled:.2f}" for k, v in sorted(r.actions.items())))
 
 
 async def main() -> None:
@@ -451,6 +509,8 @@ async def main() -> None:
                         help="BILLING_PDF_PROCESSES: processes rendering PDFs beside the worker (default 1; 0: in it)")
     parser.add_argument("--floor", action="store_true", help="also measure bench/floor.py with as many workflows as orgs (workflows/s, for the ratio)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument("--history-sample", type=int, default=200,
+                        help="renewed runs whose histories are read for the billable actions (default 200)")
     parser.add_argument("--no-precompile", action="store_true",
                         help="leave the project without .pyc files (a checkout with PYTHONDONTWRITEBYTECODE=1)")
     parser.add_argument("--profile", help="cProfile the storm into this file (one size only)")
@@ -464,9 +524,9 @@ async def main() -> None:
     for n in args.orgs:
         print(f"storm of {n} orgs, worker: {options.describe()} (load average {os.getloadavg()[0]:.1f})",
               flush=True)
-        result = await storm(n, args.decline_share, args.lead, options, args.keep, args.profile)
+        result = await storm(n, args.decline_share, args.lead, options, args.keep, args.profile, args.history_sample)
         if args.floor:
-            result.floor_workflows_per_s = await floor_rate(n, options)
+            result.floor_workflows_per_s, result.floor_actions_per_workflow = await floor_rate(n, options)
         results.append(result)
         print_table([result])
     if len(results) > 1:
