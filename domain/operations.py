@@ -511,7 +511,15 @@ def _cancel(state: OrgSnapshot, req: rq.CancelRequest, ctx: Context) -> Decision
         drop_pending(draft, "withdrawn by a cancellation")
         return draft.decision(f"the {state.pending.summary} waiting for payment is withdrawn; invoice "
                               f"{state.pending.invoice} is void")
-    if state.status in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED):
+    if state.status == OrgStatus.ESCALATED:
+        # DOMAIN.md, large accounts: an escalated org kept its service, so every cycle it was
+        # invoiced for was served; ending it never voids one: each is written off.
+        unpaid = state.unpaid_cycles
+        write_off_unpaid_cycles(draft)
+        move_to_free(draft, PlanChangeReason.CANCELLED, ctx, req.requested_by)
+        return draft.decision(f"cancelled while escalated: moved to the free plan now; {', '.join(unpaid)} "
+                              "written off as uncollectible")
+    if state.status == OrgStatus.PAST_DUE:
         # Our choice (README): the unpaid cycle was never delivered as paid, so a cancellation
         # during dunning ends the subscription at once; the open invoice of the cycle in progress
         # is void. Cycles that ended unpaid were served: written off, never voided (DOMAIN.md).

@@ -92,9 +92,9 @@ def test_a_decline_at_the_last_retry_of_a_large_account_escalates_instead_of_dow
 
 def escalated_with_arrears(**changes):
     """Escalated on INV-7 (March 31's cycle), then served April 30's cycle, invoiced as INV-8 and unpaid."""
-    return active_org(status=OrgStatus.ESCALATED, licences=150, user_count=150, dunning_invoice="INV-7",
-                      dunning_attempts=5, dunning_retries_done=4, dunning_started_at=utc(2026, 3, 31, 9),
-                      arrears=[UnpaidCycle("INV-8", 1)], **changes)
+    return active_org(**{**dict(status=OrgStatus.ESCALATED, licences=150, user_count=150, dunning_invoice="INV-7",
+                                dunning_attempts=5, dunning_retries_done=4, dunning_started_at=utc(2026, 3, 31, 9),
+                                arrears=[UnpaidCycle("INV-8", 1)]), **changes})
 
 
 def test_a_staff_retry_charges_every_unpaid_cycle_the_dunning_invoice_last():
@@ -113,11 +113,21 @@ def test_the_dunning_invoice_paid_with_a_later_cycle_unpaid_keeps_the_org_escala
     assert (recovered.state.status, recovered.state.dunning_invoice) == (OrgStatus.ACTIVE, None)
 
 
-def test_cancelling_during_dunning_writes_off_the_cycles_served_and_voids_the_one_in_progress():
-    made = decision("cancel", escalated_with_arrears(), rq.CancelRequest(requested_by="admin@acme.test"))
+def test_cancelling_while_past_due_writes_off_the_cycles_served_and_voids_the_one_in_progress():
+    past_due = escalated_with_arrears(status=OrgStatus.PAST_DUE, licences=3, user_count=3)
+    made = decision("cancel", past_due, rq.CancelRequest(requested_by="admin@acme.test"))
     assert [(u.number, u.status) for u in made.invoice_updates] == [
         ("INV-7", InvoiceStatus.UNCOLLECTIBLE), ("INV-8", InvoiceStatus.VOID)]
     assert made.state.status == OrgStatus.FREE
+
+
+def test_cancelling_an_escalated_org_writes_off_every_cycle_it_was_served_and_voids_none():
+    """DOMAIN.md, large accounts: an escalated org keeps its service; no decision voids a served cycle."""
+    made = decision("cancel", escalated_with_arrears(), rq.CancelRequest(requested_by="admin@acme.test"))
+    assert [(u.number, u.status) for u in made.invoice_updates] == [
+        ("INV-7", InvoiceStatus.UNCOLLECTIBLE), ("INV-8", InvoiceStatus.UNCOLLECTIBLE)]
+    assert made.state.status == OrgStatus.FREE and made.state.arrears == []
+    assert "INV-7, INV-8 written off" in made.message
 
 
 def test_refusals_name_the_rule_and_change_nothing():

@@ -59,6 +59,14 @@ def test_2_an_escalated_org_is_invoiced_on_each_renewal_date_and_a_downgrade_wri
     assert events(doc, "invoice", status="void") == []
 
 
+def test_2b_cancelling_an_escalated_org_writes_off_every_served_cycle_and_voids_none(runs):
+    doc = runs("3")
+    assert [(e["at"], e["number"][-4:]) for e in events(doc, "invoice", status="uncollectible")] == [
+        (at("2026-06-04 09:00"), "0001"), (at("2026-06-04 09:00"), "0002"), (at("2026-06-04 09:00"), "0003")]
+    assert events(doc, "invoice", status="void") == []
+    assert [(e["at"], e["status"]) for e in events(doc, "status")][-1] == (at("2026-06-04 09:00"), "free")
+
+
 def test_3_an_org_starting_on_a_paid_plan_is_an_existing_customer_moved_in(runs):
     """SIMULATE.md: paid through `start` plus one cycle, no charge at `start`; the timeline says so."""
     doc = runs("2")
