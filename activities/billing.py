@@ -16,6 +16,7 @@ from activities import metrics
 from activities.errors import data_errors_are_final
 from activities.messages import (ChangeInput, DunningUpdate, InvoiceInfo, InvoiceOp, OpeningInput, OrgContext, OrgOp,
                                  RenewalInput, ReportsInput, StepResult)
+from db.entitlements import store_entitlements
 from db.events import record_outcome, recorded_outcome
 from db.invoices import InvoiceRef, paid_invoice
 from db.models import Invoice
@@ -67,6 +68,7 @@ class BillingActivities:
         invoice = persist(session, org_id, decision, at, key)
         added = [change.email for change in decision.users if change.kind == UserChangeKind.ADD]
         effects = [done for effect in decision.effects for done in self._carried_out(session, org_id, effect, at)]
+        store_entitlements(session, org_id, self.catalog, self.policy, at)
         outcome = json.loads(json.dumps({"message": decision.message, "invoice": _invoice(invoice),
                                          "effects": effects, "users_added": added}, cls=AdvancedJSONEncoder))
         record_outcome(session, org_id, at, key, what, outcome)

@@ -307,3 +307,41 @@ class OpeningAttempt(Base):
     card_brand: Mapped[str | None] = mapped_column(String(20))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EntitlementVersion(Base):
+    """Each version of an org's entitlements (domain.entitlements), written in the transaction of
+    the decision that made it: the outbox the delivery reads. No foreign key: the versions of an
+    org whose opening was declined stay, so an org opened again under that id counts on."""
+    __tablename__ = "entitlement_versions"
+    __table_args__ = (UniqueConstraint("org_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebhookEndpoint(Base):
+    """A mail platform endpoint's delivery health: retried with backoff while it fails, marked
+    `failing` after three days of failures."""
+    __tablename__ = "webhook_endpoints"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="healthy")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)      # failed attempts in a row
+    failures: Mapped[int] = mapped_column(BigInteger, default=0)   # every failed attempt
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class EntitlementDelivery(Base):
+    """The highest version of an org's entitlements an endpoint has confirmed."""
+    __tablename__ = "entitlement_deliveries"
+    endpoint: Mapped[str] = mapped_column(String(100), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    delivered_version: Mapped[int] = mapped_column(Integer)
+    delivered_at: Mapped[datetime] = mapped_column(UtcDateTime)

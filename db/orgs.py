@@ -5,8 +5,10 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from db.entitlements import store_entitlements
 from db.events import record_event
-from db.models import Base, GatewayCharge, Invoice, OpeningAttempt, Organisation, PlanRow, Subscription, User
+from db.models import (Base, EntitlementVersion, GatewayCharge, Invoice, OpeningAttempt, Organisation, PlanRow,
+                       Subscription, User)
 from db.state import get_org, write_state
 from db.storage import enforce_storage
 from domain.cards import CardDetails
@@ -47,6 +49,7 @@ def create_org(session: Session, org: NewOrg, catalog: Catalog, policy: Policy, 
                      actor=org.moved_in_by, reason="existing customer moved in; its current cycle was paid elsewhere")
     # A user already over the plan's quota (or beyond the free plan's cap) is blocked from the start.
     enforce_storage(session, org.id, catalog, now)
+    store_entitlements(session, org.id, catalog, policy, now)
     session.flush()
 
 
@@ -91,7 +94,8 @@ def end_opening(session: Session, org_id: str, outcome: str, reason: str | None 
 
 def delete_org(session: Session, org_id: str) -> None:
     """Every row of the org: the rows naming it, and those of its invoices (the catalog's plans,
-    shared by every org, and the record of attempts to open it stay)."""
+    shared by every org, the record of attempts to open it and the versions of its entitlements,
+    which only go up, stay)."""
     invoices = select(Invoice.id).where(Invoice.org_id == org_id)
     # The subscription points at invoices (pending, dunning): it goes first; then children before parents.
     tables = [Subscription.__table__, *(t for t in reversed(Base.metadata.sorted_tables)
@@ -99,7 +103,7 @@ def delete_org(session: Session, org_id: str) -> None:
     for table in tables:
         if table.name == "organisations":
             condition = table.c.id == org_id
-        elif table is OpeningAttempt.__table__:
+        elif table is OpeningAttempt.__table__ or table is EntitlementVersion.__table__:
             continue
         elif "org_id" in table.c:
             condition = table.c.org_id == org_id
@@ -115,6 +119,7 @@ def forget_org(session: Session, org_id: str) -> None:
     to open it, and the sandbox gateway's record of its charges (keyed org:invoice:attempt)."""
     delete_org(session, org_id)
     session.execute(delete(OpeningAttempt).where(OpeningAttempt.org_id == org_id))
+    session.execute(delete(EntitlementVersion).where(EntitlementVersion.org_id == org_id))
     session.execute(delete(GatewayCharge).where(GatewayCharge.idempotency_key.startswith(f"{org_id}:", autoescape=True)))
 
 

@@ -21,12 +21,27 @@ PriceTable = dict[str, dict[str, int]]
 
 
 @dataclass(frozen=True)
+class PlanFeatures:
+    """What a plan lets the mail platform switch on (seed 000): Professional's archiving,
+    eDiscovery and S/MIME; the free plan's web-only access and single domain."""
+    archiving: bool = False
+    ediscovery: bool = False
+    smime: bool = False
+    web_only: bool = False
+    domains: int | None = None   # None: as many as the org likes
+
+
+FEATURE_FLAGS = ("archiving", "ediscovery", "smime", "web_only")
+
+
+@dataclass(frozen=True)
 class Plan:
     id: str
     name: str
     quota_gb: int
     prices: PriceTable
     user_cap: int | None = None
+    features: PlanFeatures = field(default_factory=PlanFeatures)
 
     @property
     def is_paid(self) -> bool:
@@ -98,6 +113,24 @@ def _price_table(raw: Any, where: str) -> PriceTable:
     return table
 
 
+def _features(raw: Any, where: str) -> PlanFeatures:
+    if raw is None:
+        return PlanFeatures()
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: must be a mapping of feature -> value")
+    unknown = sorted(set(raw) - set(FEATURE_FLAGS) - {"domains"})
+    if unknown:
+        raise CatalogError(f"{where}.{unknown[0]}: unknown feature; features are "
+                           f"{', '.join(FEATURE_FLAGS + ('domains',))}")
+    for flag in FEATURE_FLAGS:
+        if not isinstance(raw.get(flag, False), bool):
+            raise CatalogError(f"{where}.{flag}: must be true or false, got {raw[flag]!r}")
+    domains = raw.get("domains")
+    if domains is not None and (not isinstance(domains, int) or isinstance(domains, bool) or domains <= 0):
+        raise CatalogError(f"{where}.domains: must be a positive integer (or absent: no limit), got {domains!r}")
+    return PlanFeatures(**{flag: raw.get(flag, False) for flag in FEATURE_FLAGS}, domains=domains)
+
+
 def parse_catalog(raw: Any) -> Catalog:
     if not isinstance(raw, dict):
         raise CatalogError("catalog: top level must be a mapping")
@@ -116,7 +149,8 @@ def parse_catalog(raw: Any) -> Catalog:
         if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0):
             raise CatalogError(f"{where}.user_cap: must be a positive integer, got {cap!r}")
         plans[str(plan_id)] = Plan(id=str(plan_id), name=str(spec.get("name", plan_id)), quota_gb=quota,
-                                   prices=_price_table(spec.get("prices"), f"{where}.prices"), user_cap=cap)
+                                   prices=_price_table(spec.get("prices"), f"{where}.prices"), user_cap=cap,
+                                   features=_features(spec.get("features"), f"{where}.features"))
     units: dict[int, PriceTable] = {}
     for size, prices in (raw.get("storage_units") or {}).items():
         if not isinstance(size, int) or size <= 0:
