@@ -230,9 +230,10 @@ class Documents:
         elif item.kind == ItemKind.STORAGE:
             name = _("Storage unit %(size)s GB") % {"size": item.code}
         elif item.kind == ItemKind.TIER:
+            # The line's quantity counts blocks of `step` contacts (its unit price is a block's).
             addon = self.catalog.tiered_addons[item.code]
-            contacts = format_decimal(abs(line.quantity) * addon.step, locale=locale)
-            name = _("%(addon)s, %(contacts)s contacts") % {"addon": addon.name, "contacts": contacts}
+            name = _("%(addon)s, per %(contacts)s contacts") % {
+                "addon": addon.name, "contacts": format_decimal(addon.step, locale=locale)}
         else:
             name = self.catalog.flat_addons[item.code].name
         return _("Credit for unused %(item)s") % {"item": name} if line.amount < 0 else name

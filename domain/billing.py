@@ -106,7 +106,7 @@ def item_name(catalog: Catalog, item: Item, quantity: int) -> str:
         return f"Storage unit {item.code} GB"
     if item.kind == ItemKind.TIER:
         addon = catalog.tiered_addons[item.code]
-        return f"{addon.name} {abs(quantity) * addon.step} contacts"
+        return f"{addon.name}, per {addon.step:,} contacts"   # the quantity counts blocks of `step`
     return catalog.flat_addons[item.code].name
 
 

@@ -158,6 +158,28 @@ async def test_the_receipt_shows_each_line_s_quantity(pg_db, catalog, smtp_sink,
     assert f"{line.split(' x ')[0]} x " in received.part("html")
 
 
+@pytest.mark.parametrize("locale, line", [
+    ("en", "5 x Campaigns subscribers, per 1,000 contacts (March 1, 2026 – March 31, 2026): $25.00"),
+    ("id", "5 x Campaigns subscribers, per 1.000 kontak (1 Maret 2026 – 31 Maret 2026): Rp375.000")])
+async def test_the_receipt_s_tier_line_counts_blocks_of_contacts_not_the_tier_times_its_blocks(
+        pg_db, catalog, smtp_sink, locale, line):
+    """A 5,000-contact tier is 5 blocks of 1,000: the line said "5 x Campaigns subscribers, 5,000 contacts"."""
+    from activities.documents import Documents, SAMPLE_SELLER
+    mailer = MailActivities(pg_db, SmtpConfig(host="127.0.0.1", port=smtp_sink.port),
+                            documents=Documents(catalog, SAMPLE_SELLER))
+    currency = "IDR" if locale == "id" else "USD"
+    org_id = f"tier{locale}"
+    make_org(pg_db, catalog, org_id, "Toko", locale=locale, currency=currency)
+    step = 75000 if locale == "id" else 500
+    lines = [EmailLine("", 5 * step, AT, datetime(2026, 4, 1, 9, tzinfo=timezone.utc),
+                       Item.tier("campaigns_contacts"), 5, step)]
+    receipt = emails.receipt(f"INV-{org_id}-0001", 5 * step, None, lines, None, None)
+    await ActivityEnvironment().run(mailer.send_email, EmailRequest.of(org_id, AT, replace(receipt, attach_invoice=None)))
+    [received] = smtp_sink.for_org(org_id)
+    assert line in received.part("plain")
+    assert "5,000 contacts" not in received.part("plain") and "5.000 kontak" not in received.part("plain")
+
+
 async def test_a_receipt_says_what_the_account_credit_paid_and_what_a_credit_note_left(mailer, pg_db, catalog,
                                                                                         smtp_sink):
     make_org(pg_db, catalog, "credorg", "Credit Co")

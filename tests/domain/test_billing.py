@@ -33,7 +33,7 @@ def test_a_whole_period_bills_every_item_in_full_in_invoice_order(catalog):
         ("Workplace Standard licence (monthly)", 6, 300, 1800),
         ("Storage unit 5 GB (monthly)", 1, 100, 100),
         ("Storage unit 25 GB (monthly)", 2, 400, 800),
-        ("Campaigns subscribers 3000 contacts (monthly)", 3, 500, 1500),
+        ("Campaigns subscribers, per 1,000 contacts (monthly)", 3, 500, 1500),
         ("Premium support Essentials (monthly)", 1, 5000, 5000),
     ]
     assert total(lines) == 9200
