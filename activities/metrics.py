@@ -48,6 +48,23 @@ def orgs_stuck(by_reason: dict[str, int]) -> None:
                        "When this process last finished a reconciliation run (Unix time)").set(int(time.time()))
 
 
+def delivery_gauges(endpoint: str, waiting: int, oldest_seconds: float, failing: bool) -> None:
+    """Set by the endpoint's delivery loop every few seconds (activities/webhooks.py)."""
+    try:
+        meter = activity.metric_meter()
+    except RuntimeError:
+        return
+    labels = {"endpoint": endpoint}
+    meter.create_gauge("billing_entitlements_pending",
+                       "Orgs whose latest entitlements the endpoint has not confirmed").set(waiting, labels)
+    meter.create_gauge("billing_entitlements_oldest_undelivered_seconds",
+                       "Age of the oldest entitlements version the endpoint has not confirmed").set(
+        int(oldest_seconds), labels)
+    meter.create_gauge("billing_entitlements_endpoint_failing",
+                       "1 while the endpoint has failed for three days (webhooks still retried)").set(
+        int(failing), labels)
+
+
 def org_gauges(meter: MetricMeter, orgs_by_status: dict[str, int], escalations_overdue: dict[str, int]) -> None:
     """Counted from the database by every worker process (workers/runtime/gauges.py), so every replica
     exports the same values: read them with `max`, never `sum`."""

@@ -115,5 +115,11 @@ def endpoint_row(session: Session, name: str, url: str) -> WebhookEndpoint:
     return row
 
 
+def save_endpoint(session: Session, name: str, url: str, **values: Any) -> None:
+    row = endpoint_row(session, name, url)
+    for column, value in values.items():
+        setattr(row, column, value)
+
+
 def endpoint_rows(session: Session) -> list[WebhookEndpoint]:
     return list(session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.name)))

@@ -1,4 +1,5 @@
-"""Client-side helpers for the org workflow: start it (idempotently) and find it."""
+"""Client-side helpers for the org workflow (start it idempotently, find it) and the entitlement
+deliveries' workflows."""
 
 from typing import Any
 
@@ -6,6 +7,7 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from workflows import search_attributes as sa
+from workflows.delivery import EntitlementDeliveryWorkflow, delivery_queue, delivery_workflow_id
 from workflows.messages import ChangeOutcome, Opening, OrgWorkflowInput, workflow_id_for
 from workflows.org import OrgWorkflow
 
@@ -40,3 +42,12 @@ async def open_org(client: Client, opening: Opening, task_queue: str) -> ChangeO
 
 def org_handle(client: Client, org_id: str) -> WorkflowHandle:
     return client.get_workflow_handle_for(OrgWorkflow.run, workflow_id_for(org_id))
+
+
+async def start_deliveries(client: Client, task_queue: str, endpoints: list[str]) -> None:
+    """Each mail platform endpoint's delivery workflow, started once (a running one is left as it is)."""
+    for endpoint in endpoints:
+        await client.start_workflow(EntitlementDeliveryWorkflow.run, endpoint, id=delivery_workflow_id(task_queue, endpoint),
+                                    task_queue=delivery_queue(task_queue),
+                                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                                    static_summary=f"Entitlements delivered to endpoint {endpoint}")

@@ -21,7 +21,9 @@ from domain.cards import sandbox_tokenise
 from db.session import Database
 from domain.catalog import Catalog
 from domain.policy import Policy
-from workers.runtime.worker import Components, build_worker
+from domain.delivery import Webhooks
+from workers.runtime.worker import Components, build_worker, delivering
+from workflows.delivery import delivery_workflow_id
 from workflows.org import OrgWorkflow
 from workflows.starter import org_handle, start_org_workflow
 
@@ -36,6 +38,7 @@ class Stack:
     task_queue: str
     gateway: PaymentGateway | None = None
     workflow_sandbox: bool = True
+    webhooks: Webhooks = field(default_factory=Webhooks)
     started: list[str] = field(default_factory=list)
 
     @property
@@ -45,13 +48,14 @@ class Stack:
     def components(self) -> Components:
         return Components(db=self.db, catalog=self.catalog, policy=self.policy,
                           smtp=SmtpConfig(host="127.0.0.1", port=self.smtp_port),
-                          gateway=self.gateway or SandboxGateway(self.db))
+                          gateway=self.gateway or SandboxGateway(self.db), webhooks=self.webhooks)
 
     @contextlib.asynccontextmanager
     async def worker(self) -> AsyncIterator[Worker]:
         async with build_worker(self.client, self.task_queue, self.components(),
                                 graceful_shutdown=timedelta(seconds=5),
-                                workflow_sandbox=self.workflow_sandbox) as worker:
+                                workflow_sandbox=self.workflow_sandbox) as worker, \
+                delivering(self.client, self.task_queue, self.components(), timedelta(seconds=5)):
             yield worker
 
     async def now(self) -> datetime:
@@ -78,11 +82,12 @@ class Stack:
     async def terminate_all(self) -> None:
         """A shared time-skipping server will not skip past the timers of workflows nobody polls
         any more: end this test's workflows so the next test's clock can move."""
-        for org_id in self.started:
+        deliveries = [delivery_workflow_id(self.task_queue, e.name) for e in self.webhooks.endpoints]
+        for workflow_id in [f"org-{org_id}" for org_id in self.started] + deliveries:
             try:
-                await self.handle(org_id).terminate("test finished")
+                await self.client.get_workflow_handle(workflow_id).terminate("test finished")
             except Exception as err:  # noqa: BLE001  (already closed)
-                print("terminate", org_id, err)
+                print("terminate", workflow_id, err)
 
     def handle(self, org_id: str):
         return org_handle(self.client, org_id)

@@ -1,13 +1,17 @@
 """Configuration from the environment (prefix BILLING_), via pydantic-settings."""
 
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+import yaml
 
 from activities.documents import SAMPLE_SELLER, Seller
+from domain.delivery import DEFAULT_ENDPOINT, Endpoint, Retry, Webhooks, endpoint, endpoints_from
+from domain.errors import InvalidInput
 from domain.limits import Limits
 from domain.policy import Policy
 
@@ -51,6 +55,16 @@ class Settings(BaseSettings):
     # The key machines send as `Authorization: Bearer <key>` on /v1 routes; a file for a mounted secret.
     api_key: SecretStr | None = None
     api_key_file: str | None = None
+    # The mail platform's entitlement webhooks (docs/operations.md, "Entitlements"): one endpoint
+    # here, more in the YAML file BILLING_WEBHOOK_ENDPOINTS_FILE names. Two secrets, space- or
+    # comma-separated, while one is rotated: both sign every message.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_endpoints_file: str | None = None
+    webhook_retry_first_seconds: float = Field(default=5, gt=0, le=3600)
+    webhook_retry_max_seconds: float = Field(default=3600, gt=0, le=86400)
+    webhook_failing_after_hours: float = Field(default=72, gt=0, le=24 * 30)
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=300)
     # How often each worker counts the orgs per status and the overdue escalations (workers/runtime/gauges.py).
     gauge_refresh_seconds: int = Field(default=60, gt=0)
     # The worker creates the nightly reconciliation schedule at start (deploy/ sets it).
@@ -97,6 +111,32 @@ class Settings(BaseSettings):
         if self.api_key_file:
             return Path(self.api_key_file).read_text(encoding="utf-8").strip() or None
         return None
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        """The endpoints and the retry rule; a bad URL, secret or file is an InvalidInput naming it."""
+        found: list[Endpoint] = []
+        if self.webhook_url or self.webhook_secret:
+            if not (self.webhook_url and self.webhook_secret):
+                raise InvalidInput("BILLING_WEBHOOK_URL and BILLING_WEBHOOK_SECRET: set both, or neither")
+            secrets = [s for s in self.webhook_secret.get_secret_value().replace(",", " ").split() if s]
+            found.append(endpoint(DEFAULT_ENDPOINT, self.webhook_url, secrets, "BILLING_WEBHOOK"))
+        if self.webhook_endpoints_file:
+            where = f"BILLING_WEBHOOK_ENDPOINTS_FILE {self.webhook_endpoints_file}"
+            try:
+                raw = yaml.safe_load(Path(self.webhook_endpoints_file).read_text(encoding="utf-8"))
+            except OSError as err:
+                raise InvalidInput(f"{where}: {err.strerror}") from None
+            except yaml.YAMLError:
+                raise InvalidInput(f"{where}: not valid YAML") from None
+            found += endpoints_from(raw, where)
+        names = [e.name for e in found]
+        if len(set(names)) != len(names):
+            raise InvalidInput(f"webhook endpoints: the name {DEFAULT_ENDPOINT!r} is BILLING_WEBHOOK_URL's")
+        retry = Retry(first=timedelta(seconds=self.webhook_retry_first_seconds),
+                      longest=timedelta(seconds=max(self.webhook_retry_max_seconds, self.webhook_retry_first_seconds)),
+                      failing_after=timedelta(hours=self.webhook_failing_after_hours))
+        return Webhooks(endpoints=tuple(found), retry=retry, timeout_seconds=self.webhook_timeout_seconds)
 
     @property
     def seller(self) -> Seller:

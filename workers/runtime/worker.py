@@ -4,7 +4,9 @@
 activities finish (graceful shutdown) before the process exits."""
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,12 +22,14 @@ from activities.documents import (SAMPLE_SELLER, Documents, PdfRenderer, PdfRend
 from activities.errors import Places, ReadableFailures, database_address
 from activities.outages import OUTAGES
 from activities.mail import MailActivities, SmtpConfig
+from activities.webhooks import DeliveryActivities
 from activities.reconcile import DEFAULT_STUCK_AFTER, ReconcileActivities
 from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
 from db.migrate import upgrade
 from db.orgs import sync_plans
 from db.session import Database
 from domain.catalog import Catalog, load_catalog
+from domain.delivery import Webhooks
 from domain.errors import DomainError
 from domain.policy import Policy
 from workers.runtime import logs
@@ -34,7 +38,9 @@ from workers.runtime.gauges import OrgGauges
 from workers.runtime.org_workflows import TemporalOrgWorkflows
 from workers.runtime.schedules import reconcile_schedule_at_start, stuck_after
 from workers.runtime.temporal import connect, worker_runtime
+from workflows.delivery import EntitlementDeliveryWorkflow, delivery_queue
 from workflows.org import OrgWorkflow
+from workflows.starter import start_deliveries
 from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileWorkflow
 
 log = logging.getLogger("billing.worker")
@@ -50,6 +56,8 @@ class Components:
     seller: Seller = SAMPLE_SELLER
     # Where receipts' PDFs are rendered (BILLING_PDF_PROCESSES): by default in this process.
     pdf: PdfRenderer = field(default_factory=PdfRenderer)
+    # The mail platform's endpoints (BILLING_WEBHOOK_*): none, no delivery worker.
+    webhooks: Webhooks = field(default_factory=Webhooks)
 
     def places(self, client: Client) -> Places:
         return Places(database=database_address(self.db.url), smtp=f"{self.smtp.host}:{self.smtp.port}",
@@ -80,7 +88,8 @@ def components_from(settings: Settings, migrate: bool = True) -> Components:
     with db.transaction() as session:
         sync_plans(session, catalog)
     return Components(db=db, catalog=catalog, policy=settings.policy, smtp=smtp_from(settings),
-                      gateway=SandboxGateway(db), seller=settings.seller, pdf=PdfRenderer(settings.pdf_processes))
+                      gateway=SandboxGateway(db), seller=settings.seller, pdf=PdfRenderer(settings.pdf_processes),
+                      webhooks=settings.webhooks)
 
 
 def build_worker(client: Client, task_queue: str, components: Components, max_threads: int = 16,
@@ -101,6 +110,30 @@ def build_worker(client: Client, task_queue: str, components: Components, max_th
                   max_cached_workflows=max_cached_workflows,
                   workflow_runner=SandboxedWorkflowRunner() if workflow_sandbox else UnsandboxedWorkflowRunner(),
                   graceful_shutdown_timeout=graceful_shutdown)
+
+
+def build_delivery_worker(client: Client, task_queue: str, components: Components,
+                          graceful_shutdown: timedelta = timedelta(seconds=60)) -> Worker | None:
+    """The entitlement deliveries' worker, on a task queue of its own (workflows/delivery.py), or
+    None when no endpoint is configured."""
+    if not components.webhooks.endpoints:
+        return None
+    delivery = DeliveryActivities(components.db, components.webhooks)
+    return Worker(client, task_queue=delivery_queue(task_queue), workflows=[EntitlementDeliveryWorkflow],
+                  activities=[delivery.deliver_entitlements], graceful_shutdown_timeout=graceful_shutdown)
+
+
+@contextlib.asynccontextmanager
+async def delivering(client: Client, task_queue: str, components: Components,
+                     graceful_shutdown: timedelta = timedelta(seconds=60)) -> AsyncIterator[None]:
+    """While inside: each endpoint's delivery workflow started and its worker polling."""
+    worker = build_delivery_worker(client, task_queue, components, graceful_shutdown)
+    if worker is None:
+        yield
+        return
+    async with worker:
+        await start_deliveries(client, task_queue, [e.name for e in components.webhooks.endpoints])
+        yield
 
 
 def configured_worker(client: Client, settings: Settings, components: Components,
@@ -128,7 +161,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         loop.add_signal_handler(sig, stop.set)
     log.info("worker polling %s on %s (metrics on :%s)", settings.temporal_task_queue, settings.temporal_address,
              settings.metrics_port)
-    async with worker:
+    async with worker, delivering(client, settings.temporal_task_queue, components,
+                                  timedelta(seconds=settings.graceful_shutdown_seconds)):
         refreshing = asyncio.create_task(gauges.run(stop))
         await stop.wait()
         log.info("stopping: draining in-flight activities (up to %ss)", settings.graceful_shutdown_seconds)
