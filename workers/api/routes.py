@@ -2,4 +2,7 @@
 
 from starlette.routing import BaseRoute
 
+from workers.api.entitlements import ENTITLEMENT_ROUTES
+
 ROUTES: list[BaseRoute] = []
+ROUTES += ENTITLEMENT_ROUTES

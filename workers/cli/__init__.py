@@ -18,9 +18,9 @@ from workers.cli.common import EXIT_CODES_HELP, ExitCode, app, error_line, error
 
 # Each module adds its commands to `app` when imported.
 from workers.cli import orgs  # first: create, show and list lead `billing org --help`
-from workers.cli import changes, documents, operators
+from workers.cli import changes, documents, operators, webhooks
 
-COMMAND_MODULES = (orgs, changes, documents, operators)
+COMMAND_MODULES = (orgs, changes, documents, operators, webhooks)
 
 __all__ = ["app", "main", "EXIT_CODES_HELP"]
 

@@ -39,6 +39,7 @@ GROUP_HELP = {
     "usage": "Mailbox usage reports.",
     "addon": "Flat add-ons (premium support).",
     "tier": "The subscriber tier and marketing contacts.",
+    "webhook": "The mail platform's entitlement webhooks: each endpoint's state, resending an org's.",
     "db": "Database schema.",
     "temporal": "Temporal cluster set-up.",
 }
