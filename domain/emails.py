@@ -26,19 +26,22 @@ def plan_changed(occasion: str, from_plan: str, to_plan: str, from_name: str, to
 
 def receipt(invoice: str, amount: int, card: str | None, lines: list[EmailLine],
             period_start: datetime | None, period_end: datetime | None, credit_applied: int = 0) -> Email:
-    """`amount`: the invoice's total, what was charged (below zero: a credit note, whose amount
-    the org keeps as credit); `credit_applied`: the part of its lines the account credit paid."""
+    """`amount`: the invoice's total, what was charged; `credit_applied`: the part of its lines
+    the account credit paid. Below zero it is a credit note: nothing was paid, the org keeps the
+    amount as credit for its next invoices, and it is told so in an e-mail of its own."""
     if period_start and period_end:
         period_end = last_day_billed(period_start, period_end)
     dates = {name: moment for name, moment in (("period_start", period_start), ("period_end", period_end)) if moment}
+    if amount < 0:
+        return Email("credit_note", f"credit_note:{invoice}",
+                     values={"invoice_number": invoice, "period_start": None, "period_end": None},
+                     money={"amount": amount, "credited": -amount}, dates=dates, lines=lines, attach_invoice=invoice)
     money = {"amount": amount}
     if credit_applied:
         money["credit_applied"] = credit_applied
-    if amount < 0:
-        money["credited"] = -amount
     return Email("receipt", f"receipt:{invoice}",
-                 values={"invoice_number": invoice, "card": card if amount > 0 else None, "period_start": None, "period_end": None,
-                         "credit_applied": None, "credited": None},
+                 values={"invoice_number": invoice, "card": card if amount > 0 else None, "period_start": None,
+                         "period_end": None, "credit_applied": None},
                  money=money, dates=dates, lines=lines, attach_invoice=invoice)
 
 

@@ -310,6 +310,7 @@ SAMPLES = {
     "plan_changed": emails.plan_changed("k", "professional", "standard", "Workplace Professional",
                                         "Workplace Standard", "downgrade", START),
     "receipt": emails.receipt("INV-toko-0001", 135000, "Visa •••• 4242", [], START, RENEWAL),
+    "credit_note": emails.receipt("INV-toko-0002", -135000, "Visa •••• 4242", [], START, RENEWAL),
     "payment_failed": emails.payment_failed("INV-toko-0001", 2, 135000, "card_declined", RENEWAL, "free"),
     "escalation": emails.escalation("INV-toko-0001", 5, "staff@billing.test", 120, 135000, START, RENEWAL),
     "downgrade_scheduled": emails.downgrade_scheduled("k", "Workplace Professional", "Workplace Standard", 3,

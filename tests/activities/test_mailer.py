@@ -180,6 +180,24 @@ async def test_the_receipt_s_tier_line_counts_blocks_of_contacts_not_the_tier_ti
     assert "5,000 contacts" not in received.part("plain") and "5.000 kontak" not in received.part("plain")
 
 
+@pytest.mark.parametrize("locale, subject, says", [
+    ("en", "Credit note for Toko: $124.82 kept as credit (INV-note{}-0002)",
+     "The credit is used for your next invoices before your card is charged."),
+    ("id", "Nota kredit untuk Toko: Rp124.820 disimpan sebagai kredit (INV-note{}-0002)",
+     "Kredit ini dipakai untuk faktur Anda berikutnya sebelum kartu Anda ditagih.")])
+async def test_a_credit_note_is_e_mailed_as_a_credit_note_not_as_a_payment_receipt(mailer, pg_db, catalog, smtp_sink,
+                                                                                   locale, subject, says):
+    org_id = f"note{locale}"
+    make_org(pg_db, catalog, org_id, "Toko", locale=locale, currency="IDR" if locale == "id" else "USD")
+    total = -124820 if locale == "id" else -12482
+    await ActivityEnvironment().run(mailer.send_email, EmailRequest.of(
+        org_id, AT, emails.receipt(f"INV-{org_id}-0002", total, "visa ending 4242", [], None, None)))
+    [note] = smtp_sink.for_org(org_id)
+    assert note.subject.strip() == subject.format(locale)
+    assert says in note.part("plain") and says in note.part("html")
+    assert "receipt" not in note.subject.lower() and "tanda terima" not in note.part("plain").lower()
+
+
 async def test_a_receipt_says_what_the_account_credit_paid_and_what_a_credit_note_left(mailer, pg_db, catalog,
                                                                                         smtp_sink):
     make_org(pg_db, catalog, "credorg", "Credit Co")
@@ -189,5 +207,6 @@ async def test_a_receipt_says_what_the_account_credit_paid_and_what_a_credit_not
     note, used = sorted(smtp_sink.for_org("credorg"), key=lambda m: m.part("plain").find("0004"))
     assert "Kept as account credit: $124.82" in note.part("plain") and "Amount paid" not in note.part("plain")
     assert "Paid with" not in note.part("plain")       # no card was charged
+    assert "Payment receipt" not in note.subject and "Thank you for your payment" not in note.part("plain")
     assert "Amount paid: $391.12" in used.part("plain")
     assert "Paid from account credit: $85.59" in used.part("plain")

@@ -33,6 +33,9 @@ def test_1_a_credit_note_is_kept_as_credit_and_used_by_the_next_invoices(runs):
     [switch] = events(doc, "invoice", kind="cycle_switch")
     assert (switch["at"], switch["total"]) == (at("2026-02-04 09:00"), 1000 - 89 - 13393)
     assert events(doc, "invoice", number=switch["number"], status="credited") != []
+    # The credit note is e-mailed as one, not as a payment receipt: nothing was paid.
+    assert [e["at"] for e in events(doc, "email", template="credit_note")] == [at("2026-02-04 09:00")]
+    assert [e for e in events(doc, "email", template="receipt") if e["at"] == at("2026-02-04 09:00")] == []
     # Feb 11: a 25 GB unit for 358 of 365 days ($39.23), all from the credit; Feb 21: Essentials for
     # 348 days ($476.71), $85.59 from what is left of the credit, the card pays $391.12.
     assert [(e["at"], e["total"], e["credit_applied"]) for e in events(doc, "invoice", status="open")
