@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from db.events import record_event
 from db.models import EntitlementDelivery, EntitlementVersion, StorageUnit, User, WebhookEndpoint
 from db.state import load_state
 from domain.catalog import Catalog
-from domain.entitlements import EntitledUser, digest, entitlements, next_version, versioned
+from domain.entitlements import EntitledUser, blocked_users, digest, entitlements, next_version, versioned
 from domain.policy import Policy
 
 
@@ -36,8 +37,13 @@ def store_entitlements(session: Session, org_id: str, catalog: Catalog, policy: 
     latest = latest_version(session, org_id)
     version = next_version(latest.version if latest else None, latest.digest if latest else None, content)
     if version is not None:
-        session.add(EntitlementVersion(org_id=org_id, version=version, digest=digest(content),
-                                       document=versioned(content, version, at), created_at=at))
+        document = versioned(content, version, at)
+        session.add(EntitlementVersion(org_id=org_id, version=version, digest=digest(content), document=document,
+                                       created_at=at))
+        # In the org's history (and billing simulate's timeline) beside the change that made it.
+        record_event(session, org_id, at, "entitlements", {"version": version, "plan": content["plan"]["id"],
+                                                           "status": content["status"],
+                                                           "blocked_users": blocked_users(document)})
         session.flush()
     return version
 

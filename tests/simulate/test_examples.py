@@ -11,7 +11,7 @@ import pytest
 from tests.simulate.conftest import EXAMPLES, at, brief, events
 
 REQUIRED_TYPES = {"email", "charge", "invoice", "plan_changed", "status", "user_blocked", "user_unblocked",
-                  "action_rejected", "escalated"}
+                  "action_rejected", "escalated", "entitlements"}
 REQUIRED_TEMPLATES = {"trial_ending", "trial_expired", "receipt", "payment_failed", "plan_changed",
                       "storage_blocked", "downgrade_scheduled"}
 ALL_EXAMPLES = sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
@@ -70,6 +70,14 @@ def test_trial_to_free(examples):
     assert events(doc, "charge") == [] and events(doc, "invoice") == []
     assert doc["final"] == {**doc["final"], "plan": "free", "status": "free", "cycle": None, "renews_at": None,
                             "blocked_users": [], "users": 4}
+    # The mail platform is told: the trial at its start, the block at its end, the new user, the
+    # unblock; the reminders change nothing it is told.
+    assert [(e["at"], e["version"], e["plan"], e["status"], e["blocked_users"])
+            for e in events(doc, "entitlements")] == [
+        (at("2026-01-31 09:00"), 1, "professional", "trialing", []),
+        (at("2026-02-15 09:00"), 2, "free", "free", ["b@kopi.test"]),
+        (at("2026-02-16 09:00"), 3, "free", "free", ["b@kopi.test"]),
+        (at("2026-02-18 09:00"), 4, "free", "free", [])]
 
 
 def test_trial_to_paid_in_rupiah(examples):

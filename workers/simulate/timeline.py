@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 # Event types of the org event log shown in the timeline, with the fields each one shows.
 # Required by SIMULATE.md: email, charge, invoice, plan_changed, status, user_blocked,
-# user_unblocked, escalated (and action_rejected, made by the harness). The others are extras.
+# user_unblocked, escalated, entitlements (and action_rejected, made by the harness). The others
+# are extras.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "org_created": ("plan", "users"),
     "moved_in": ("paid_through", "by"),   # by: who vouched (the event's actor)
@@ -27,6 +28,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("template", "to"),
     "user_blocked": ("user", "reason"),
     "user_unblocked": ("user",),
+    "entitlements": ("version", "plan", "status", "blocked_users"),
     "escalated": ("severity", "reason", "invoice", "first_response_due", "determination_due"),
     "dunning": ("event", "invoice"),
     "change_applied": ("change",),
