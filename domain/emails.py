@@ -85,6 +85,18 @@ def downgrade_cancelled(occasion: str, plan_name: str, licences: int, to_plan_na
                  dates={"renews_on": renews})
 
 
+def downgrade_not_applied(occasion: str, plan_name: str, licences: int, to_plan_name: str, to_licences: int,
+                          why: str, renews: datetime, **values: int | str) -> Email:
+    """The downgrade announced by downgrade_scheduled was not applied. `why`: user_cap (the
+    plan allows fewer users than the org has), users (every user needs a licence), upgrade or
+    licences_bought (a later paid change it would undo)."""
+    return Email("downgrade_not_applied", occasion,
+                 values={"plan_name": plan_name, "licences": licences, "to_plan_name": to_plan_name,
+                         "to_licences": to_licences, "why": why, "users": None, "user_cap": None, "bought": None,
+                         **values},
+                 dates={"renews_on": renews})
+
+
 def cancellation_undone(occasion: str, plan_name: str, renews: datetime) -> Email:
     """The cancellation announced by cancellation_scheduled will not happen."""
     return Email("cancellation_undone", occasion, values={"plan_name": plan_name}, dates={"renews_on": renews})

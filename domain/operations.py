@@ -22,7 +22,7 @@ from domain.decisions import (ChargePurpose, Context, Decision, Draft, InvoiceDr
                               check_storage, collect, send)
 from domain.errors import DomainError, InvalidInput
 from domain.limits import Limits, check_request_fields
-from domain.renewal import (apply_scheduled, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
+from domain.renewal import (apply_scheduled, downgrade_not_applied, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
                             plan_name, start_period, tier_floor, void_pending_invoice, write_off_unpaid_cycles)
 from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason, Resolution
 from domain.users import Members, check_member, check_members, check_not_member
@@ -219,6 +219,8 @@ def _apply_upgrade(draft: Draft, req: rq.UpgradeRequest, ctx: Context) -> None:
             draft.notice(f"the downgrade to {scheduled} scheduled for {state.renews_at:%Y-%m-%d} is dropped: it "
                          f"would undo the upgrade to {req.plan}"
                          + (f"; the cut to {cut} licences stays" if cut is not None else ""))
+            if cut is None:
+                downgrade_not_applied(draft, ctx, state.scheduled, "upgrade")
     plan_change_effects(draft, state, PlanChangeReason.UPGRADE, ctx)
 
 
@@ -229,6 +231,8 @@ def _apply_add_licences(draft: Draft, req: rq.AddLicencesRequest, ctx: Context) 
         draft.change(scheduled=_replace(state.scheduled, licences=None))
         draft.notice(f"the licence cut to {state.scheduled.licences} scheduled for {state.renews_at:%Y-%m-%d} is "
                      f"dropped: it would undo the {req.count} licence(s) just bought")
+        if state.scheduled.plan is None:
+            downgrade_not_applied(draft, ctx, state.scheduled, "licences_bought", bought=req.count)
 
 
 def _apply_buy_storage(draft: Draft, req: rq.BuyStorageRequest, ctx: Context) -> None:
@@ -267,7 +271,7 @@ def _apply_yearly(draft: Draft, req: rq.SwitchToYearlyRequest, ctx: Context) -> 
     """The switch ends the monthly cycle now: what was scheduled for its end happens now, and the
     year is billed for what the org keeps (DOMAIN.md)."""
     before = draft.state
-    apply_scheduled(draft, ctx.catalog)
+    apply_scheduled(draft, ctx)
     start_period(draft, ctx.now, Cycle.YEARLY)
     plan_change_effects(draft, before, PlanChangeReason.DOWNGRADE, ctx)
 
@@ -282,9 +286,13 @@ def _add_user(state: OrgSnapshot, req: rq.AddUserRequest, ctx: Context) -> Decis
     draft.change(user_count=users)
     cut = state.scheduled.licences
     if cut is not None and cut < users:
-        draft.change(scheduled=_replace(state.scheduled, licences=users))
-        draft.notice(f"the licence cut scheduled for {state.renews_at:%Y-%m-%d} is reduced from {cut} to {users}: "
-                     "every user needs a licence")
+        left = users if users < state.licences or state.scheduled.plan else None   # None: nothing left to cut
+        draft.change(scheduled=_replace(state.scheduled, licences=left))
+        draft.notice(f"the licence cut scheduled for {state.renews_at:%Y-%m-%d} is "
+                     + (f"reduced from {cut} to {users}" if left else f"dropped (it was to {cut})")
+                     + ": every user needs a licence")
+        if left is None and state.scheduled.plan is None:
+            downgrade_not_applied(draft, ctx, state.scheduled, "users", users=users)
     draft.add(check_storage(ctx.key, user=email))
     return draft.decision(f"user {email} added")
 

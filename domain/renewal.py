@@ -90,20 +90,43 @@ def move_to_free(draft: Draft, reason: PlanChangeReason, ctx: Context, actor: st
         draft.add(check_storage(ctx.key))
 
 
-def apply_scheduled(draft: Draft, catalog: Catalog) -> None:
+def downgrade_not_applied(draft: Draft, ctx: Context, scheduled: Scheduled, why: str, **values: int | str) -> None:
+    """A scheduled downgrade that will not happen after all (re-checked at the renewal, or undone
+    by a later paid change): the admin, told by downgrade_scheduled that it would, is told why."""
+    state = draft.state
+    to_plan = scheduled.plan or state.plan
+    to_licences = scheduled.licences if scheduled.licences is not None else state.licences
+    draft.event("downgrade_dropped", to=to_plan, licences=to_licences, why=why, **values)
+    draft.add(send(emails.downgrade_not_applied(
+        ctx.key, plan_name(ctx.catalog, draft.state.plan), draft.state.licences, plan_name(ctx.catalog, to_plan),
+        to_licences, why, state.renews_at, **values)))
+
+
+def apply_scheduled(draft: Draft, ctx: Context) -> None:
     """What was scheduled for the cycle end takes effect, re-checked now: never below the users
-    or the subscribed contacts the org has (DOMAIN.md, "later wins")."""
+    or the subscribed contacts the org has (DOMAIN.md, "later wins"); a downgrade of which
+    nothing is left then is announced as not applied."""
+    catalog = ctx.catalog
     state = draft.state
     scheduled = state.scheduled
-    if scheduled.plan:
-        draft.set_plan(scheduled.plan, PlanChangeReason.DOWNGRADE)
+    plan = scheduled.plan
+    dropped: tuple[str, dict] | None = None
+    cap = catalog.plans[plan].user_cap if plan in catalog.plans else None
+    if plan and cap is not None and state.user_count > cap:
+        draft.notice(f"the downgrade to {plan} is dropped: it allows {cap} users; the org has {state.user_count}")
+        dropped, plan = ("user_cap", {"user_cap": cap, "users": state.user_count}), None
+    if plan:
+        draft.set_plan(plan, PlanChangeReason.DOWNGRADE)
     if scheduled.licences is not None:
         licences = scheduled.licences
         if licences < state.user_count:
             draft.notice(f"the licence cut to {licences} is reduced to {state.user_count}: the org has "
                          f"{state.user_count} users")
             licences = state.user_count
+            dropped = dropped or ("users", {"users": state.user_count})
         draft.change(licences=licences)
+    if dropped and plan is None and draft.state.licences >= state.licences:
+        downgrade_not_applied(draft, ctx, scheduled, dropped[0], **dropped[1])
     if scheduled.tier is not None:
         floor = tier_floor(state.subscribers.subscribed, catalog)
         tier = scheduled.tier
@@ -182,7 +205,7 @@ def renew(state: OrgSnapshot, period_start: datetime, ctx: Context) -> Decision:
         return draft.decision("cancellation took effect: moved to the free plan")
     before = draft.state
     switch_to = state.scheduled.cycle
-    apply_scheduled(draft, catalog)
+    apply_scheduled(draft, ctx)
     if switch_to is not None and switch_to != state.cycle:
         # DOMAIN.md: a yearly org's switch to monthly starts a monthly cycle at its yearly renewal.
         start_period(draft, period_start, switch_to)

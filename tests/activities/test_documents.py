@@ -319,6 +319,8 @@ SAMPLES = {
     "downgrade_cancelled": emails.downgrade_cancelled("k", "Workplace Professional", 5, "Workplace Standard", 3,
                                                       "rina@billing.test", RENEWAL),
     "cancellation_undone": emails.cancellation_undone("k", "Workplace Standard", RENEWAL),
+    "downgrade_not_applied": emails.downgrade_not_applied("k", "Workplace Professional", 5, "Workplace Standard", 5,
+                                                          "user_cap", RENEWAL, user_cap=3, users=5),
     **{email.template: email for email in storage_emails(
         Verdict(blocked=[BlockedUser("b@toko.test", 12 * 1024, 5 * 1024, "storage")], unblocked=["c@toko.test"],
                 auto_allocated=[AutoAllocation("d@toko.test", 25), AutoAllocation("d@toko.test", 5)]),

@@ -210,3 +210,21 @@ async def test_a_receipt_says_what_the_account_credit_paid_and_what_a_credit_not
     assert "Payment receipt" not in note.subject and "Thank you for your payment" not in note.part("plain")
     assert "Amount paid: $391.12" in used.part("plain")
     assert "Paid from account credit: $85.59" in used.part("plain")
+
+
+@pytest.mark.parametrize("locale, why, values, subject, says", [
+    ("en", "users", {"users": 5}, "Downgrade not applied: Toko stays on Workplace Standard",
+     "(Workplace Standard with 3 licences) was not applied: Toko has 5 users now, and every user needs a licence."),
+    ("en", "upgrade", {}, "Downgrade not applied: Toko stays on Workplace Standard",
+     "was not applied: Toko was upgraded to Workplace Standard since, and the downgrade would undo that upgrade."),
+    ("id", "user_cap", {"user_cap": 3, "users": 5}, "Penurunan paket tidak diterapkan: Toko tetap menggunakan Workplace Standard",
+     "tidak diterapkan: Workplace Standard mengizinkan 3 pengguna, sedangkan Toko memiliki 5.")])
+async def test_a_downgrade_not_applied_tells_the_admin_why(mailer, pg_db, catalog, smtp_sink, locale, why, values,
+                                                           subject, says):
+    org_id = f"nodown{why.replace('_', '')}"
+    make_org(pg_db, catalog, org_id, "Toko", locale=locale, currency="IDR" if locale == "id" else "USD")
+    await ActivityEnvironment().run(mailer.send_email, EmailRequest.of(org_id, AT, emails.downgrade_not_applied(
+        "k", "Workplace Standard", 5, "Workplace Standard", 3, why, AT, **values)))
+    [received] = smtp_sink.for_org(org_id)
+    assert received.subject.strip() == subject
+    assert says in " ".join(received.part("plain").split()) and says in " ".join(received.part("html").split())

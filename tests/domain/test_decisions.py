@@ -48,12 +48,42 @@ def at(days, hours=0):
 # ---- single decisions -------------------------------------------------------------------------
 
 def test_a_user_added_beyond_a_scheduled_licence_cut_reduces_the_cut_with_a_notice():
-    org = active_org(licences=5, user_count=4, scheduled=Scheduled(licences=4))
+    org = active_org(licences=6, user_count=4, scheduled=Scheduled(licences=4))
     made = decision("add_user", org, rq.AddUserRequest("e@acme.test"))
     assert made.state.scheduled.licences == 5 and made.state.user_count == 5
     assert "reduced from 4 to 5" in made.message
     assert [e.type for e in made.events] == ["request", "scheduled_change_adjusted"]
     assert [e.kind for e in made.effects] == [EffectKind.STORAGE_CHECK]
+
+
+def not_applied(made):
+    """The downgrade_not_applied e-mails a decision sends: (why, values)."""
+    return [(e.email.values["why"], {k: v for k, v in e.email.values.items() if k in ("users", "user_cap", "bought")
+                                     and v is not None})
+            for e in made.effects if e.kind == EffectKind.EMAIL and e.email.template == "downgrade_not_applied"]
+
+
+def test_a_user_added_up_to_the_licences_drops_a_licence_cut_and_the_admin_is_told():
+    org = active_org(licences=5, user_count=4, scheduled=Scheduled(licences=4))
+    made = decision("add_user", org, rq.AddUserRequest("e@acme.test"))
+    assert made.state.scheduled == Scheduled() and made.state.licences == 5
+    assert not_applied(made) == [("users", {"users": 5})]
+
+
+def test_the_renewal_drops_a_downgrade_to_a_plan_capped_below_the_users_and_tells_the_admin():
+    from dataclasses import replace
+    capped = replace(CATALOG, plans={**CATALOG.plans, "mail_lite_5": replace(CATALOG.plans["mail_lite_5"], user_cap=3)})
+    org = active_org(licences=5, user_count=4, scheduled=Scheduled(plan="mail_lite_5"))
+    made = renew(org, RENEWS_AT, Context(RENEWS_AT, P, capped, "k"))
+    assert (made.state.plan, made.state.licences, made.state.scheduled) == ("standard", 5, Scheduled())
+    assert not_applied(made) == [("user_cap", {"user_cap": 3, "users": 4})]
+    [email] = [e.email for e in made.effects if e.kind == EffectKind.EMAIL]
+    assert (email.values["plan_name"], email.values["to_plan_name"]) == ("Workplace Standard", "Mail Lite 5 GB")
+
+
+def test_the_renewal_that_applies_a_downgrade_sends_no_not_applied_e_mail():
+    made = renew(active_org(licences=5, user_count=4, scheduled=Scheduled(licences=4)), RENEWS_AT, ctx(RENEWS_AT))
+    assert made.state.licences == 4 and not_applied(made) == []
 
 
 def test_a_purchase_waits_for_payment_with_its_invoice_and_a_charge_to_make():

@@ -35,6 +35,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "change_dropped": ("change", "invoice"),
     "change_repriced": ("change", "invoice"),
     "scheduled_change_adjusted": ("notice",),
+    "downgrade_dropped": ("to", "licences", "why"),
     "contacts": ("subscribed", "awaiting_upgrade"),
     "storage_auto_allocated": ("user", "unit_gb"),
     "storage_auto_released": ("user", "unit_gb"),
