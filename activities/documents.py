@@ -16,6 +16,7 @@ from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from gettext import NullTranslations
 from io import BytesIO
@@ -39,6 +40,7 @@ from domain.periods import last_day_billed
 from domain.statement import EntryKind, Statement
 from domain.states import InvoiceStatus
 from domain.subscription import ItemKind
+from domain.tax import percent
 
 LOCALES_DIR = TEMPLATES_DIR / "locale"
 
@@ -176,11 +178,21 @@ class Documents:
             locale=locale, seller=self.seller, buyer=doc.buyer, number=doc.number, status=str(doc.status),
             status_label=_STATUS[doc.status](_), status_date=self._date(doc.status_at, locale),
             issued=self._date(doc.issued_at, locale), period=self._period(doc.period_start, doc.period_end, locale),
-            lines=lines, subtotal=money(sum(l.amount for l in doc.lines if l.amount > 0)),
+            lines=lines, charges=money(sum(l.amount for l in doc.lines if l.amount > 0)),
             credits=money(sum(l.amount for l in doc.lines if l.amount < 0)),
-            has_credits=any(l.amount < 0 for l in doc.lines), total=money(doc.total), payment=payment,
-            declined=declined, credit_applied=money(-doc.credit_applied) if doc.credit_applied else None,
-            lines_total=money(doc.total + doc.credit_applied))
+            has_credits=any(l.amount < 0 for l in doc.lines), subtotal=money(doc.subtotal),
+            tax=self.tax_rows(doc, locale), total=money(doc.total), payment=payment, declined=declined,
+            credit_applied=money(-doc.credit_applied) if doc.credit_applied else None)
+
+    def tax_rows(self, doc: InvoiceDocument, locale: str) -> dict[str, str | None]:
+        """The invoice's tax as issued, in the org's language: its base (DPP) when taxed, the tax
+        named with its rate ("PPN 12%"), or none at all (an export: 0%)."""
+        _ = translations(locale).gettext
+        money = self._money(doc.currency, locale)
+        taxed = doc.tax_details
+        untaxed = _("VAT") + " " + percent(Decimal(0))
+        return {"base": money(taxed.base) if taxed.name else None, "label": taxed.label or untaxed,
+                "amount": money(taxed.amount)}
 
     def statement_html(self, statement: Statement) -> str:
         locale = statement.buyer.locale
@@ -190,6 +202,8 @@ class Documents:
         for entry in statement.entries:
             balance += entry.amount
             what = _ENTRY[entry.kind](_) % {"number": entry.invoice}
+            if entry.tax_label:
+                what += " " + _("(%(label)s %(tax)s included)") % {"label": entry.tax_label, "tax": money(entry.tax)}
             if entry.credit_used:
                 what += " " + _("(%(credit)s paid from account credit)") % {"credit": money(entry.credit_used)}
             card = card_label(entry.card_brand, entry.card_last4)

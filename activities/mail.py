@@ -108,6 +108,15 @@ class TemplateRenderer:
                              html=self.env.get_template(f"{base}/body.html.j2").render(context))
 
 
+def _invoice_totals(invoice: "InvoiceDocument", locale: str) -> dict[str, Any]:
+    """The invoice's subtotal and tax as issued (never recomputed), for the e-mails about it;
+    `tax_label` None: untaxed, the e-mail shows its total only."""
+    money = {name: format_money(amount, invoice.currency, locale)
+             for name, amount in (("subtotal", invoice.subtotal), ("tax", invoice.tax), ("tax_base", invoice.tax_base),
+                                  ("invoice_total", invoice.total))}
+    return {**money, "tax_label": invoice.tax_details.label}
+
+
 def message_id(org_id: str, template: str, occasion: str, recipient: str) -> str:
     digest = hashlib.sha256(f"{org_id}|{template}|{occasion}|{recipient}".encode()).hexdigest()[:32]
     return f"<{digest}@billing.local>"
@@ -184,6 +193,8 @@ class MailActivities:
         if self.documents is not None and request.lines:   # as the invoice prints them, in the org's language
             context["lines"] = self.documents.line_rows(request.lines, org.currency, org.locale, date_format="long")
         invoice = self._invoice(request)
+        if invoice is not None:
+            context.update(_invoice_totals(invoice, org.locale))
         rendered = self.renderer.render(request.template, org.locale, context)
         message = MimeMessage()
         message["From"] = self.smtp.sender

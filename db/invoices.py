@@ -17,6 +17,7 @@ from domain.statement import Buyer, IssuedInvoice, ReceivedPayment, Statement
 from domain.statement import statement as statement_of
 from domain.states import ChargeOutcome, InvoiceKind, InvoiceStatus
 from domain.subscription import Item, ItemKind
+from domain.tax import InvoiceTax
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,9 @@ def create_invoice(session: Session, org_id: str, business_key: str, draft: Invo
         return existing
     sequence = (session.scalar(select(func.count(Invoice.id)).where(Invoice.org_id == org_id)) or 0) + 1
     invoice = Invoice(number=f"INV-{org_id}-{sequence:04d}", org_id=org_id, business_key=business_key, kind=draft.kind,
-                      status=InvoiceStatus.OPEN, currency=currency, total=draft.total,
-                      credit_applied=draft.credit_applied,
+                      status=InvoiceStatus.OPEN, currency=currency, subtotal=draft.lines_total,
+                      tax_name=draft.tax.name, tax_rate=draft.tax.rate, tax_base=draft.tax.base, tax=draft.tax.amount,
+                      total=draft.total, credit_applied=draft.credit_applied,
                       period_start=draft.period_start, period_end=draft.period_end,
                       created_at=draft.issued_at or now)
     session.add(invoice)
@@ -43,8 +45,8 @@ def create_invoice(session: Session, org_id: str, business_key: str, draft: Invo
         session.add(InvoiceLine(invoice_id=invoice.id, description=line.description, quantity=line.quantity,
                                 unit_amount=line.unit_amount, amount=line.amount, item_kind=str(line.item.kind),
                                 item_code=line.item.code, period_start=line.start, period_end=line.end))
-    details = {"number": invoice.number, "total": invoice.total, "currency": currency, "status": "open",
-               "kind": str(draft.kind)}
+    details = {"number": invoice.number, "subtotal": invoice.subtotal, "tax": invoice.tax, "total": invoice.total,
+               "currency": currency, "status": "open", "kind": str(draft.kind)}
     if draft.credit_applied:
         details["credit_applied"] = draft.credit_applied
     record_event(session, org_id, now, "invoice", details)
@@ -64,7 +66,8 @@ def set_invoice_status(session: Session, invoice: Invoice, status: InvoiceStatus
     invoice.status = status
     if status in STATUS_AT:
         setattr(invoice, STATUS_AT[status], now)
-    record_event(session, invoice.org_id, now, "invoice", {"number": invoice.number, "total": invoice.total,
+    record_event(session, invoice.org_id, now, "invoice", {"number": invoice.number, "subtotal": invoice.subtotal,
+                                                           "tax": invoice.tax, "total": invoice.total,
                                                            "currency": invoice.currency, "status": str(status)})
 
 
@@ -111,12 +114,22 @@ class InvoiceDocument:
     buyer: Buyer
     lines: list[EmailLine]
     payments: list[DocumentPayment]
-    credit_applied: int = 0      # the account credit it used: its lines less this are its total
+    credit_applied: int = 0      # the account credit it used: subtotal + tax less this is its total
+    # As issued (never recomputed): its lines before tax, and the tax (domain.tax; name None: untaxed).
+    subtotal: int = 0
+    tax: int = 0
+    tax_base: int = 0
+    tax_rate: str = "0"
+    tax_name: str | None = None
+
+    @property
+    def tax_details(self) -> InvoiceTax:
+        return InvoiceTax(self.tax_name, self.tax_rate, self.tax_base, self.tax)
 
 
 def _buyer(session: Session, org_id: str) -> Buyer:
     org = session.get(Organisation, org_id)
-    return Buyer(org.id, org.name, org.admin_email, org.locale, org.billing_address)
+    return Buyer(org.id, org.name, org.admin_email, org.locale, org.billing_address, org.country, org.tax_id)
 
 
 def invoice_document(session: Session, number: str) -> InvoiceDocument:
@@ -128,7 +141,8 @@ def invoice_document(session: Session, number: str) -> InvoiceDocument:
                 for p in session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.attempt))]
     return InvoiceDocument(invoice.number, InvoiceKind(invoice.kind), status, invoice.status_at, invoice.currency,
                            invoice.total, invoice.created_at, invoice.period_start, invoice.period_end, _buyer(session, invoice.org_id),
-                           lines, payments, invoice.credit_applied or 0)
+                           lines, payments, invoice.credit_applied or 0, invoice.subtotal, invoice.tax,
+                           invoice.tax_base, invoice.tax_rate, invoice.tax_name)
 
 
 def statement(session: Session, org_id: str, start: datetime, end: datetime) -> Statement:
@@ -141,6 +155,7 @@ def statement(session: Session, org_id: str, start: datetime, end: datetime) -> 
                               [ReceivedPayment(p.created_at, p.amount, p.card_brand, p.card_last4)
                                for p in session.scalars(select(Payment).where(
                                    Payment.invoice_id == invoice.id, Payment.outcome == ChargeOutcome.SUCCEEDED)
-                                   .order_by(Payment.attempt))], invoice.credit_applied or 0)
+                                   .order_by(Payment.attempt))], invoice.credit_applied or 0, invoice.tax,
+                              InvoiceTax(invoice.tax_name, invoice.tax_rate).label)
                 for invoice in session.scalars(select(Invoice).where(Invoice.org_id == org_id).order_by(Invoice.id))]
     return statement_of(_buyer(session, org_id), org.currency, invoices, start, end)

@@ -71,6 +71,9 @@ class Organisation(Base):
     contacts_subscribed: Mapped[int] = mapped_column(Integer, default=0)
     contacts_awaiting: Mapped[int] = mapped_column(Integer, default=0)
     billing_address: Mapped[str | None] = mapped_column(Text)   # printed on invoices when set
+    # The buyer's country (ISO 3166 alpha-2: its tax rules) and tax number (NPWP); None: none, no tax.
+    country: Mapped[str | None] = mapped_column(String(2))
+    tax_id: Mapped[str | None] = mapped_column(String(40))
     # The newest contact count applied (domain.reports): an older one changes nothing.
     contacts_reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     contacts_report_id: Mapped[str | None] = mapped_column(String(REPORT_ID_COLUMN))
@@ -173,7 +176,14 @@ class Invoice(Base):
     kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind))
     status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus))
     currency: Mapped[str] = mapped_column(String(3))
-    # What is charged: its lines, less the account credit it used (below zero: a credit note).
+    # Its lines (credits included) before tax, and its tax as issued (domain.tax), never recomputed:
+    # the rule's name and rate (a decimal string, "0.12"; "0" untaxed), the base and the tax.
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    tax_name: Mapped[str | None] = mapped_column(String(40))
+    tax_rate: Mapped[str] = mapped_column(String(20), default="0", server_default="0")
+    tax_base: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    tax: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # What is charged: subtotal + tax, less the account credit it used (below zero: a credit note).
     total: Mapped[int] = mapped_column(BigInteger)
     credit_applied: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     period_start: Mapped[datetime | None] = mapped_column(UtcDateTime)

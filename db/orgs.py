@@ -61,7 +61,8 @@ def _require_new(session: Session, org_id: str) -> None:
 def insert_org(session: Session, org: NewOrg, state: OrgSnapshot, now: datetime) -> None:
     """The rows of a new org (its users, its subscription in `state`)."""
     row = Organisation(id=org.id, name=org.name, admin_email=org.admin_email, locale=org.locale,
-                       currency=org.currency, auto_allocate_storage=org.auto_allocate_storage, created_at=now)
+                       currency=org.currency, auto_allocate_storage=org.auto_allocate_storage, country=org.country,
+                       tax_id=org.tax_id, created_at=now)
     session.add(row)
     session.flush()
     for seq, user in enumerate(org.users, start=1):
@@ -134,6 +135,15 @@ def set_billing_address(session: Session, org_id: str, address: str | None, by: 
     org, _ = get_org(session, org_id)
     org.billing_address = address
     record_event(session, org_id, now, "billing_address", {"address": address}, actor=by)
+
+
+def set_tax_details(session: Session, org_id: str, country: str | None, tax_id: str | None, by: str | None,
+                    now: datetime) -> None:
+    """Store the buyer's country and tax number (checked by domain.tax); audited. The invoices
+    issued from now on are taxed by the country's rules; those issued before keep their tax."""
+    org, _ = get_org(session, org_id)
+    org.country, org.tax_id = country, tax_id
+    record_event(session, org_id, now, "tax_details", {"country": country, "tax_id": tax_id}, actor=by)
 
 
 def record_trial_reminder(session: Session, org_id: str, days: int) -> None:

@@ -90,7 +90,7 @@ def load_states(session: Session, org_ids: list[str] | Select, policy: Policy) -
             auto_allocate_storage=org.auto_allocate_storage, tier_contacts=sub.tier_contacts,
             subscribers=Subscribers(org.contacts_subscribed, org.contacts_awaiting),
             addons=[a for a, _ in held_addons], ledger=ledgers.get(org.id, []), credit=credits.get(org.id, 0),
-            version=sub.version))
+            country=org.country, tax_id=org.tax_id, version=sub.version))
     return states
 
 

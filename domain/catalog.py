@@ -5,14 +5,18 @@ naming the faulty entry. The loaded catalog is plain frozen data, so workflows m
 as an activity result (recorded in history, hence deterministic on replay)."""
 
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from domain.errors import CatalogError, UnknownPlan
+from domain.errors import CatalogError, InvalidInput, UnknownPlan
 from domain.money import SUPPORTED_CURRENCIES
 from domain.states import FREE_PLAN, Cycle
+from domain.tax import TaxRule, TaxRules, check_country
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 
@@ -71,6 +75,7 @@ class Catalog:
     storage_units: dict[int, PriceTable]
     tiered_addons: dict[str, TieredAddon] = field(default_factory=dict)
     flat_addons: dict[str, FlatAddon] = field(default_factory=dict)
+    taxes: TaxRules = field(default_factory=dict)   # by the buyer's country (domain.tax)
 
     def plan(self, plan_id: str) -> Plan:
         try:
@@ -175,7 +180,58 @@ def parse_catalog(raw: Any) -> Catalog:
             raise CatalogError(f"{where}: must be a mapping")
         flats[addon_id] = FlatAddon(id=addon_id, name=str(spec.get("name", addon_id)),
                                     prices=_price_table(spec.get("prices"), f"{where}.prices"))
-    return Catalog(plans=plans, storage_units=units, tiered_addons=tiers, flat_addons=flats)
+    return Catalog(plans=plans, storage_units=units, tiered_addons=tiers, flat_addons=flats,
+                   taxes=_tax_rules(raw.get("taxes") or {}))
+
+
+def _tax_rules(raw: Any) -> TaxRules:
+    """`taxes: {COUNTRY: [{name, rate: "12%", base: "11/12", valid_from: DATE}, ...]}`."""
+    if not isinstance(raw, dict):
+        raise CatalogError("catalog.taxes: must map a country code to its rules")
+    rules: dict[str, tuple[TaxRule, ...]] = {}
+    for country, specs in raw.items():
+        where = f"catalog.taxes.{country}"
+        try:
+            code = check_country(str(country))
+        except InvalidInput as err:
+            raise CatalogError(f"{where}: {err}") from None
+        if not isinstance(specs, list) or not specs:
+            raise CatalogError(f"{where}: must be a list of rules")
+        found = [_tax_rule(spec, f"{where}[{n}]") for n, spec in enumerate(specs)]
+        days = [rule.valid_from for rule in found]
+        if len(set(days)) != len(days):
+            raise CatalogError(f"{where}: two rules valid from the same day")
+        rules[code] = tuple(sorted(found, key=lambda rule: rule.valid_from))
+    return rules
+
+
+def _tax_rule(spec: Any, where: str) -> TaxRule:
+    if not isinstance(spec, dict):
+        raise CatalogError(f"{where}: must be a mapping of name, rate, base and valid_from")
+    name, rate, base, valid_from = (spec.get(key) for key in ("name", "rate", "base", "valid_from"))
+    if not isinstance(name, str) or not name.strip():
+        raise CatalogError(f"{where}.name: must be the tax's name, as printed (PPN, VAT)")
+    try:
+        # Written as text ("12%", "11/12"): YAML would read 0.12 as a float.
+        if not isinstance(rate, str) or not rate.endswith("%"):
+            raise ValueError
+        rate_value = Decimal(rate[:-1].strip()) / 100
+        if not 0 <= rate_value < 1:
+            raise ValueError
+    except (ValueError, InvalidOperation):
+        raise CatalogError(f"{where}.rate: must be a percentage written as text, like \"12%\", got {rate!r}") from None
+    try:
+        if not isinstance(base, (str, int)) or isinstance(base, bool):
+            raise ValueError
+        share = Fraction(str(base))
+        if not 0 < share <= 1:
+            raise ValueError
+    except (ValueError, ZeroDivisionError):
+        raise CatalogError(f"{where}.base: must be the share of the price taxed, like \"11/12\" or 1, "
+                           f"got {base!r}") from None
+    if not isinstance(valid_from, date):
+        raise CatalogError(f"{where}.valid_from: must be a date (YYYY-MM-DD), got {valid_from!r}")
+    return TaxRule(name.strip(), rate_value, share, valid_from)
 
 
 def load_catalog(path: Path | str | None = None) -> Catalog:

@@ -18,6 +18,7 @@ from domain.policy import Policy
 from domain.reports import Stamp
 from domain.states import InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
 from domain.subscription import Item, OrgSnapshot, Subscribers
+from domain.tax import UNTAXED, InvoiceTax, rule_for, tax_on
 
 
 @dataclass(frozen=True)
@@ -147,15 +148,24 @@ class InvoiceDraft:
     issued_at: datetime | None = None
     # The org's account credit this invoice uses (domain.credit): taken off what is charged.
     credit_applied: int = 0
+    # Its tax (domain.tax), computed on its lines when it is billed (Draft.bill).
+    tax: InvoiceTax = UNTAXED
 
     @property
     def lines_total(self) -> int:
+        """Its subtotal: the sum of its lines, credits included, before tax."""
         return sum(line.amount for line in self.lines)
 
     @property
+    def with_tax(self) -> int:
+        return self.lines_total + self.tax.amount
+
+    @property
     def total(self) -> int:
-        """What is charged: the lines, less the credit used (below zero: a credit note)."""
-        return self.lines_total - self.credit_applied
+        """What is charged: the lines and their tax, less the account credit used (below zero: a
+        credit note, its negative tax owed to the org with the rest). The credit is money already
+        taxed, so it is taken off after the tax, like a payment."""
+        return self.with_tax - self.credit_applied
 
 
 @dataclass(frozen=True)
@@ -250,6 +260,13 @@ class Draft:
     def add(self, effect: Effect) -> None:
         self.effects.append(effect)
 
+    def bill(self, invoice: InvoiceDraft, catalog: Catalog, now: datetime) -> None:
+        """The decision issues `invoice`, taxed by the rule for the buyer's country in force on
+        the day it is issued (DOMAIN.md "Tax")."""
+        issued = (invoice.issued_at or now).date()
+        rule = rule_for(catalog.taxes, self.state.country, issued)
+        self.invoice = replace(invoice, tax=tax_on(invoice.lines_total, rule))
+
     def absorb(self, other: "Draft") -> None:
         """Take over the state, events and effects of a draft started from this one's state."""
         self.state = other.state
@@ -266,7 +283,7 @@ class Draft:
         invoice = self.invoice
         if invoice is not None and not invoice.credit_applied:
             # Whatever issues an invoice: the org's credit is used before its card is charged.
-            applied = credit_to_apply(self.state.credit, invoice.lines_total)
+            applied = credit_to_apply(self.state.credit, invoice.with_tax)
             if applied:
                 invoice = replace(invoice, credit_applied=applied)
                 self.change(credit=self.state.credit - applied)

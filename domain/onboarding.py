@@ -21,6 +21,7 @@ from domain.renewal import bill_period, start_period
 from domain.states import FREE_PLAN, TRIAL_PLAN, Cycle, InvoiceKind, OrgStatus
 from domain.storage import MB_PER_GB
 from domain.subscription import OrgSnapshot
+from domain.tax import check_country, check_tax_id
 
 LOCALES = ("en", "id")
 # What fits the buyer block of an invoice page beside the invoice's dates.
@@ -71,6 +72,9 @@ class NewOrg:
     # pays its first cycle at creation (a paid plan), or a trial or the free plan.
     paid_through: datetime | None = None
     moved_in_by: str | None = None
+    # The buyer's country (ISO 3166 alpha-2: its tax, domain.tax) and tax number; None: none.
+    country: str | None = None
+    tax_id: str | None = None
 
     @property
     def paid(self) -> bool:
@@ -131,7 +135,7 @@ def validate_new_org(org: NewOrg, catalog: Catalog, limits: Limits = Limits()) -
     return NewOrg(id=org.id, name=org.name.strip(), admin_email=admin, users=users, locale=org.locale,
                   currency=org.currency, plan=org.plan, cycle=org.cycle, licences=licences,
                   auto_allocate_storage=org.auto_allocate_storage, paid_through=org.paid_through,
-                  moved_in_by=moved_in_by)
+                  moved_in_by=moved_in_by, country=check_country(org.country), tax_id=check_tax_id(org.tax_id))
 
 
 
@@ -182,7 +186,7 @@ def opening_state(org: NewOrg, catalog: Catalog, policy: Policy, now: datetime) 
     base = OrgSnapshot(org_id=org.id, name=org.name, admin_email=org.admin_email, locale=org.locale,
                        currency=org.currency, status=OrgStatus.TRIALING, plan=TRIAL_PLAN,
                        licences=org.licences or 0, user_count=len(org.users),
-                       auto_allocate_storage=org.auto_allocate_storage)
+                       auto_allocate_storage=org.auto_allocate_storage, country=org.country, tax_id=org.tax_id)
     if org.plan == "trial":
         # Licences asked for up front are bought when the trial converts (never fewer than users).
         return base.with_changes(trial_ends_at=now + timedelta(days=policy.trial_days))
@@ -212,7 +216,7 @@ def open_paid(org: NewOrg, card: CardDetails, attempt: int, ctx: Context) -> Dec
     base = OrgSnapshot(org_id=org.id, name=org.name, admin_email=org.admin_email, locale=org.locale,
                        currency=org.currency, status=OrgStatus.ACTIVE, plan=org.plan, licences=0,
                        user_count=len(org.users), auto_allocate_storage=org.auto_allocate_storage,
-                       card_brand=card.brand, card_last4=card.last4)
+                       card_brand=card.brand, card_last4=card.last4, country=org.country, tax_id=org.tax_id)
     draft = Draft(_paid_plan(base, org, ctx.policy))
     draft.card_token = card.token
     draft.event("org_created", plan=org.plan, users=len(org.users), cycle=org.cycle, attempt=attempt)

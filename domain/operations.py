@@ -145,7 +145,8 @@ def _purchase(name: str, summary: str):
             draft.event("change_applied", change=what, operation=name, request=_public(request))
             return draft.decision(f"{what}: nothing to pay, done")
         draft.change(pending=WaitingChange(name, asdict(request), what, ctx.now, total=total(lines)))
-        draft.invoice = InvoiceDraft(operation.invoice_kind, lines, after.state.period_start, after.state.renews_at)
+        draft.bill(InvoiceDraft(operation.invoice_kind, lines, after.state.period_start, after.state.renews_at),
+                   ctx.catalog, ctx.now)
         draft.add(collect(ChargePurpose.CHANGE))
         return draft.decision(f"{what} invoiced")
     return decision
@@ -195,7 +196,8 @@ def _retry_open_invoice(draft: Draft, ctx: Context) -> None:
         return
     draft.change(pending=WaitingChange(pending.operation, pending.request, pending.summary, ctx.now,
                                        total=total(lines)))
-    draft.invoice = InvoiceDraft(operation.invoice_kind, lines, after.state.period_start, after.state.renews_at)
+    draft.bill(InvoiceDraft(operation.invoice_kind, lines, after.state.period_start, after.state.renews_at),
+               ctx.catalog, ctx.now)
     draft.add(collect(ChargePurpose.CHANGE))
 
 

@@ -36,7 +36,8 @@ def bill_period(draft: Draft, catalog: Catalog, kind: InvoiceKind) -> None:
     state = draft.state
     lines = charges(catalog, state.currency, state.cycle, (state.period_start, state.renews_at), state.period_start,
                     held_items(state, catalog), [])
-    draft.invoice = InvoiceDraft(kind, lines, state.period_start, state.renews_at, issued_at=state.period_start)
+    draft.bill(InvoiceDraft(kind, lines, state.period_start, state.renews_at, issued_at=state.period_start), catalog,
+               state.period_start)
     keep_ledger_from(draft, state.period_start, lines)
 
 

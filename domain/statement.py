@@ -18,6 +18,8 @@ class Buyer:
     admin_email: str
     locale: str
     billing_address: str | None
+    country: str | None = None   # ISO 3166 alpha-2
+    tax_id: str | None = None    # the buyer's tax number (NPWP), printed when known
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class IssuedInvoice:
     status_at: datetime | None             # when it was voided or written off
     payments: list[ReceivedPayment]        # the successful ones
     credit_applied: int = 0                # the account credit it used (domain.credit)
+    tax: int = 0                           # the tax its total includes, as issued
+    tax_label: str | None = None           # "PPN 12%"; None: untaxed
 
     @property
     def charged(self) -> int:
@@ -65,6 +69,8 @@ class StatementEntry:
     card_brand: str | None = None
     card_last4: str | None = None
     credit_used: int = 0         # an invoice: the part of it the org's account credit paid
+    tax: int = 0                 # an invoice: the tax its amount includes
+    tax_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,8 @@ def statement(buyer: Buyer, currency: str, invoices: list[IssuedInvoice], start:
     for invoice in invoices:
         kind = EntryKind.CREDIT_NOTE if invoice.charged < 0 else EntryKind.INVOICE
         entries.append(StatementEntry(invoice.issued_at, kind, invoice.number, invoice.charged,
-                                      credit_used=invoice.credit_applied))
+                                      credit_used=invoice.credit_applied, tax=invoice.tax,
+                                      tax_label=invoice.tax_label))
         ended = _ENDED_UNPAID.get(invoice.status)
         if ended is not None:
             # Invoices voided before status changes were logged end on the day they were issued.

@@ -228,6 +228,9 @@ class OrgSnapshot:
     ledger: list[BilledSpan] = field(default_factory=list)
     # Money the org is owed (minor units), used up by its next invoices (domain.credit).
     credit: int = 0
+    # The buyer's country (ISO 3166 alpha-2: its tax rules, domain.tax) and tax number (NPWP).
+    country: str | None = None
+    tax_id: str | None = None
     # Bumped by every database change: lets the workflow tell a fresh snapshot from a stale one.
     version: int = 0
 

@@ -196,7 +196,7 @@ def test_a_file_sent_in_parts_is_refused_whole_when_a_user_is_unknown(cli, tmp_p
 
 @pytest.mark.parametrize("argv", [["dunning", "list"], ["escalation", "list"], ["org", "list"], ["org", "show", "acme"],
                                   ["org", "history", "acme"], ["invoice", "list", "acme"],
-                                  ["org", "address", "acme", "1 Main St"]])
+                                  ["org", "address", "acme", "1 Main St"], ["org", "tax", "acme", "--country", "ID"]])
 def test_a_missing_sqlite_database_is_exit_3_and_nothing_is_created(tmp_path, argv):
     missing = tmp_path / "nope" / "missing.db"
     code, lines = _billing(*argv, BILLING_DATABASE_URL=f"sqlite:///{missing}", BILLING_TEMPORAL_ADDRESS="127.0.0.1:1")

@@ -69,6 +69,11 @@ async def renewed_with_a_receipt(client: Client, mail: Path) -> bool:
                                       for part in receipts[0].iter_attachments())
 
 
+async def renewed_with_ppn(client: Client, mail: Path) -> bool:
+    receipts = mails(mail, "demo-ppn", "receipt")
+    return len(receipts) == 1 and "PPN 12%" in text_of(receipts[0]) and "DPP" in text_of(receipts[0])
+
+
 async def declined_into_dunning(client: Client, mail: Path) -> bool:
     failed = mails(mail, "demo-card-declines", "payment_failed")
     return len(failed) == 1 and await has_status(client, "demo-card-declines", "past_due")
@@ -76,6 +81,7 @@ async def declined_into_dunning(client: Client, mail: Path) -> bool:
 
 PROMISES = [(60, "demo-trial-ending", trial_ended_with_two_users_blocked),
             (90, "demo-renews-soon", renewed_with_a_receipt),
+            (90, "demo-ppn", renewed_with_ppn),
             (120, "demo-card-declines", declined_into_dunning)]
 
 

@@ -123,3 +123,30 @@ def test_invoice_status_times_move_from_the_event_log_onto_the_invoices(empty_da
     assert taken == {"INV-old-0001": day[2], "INV-old-0002": day[4], "INV-old-0003": day[3], "INV-old-0004": None}
     assert [(e.at, e.kind, e.invoice) for e in found.entries if e.kind in (EntryKind.VOIDED, EntryKind.WRITTEN_OFF)] \
         == [(day[2], EntryKind.VOIDED, "INV-old-0001"), (day[4], EntryKind.WRITTEN_OFF, "INV-old-0002")]
+
+
+def test_invoices_issued_before_tax_keep_their_totals_with_no_tax_and_orgs_no_country(empty_database):
+    """Migration 0011: an invoice's subtotal is its lines (its total plus the account credit it
+    used), its tax none; an org has no country (no tax) until it is given one."""
+    upgrade(empty_database, "0010")
+    engine = sa.create_engine(empty_database)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    t = meta.tables
+    with engine.begin() as c:
+        c.execute(t["organisations"].insert().values(id="old", name="Old Co", admin_email="a@old.test", locale="id",
+                                                     currency="IDR", auto_allocate_storage=False, created_at=START))
+        for n, total, credit in ((1, 135000, 0), (2, 90000, 45000), (3, -30000, 0)):
+            c.execute(t["invoices"].insert().values(number=f"INV-old-000{n}", org_id="old", business_key=f"k{n}",
+                                                    kind="renewal", status="paid", currency="IDR", total=total,
+                                                    credit_applied=credit, created_at=START))
+    engine.dispose()
+    upgrade(empty_database)
+    db = Database(empty_database)
+    with db.transaction() as session:
+        docs = [invoice_document(session, f"INV-old-000{n}") for n in (1, 2, 3)]
+        buyer = docs[0].buyer
+    db.dispose()
+    assert [(d.subtotal, d.tax, d.tax_base, d.tax_name, d.total) for d in docs] == [
+        (135000, 0, 0, None, 135000), (135000, 0, 0, None, 90000), (-30000, 0, 0, None, -30000)]
+    assert (buyer.country, buyer.tax_id) == (None, None)

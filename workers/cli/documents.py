@@ -35,10 +35,13 @@ def invoice_list(org_id: str = typer.Argument(..., help="Org id"),
                     for doc in documents])
         return
     table = Table(title=f"invoices of {org_id}")
-    for column in ("number", "date", "kind", "total", "status", "payments"):
+    for column in ("number", "date", "kind", "subtotal", "tax", "total", "status", "payments"):
         table.add_column(column)
     for doc in documents:
+        tax = format_money(doc.tax, doc.currency, locale)
         table.add_row(doc.number, f"{doc.issued_at:%Y-%m-%d}", str(doc.kind),
+                      format_money(doc.subtotal, doc.currency, locale),
+                      f"{tax} ({doc.tax_details.label})" if doc.tax_name else tax,
                       format_money(doc.total, doc.currency, locale), str(doc.status), ", ".join(
                           f"#{p.attempt} {p.at:%Y-%m-%d} {p.outcome}" + (f" ({p.decline_reason})" if p.decline_reason
                                                                          else "")

@@ -1,4 +1,4 @@
-"""`billing org create|show|history|address|list`: the org as staff see it."""
+"""`billing org create|show|history|address|tax|list`: the org as staff see it."""
 
 import asyncio
 from datetime import datetime, timezone
@@ -34,6 +34,11 @@ def refused(err: DomainError, prefix: str = "") -> None:
     fail(prefix + err.message, checked_exit(err))
 
 
+COUNTRY_HELP = ("The buyer's country, ISO 3166 alpha-2 (ID, US, ...): its tax rules apply to the org's invoices "
+                "(catalog `taxes`; none listed: no tax)")
+TAX_ID_HELP = "The buyer's tax number (NPWP), printed on its invoices"
+
+
 # A paid plan's org: who pays its first cycle, said once for the refusal and the help.
 PAID_PLAN_CHOICE = ("a new customer pays its first cycle now: give its card on standard input (echo NUMBER | "
                     "billing org create ...) or at the prompt; an existing customer moved in from another system "
@@ -55,7 +60,9 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
                               "this date (YYYY-MM-DD, midnight UTC, or an ISO 8601 time), its first renewal here; "
                               "nothing is charged now. Needs --by"),
                by: Optional[str] = typer.Option(None, "--by", help="Billing staff vouching for --paid-through "
-                                                                  "(kept in the audit log)")) -> None:
+                                                                  "(kept in the audit log)"),
+               country: Optional[str] = typer.Option(None, help=COUNTRY_HELP),
+               tax_id: Optional[str] = typer.Option(None, "--tax-id", help=TAX_ID_HELP)) -> None:
     """Create an org (a 15-day Professional trial by default) and start its workflow.
 
     On a paid plan a new customer pays its first cycle at once, with the card read from standard
@@ -81,7 +88,8 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
         new = validate_new_org(NewOrg(id=org_id, name=name, admin_email=admin,
                                       users=[parse_user(u, i) for i, u in enumerate(user)], locale=locale.value,
                                       currency=currency.value, plan=plan, cycle=cycle.value if cycle else None,
-                                      paid_through=moment, moved_in_by=by if moment else None),
+                                      paid_through=moment, moved_in_by=by if moment else None,
+                                      country=country, tax_id=tax_id),
                                catalog, config.policy.limits)
         check_paid_through(new, now)
     except DomainError as err:
@@ -225,7 +233,7 @@ def org_show(org_id: str = typer.Argument(..., help="Org id"),
     if snapshot.credit:
         from domain.money import format_money
         data["credit"] = f"{format_money(snapshot.credit, snapshot.currency, 'en')} (used by the next invoices)"
-    for key in ("name", "admin_email", "status", "plan", "cycle", "licences", "user_count", "renews_at",
+    for key in ("name", "admin_email", "country", "tax_id", "status", "plan", "cycle", "licences", "user_count", "renews_at",
                 "trial_ends_at", "holdings", "credit", "contacts", "scheduled", "waiting_for_payment", "dunning_invoice",
                 "dunning_attempts", "arrears", "next_retry_at", "blocked_users", "next_action", "next_action_at"):
         value = data.get(key)
@@ -298,6 +306,25 @@ def org_address(org_id: str = typer.Argument(..., help="Org id"),
     except DomainError as err:
         refused(err)
     console.print(f"billing address of {org_id}: " + (checked.replace("\n", ", ") if checked else "cleared"),
+                  highlight=False)
+
+
+@org_app.command("tax")
+def org_tax(org_id: str = typer.Argument(..., help="Org id"),
+            country: str = typer.Option(..., help=COUNTRY_HELP + "; '' clears it (no tax)"),
+            tax_id: Optional[str] = typer.Option(None, "--tax-id", help=TAX_ID_HELP + "; '' clears it"),
+            by: Optional[str] = typer.Option(None, "--by", help="Who asks (audit log)")) -> None:
+    """Set the buyer's country and tax number. The invoices issued from now on are taxed by the
+    country's rules and print the tax number; those issued before keep the tax they were issued with."""
+    from db.orgs import set_tax_details
+    from domain.tax import check_country, check_tax_id
+    try:
+        checked = check_country(country), check_tax_id(tax_id)
+        with database().transaction() as session:
+            set_tax_details(session, org_id, *checked, by, datetime.now(timezone.utc))
+    except DomainError as err:
+        refused(err)
+    console.print(f"tax details of {org_id}: country {checked[0] or 'none'}, tax number {checked[1] or 'none'}",
                   highlight=False)
 
 

@@ -126,7 +126,7 @@ def parse_policy(raw: Any, base: Policy) -> Policy:
 # ---- org ----------------------------------------------------------------------------------------
 
 ORG_FIELDS = ["id", "name", "admin_email", "locale", "currency", "plan", "cycle", "licences", "card",
-              "auto_allocate_storage", "users"]
+              "auto_allocate_storage", "users", "country", "tax_id"]
 
 
 def _field_error(prefix: str, err: DomainError) -> ScenarioError:
@@ -179,7 +179,9 @@ def parse_org(raw: Any, catalog: Catalog, limits: Limits = Limits()) -> tuple[Ne
                  currency=read.string(data.get("currency", "USD"), "org.currency"), plan=plan, cycle=cycle,
                  licences=licences,
                  auto_allocate_storage=read.boolean(data.get("auto_allocate_storage", False),
-                                                    "org.auto_allocate_storage"))
+                                                    "org.auto_allocate_storage"),
+                 country=read.string(data["country"], "org.country") if data.get("country") is not None else None,
+                 tax_id=read.string(data["tax_id"], "org.tax_id") if data.get("tax_id") is not None else None)
     try:
         new = validate_new_org(new, catalog, limits)
     except DomainError as err:

@@ -23,7 +23,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "moved_in": ("paid_through", "by"),   # by: who vouched (the event's actor)
     "status": ("status",),
     "plan_changed": ("from", "to", "reason"),
-    "invoice": ("number", "total", "currency", "status", "kind", "credit_applied"),
+    "invoice": ("number", "subtotal", "tax", "total", "currency", "status", "kind", "credit_applied"),
     "charge": ("amount", "currency", "outcome", "reason", "invoice", "attempt"),
     "email": ("template", "to"),
     "user_blocked": ("user", "reason"),

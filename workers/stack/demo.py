@@ -167,6 +167,11 @@ DEMO_ORGS: list[DemoOrg] = [
     DemoOrg(_paid("demo-renews-soon", "Globex", "globex.test", "standard", ("hank", 20.0)),
             "renews ~90 s after the start with a good card: receipt with the invoice PDF",
             Renews(RENEWS_SOON_AFTER), GOOD_CARD),
+    DemoOrg(_paid("demo-ppn", "Toko Sejahtera", "sejahtera.test", "standard", ("rina", 2.0), locale="id",
+                  currency="IDR", country="ID", tax_id="09.876.543.2-123.000"),
+            "an Indonesian buyer (country ID, its NPWP on the invoice) renewing ~90 s after the start: its receipt "
+            "and invoice show DPP, PPN 12% and the total with tax, which is what is charged",
+            Renews(RENEWS_SOON_AFTER), GOOD_CARD),
     DemoOrg(_paid("demo-card-declines", "Initech", "initech.test", "mail_premium", ("peter", 8.0)),
             "renews ~2 min after the start with a declining card: past_due, payment_failed e-mail",
             Renews(DECLINES_AFTER), DECLINING_CARD),
