@@ -171,10 +171,11 @@ def _retry_open_invoice(draft: Draft, ctx: Context) -> None:
     change waiting for payment, re-priced if the day or the org changed since it was priced."""
     state = draft.state
     if state.dunning_invoice:
-        # Every unpaid cycle: the later ones first, the dunning invoice (whose outcome ends dunning) last.
+        # Every unpaid cycle, oldest first (the dunning invoice, then the arrears): each one paid
+        # moves dunning on to the next (domain.payments.invoice_paid) with its own receipt.
+        draft.add(collect(ChargePurpose.EXTRA, state.dunning_invoice, state.dunning_attempts + 1))
         for unpaid in state.arrears:
             draft.add(collect(ChargePurpose.EXTRA, unpaid.invoice, unpaid.attempts + 1))
-        draft.add(collect(ChargePurpose.EXTRA, state.dunning_invoice, state.dunning_attempts + 1))
         return
     pending = state.pending
     if pending is None or not state.has_card:

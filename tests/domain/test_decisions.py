@@ -127,11 +127,11 @@ def escalated_with_arrears(**changes):
                                 arrears=[UnpaidCycle("INV-8", 1)]), **changes})
 
 
-def test_a_staff_retry_charges_every_unpaid_cycle_the_dunning_invoice_last():
+def test_a_staff_retry_charges_every_unpaid_cycle_oldest_first():
     made = decision("resolve_escalation", escalated_with_arrears(),
                     rq.ResolveEscalationRequest("retry", requested_by=STAFF, reason="paid in"))
     assert [(e.charge.purpose, e.charge.invoice, e.charge.attempt) for e in made.effects] == [
-        (ChargePurpose.EXTRA, "INV-8", 2), (ChargePurpose.EXTRA, "INV-7", 6)]
+        (ChargePurpose.EXTRA, "INV-7", 6), (ChargePurpose.EXTRA, "INV-8", 2)]
 
 
 def test_the_dunning_invoice_paid_with_a_later_cycle_unpaid_keeps_the_org_escalated_on_that_one():

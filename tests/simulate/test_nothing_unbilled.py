@@ -70,6 +70,16 @@ def test_2b_cancelling_an_escalated_org_writes_off_every_served_cycle_and_voids_
     assert [(e["at"], e["status"]) for e in events(doc, "status")][-1] == (at("2026-06-04 09:00"), "free")
 
 
+def test_2c_an_escalated_org_that_pays_settles_its_cycles_oldest_first_one_receipt_each(runs):
+    doc = runs("4")
+    paid_at = at("2026-06-04 09:00")
+    settled = [e for e in doc["events"] if e["at"] == paid_at and e["type"] in ("charge", "invoice", "email")]
+    assert [(e["type"], e.get("invoice") or e.get("number") or e["template"]) for e in settled] == [
+        step for number in ("INV-unbilled4-0001", "INV-unbilled4-0002", "INV-unbilled4-0003")
+        for step in (("charge", number), ("invoice", number), ("email", "receipt"))]
+    assert doc["final"]["status"] == "active" and doc["final"]["open_invoice"] is None
+
+
 def test_3_an_org_starting_on_a_paid_plan_is_an_existing_customer_moved_in(runs):
     """SIMULATE.md: paid through `start` plus one cycle, no charge at `start`; the timeline says so."""
     doc = runs("2")
