@@ -78,14 +78,20 @@ class DeliveryActivities:
                 if time.monotonic() - counted >= GAUGE_SECONDS:
                     await asyncio.to_thread(self._gauges, endpoint)
                     counted = time.monotonic()
-                due = await asyncio.to_thread(self._due, endpoint)
-                if not due:
+                sent = await self.deliver_round(http, endpoint)
+                if not sent:
                     await asyncio.sleep(POLL_SECONDS)
-                    continue
-                sent = await asyncio.gather(*(self._post(http, endpoint, version) for version in due))
                 confirmed += sum(1 for s in sent if s.error is None)
-                await asyncio.to_thread(self._record, endpoint, sent)
         return confirmed
+
+    async def deliver_round(self, http: httpx.AsyncClient, endpoint: Endpoint) -> list[Sent]:
+        """One round: the versions due sent at once, their outcome recorded."""
+        due = await asyncio.to_thread(self._due, endpoint)
+        if not due:
+            return []
+        sent = await asyncio.gather(*(self._post(http, endpoint, version) for version in due))
+        await asyncio.to_thread(self._record, endpoint, sent)
+        return sent
 
     def _due(self, endpoint: Endpoint) -> list[Undelivered]:
         """The next versions to send: none while the endpoint waits for its next attempt, one

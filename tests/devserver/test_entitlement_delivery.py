@@ -83,3 +83,29 @@ async def test_a_platform_down_for_a_minute_gets_every_orgs_current_version_and_
                 assert receiver.current[org_id]["version"] == 2
         finally:
             await receiver.down()
+
+
+async def test_a_slow_platform_holds_no_renewal_or_update_back(dev_stack):
+    stack, receiver = dev_stack, Receiver(SECRET, delay=12.0)
+    await receiver.up()
+    deliver_to(stack, receiver, timeout=30)
+    try:
+        async with stack.worker():
+            now = await stack.now()
+            trial = await stack.create_org(start=now)
+            renewing = await paid_org_renewing_at(stack, now + timedelta(seconds=4), GOOD)
+
+            async def renewed():
+                with stack.db.transaction() as session:
+                    invoices = session.scalars(select(Invoice).where(Invoice.org_id == renewing)).all()
+                assert [(i.kind, i.status) for i in invoices] == [("renewal", "paid")]
+            await eventually(renewed, timeout=10)       # while the platform takes 12 s per answer
+            asked = time.monotonic()
+            await stack.send(trial, AddUserRequest(email="late@t.test"))
+            assert time.monotonic() - asked < 3, "an Update answers whatever the platform's pace"
+            assert receiver.current == {}, "the platform has answered nothing yet"
+            await receiver.wait_for(lambda r: r.current.get(trial, {}).get("version") == 2
+                                    and renewing in r.current, 40, "the slow platform's versions")
+            assert receiver.current[renewing] == current(stack, renewing)
+    finally:
+        await receiver.down()

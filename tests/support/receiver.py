@@ -31,6 +31,7 @@ class Receiver:
     secret: str
     port: int = field(default_factory=free_port)
     delay: float = 0.0              # seconds before answering: a slow platform
+    failing: int = 0                # answer 503 to this many verified messages, then apply again
     current: dict[str, dict[str, Any]] = field(default_factory=dict)   # org -> highest document
     log: list[Received] = field(default_factory=list)
     refused: int = 0
@@ -50,6 +51,9 @@ class Receiver:
             return JSONResponse({"error": str(err)}, status_code=401)
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.failing > 0:
+            self.failing -= 1
+            return JSONResponse({"error": "try again later"}, status_code=503)
         document = message["data"]
         held = self.current.get(document["org_id"])
         applied = message["type"] == "entitlements.updated" and (held is None or document["version"] > held["version"])
