@@ -22,6 +22,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.support.binaries import temporal_cli_or_skip
+from tests.support.receiver import Receiver
 from tests.support.smtp import free_port
 from workers.stack.demo import DEMO_ORGS
 
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 # this much later than its time counted from the process start.
 SLACK = 40.0
 QUERY = re.compile(r"^[A-Z][A-Za-z]+ (=|!=|<|>|<=|>=|IN|NOT IN|IS|STARTS_WITH|BETWEEN) ")
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DATETIME = re.compile(r'"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"')
 
 
@@ -126,6 +128,9 @@ async def test_the_demo_keeps_the_readme_s_promises(tmp_path):
     address = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "TEMPORAL_"))}
     env.update(BILLING_TEMPORAL_ADDRESS=address, BILLING_SMTP_PORT=str(free_port()))
+    # The mail platform: a reference receiver verifying each webhook's signature.
+    platform = await Receiver(WEBHOOK_SECRET).up()
+    env.update(BILLING_WEBHOOK_URL=platform.url, BILLING_WEBHOOK_SECRET=WEBHOOK_SECRET)
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "workers.stack.embedded", "--var", str(var),
                                     "--ui-port", str(free_port())],
@@ -149,6 +154,14 @@ async def test_the_demo_keeps_the_readme_s_promises(tmp_path):
             await asyncio.sleep(1)
         print("\npromises came true after (s):", {org: round(at) for org, at in came_true.items()},
               f"\nevery query had rows {max(rows_from.values(), default=0):.0f} s after the start")
+        told = platform.current.get("demo-trial-ending")
+        assert told is not None and told["plan"]["id"] == "free", "demo-trial-ending's platform was told its end"
+        assert sorted(u["email"] for u in told["users"] if u["blocked"]) == ["budi@kopi.test", "dewi@kopi.test"]
+        arrived = next(r.at for r in platform.log if r.org_id == "demo-trial-ending" and r.version == told["version"])
+        late_by = arrived - datetime.fromisoformat(told["as_of"]).timestamp()
+        print(f"demo-trial-ending's platform told {late_by:.1f} s after its trial's end")
+        assert late_by < 60, "told within a minute of the end"
+        assert platform.refused == 0
         for after, org_id, _ in PROMISES:
             assert org_id in came_true, f"{org_id}: not done {after + SLACK:.0f} s after the start"
             assert after - 2 <= came_true[org_id] <= after + SLACK, f"{org_id} at {came_true[org_id]:.0f} s"
@@ -167,3 +180,4 @@ async def test_the_demo_keeps_the_readme_s_promises(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait(10)
+        await platform.down()

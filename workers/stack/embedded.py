@@ -25,7 +25,7 @@ from workers.runtime.config import Settings
 from workers.runtime.schedules import create_reconcile_schedule
 from workers.runtime.search_attributes import dev_server_flags
 from workers.runtime.temporal import DATA_CONVERTER
-from workers.runtime.worker import components_from, configured_worker
+from workers.runtime.worker import components_from, configured_worker, delivering
 from workers.stack.demo import seed_demo
 from workers.stack.smtp_capture import start_capture
 from workers.stack.var_dir import VarFromAnotherVersion, claim
@@ -79,7 +79,8 @@ async def main(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with worker:
+        # With BILLING_WEBHOOK_URL and BILLING_WEBHOOK_SECRET set, entitlements are delivered too.
+        async with worker, delivering(client, settings.temporal_task_queue, components, timedelta(seconds=10)):
             created = await seed_demo(client, components, settings.temporal_task_queue, datetime.now(timezone.utc))
             if created:
                 log.info("demo orgs started: %s", ", ".join(created))
