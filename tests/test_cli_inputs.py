@@ -80,6 +80,18 @@ def test_usage_import_of_a_missing_file(cli, tmp_path):
     assert code == 2 and lines == [f"error: cannot read {tmp_path / 'nope.csv'}: No such file or directory"]
 
 
+def test_usage_import_of_a_file_past_the_size_limit_is_refused_unread(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_MAX_INPUT_FILE_MB", "1")
+    path = tmp_path / "usage.csv"
+    path.write_text("b@x.test,1\n" * 100_000)   # 1.1 MB
+    code, lines = cli("usage", "import", "acme", str(path))
+    assert code == 2 and lines == [f"error: {path} is larger than 1 MB, the most a file given to billing may be "
+                                   "(BILLING_MAX_INPUT_FILE_MB); nothing was read"], lines
+    monkeypatch.delenv("BILLING_MAX_INPUT_FILE_MB")
+    code, lines = cli("usage", "import", "acme", "/dev/zero")
+    assert code == 2 and "/dev/zero is larger than 32 MB" in lines[0], lines
+
+
 def test_a_large_file_goes_in_as_few_updates_as_fit_temporal_payloads():
     """120,000 rows of long addresses are 7 MB of JSON: Temporal takes 2 MB per payload, and the
     validator checks at most 10,000 rows in one workflow task."""

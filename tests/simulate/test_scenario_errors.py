@@ -143,6 +143,20 @@ def test_a_binary_or_non_utf8_file_is_one_line_naming_it_and_exit_2(tmp_path, co
     assert result.stderr == f"scenario error: {path} is not a scenario file: {problem}; a scenario is YAML saved as UTF-8\n"
 
 
+@pytest.mark.parametrize("limit", ["1", None])
+def test_a_file_past_the_size_limit_is_refused_unread_in_one_line(tmp_path, limit):
+    """It was read whole whatever its size (/dev/zero filled the memory)."""
+    path = tmp_path / "scenario.yaml"
+    if limit:
+        path.write_bytes(b"# " + b"x" * (1024 * 1024) + b"\n")
+    else:
+        path = "/dev/zero"      # endless: only a bounded read ends
+    result = simulate(path, "--json", env={"BILLING_MAX_INPUT_FILE_MB": limit})
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (f"scenario error: {path} is larger than {limit or 32} MB, the most a file given to "
+                             "billing may be (BILLING_MAX_INPUT_FILE_MB); nothing was read\n")
+
+
 def test_a_gateway_rejected_card_is_not_a_scenario_error(tmp_path, monkeypatch):
     """4000000000000002 is a well-formed test card the gateway refuses when it is set: at run
     time that is an `action_rejected` event, so the file itself is valid."""

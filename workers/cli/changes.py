@@ -203,9 +203,12 @@ def usage_import(org_id: str = typer.Argument(..., help="Org id"),
     from workers.runtime.operations import OperationRefused, send_operation
     from workers.runtime.temporal import connect
     from workers.cli.usage_import import UsageImportError, decode, parse_usage_csv
+    from workers.runtime.files import FileTooLarge, read_bounded
     config = settings()
     try:
-        usage = parse_usage_csv(decode(file.read_bytes()), config.policy.limits)
+        usage = parse_usage_csv(decode(read_bounded(file, config.max_input_file_mb)), config.policy.limits)
+    except FileTooLarge as err:
+        fail(str(err), ExitCode.USAGE)
     except UsageImportError as err:
         fail(f"{file}: {err}", ExitCode.USAGE)
     except OSError as err:

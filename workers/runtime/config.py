@@ -14,6 +14,7 @@ from domain.delivery import DEFAULT_ENDPOINT, Endpoint, Retry, Webhooks, endpoin
 from domain.errors import InvalidInput
 from domain.limits import Limits
 from domain.policy import Policy
+from workers.runtime.files import MAX_INPUT_FILE_MB
 
 
 def _split(value: object) -> object:
@@ -97,6 +98,8 @@ class Settings(BaseSettings):
     max_contacts: int = Field(default=Limits.contacts, gt=0, le=1_000_000_000)
     max_extend_days: int = Field(default=Limits.extend_days, gt=0, le=3650)
     max_users_per_org: int = Field(default=Limits.users_per_org, gt=0, le=1_000_000)
+    # The largest file a command reads (billing simulate FILE, billing usage import FILE).
+    max_input_file_mb: int = Field(default=MAX_INPUT_FILE_MB, gt=0, le=4096)
 
     @field_validator("trial_reminder_days", "retry_days", "billing_staff", mode="before")
     @classmethod

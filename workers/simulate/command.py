@@ -173,11 +173,12 @@ def run_simulate_command(scenario: Path | None, as_json: bool, example: bool) ->
         return EXIT_INVALID
     try:
         catalog, policy = run.configured()
+        file_limit = run.max_input_file_mb()
     except Exception as err:  # noqa: BLE001
         error(f"simulation failed: configuration: {err}")
         return EXIT_FAILED
     try:
-        parsed = load_scenario(scenario, catalog, policy)
+        parsed = load_scenario(scenario, catalog, policy, file_limit)
     except ScenarioError as err:
         error(f"scenario error: {err}")
         return EXIT_INVALID

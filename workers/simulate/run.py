@@ -302,6 +302,11 @@ def load_and_run(path: Path, database_url: str | None = None, keep_org: bool = F
     return asyncio.run(run_scenario(scenario, catalog, database_url, keep_org))
 
 
+def max_input_file_mb() -> int:
+    from workers.runtime.config import Settings
+    return Settings().max_input_file_mb
+
+
 def configured():
     """The catalog and the policy the environment configures (BILLING_*)."""
     from domain.catalog import load_catalog

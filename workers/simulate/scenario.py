@@ -27,6 +27,7 @@ from domain.states import FREE_PLAN, Cycle, Resolution
 from domain.subscription import CatalogFacts, catalog_facts
 from workers.simulate import fields as read
 from workers.simulate.fields import ScenarioError
+from workers.runtime.files import MAX_INPUT_FILE_MB, FileTooLarge, read_bounded
 from workflows.messages import REPORT_SIGNALS
 
 MAX_UNTIL_YEARS = 100
@@ -380,9 +381,11 @@ class _ScenarioLoader(yaml.SafeLoader):
 _ScenarioLoader.add_constructor("tag:yaml.org,2002:int", _ScenarioLoader.construct_yaml_int)
 
 
-def load_scenario(path: Path, catalog: Catalog, base_policy: Policy) -> Scenario:
+def load_scenario(path: Path, catalog: Catalog, base_policy: Policy, max_file_mb: int = MAX_INPUT_FILE_MB) -> Scenario:
     try:
-        text = utf8_text(Path(path).read_bytes())
+        text = utf8_text(read_bounded(Path(path), max_file_mb))
+    except FileTooLarge as err:
+        raise ScenarioError("", str(err)) from None
     except OSError as err:
         raise ScenarioError("", f"cannot read {path}: {err.strerror or err}") from None
     except InvalidInput as err:
