@@ -18,14 +18,19 @@ from activities.documents import SAMPLE_SELLER, Documents, pdf
 from activities.mail import MailActivities, SmtpConfig
 from activities.messages import ChargeInput, EmailRequest, InvoiceOp, RenewalInput
 from activities.payments import PaymentActivities, SandboxGateway
-from db.invoices import statement
+from db.invoices import create_invoice, statement
 from db.models import GatewayCharge, OrgEvent, Organisation, Payment
 from db.orgs import create_org, set_card
+from db.state import load_state
+from domain import emails
+from domain.billing import Line
 from domain.cards import sandbox_tokenise
-from domain.decisions import EffectKind
+from domain.decisions import Draft, EffectKind, InvoiceDraft
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.policy import Policy
 from domain.statement import EntryKind
+from domain.states import InvoiceKind
+from domain.subscription import Item
 from workers.cli import app
 
 START = datetime(2026, 1, 31, 9, 0, tzinfo=timezone.utc)
@@ -158,3 +163,55 @@ def test_org_create_refuses_a_bad_country_in_one_line_before_anything_is_sent(tm
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert "country: 'XX' is not an ISO 3166 alpha-2 country code" in result.output
     assert not (tmp_path / "none.db").exists()
+
+
+async def _sent(db, catalog, smtp_sink, org_id: str, email) -> tuple[str, str, str]:
+    """The e-mail as received over SMTP: its text, its HTML and its PDF's text."""
+    mailer = MailActivities(db, SmtpConfig(host="127.0.0.1", port=smtp_sink.port),
+                            documents=Documents(catalog, SAMPLE_SELLER))
+    await ActivityEnvironment().run(mailer.send_email, EmailRequest.of(org_id, RENEWAL, email))
+    [received] = smtp_sink.for_org(org_id, email.template)
+    [attachment] = received.message.iter_attachments()
+    [page] = [flat(p.extract_text()) for p in pypdf.PdfReader(io.BytesIO(attachment.get_content())).pages]
+    return received.part("plain"), flat(received.part("html")), page
+
+
+async def test_a_declined_indonesian_renewal_says_what_its_total_is_made_of(pg_db, catalog, smtp_sink):
+    create(pg_db, catalog, "tolak", "ID")
+    billing = BillingActivities(pg_db, catalog, Policy())
+    number = billing.open_renewal(RenewalInput("tolak", RENEWAL, RENEWAL)).invoice.number
+    text, html, page = await _sent(pg_db, catalog, smtp_sink, "tolak",
+                                   emails.payment_failed(number, 1, 99900, "card_declined", None, None))
+    made_of = "Total faktur: Rp90.000 + PPN 12% Rp9.900 (DPP Rp82.500) = Rp99.900"
+    assert made_of in text and made_of in html
+    assert "DPP Rp82.500 PPN 12% Rp9.900 Total Rp99.900" in page and "BELUM DIBAYAR" in page
+
+
+async def test_an_english_invoice_for_a_buyer_in_indonesia_names_the_tax_base(pg_db, catalog, smtp_sink):
+    create(pg_db, catalog, "english", "ID", locale="en", currency="USD")
+    number, asked = await renew_and_pay(pg_db, catalog, smtp_sink, "english")
+    assert asked == 666                   # $6.00, DPP $5.50, PPN 12% $0.66
+    [receipt] = smtp_sink.for_org("english", "receipt")
+    for line in ("Subtotal: $6.00", "Tax base: $5.50", "PPN 12%: $0.66", "Total: $6.66"):
+        assert line in receipt.part("plain"), line
+    [attachment] = receipt.message.iter_attachments()
+    [page] = [flat(p.extract_text()) for p in pypdf.PdfReader(io.BytesIO(attachment.get_content())).pages]
+    assert "Subtotal $6.00 Tax base $5.50 PPN 12% $0.66 Total $6.66" in page and f"Tax number: {NPWP}" in page
+
+
+async def test_a_credit_note_e_mail_shows_the_negative_tax_kept_as_credit(pg_db, catalog, smtp_sink):
+    create(pg_db, catalog, "kredit", "ID")
+    line = Line("credit", Item.licence("standard"), -2, 45000, -90000, RENEWAL, RENEWAL + timedelta(days=28))
+    with pg_db.transaction() as session:
+        state = load_state(session, "kredit", Policy())
+        draft = Draft(state)
+        draft.bill(InvoiceDraft(InvoiceKind.CYCLE_SWITCH, [line]), catalog, RENEWAL)
+        invoice = create_invoice(session, "kredit", "note", draft.decision("noted").invoice, "IDR", RENEWAL)
+        number, total = invoice.number, invoice.total
+    assert total == -99900
+    text, _, page = await _sent(pg_db, catalog, smtp_sink, "kredit",
+                                emails.receipt(number, total, None, [], RENEWAL, None))
+    for shown in ("Subtotal: -Rp90.000", "DPP: -Rp82.500", "PPN 12%: -Rp9.900",
+                  "Disimpan sebagai kredit akun: Rp99.900"):
+        assert shown in text, shown
+    assert "DPP -Rp82.500 PPN 12% -Rp9.900 Total -Rp99.900" in page
