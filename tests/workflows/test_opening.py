@@ -88,3 +88,27 @@ async def test_a_declined_card_leaves_nothing_and_the_id_opens_with_another_card
     # The second attempt is charged under a key of its own: the gateway does not answer it with the decline.
     assert [tuple(a) for a in attempts] == [(1, "declined", "0341"), (2, "paid", "4242")]
     assert keys == ["nope:INV-nope-0001:1", "nope:INV-nope-0001:2"] and payment == "nope:INV-nope-0001:2"
+
+
+async def test_a_new_customer_in_indonesia_is_charged_its_first_cycle_with_ppn(stack, smtp_sink):
+    """Issue 26: the opening invoice of 2 Standard licences at Rp 45.000 is Rp 90.000, DPP Rp 82.500,
+    PPN 12% Rp 9.900; the workflow charges Rp 99.900."""
+    org = validate_new_org(NewOrg(id="tokobaru", name="Toko Baru", admin_email="admin@tokobaru.test", plan="standard",
+                                  cycle="monthly", locale="id", currency="IDR", country="ID",
+                                  tax_id="01.234.567.8-901.000", users=[NewUser("b@tokobaru.test", 1.0)]),
+                           stack.catalog)
+    stack.started.append(org.id)
+    async with stack.worker():
+        outcome = await open_org(stack.client, Opening(org, sandbox_tokenise(GOOD)), stack.task_queue)
+    assert (outcome.payment, outcome.amount) == ("succeeded", 99900)
+    with stack.db.transaction() as session:
+        [invoice] = session.scalars(select(Invoice).where(Invoice.org_id == org.id)).all()
+        [charge] = session.scalars(select(GatewayCharge).where(
+            GatewayCharge.idempotency_key.startswith(f"{org.id}:"))).all()
+        assert (session.get(Organisation, org.id).country, session.get(Organisation, org.id).tax_id) == (
+            "ID", "01.234.567.8-901.000")
+    assert (invoice.subtotal, invoice.tax_base, invoice.tax_name, invoice.tax_rate, invoice.tax, invoice.total) == (
+        90000, 82500, "PPN", "0.12", 9900, 99900)
+    assert charge.amount == 99900
+    [receipt] = smtp_sink.for_org(org.id, "receipt")
+    assert "PPN 12%: Rp9.900" in receipt.part("plain") and "Total: Rp99.900" in receipt.part("plain")
