@@ -196,6 +196,36 @@ def test_a_setting_out_of_range_is_one_line_naming_it(sqlite_url):
     assert code == 2 and lines == ["error: BILLING_MAX_UNITS_PER_PURCHASE: Input should be less than or equal to 10000"]
 
 
+@pytest.mark.parametrize("setting, value, message", [
+    ("BILLING_SMTP_PORT", "70000", "error: BILLING_SMTP_PORT: Input should be less than 65536"),
+    ("BILLING_SMTP_PORT", "abc", "error: BILLING_SMTP_PORT: Input should be a valid integer"),
+    ("BILLING_METRICS_PORT", "0", "error: BILLING_METRICS_PORT: Input should be greater than 0"),
+    ("BILLING_API_PORT", "70000", "error: BILLING_API_PORT: Input should be less than 65536"),
+    ("BILLING_TEMPORAL_ADDRESS", "localhost:70000",
+     "error: BILLING_TEMPORAL_ADDRESS: the port must be a number from 1 to 65535, got '70000' in 'localhost:70000'"),
+    ("BILLING_TEMPORAL_ADDRESS", "localhost:abc", "error: BILLING_TEMPORAL_ADDRESS: the port must be a number"),
+    ("BILLING_TEMPORAL_ADDRESS", "localhost", "error: BILLING_TEMPORAL_ADDRESS: must be HOST:PORT"),
+    ("TEMPORAL_ADDRESS", "localhost:0", "error: TEMPORAL_ADDRESS (or the temporal CLI profile's address): the port "
+                                        "must be a number from 1 to 65535, got '0'"),
+])
+def test_a_port_setting_out_of_range_is_one_line_naming_it_exit_2(sqlite_url, setting, value, message):
+    """0, 70000 or "abc" gave a traceback (the Temporal address) or a late failure (SMTP, metrics)."""
+    code, lines = _billing("org", "add-licences", "acme", "2", BILLING_DATABASE_URL=sqlite_url, **{setting: value})
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(message), lines
+
+
+@pytest.mark.parametrize("process", ["workers.runtime.worker", "workers.api"])
+def test_a_process_with_a_port_setting_out_of_range_stops_in_one_line(process, sqlite_url):
+    import os
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", process], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "BILLING_DATABASE_URL": sqlite_url, "BILLING_SMTP_PORT": "0",
+                                 "BILLING_API_PORT": "0"})
+    assert result.returncode == 2 and result.stderr.startswith("cannot start: BILLING_")
+    assert len(result.stderr.splitlines()) == 1 and "Input should be greater than 0" in result.stderr, result.stderr
+
+
 def test_a_file_sent_in_parts_is_refused_whole_when_a_user_is_unknown(cli, tmp_path):
     """Over 10,000 rows go in several Updates: the CLI checks every user in the database first
     (the decision's own check), so no part is applied before a refusal."""

@@ -6,11 +6,11 @@ from db.session import Database
 from workers.api.app import Service, create_app
 from workers.api.routes import ROUTES
 from workers.runtime import logs
-from workers.runtime.config import Settings
+from workers.runtime.config import load_settings
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load_settings()
     logs.configure(settings.log_format)
     app = create_app(Service(db=Database(settings.database_url, create_folder=False), api_key=settings.api_key_value),
                      ROUTES)

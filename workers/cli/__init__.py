@@ -51,6 +51,7 @@ def main() -> None:
     from pydantic import ValidationError
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
     from workers.cli.outage import unavailable
+    from workers.runtime.config import setting_error
     from workers.runtime.temporal import TemporalConfigError
     command = typer.main.get_command(app)
     try:
@@ -72,9 +73,7 @@ def main() -> None:
         error_line(_one_line(str(err)))
         code = ExitCode.USAGE
     except ValidationError as err:  # a BILLING_ setting out of its range
-        problem = err.errors()[0]
-        name = f"BILLING_{str(problem['loc'][0]).upper()}" if problem.get("loc") else "a BILLING_ setting"
-        error_line(f"{name}: {problem['msg']}")
+        error_line(setting_error(err))
         code = ExitCode.USAGE
     except Exception as err:  # noqa: BLE001
         message = unavailable(err)

@@ -5,7 +5,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 import yaml
 
@@ -15,6 +15,17 @@ from domain.errors import InvalidInput
 from domain.limits import Limits
 from domain.policy import Policy
 from workers.runtime.files import MAX_INPUT_FILE_MB
+
+
+def address_problem(address: str) -> str | None:
+    """Why HOST:PORT is not a Temporal address (None: it is one): checked where it is read,
+    not at the first connection, where it was a traceback."""
+    host, colon, port = address.strip().rpartition(":")
+    if not colon or not host:
+        return f"must be HOST:PORT (e.g. localhost:7233), got {address!r}"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return f"the port must be a number from 1 to 65535, got {port!r} in {address!r}"
+    return None
 
 
 def _split(value: object) -> object:
@@ -39,7 +50,7 @@ class Settings(BaseSettings):
     catalog_path: str | None = None
 
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
+    smtp_port: int = Field(default=1025, gt=0, lt=65536)
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
@@ -49,7 +60,7 @@ class Settings(BaseSettings):
     seller_address: str = SAMPLE_SELLER.address
     seller_tax_number: str = SAMPLE_SELLER.tax_number
 
-    metrics_port: int = 9464
+    metrics_port: int = Field(default=9464, gt=0, lt=65536)
     # The HTTP service (python -m workers.api): webhooks in, what the mail platform reads.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, gt=0, lt=65536)
@@ -100,6 +111,14 @@ class Settings(BaseSettings):
     max_users_per_org: int = Field(default=Limits.users_per_org, gt=0, le=1_000_000)
     # The largest file a command reads (billing simulate FILE, billing usage import FILE).
     max_input_file_mb: int = Field(default=MAX_INPUT_FILE_MB, gt=0, le=4096)
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        problem = address_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
 
     @field_validator("trial_reminder_days", "retry_days", "billing_staff", mode="before")
     @classmethod
@@ -157,3 +176,21 @@ class Settings(BaseSettings):
                                     units_per_purchase=self.max_units_per_purchase,
                                     gb_per_mailbox=self.max_gb_per_mailbox, contacts=self.max_contacts,
                                     extend_days=self.max_extend_days, users_per_org=self.max_users_per_org))
+
+
+def setting_error(err: ValidationError) -> str:
+    """A settings error in one line naming the setting: `BILLING_SMTP_PORT: Input should be less than 65536`."""
+    problem = err.errors()[0]
+    name = f"BILLING_{str(problem['loc'][0]).upper()}" if problem.get("loc") else "a BILLING_ setting"
+    return f"{name}: {problem['msg'].removeprefix('Value error, ')}"
+
+
+def load_settings() -> "Settings":
+    """The settings of a process (worker, HTTP service, embedded stack): a bad one stops it in one
+    line naming it, exit 2."""
+    import sys
+    try:
+        return Settings()
+    except ValidationError as err:
+        sys.stderr.write(f"cannot start: {setting_error(err)}\n")
+        raise SystemExit(2) from None

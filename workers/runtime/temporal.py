@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.runtime import (LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime, TelemetryConfig,
                                 TelemetryFilter)
 
-from workers.runtime.config import Settings
+from workers.runtime.config import Settings, address_problem
 
 _TLS_SETTINGS = {"temporal_tls", "temporal_tls_cert_path", "temporal_tls_key_path", "temporal_tls_ca_path",
                  "temporal_api_key"}
@@ -76,6 +76,9 @@ def connect_options(settings: Settings, environ: dict[str, str] | None = None) -
                             ("api_key", "temporal_api_key")):
         if setting in given or option not in options:
             options[option] = getattr(settings, setting)
+    problem = address_problem(str(options["target_host"]))
+    if problem:   # from TEMPORAL_ADDRESS or the CLI's profile (BILLING_TEMPORAL_ADDRESS is checked as it is read)
+        raise TemporalConfigError(f"TEMPORAL_ADDRESS (or the temporal CLI profile's address): {problem}")
     if given & _TLS_SETTINGS or "tls" not in options:
         options["tls"] = tls_config(settings)
     return options

@@ -33,7 +33,7 @@ from domain.delivery import Webhooks
 from domain.errors import DomainError
 from domain.policy import Policy
 from workers.runtime import logs
-from workers.runtime.config import Settings
+from workers.runtime.config import Settings, load_settings
 from workers.runtime.gauges import OrgGauges
 from workers.runtime.org_workflows import TemporalOrgWorkflows
 from workers.runtime.schedules import reconcile_schedule_at_start, stuck_after
@@ -173,7 +173,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load_settings()
     logs.configure(settings.log_format)
     try:
         asyncio.run(run_worker(settings))

@@ -21,7 +21,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from activities.documents import PdfRendererMissing
 from workers.runtime import logs
 from workers.runtime.binaries import temporal_cli
-from workers.runtime.config import Settings
+from workers.runtime.config import load_settings
 from workers.runtime.schedules import create_reconcile_schedule
 from workers.runtime.search_attributes import dev_server_flags
 from workers.runtime.temporal import DATA_CONVERTER
@@ -61,7 +61,7 @@ async def main(args: argparse.Namespace) -> None:
     var = args.var
     claim(var)
     os.environ.setdefault("BILLING_DATABASE_URL", f"sqlite:///{var / 'billing.db'}")
-    settings = Settings()
+    settings = load_settings()
     smtp = start_capture(var / "mail", settings.smtp_host, settings.smtp_port)
     host, _, port = settings.temporal_address.partition(":")
     server_log = var / "temporal.log"
