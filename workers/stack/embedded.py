@@ -27,6 +27,7 @@ from workers.runtime.search_attributes import dev_server_flags
 from workers.runtime.temporal import DATA_CONVERTER
 from workers.runtime.worker import components_from, configured_worker, delivering
 from workers.stack.demo import seed_demo
+from workers.stack.ports import Port, PortBusy, check_free
 from workers.stack.smtp_capture import start_capture
 from workers.stack.var_dir import VarFromAnotherVersion, claim
 
@@ -62,8 +63,11 @@ async def main(args: argparse.Namespace) -> None:
     claim(var)
     os.environ.setdefault("BILLING_DATABASE_URL", f"sqlite:///{var / 'billing.db'}")
     settings = load_settings()
+    host, _, port = settings.temporal_address.rpartition(":")
+    check_free([Port(settings.smtp_host, settings.smtp_port, "the SMTP capture", "BILLING_SMTP_PORT"),
+                Port(host, int(port), "the Temporal dev server", "BILLING_TEMPORAL_ADDRESS"),
+                Port(host, args.ui_port, "the Temporal Web UI", "python -m workers.stack.embedded --ui-port N")])
     smtp = start_capture(var / "mail", settings.smtp_host, settings.smtp_port)
-    host, _, port = settings.temporal_address.partition(":")
     server_log = var / "temporal.log"
     server = subprocess.Popen(
         [temporal_cli(), "server", "start-dev", "--ip", host if host != "localhost" else "127.0.0.1",
@@ -116,5 +120,5 @@ if __name__ == "__main__":
         asyncio.run(main(arguments()))
     except KeyboardInterrupt:
         pass
-    except (PdfRendererMissing, VarFromAnotherVersion) as err:
+    except (PdfRendererMissing, VarFromAnotherVersion, PortBusy) as err:
         raise SystemExit(f"cannot start: {err}") from None
