@@ -137,6 +137,12 @@ def set_billing_address(session: Session, org_id: str, address: str | None, by: 
     record_event(session, org_id, now, "billing_address", {"address": address}, actor=by)
 
 
+def tax_details(session: Session, org_id: str) -> tuple[str | None, str | None]:
+    """The buyer's country and tax number, as stored."""
+    org, _ = get_org(session, org_id)
+    return org.country, org.tax_id
+
+
 def set_tax_details(session: Session, org_id: str, country: str | None, tax_id: str | None, by: str | None,
                     now: datetime) -> None:
     """Store the buyer's country and tax number (checked by domain.tax); audited. The invoices

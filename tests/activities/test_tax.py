@@ -150,7 +150,13 @@ def test_a_bad_country_is_one_line_exit_2_and_changes_nothing(pg_db, pg_url, cat
 def test_clearing_the_country_stops_the_tax_for_the_invoices_issued_after(pg_db, pg_url, catalog):
     create(pg_db, catalog, "pindah", "ID")
     result = CliRunner().invoke(app, ["org", "tax", "pindah", "--country", ""], env={"BILLING_DATABASE_URL": pg_url})
-    assert result.exit_code == 0 and "country none" in result.output
+    assert result.exit_code == 0 and f"country none, tax number {NPWP}" in result.output   # the NPWP stays
+    shown = CliRunner().invoke(app, ["org", "show", "pindah", "--json"],
+                               env={"BILLING_DATABASE_URL": pg_url, "BILLING_TEMPORAL_ADDRESS": "127.0.0.1:1"})
+    assert (json.loads(shown.stdout)["country"], json.loads(shown.stdout)["tax_id"]) == (None, NPWP)
+    cleared = CliRunner().invoke(app, ["org", "tax", "pindah", "--country", "", "--tax-id", ""],
+                                 env={"BILLING_DATABASE_URL": pg_url})
+    assert "country none, tax number none" in cleared.output
     renewal = BillingActivities(pg_db, catalog, Policy()).open_renewal(RenewalInput("pindah", RENEWAL, RENEWAL))
     assert renewal.invoice.total == 90000
 

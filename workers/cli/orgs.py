@@ -312,15 +312,18 @@ def org_address(org_id: str = typer.Argument(..., help="Org id"),
 @org_app.command("tax")
 def org_tax(org_id: str = typer.Argument(..., help="Org id"),
             country: str = typer.Option(..., help=COUNTRY_HELP + "; '' clears it (no tax)"),
-            tax_id: Optional[str] = typer.Option(None, "--tax-id", help=TAX_ID_HELP + "; '' clears it"),
+            tax_id: Optional[str] = typer.Option(None, "--tax-id", help=TAX_ID_HELP + "; '' clears it; "
+                                                                        "left out, the org keeps its own"),
             by: Optional[str] = typer.Option(None, "--by", help="Who asks (audit log)")) -> None:
     """Set the buyer's country and tax number. The invoices issued from now on are taxed by the
     country's rules and print the tax number; those issued before keep the tax they were issued with."""
-    from db.orgs import set_tax_details
+    from db.orgs import set_tax_details, tax_details
     from domain.tax import check_country, check_tax_id
     try:
         checked = check_country(country), check_tax_id(tax_id)
         with database().transaction() as session:
+            if tax_id is None:
+                checked = checked[0], tax_details(session, org_id)[1]
             set_tax_details(session, org_id, *checked, by, datetime.now(timezone.utc))
     except DomainError as err:
         refused(err)
