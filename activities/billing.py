@@ -68,7 +68,7 @@ class BillingActivities:
         invoice = persist(session, org_id, decision, at, key)
         added = [change.email for change in decision.users if change.kind == UserChangeKind.ADD]
         effects = [done for effect in decision.effects for done in self._carried_out(session, org_id, effect, at)]
-        store_entitlements(session, org_id, self.catalog, self.policy, at)
+        store_entitlements(session, decision.state, self.catalog, at)
         outcome = json.loads(json.dumps({"message": decision.message, "invoice": _invoice(invoice),
                                          "effects": effects, "users_added": added}, cls=AdvancedJSONEncoder))
         record_outcome(session, org_id, at, key, what, outcome)

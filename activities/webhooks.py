@@ -33,6 +33,7 @@ log = logging.getLogger("billing.webhooks")
 RUN_SECONDS = 300.0
 POLL_SECONDS = 0.25
 GAUGE_SECONDS = 5.0
+ENDPOINT_GONE = -1
 
 
 def message_id(org_id: str, version: int) -> str:
@@ -67,7 +68,11 @@ class DeliveryActivities:
     @activity.defn
     async def deliver_entitlements(self, endpoint_name: str) -> int:
         """Deliver until the run's time is up or the worker stops; returns how many versions
-        were confirmed. Heartbeats each round, so a worker that dies is noticed in seconds."""
+        were confirmed, or ENDPOINT_GONE when the endpoint is no longer configured (its workflow
+        ends). Heartbeats each round, so a worker that dies is noticed in seconds."""
+        if endpoint_name not in {e.name for e in self.webhooks.endpoints}:
+            log.warning("webhook endpoint %s is no longer configured: its delivery ends", endpoint_name)
+            return ENDPOINT_GONE
         endpoint = self.webhooks.endpoint(endpoint_name)
         deadline = time.monotonic() + self.run_seconds
         confirmed, counted = 0, 0.0

@@ -6,6 +6,7 @@
     .venv/bin/python bench/renewal_storm.py 500 --no-sandbox  # as deployed (BILLING_WORKFLOW_SANDBOX=false)
     .venv/bin/python bench/renewal_storm.py 10000 --no-sandbox --lead 420   # ~45 min here
     .venv/bin/python bench/renewal_storm.py 500 --profile out.prof   # cProfile the storm (event loop)
+    .venv/bin/python bench/renewal_storm.py 500 --delivery both      # entitlement webhooks off, then on
 
 For each size: a fresh PostgreSQL database (BILLING_TEST_PG_URL's server, default the local
 one), N monthly orgs created in bulk, 10% of them with the declining card 4000000000000341, one
@@ -26,7 +27,10 @@ billable actions per renewal, counted from the histories of a sample of renewed 
 (bench/actions.py; each run is one cycle: started, loaded, renewed, continued as new), beside
 the floor's per workflow; and the steps that ran twice (the same org's charge, open-renewal,
 settle, e-mail... executed more than once: a workflow task that timed out re-runs its local
-activities), from every execution the worker made."""
+activities), from every execution the worker made. With --delivery on (or both: off, then on,
+one table), the entitlement webhooks are delivered during the storm to the reference receiver in
+a process of its own (bench/platform_receiver.py): the messages it got after the due instant,
+and change -> delivered for the versions the storm made (a declined renewal's past_due)."""
 
 import argparse
 import asyncio
@@ -67,7 +71,9 @@ from domain.cards import sandbox_tokenise  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402
 from domain.policy import Policy  # noqa: E402
 from workers.runtime.binaries import temporal_cli  # noqa: E402
-from workers.runtime.worker import Components, build_worker  # noqa: E402
+from workers.runtime.worker import Components, build_worker, delivering  # noqa: E402
+from domain.delivery import Webhooks  # noqa: E402
+from platform_receiver import delivery_figures, start_receiver  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from tests.support.databases import create_pg_database, drop_pg_database  # noqa: E402
 from workflows.starter import start_org_workflow  # noqa: E402
@@ -322,6 +328,10 @@ class StormResult:
     actions: "Counter | None" = None         # billable actions of the sampled renewed runs, by kind
     actions_sampled: int = 0
     floor_actions_per_workflow: float | None = None
+    delivery: bool = False
+    delivered: int = 0                       # webhooks the receiver got after the due instant
+    versions: int = 0                        # entitlement versions the storm made
+    delivered_p99: float | None = None       # change -> delivered, s
 
     @property
     def actions_per_renewal(self) -> float:
@@ -333,10 +343,11 @@ class StormResult:
 
 
 async def storm(n: int, decline_share: float, lead: float | None, options: WorkerOptions, keep: bool,
-                profile: str | None, history_sample: int = 200) -> StormResult:
+                profile: str | None, history_sample: int = 200, delivery: bool = False) -> StormResult:
     catalog, policy = load_catalog(), Policy()
     name, url = create_pg_database("billing_bench")
     smtp, smtp_port = start_smtp_sink()
+    receiver, webhooks, received = start_receiver() if delivery else (None, Webhooks(), None)
     trace = Trace()
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli(), search_attributes=sa.ALL,
                                                 interceptors=[Tracing(trace)])
@@ -360,13 +371,15 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
         due_wall = due.timestamp()
 
         components = Components(db=db, catalog=catalog, policy=policy, smtp=SmtpConfig(port=smtp_port),
-                                gateway=SandboxGateway(db), pdf=PdfRenderer(options.pdf_processes))
+                                gateway=SandboxGateway(db), pdf=PdfRenderer(options.pdf_processes),
+                                webhooks=webhooks)
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         server_before = proc_cpu_seconds(server_pid) if server_pid else 0.0
         profiler = None
         async with build_worker(env.client, queue, components, max_threads=options.max_threads,
                                 graceful_shutdown=timedelta(seconds=10), workflow_sandbox=options.workflow_sandbox,
-                                max_cached_workflows=options.max_cached_workflows):
+                                max_cached_workflows=options.max_cached_workflows), \
+                delivering(env.client, queue, components, timedelta(seconds=10)):
             worker_start = time.time()
             await trace.wait_for(n, lambda t, kind, org, template: kind == "load_org")
             warmup = time.time() - worker_start
@@ -410,6 +423,14 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
         reruns = count_reruns(storm_events)
         print(f"  steps run twice: {sum(reruns.values())} {reruns or ''}", flush=True)
         actions, sampled = await renewal_actions(env.client, org_ids, history_sample)
+        figures = (0, 0, None)
+        if receiver is not None:
+            await asyncio.sleep(5)   # the last versions' deliveries
+            receiver.terminate()
+            receiver.wait(30)
+            figures = delivery_figures(db, received, due)
+            print(f"  delivery: {figures[0]} webhooks after the due instant; {figures[1]} versions made, "
+                  f"change -> delivered p99 {figures[2]} s", flush=True)
         by_type = Counter(kind for _, kind, _, _ in storm_events)
         activities = sum(by_type.values())
         last = max(t for t, _, _, _ in storm_events) - due_wall
@@ -424,12 +445,16 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             rss_mb=rss_now, rss_peak_mb=rss_peak, ledger=ledger,
             worker_cpu_s=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
             + renderers_cpu, renderers_cpu_s=renderers_cpu,
-            server_cpu_s=server_after - server_before, reruns=reruns, actions=actions, actions_sampled=sampled)
+            server_cpu_s=server_after - server_before, reruns=reruns, actions=actions, actions_sampled=sampled,
+            delivery=delivery, delivered=figures[0], versions=figures[1], delivered_p99=figures[2])
     finally:
         await env.shutdown()
         db.dispose()
         smtp.terminate()
         smtp.wait(10)
+        if receiver is not None and receiver.poll() is None:
+            receiver.terminate()
+            receiver.wait(30)
         if not keep:
             drop_pg_database(name)
         else:
@@ -456,6 +481,10 @@ def print_table(results: list[StormResult]) -> None:
         return f"{r.renewals_per_s / r.floor_workflows_per_s:.0%}" if r.floor_workflows_per_s else "-"
     rows = [
         ("orgs (declined)", lambda r: f"{r.orgs} ({r.declined})"),
+        ("entitlement webhooks", lambda r: "on" if r.delivery else "off"),
+        ("webhooks in the storm (versions made)", lambda r: f"{r.delivered} ({r.versions})" if r.delivery else "-"),
+        ("version -> delivered p99, s", lambda r: f"{r.delivered_p99:.1f}" if r.delivered_p99 is not None
+         else "-"),
         ("renewals/s", lambda r: f"{r.renewals_per_s:.1f}"),
         ("floor workflows/s (same count)", lambda r: f"{r.floor_workflows_per_s:.1f}" if r.floor_workflows_per_s
          else "-"),
@@ -514,6 +543,8 @@ async def main() -> None:
     parser.add_argument("--no-precompile", action="store_true",
                         help="leave the project without .pyc files (a checkout with PYTHONDONTWRITEBYTECODE=1)")
     parser.add_argument("--profile", help="cProfile the storm into this file (one size only)")
+    parser.add_argument("--delivery", choices=["off", "on", "both"], default="off",
+                        help="entitlement webhooks to a local receiver during the storm (both: off, then on)")
     args = parser.parse_args()
     if not args.no_precompile:
         import floor
@@ -524,11 +555,13 @@ async def main() -> None:
     for n in args.orgs:
         print(f"storm of {n} orgs, worker: {options.describe()} (load average {os.getloadavg()[0]:.1f})",
               flush=True)
-        result = await storm(n, args.decline_share, args.lead, options, args.keep, args.profile, args.history_sample)
-        if args.floor:
-            result.floor_workflows_per_s, result.floor_actions_per_workflow = await floor_rate(n, options)
-        results.append(result)
-        print_table([result])
+        for delivery in {"off": [False], "on": [True], "both": [False, True]}[args.delivery]:
+            result = await storm(n, args.decline_share, args.lead, options, args.keep, args.profile,
+                                 args.history_sample, delivery)
+            if args.floor:
+                result.floor_workflows_per_s, result.floor_actions_per_workflow = await floor_rate(n, options)
+            results.append(result)
+            print_table([result])
     if len(results) > 1:
         print_table(results)
 

@@ -10,10 +10,9 @@ from sqlalchemy.orm import Session
 
 from db.events import record_event
 from db.models import EntitlementDelivery, EntitlementVersion, StorageUnit, User, WebhookEndpoint
-from db.state import load_state
 from domain.catalog import Catalog
 from domain.entitlements import EntitledUser, blocked_users, digest, entitlements, next_version, versioned
-from domain.policy import Policy
+from domain.subscription import OrgSnapshot
 
 
 def entitled_users(session: Session, org_id: str) -> list[EntitledUser]:
@@ -29,12 +28,15 @@ def latest_version(session: Session, org_id: str) -> EntitlementVersion | None:
                           .order_by(EntitlementVersion.version.desc()).limit(1))
 
 
-def store_entitlements(session: Session, org_id: str, catalog: Catalog, policy: Policy, at: datetime) -> int | None:
-    """In the transaction of the decision just persisted: the org's next version when its
-    entitlements changed (None when they did not)."""
+def store_entitlements(session: Session, state: OrgSnapshot, catalog: Catalog, at: datetime) -> int | None:
+    """In the transaction of the decision just persisted (`state`: the state it wrote): the org's
+    next version when its entitlements changed (None when they did not)."""
     session.flush()
-    content = entitlements(load_state(session, org_id, policy), entitled_users(session, org_id), catalog)
-    latest = latest_version(session, org_id)
+    org_id = state.org_id
+    content = entitlements(state, entitled_users(session, org_id), catalog)
+    latest = session.execute(select(EntitlementVersion.version, EntitlementVersion.digest)
+                             .where(EntitlementVersion.org_id == org_id)
+                             .order_by(EntitlementVersion.version.desc()).limit(1)).first()
     version = next_version(latest.version if latest else None, latest.digest if latest else None, content)
     if version is not None:
         document = versioned(content, version, at)

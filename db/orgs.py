@@ -49,7 +49,7 @@ def create_org(session: Session, org: NewOrg, catalog: Catalog, policy: Policy, 
                      actor=org.moved_in_by, reason="existing customer moved in; its current cycle was paid elsewhere")
     # A user already over the plan's quota (or beyond the free plan's cap) is blocked from the start.
     enforce_storage(session, org.id, catalog, now)
-    store_entitlements(session, org.id, catalog, policy, now)
+    store_entitlements(session, state, catalog, now)
     session.flush()
 
 

@@ -8,7 +8,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.webhooks import RUN_SECONDS, DeliveryActivities
+    from activities.webhooks import ENDPOINT_GONE, RUN_SECONDS, DeliveryActivities
 
 # Runs of the delivery activity per history before continuing as new: a few events each.
 RUNS_PER_HISTORY = 100
@@ -27,10 +27,12 @@ class EntitlementDeliveryWorkflow:
     @workflow.run
     async def run(self, endpoint: str) -> None:
         for _ in range(RUNS_PER_HISTORY):
-            await workflow.execute_activity_method(
+            confirmed = await workflow.execute_activity_method(
                 DeliveryActivities.deliver_entitlements, endpoint,
                 start_to_close_timeout=timedelta(seconds=RUN_SECONDS * 2), heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
                 summary=f"deliver entitlements to {endpoint}")
+            if confirmed == ENDPOINT_GONE:
+                return
         workflow.continue_as_new(endpoint)
 

@@ -11,7 +11,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.billing import BillingActivities
 from activities.messages import ChangeInput
-from activities.webhooks import DeliveryActivities, signed
+from activities.webhooks import ENDPOINT_GONE, DeliveryActivities, signed
 from db.entitlements import current_document, documents, forget_deliveries
 from db.orgs import create_org
 from domain.delivery import Endpoint, Retry, Webhooks
@@ -106,3 +106,8 @@ async def test_duplicates_reordering_resending_and_coalescing_change_nothing(sql
         assert receiver.current[org_id] == latest
     finally:
         await receiver.down()
+
+
+async def test_an_endpoint_no_longer_configured_ends_its_delivery(sqlite_db):
+    delivery = DeliveryActivities(sqlite_db, Webhooks(), run_seconds=30)
+    assert await ActivityEnvironment().run(delivery.deliver_entitlements, "gone") == ENDPOINT_GONE
