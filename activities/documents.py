@@ -6,6 +6,7 @@ money through Babel's formats (IDR in whole rupiah, USD with cents).
 The admin downloads them (`billing invoice`, `billing statement`); the receipt and the
 payment_failed e-mails carry the invoice as a PDF."""
 
+import hashlib
 import importlib
 import logging
 import multiprocessing
@@ -15,13 +16,13 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 from gettext import NullTranslations
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
@@ -29,6 +30,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy.exc import IntegrityError
 
 from activities.templates import TEMPLATES_DIR
 from db.invoices import InvoiceDocument
@@ -41,6 +43,9 @@ from domain.statement import EntryKind, Statement
 from domain.states import InvoiceStatus
 from domain.subscription import ItemKind
 from domain.tax import percent
+
+if TYPE_CHECKING:
+    from db.session import Database
 
 LOCALES_DIR = TEMPLATES_DIR / "locale"
 
@@ -130,34 +135,60 @@ class PdfRenderer:
 class Documents:
     RECENT_PDFS = 64
 
-    def __init__(self, catalog: Catalog, seller: Seller, renderer: PdfRenderer | None = None) -> None:
+    def __init__(self, catalog: Catalog, seller: Seller, renderer: PdfRenderer | None = None,
+                 db: "Database | None" = None) -> None:
         self.catalog, self.seller = catalog, seller
         self.renderer = renderer or PdfRenderer()
-        # PDFs recently rendered or being rendered, by the invoice as it stood: an e-mail retried
-        # while the SMTP server is down, or sent to several recipients, attaches the same bytes
-        # without rendering them again, and mail threads sending the same invoice at once wait for
-        # the first render instead of repeating it.
+        # Where each invoice's PDF is kept once rendered, per state (None: rendered every time).
+        self.db = db
+        # PDFs recently rendered or being rendered, by the invoice's state: mail threads sending
+        # the same invoice at once wait for the first render instead of repeating it.
         self._recent: OrderedDict[str, Future] = OrderedDict()
         self._lock = threading.Lock()
 
+    @staticmethod
+    def state_of(html: str) -> str:
+        """An invoice's state as its PDF shows it: a digest of its HTML (every field printed, the
+        seller, the template), so a paid, voided or retried invoice, or a new template, is a new state."""
+        return hashlib.sha256(html.encode("utf-8")).hexdigest()
+
     def invoice_pdf(self, doc: InvoiceDocument) -> bytes:
-        key = repr(doc)          # every field (frozen dataclasses): a paid, voided or retried invoice renders anew
+        """The invoice's PDF as it stands: rendered once per state and kept (invoice_pdfs), then
+        read back by every e-mail that carries it and by `billing invoice render`."""
+        html = self.invoice_html(doc)
+        state = self.state_of(html)
         with self._lock:
-            rendering = self._recent.get(key)
+            rendering = self._recent.get(state)
             mine = rendering is None
             if mine:
-                rendering = self._recent[key] = Future()
+                rendering = self._recent[state] = Future()
                 while len(self._recent) > self.RECENT_PDFS:
                     self._recent.popitem(last=False)
-            self._recent.move_to_end(key)
+            self._recent.move_to_end(state)
         if mine:
             try:
-                rendering.set_result(self.renderer.render(self.invoice_html(doc)))
+                rendering.set_result(self._stored_or_rendered(doc.number, state, html))
             except BaseException as err:
                 with self._lock:
-                    self._recent.pop(key, None)  # a failed render is tried again next time
+                    self._recent.pop(state, None)  # a failed render is tried again next time
                 rendering.set_exception(err)
         return rendering.result()
+
+    def _stored_or_rendered(self, number: str, state: str, html: str) -> bytes:
+        from db.invoices import store_pdf, stored_pdf
+        if self.db is None:
+            return self.renderer.render(html)
+        with self.db.transaction() as session:
+            kept = stored_pdf(session, number, state)
+        if kept is not None:
+            return kept
+        content = self.renderer.render(html)
+        try:
+            with self.db.transaction() as session:
+                store_pdf(session, number, state, content, datetime.now(timezone.utc))
+        except IntegrityError:
+            pass   # another process kept this state meanwhile: the same document
+        return content
 
     def invoice_html(self, doc: InvoiceDocument) -> str:
         locale = doc.buyer.locale

@@ -124,10 +124,11 @@ def message_id(org_id: str, template: str, occasion: str, recipient: str) -> str
 
 class MailActivities:
     def __init__(self, db: Database, smtp: SmtpConfig, renderer: TemplateRenderer | None = None,
-                 documents: "Documents | None" = None) -> None:
+                 documents: "Documents | None" = None, attach_pdfs: bool = True) -> None:
         self.db, self.smtp = db, smtp
         self.renderer = renderer or TemplateRenderer()
         self.documents = documents   # None: no invoice is attached
+        self.attach_pdfs = attach_pdfs   # False: no PDF rendered nor attached (a dry run)
         # Outbox rows whose message the SMTP server accepted and whose `sent` mark has not been
         # committed yet, with their subject: a retry in this process records them, never resends.
         self.accepted: dict[int, str] = {}
@@ -214,7 +215,7 @@ class MailActivities:
 
     def _invoice(self, request: EmailRequest) -> "InvoiceDocument | None":
         """The invoice the e-mail carries, as it stands now (None: none, or no documents)."""
-        if not request.attach_invoice or self.documents is None:
+        if not request.attach_invoice or self.documents is None or not self.attach_pdfs:
             return None
         from db.invoices import invoice_document
         with self.db.transaction() as session:

@@ -128,6 +128,59 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """A process and its live descendants (the documents worker and its PDF processes)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(proc.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += proc_cpu_seconds(current)
+        except OSError:
+            continue
+        todo.extend(children.get(current, []))
+    return total
+
+
+def start_documents_worker(db_url: str, temporal: str, queue: str, smtp_port: int, pdf_processes: int
+                           ) -> subprocess.Popen:
+    env = {**os.environ, "BILLING_DATABASE_URL": db_url, "BILLING_TEMPORAL_ADDRESS": temporal,
+           "BILLING_TEMPORAL_TASK_QUEUE": queue, "BILLING_SMTP_PORT": str(smtp_port),
+           "BILLING_PDF_PROCESSES": str(pdf_processes), "BILLING_GRACEFUL_SHUTDOWN_SECONDS": "10"}
+    return subprocess.Popen([sys.executable, "-m", "workers.runtime.documents"], cwd=ROOT, env=env)
+
+
+class SentMail:
+    """When each org's final e-mail (receipt or payment_failed) was marked sent, wall clock, read
+    from the outbox twice a second: the documents worker may be another process."""
+    FINALS = ("receipt", "payment_failed")
+
+    def __init__(self, db: Database, prefix: str) -> None:
+        self.db, self.prefix = db, prefix
+        self.seen: dict[str, tuple[float, str]] = {}
+
+    def _poll(self) -> None:
+        with self.db.transaction() as session:
+            rows = session.execute(select(EmailMessage.org_id, EmailMessage.template).where(
+                EmailMessage.org_id.like(f"{self.prefix}%"), EmailMessage.template.in_(self.FINALS),
+                EmailMessage.status == "sent")).all()
+        now = time.time()
+        for org_id, template in rows:
+            self.seen.setdefault(org_id, (now, template))
+
+    async def wait_for(self, count: int) -> None:
+        while len(self.seen) < count:
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(self._poll)
+
+
 def dev_server_pid(target: str) -> int | None:
     """The embedded dev server's process, found by the port it serves."""
     port = target.rsplit(":", 1)[-1]
@@ -290,10 +343,15 @@ class WorkerOptions:
     workflow_sandbox: bool = True
     max_cached_workflows: int = 1000
     pdf_processes: int = 1
+    # E-mails and their PDFs on the documents' queue: served by `python -m workers.runtime.documents`
+    # in a process of its own (as it may run on another machine), or by the worker's own process.
+    documents_process: bool = True
 
     def describe(self) -> str:
+        documents = "documents worker in a process of its own" if self.documents_process else "documents in the worker"
         return (f"sandbox {'on' if self.workflow_sandbox else 'off'}, cache {self.max_cached_workflows}, "
-                f"{self.max_threads} activity threads, PDFs in {self.pdf_processes or 'no'} process(es) beside")
+                f"{self.max_threads} activity threads, {documents}, PDFs in {self.pdf_processes or 'no'} process(es)"
+                " beside it")
 
 
 @dataclass
@@ -318,9 +376,12 @@ class StormResult:
     by_type: dict[str, int]
     rss_mb: float
     rss_peak_mb: float
-    worker_cpu_s: float   # the worker's process and its PDF processes
+    worker_cpu_s: float   # the org worker's process (and its PDF processes when documents run in it)
     renderers_cpu_s: float
     server_cpu_s: float
+    documents_cpu_s: float   # the documents worker's process and its PDF processes
+    receipts: int
+    receipts_per_s: float
     options: WorkerOptions
     ledger: "Ledger | None" = None
     floor_workflows_per_s: float | None = None
@@ -371,14 +432,19 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
         due_wall = due.timestamp()
 
         components = Components(db=db, catalog=catalog, policy=policy, smtp=SmtpConfig(port=smtp_port),
-                                gateway=SandboxGateway(db), pdf=PdfRenderer(options.pdf_processes),
+                                gateway=SandboxGateway(db),
+                                pdf=PdfRenderer(0 if options.documents_process else options.pdf_processes),
                                 webhooks=webhooks)
+        documents = (start_documents_worker(url, env.client.service_client.config.target_host, queue, smtp_port,
+                                            options.pdf_processes) if options.documents_process else None)
+        sent = SentMail(db, prefix)
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         server_before = proc_cpu_seconds(server_pid) if server_pid else 0.0
         profiler = None
         async with build_worker(env.client, queue, components, max_threads=options.max_threads,
                                 graceful_shutdown=timedelta(seconds=10), workflow_sandbox=options.workflow_sandbox,
-                                max_cached_workflows=options.max_cached_workflows), \
+                                max_cached_workflows=options.max_cached_workflows,
+                                serve_documents=not options.documents_process), \
                 delivering(env.client, queue, components, timedelta(seconds=10)):
             worker_start = time.time()
             await trace.wait_for(n, lambda t, kind, org, template: kind == "load_org")
@@ -386,14 +452,14 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             warm_before_due = time.time() < due_wall
             print(f"  warm-up: {n} orgs loaded in {warmup:.1f}s; "
                   f"{'sleeping until' if warm_before_due else 'LATE for'} the due instant", flush=True)
+            await asyncio.sleep(max(0.0, due_wall - time.time()))
+            documents_before = tree_cpu_seconds(documents.pid) if documents else 0.0
             if profile:
                 import cProfile
-                await asyncio.sleep(max(0.0, due_wall - time.time()))
                 profiler = cProfile.Profile()
                 profiler.enable()
-            finals = {"receipt", "payment_failed"}
-            await trace.wait_for(n, lambda t, kind, org, template: kind == "send_email" and template in finals
-                                 and t >= due_wall)
+            await trace.wait_for(n, lambda t, kind, org, template: kind == "charge_invoice" and t >= due_wall)
+            await sent.wait_for(n)
             # Every org continues as new after its renewal (paid or not): wait for the new runs to load.
             await trace.wait_for(n, lambda t, kind, org, template: kind == "load_org" and t >= due_wall)
             if profiler:
@@ -402,6 +468,11 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             rss_now, rss_peak = rss_mb()
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
         server_after = proc_cpu_seconds(server_pid) if server_pid else 0.0
+        documents_cpu = 0.0
+        if documents:
+            documents_cpu = tree_cpu_seconds(documents.pid) - documents_before
+            documents.terminate()
+            documents.wait(30)
         # The PDF processes work for the worker: their CPU is the worker's (started in the storm).
         renderers_cpu = sum(proc_cpu_seconds(pid) for pid in components.pdf.pids())
         components.pdf.shutdown()
@@ -412,8 +483,8 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
         for t, kind, org, template in storm_events:
             if kind == "charge_invoice":
                 charged.setdefault(org, t - due_wall)
-            elif kind == "send_email" and template in finals:
-                finished.setdefault(org, t - due_wall)
+        finished = {org: t - due_wall for org, (t, _) in sent.seen.items()}
+        receipts = [t - due_wall for t, template in sent.seen.values() if template == "receipt"]
         with db.transaction() as session:
             lags = [(at - due).total_seconds() for at in session.scalars(select(Payment.created_at))]
             declined = session.scalar(select(text("count(*)")).select_from(Payment).where(
@@ -439,12 +510,14 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             charged_p50=percentile(list(charged.values()), 50), charged_p99=percentile(list(charged.values()), 99),
             done_p50=percentile(list(finished.values()), 50), done_p99=percentile(list(finished.values()), 99),
             done_max=max(finished.values()), lag_p50=percentile(lags, 50), lag_p99=percentile(lags, 99),
-            renewals_per_s=n / max(finished.values()), activities=activities,
+            renewals_per_s=n / max(charged.values()), activities=activities,
+            receipts=len(receipts), receipts_per_s=len(receipts) / max(receipts) if receipts else 0.0,
+            documents_cpu_s=documents_cpu,
             activities_per_renewal=activities / n, activities_per_s=activities / last, by_type=dict(by_type),
             local_per_renewal=sum(v for k, v in by_type.items() if k in trace.local_types) / n, options=options,
             rss_mb=rss_now, rss_peak_mb=rss_peak, ledger=ledger,
             worker_cpu_s=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
-            + renderers_cpu, renderers_cpu_s=renderers_cpu,
+            + renderers_cpu, renderers_cpu_s=renderers_cpu + documents_cpu,
             server_cpu_s=server_after - server_before, reruns=reruns, actions=actions, actions_sampled=sampled,
             delivery=delivery, delivered=figures[0], versions=figures[1], delivered_p99=figures[2])
     finally:
@@ -485,12 +558,15 @@ def print_table(results: list[StormResult]) -> None:
         ("webhooks in the storm (versions made)", lambda r: f"{r.delivered} ({r.versions})" if r.delivery else "-"),
         ("version -> delivered p99, s", lambda r: f"{r.delivered_p99:.1f}" if r.delivered_p99 is not None
          else "-"),
-        ("renewals/s", lambda r: f"{r.renewals_per_s:.1f}"),
+        ("renewals/s (due -> last charged)", lambda r: f"{r.renewals_per_s:.1f}"),
         ("floor workflows/s (same count)", lambda r: f"{r.floor_workflows_per_s:.1f}" if r.floor_workflows_per_s
          else "-"),
         ("ratio renewals/s : floor workflows/s", ratio),
-        ("CPU per renewal: worker / dev server, ms", lambda r: f"{1000 * r.worker_cpu_s / r.orgs:.0f} / "
+        ("CPU per renewal: worker / dev server, ms (documents apart)", lambda r:
+         f"{1000 * (r.worker_cpu_s - r.renderers_cpu_s + r.documents_cpu_s) / r.orgs:.0f} / "
          f"{1000 * r.server_cpu_s / r.orgs:.0f}"),
+        ("receipts/s; documents CPU per receipt, ms", lambda r: f"{r.receipts_per_s:.1f}; "
+         f"{1000 * r.renderers_cpu_s / max(1, r.receipts):.0f}"),
         ("due -> charged p50 / p99, s", lambda r: f"{r.charged_p50:.1f} / {r.charged_p99:.1f}"),
         ("steps run twice (reruns)", lambda r: f"{sum(r.reruns.values())}"),
         ("billable actions per renewal (floor per wf)", lambda r: f"{r.actions_per_renewal:.1f} ("
@@ -505,8 +581,9 @@ def print_table(results: list[StormResult]) -> None:
         ("timer lag (payments.created_at) p50 / p99, s", lambda r: f"{r.lag_p50:.1f} / {r.lag_p99:.1f}"),
         ("activities per renewal (of them local)", lambda r: f"{r.activities_per_renewal:.2f} ({r.local_per_renewal:.2f})"),
         ("activities/s in the storm: all / regular", lambda r: f"{r.activities_per_s:.1f} / {r.regular_activities_per_s:.1f}"),
-        ("CPU in the storm: worker (of it PDFs beside) / dev server, s", lambda r: f"{r.worker_cpu_s:.0f} "
-         f"({r.renderers_cpu_s:.0f}) / {r.server_cpu_s:.0f}"),
+        ("CPU in the storm: worker / documents (worker + PDFs) / dev server, s", lambda r:
+         f"{r.worker_cpu_s - r.renderers_cpu_s + r.documents_cpu_s:.0f} / {r.renderers_cpu_s:.0f} / "
+         f"{r.server_cpu_s:.0f}"),
         ("worker", lambda r: r.options.describe().replace(" activity threads", " thr")),
     ]
     width = max(len(label) for label, _ in rows)
@@ -536,6 +613,9 @@ async def main() -> None:
     parser.add_argument("--no-sandbox", action="store_true", help="BILLING_WORKFLOW_SANDBOX=false")
     parser.add_argument("--pdf-processes", type=int, default=1,
                         help="BILLING_PDF_PROCESSES: processes rendering PDFs beside the worker (default 1; 0: in it)")
+    parser.add_argument("--documents-in-worker", action="store_true",
+                        help="serve the documents' queue in the worker's process (BILLING_SERVE_DOCUMENTS=true) "
+                        "instead of `python -m workers.runtime.documents` beside it")
     parser.add_argument("--floor", action="store_true", help="also measure bench/floor.py with as many workflows as orgs (workflows/s, for the ratio)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     parser.add_argument("--history-sample", type=int, default=200,
@@ -550,7 +630,8 @@ async def main() -> None:
         import floor
         floor.precompile()
     options = WorkerOptions(max_threads=args.max_threads, workflow_sandbox=not args.no_sandbox,
-                            max_cached_workflows=args.max_cached, pdf_processes=args.pdf_processes)
+                            max_cached_workflows=args.max_cached, pdf_processes=args.pdf_processes,
+                            documents_process=not args.documents_in_worker)
     results = []
     for n in args.orgs:
         print(f"storm of {n} orgs, worker: {options.describe()} (load average {os.getloadavg()[0]:.1f})",

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.events import record_event
-from db.models import STATUS_AT, Invoice, InvoiceLine, Organisation, Payment
+from db.models import STATUS_AT, Invoice, InvoiceLine, InvoicePdf, Organisation, Payment
 from domain.billing import Line
 from domain.decisions import EmailLine, InvoiceDraft
 from domain.limits import shown
@@ -143,6 +143,21 @@ def invoice_document(session: Session, number: str) -> InvoiceDocument:
                            invoice.total, invoice.created_at, invoice.period_start, invoice.period_end, _buyer(session, invoice.org_id),
                            lines, payments, invoice.credit_applied or 0, invoice.subtotal, invoice.tax,
                            invoice.tax_base, invoice.tax_rate, invoice.tax_name)
+
+
+def stored_pdf(session: Session, number: str, state: str) -> bytes | None:
+    """The invoice's PDF as rendered for this state of it, if it was."""
+    return session.scalar(select(InvoicePdf.pdf).join(Invoice, Invoice.id == InvoicePdf.invoice_id).where(
+        Invoice.number == number, InvoicePdf.state == state))
+
+
+def store_pdf(session: Session, number: str, state: str, pdf: bytes, at: datetime) -> None:
+    """Keep the PDF of this state of the invoice (unique: a second one for the same state is
+    refused by the database, IntegrityError)."""
+    invoice_id = session.scalar(select(Invoice.id).where(Invoice.number == number))
+    if invoice_id is None:
+        raise LookupError(f"unknown invoice {shown(number)}")
+    session.add(InvoicePdf(invoice_id=invoice_id, state=state, pdf=pdf, created_at=at))
 
 
 def statement(session: Session, org_id: str, start: datetime, end: datetime) -> Statement:

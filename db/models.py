@@ -4,8 +4,8 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, Index, Integer, LargeBinary, String,
+                        Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -205,6 +205,20 @@ class Invoice(Base):
 # The column that keeps when an invoice took each status but `open` (its created_at).
 STATUS_AT = {InvoiceStatus.PAID: "paid_at", InvoiceStatus.VOID: "voided_at",
              InvoiceStatus.UNCOLLECTIBLE: "uncollectible_at", InvoiceStatus.CREDITED: "credited_at"}
+
+
+class InvoicePdf(Base):
+    """An invoice's PDF as rendered once for one state of it: the e-mails that carry it and
+    `billing invoice render` read it back instead of rendering it again. `state` is a digest of
+    the invoice's HTML, which holds everything its PDF shows (a payment, a status, the seller, a
+    changed template: a new state, a new PDF)."""
+    __tablename__ = "invoice_pdfs"
+    __table_args__ = (UniqueConstraint("invoice_id", "state"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    state: Mapped[str] = mapped_column(String(64))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class InvoiceLine(Base):

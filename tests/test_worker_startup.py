@@ -53,3 +53,21 @@ def test_a_negative_workflow_cache_is_refused_naming_the_variable(monkeypatch):
     monkeypatch.setenv("BILLING_MAX_CACHED_WORKFLOWS", "-1")
     with pytest.raises(ValidationError, match="max_cached_workflows"):
         Settings()
+
+
+async def test_the_documents_queue_settings_reach_its_worker(stack, monkeypatch):
+    monkeypatch.setenv("BILLING_MAIL_PER_SECOND", "2.5")
+    monkeypatch.setenv("BILLING_DOCUMENTS_CONCURRENCY", "3")
+    settings = Settings(temporal_task_queue=stack.task_queue)
+    workers = configured_worker(stack.client, settings, stack.components())
+    config = workers.documents.config()
+    assert config["task_queue"] == f"{stack.task_queue}-documents"
+    assert config["max_task_queue_activities_per_second"] == 2.5 and config["max_concurrent_activities"] == 3
+    monkeypatch.setenv("BILLING_SERVE_DOCUMENTS", "false")   # served by python -m workers.runtime.documents
+    assert configured_worker(stack.client, Settings(), stack.components()).documents is None
+
+
+def test_a_mail_rate_of_zero_is_refused_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("BILLING_MAIL_PER_SECOND", "0")
+    with pytest.raises(ValidationError, match="mail_per_second"):
+        Settings()

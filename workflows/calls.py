@@ -28,6 +28,25 @@ CHANGE_TIMEOUT = timedelta(minutes=2)
 LOCAL_ATTEMPTS = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
 
 
+# E-mails, and the invoice PDFs they carry, go to a task queue of their own (since 1.1), served
+# by workers that may run elsewhere and are rate-limited to the SMTP provider's rate: a storm of
+# receipts never holds a charge, nor the local activity slots and CPU of the org's worker.
+DOCUMENTS_QUEUE_SUFFIX = "-documents"
+
+
+def documents_queue(org_queue: str) -> str:
+    """The documents' task queue beside an org queue (the workflow's and the worker's rule)."""
+    return f"{org_queue}{DOCUMENTS_QUEUE_SUFFIX}"
+
+
+async def send(method: Callable[..., Any], arg: Any, summary: str) -> Any:
+    """A regular activity on the documents' queue, retried until an SMTP or database outage passes;
+    idempotent by the e-mail's key (its outbox row)."""
+    return await workflow.execute_activity_method(
+        method, arg, task_queue=documents_queue(workflow.info().task_queue), start_to_close_timeout=ACTIVITY_TIMEOUT,
+        retry_policy=INFRA_RETRY, summary=summary)
+
+
 async def load_org(org_id: str) -> OrgContext:
     """Every run starts from the database, the source of truth. A local activity: a read that
     takes milliseconds needs no task queue round trip, and every renewal starts a run, so

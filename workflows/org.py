@@ -43,6 +43,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.updates import HANDING_OVER, UPDATES, unknown_update
     from workflows.messages import REPORT_SIGNALS, ChangeOutcome, Opening, OrgStateView, OrgWorkflowInput
 
+# Patches against 1.0 (docs/reliability.md): since 1.1 e-mails are regular activities on the
+# documents' task queue (workflows/calls.py, `send`).
+MAIL_ON_DOCUMENTS_QUEUE = "mail-on-documents-queue"
+
 # Temporal refuses Updates beyond 2,000 in one run; a run hands over to a new one well before.
 UPDATES_PER_RUN = 1000
 # Reports sent as signals (REPORT_SIGNALS) queue in the workflow and are decided in batches.
@@ -299,8 +303,11 @@ class OrgWorkflow:
             await self._carry_out(result)
 
     async def _send(self, email: Email) -> None:
-        await calls.execute(MailActivities.send_email, EmailRequest.of(self.org_id, workflow.now(), email),
-                            f"e-mail {email.template}")
+        request, summary = EmailRequest.of(self.org_id, workflow.now(), email), f"e-mail {email.template}"
+        if workflow.patched(MAIL_ON_DOCUMENTS_QUEUE):
+            await calls.send(MailActivities.send_email, request, summary)
+        else:   # 1.0: a local activity first, on the org's own queue
+            await calls.execute(MailActivities.send_email, request, summary)
 
     # ---- updates from the admin and billing staff ---------------------------------------------------
 

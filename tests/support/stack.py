@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -101,10 +102,30 @@ class Stack:
         for _ in range(attempts):
             described = await self.client.workflow_service.describe_workflow_execution(request)
             loaded = described.workflow_execution_info.history_length > 5
-            if loaded and not described.pending_activities and not described.HasField("pending_workflow_task"):
+            if (loaded and not described.pending_activities and not described.HasField("pending_workflow_task")
+                    and await self._nothing_open(org_id)):
                 return
             await asyncio.sleep(0.025)
         raise TimeoutError(f"org-{org_id} did not settle")
+
+    async def _nothing_open(self, org_id: str) -> bool:
+        """The run's history agrees: every activity it scheduled has closed, and its last workflow
+        task completed (the time-skipping server's description was seen settled while a dunning
+        catch-up's e-mail on the documents' queue was in flight)."""
+        history = await self.client.get_workflow_handle(f"org-{org_id}").fetch_history()
+        open_activities: set[int] = set()
+        last_task = None
+        for event in history.events:
+            name = EventType.Name(event.event_type)
+            if name == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED":
+                open_activities.add(event.event_id)
+            elif name.startswith("EVENT_TYPE_ACTIVITY_TASK_") and name != "EVENT_TYPE_ACTIVITY_TASK_STARTED":
+                attributes = getattr(event, event.WhichOneof("attributes"))
+                open_activities.discard(getattr(attributes, "scheduled_event_id", 0))
+            elif name.startswith("EVENT_TYPE_WORKFLOW_TASK_"):
+                last_task = name
+        return not open_activities and last_task != "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED" \
+            and last_task != "EVENT_TYPE_WORKFLOW_TASK_STARTED"
 
     async def state(self, org_id: str):
         await self.settle(org_id)

@@ -49,11 +49,13 @@ def invoice_list(org_id: str = typer.Argument(..., help="Org id"),
     console.print(table)
 
 
-def _documents():
+def _documents(keep_pdfs: bool = False):
+    """keep_pdfs: an invoice's PDF is read from, or kept in, the database (rendered once per state
+    of the invoice, as the e-mails that carry it are)."""
     from activities.documents import Documents
     from domain.catalog import load_catalog
     config = settings()
-    return Documents(load_catalog(config.catalog_path), config.seller)
+    return Documents(load_catalog(config.catalog_path), config.seller, db=database() if keep_pdfs else None)
 
 
 STDOUT = Path("-")
@@ -123,7 +125,15 @@ def invoice_render(number: str = typer.Argument(..., help="Invoice number, e.g. 
             document = invoice_document(session, number)
         except LookupError as err:
             fail(str(err))
-    written = _write(_rendered(_documents().invoice_html(document), html, pdf))
+    documents = _documents(keep_pdfs=True)
+    outputs = _rendered(documents.invoice_html(document), html, None)
+    if pdf is not None:
+        from activities.documents import PdfRendererMissing
+        try:
+            outputs.append((pdf, documents.invoice_pdf(document)))
+        except PdfRendererMissing as err:
+            fail(str(err))
+    written = _write(outputs)
     if written:   # on stderr: standard output may be carrying the document
         errors.print(f"invoice {number} written to {' and '.join(written)}", highlight=False, soft_wrap=True)
 

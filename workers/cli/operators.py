@@ -105,7 +105,10 @@ def reconcile(schedule: bool = typer.Option(False, help="Create the nightly Temp
 @app.command("simulate")
 def simulate(scenario: Optional[Path] = typer.Argument(None, help="Scenario YAML file"),
              as_json: bool = typer.Option(False, "--json", help="Print the timeline as JSON"),
-             example: bool = typer.Option(False, "--example", help="Print a commented example scenario")) -> None:
+             example: bool = typer.Option(False, "--example", help="Print a commented example scenario"),
+             pdf: bool = typer.Option(False, "--pdf", help="Render the invoice PDFs the receipts carry, as in "
+                                                          "production (a dry run renders no document by default)")
+             ) -> None:
     """Dry-run one org through its life on the time-skipping test server (see docs/SIMULATE.md)."""
     from workers.simulate.command import run_simulate_command
-    raise typer.Exit(run_simulate_command(scenario, as_json, example))
+    raise typer.Exit(run_simulate_command(scenario, as_json, example, pdf))

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     # Processes that render receipts' PDFs beside the worker's own (0: in the worker's process,
     # where each render holds the event loop's GIL for ~70 ms).
     pdf_processes: int = Field(default=1, ge=0, le=64)
+    # E-mails and the invoice PDFs they carry run on a task queue of their own (<task queue>-documents).
+    # false: this worker leaves it to `python -m workers.runtime.documents`, run elsewhere.
+    serve_documents: bool = True
+    documents_concurrency: int = Field(default=8, gt=0, le=256)
+    # The SMTP provider's rate, e-mails per second across every documents worker (unset: no limit).
+    mail_per_second: float | None = Field(default=None, gt=0)
 
     trial_days: int = 15
     trial_reminder_days: Annotated[tuple[int, ...], NoDecode] = (3, 1)

@@ -38,6 +38,7 @@ from workers.runtime.gauges import OrgGauges
 from workers.runtime.org_workflows import TemporalOrgWorkflows
 from workers.runtime.schedules import reconcile_schedule_at_start, stuck_after
 from workers.runtime.temporal import connect, worker_runtime
+from workflows.calls import documents_queue
 from workflows.delivery import EntitlementDeliveryWorkflow, delivery_queue
 from workflows.org import OrgWorkflow
 from workflows.starter import start_deliveries
@@ -58,20 +59,28 @@ class Components:
     pdf: PdfRenderer = field(default_factory=PdfRenderer)
     # The mail platform's endpoints (BILLING_WEBHOOK_*): none, no delivery worker.
     webhooks: Webhooks = field(default_factory=Webhooks)
+    # False: e-mails carry no invoice PDF and none is rendered (`billing simulate` unless --pdf).
+    attach_pdfs: bool = True
 
     def places(self, client: Client) -> Places:
         return Places(database=database_address(self.db.url), smtp=f"{self.smtp.host}:{self.smtp.port}",
                       temporal=client.service_client.config.target_host)
 
-    def activities(self) -> list:
+    def mail(self) -> MailActivities:
+        """The mailer; the invoice's PDF, kept once rendered, attached to the e-mails that carry it."""
+        return MailActivities(self.db, self.smtp, documents=Documents(self.catalog, self.seller, self.pdf, db=self.db),
+                              attach_pdfs=self.attach_pdfs)
+
+    def activities(self, mail: MailActivities | None = None) -> list:
+        """The org queue's activities. send_email among them for runs begun before 1.1, which send
+        e-mails as local activities (workflows.org, MAIL_ON_DOCUMENTS_QUEUE)."""
         billing = BillingActivities(self.db, self.catalog, self.policy)
         payments = PaymentActivities(self.db, self.gateway)
-        mail = MailActivities(self.db, self.smtp, documents=Documents(self.catalog, self.seller, self.pdf))
         return [billing.load_org, billing.expire_trial, billing.convert_trial, billing.open_renewal,
                 billing.settle_paid_invoice, billing.enter_dunning, billing.record_failed_attempt,
                 billing.write_off_and_free, billing.escalate, billing.apply_change, billing.apply_reports,
                 billing.open_account, billing.discard_opening,
-                payments.charge_invoice, mail.send_email]
+                payments.charge_invoice, (mail or self.mail()).send_email]
 
 
 def smtp_from(settings: Settings) -> SmtpConfig:
@@ -92,24 +101,65 @@ def components_from(settings: Settings, migrate: bool = True) -> Components:
                       webhooks=settings.webhooks)
 
 
+class Workers:
+    """The org queue's worker and, unless documents are served elsewhere, the documents' queue's
+    worker beside it in this process: started and drained together (`async with`)."""
+
+    def __init__(self, org: Worker, documents: Worker | None) -> None:
+        self.org, self.documents = org, documents
+        self._running = contextlib.AsyncExitStack()
+
+    def config(self) -> dict:
+        return self.org.config()
+
+    async def __aenter__(self) -> "Workers":
+        for worker in (self.org, self.documents):
+            if worker is not None:
+                await self._running.enter_async_context(worker)
+        return self
+
+    async def __aexit__(self, *exc) -> bool | None:
+        return await self._running.__aexit__(*exc)
+
+
+def documents_worker(client: Client, task_queue: str, components: Components, mail: MailActivities | None = None,
+                     concurrency: int = 8, mail_per_second: float | None = None,
+                     graceful_shutdown: timedelta = timedelta(seconds=60)) -> Worker:
+    """The documents' queue beside `task_queue` (workflows.calls.documents_queue): e-mails, with the
+    invoice PDFs they carry. mail_per_second is the SMTP provider's rate: Temporal's task-queue
+    activity rate limit, kept by the server across every documents worker."""
+    return Worker(client, task_queue=documents_queue(task_queue), activities=[(mail or components.mail()).send_email],
+                  interceptors=[ReadableFailures(components.places(client), OUTAGES.succeeded)],
+                  max_concurrent_activities=concurrency, max_task_queue_activities_per_second=mail_per_second,
+                  graceful_shutdown_timeout=graceful_shutdown)
+
+
 def build_worker(client: Client, task_queue: str, components: Components, max_threads: int = 16,
                  graceful_shutdown: timedelta = timedelta(seconds=60), workflow_sandbox: bool = True,
-                 max_cached_workflows: int = 1000, stuck_threshold: timedelta = DEFAULT_STUCK_AFTER) -> Worker:
+                 max_cached_workflows: int = 1000, stuck_threshold: timedelta = DEFAULT_STUCK_AFTER,
+                 serve_documents: bool = True, documents_concurrency: int = 8,
+                 mail_per_second: float | None = None) -> Workers:
     """workflow_sandbox=False runs workflow code without the SDK's sandbox: the same code and
     decisions, without the runtime guard against non-deterministic calls, for ~40% less worker
     CPU per renewal and about twice the renewals/s (docs/reliability.md, "What limits
-    throughput"). Tests and the replay check keep the sandbox, so a forbidden call still fails CI."""
+    throughput"). Tests and the replay check keep the sandbox, so a forbidden call still fails CI.
+    serve_documents=False leaves the documents' queue to workers elsewhere
+    (`python -m workers.runtime.documents`)."""
     reconciler = ReconcileActivities(components.db, components.policy, TemporalOrgWorkflows(client, task_queue),
                                      stuck_after=stuck_threshold)
-    return Worker(client, task_queue=task_queue, workflows=[OrgWorkflow, ReconcileWorkflow],
-                  activities=components.activities() + [reconciler.reconcile_orgs],
-                  activity_executor=ThreadPoolExecutor(max_workers=max_threads),
-                  interceptors=[ReadableFailures(components.places(client), OUTAGES.succeeded)],
-                  max_concurrent_activities=max_threads,
-                  max_concurrent_local_activities=max_threads,
-                  max_cached_workflows=max_cached_workflows,
-                  workflow_runner=SandboxedWorkflowRunner() if workflow_sandbox else UnsandboxedWorkflowRunner(),
-                  graceful_shutdown_timeout=graceful_shutdown)
+    mail = components.mail()
+    org = Worker(client, task_queue=task_queue, workflows=[OrgWorkflow, ReconcileWorkflow],
+                 activities=components.activities(mail) + [reconciler.reconcile_orgs],
+                 activity_executor=ThreadPoolExecutor(max_workers=max_threads),
+                 interceptors=[ReadableFailures(components.places(client), OUTAGES.succeeded)],
+                 max_concurrent_activities=max_threads,
+                 max_concurrent_local_activities=max_threads,
+                 max_cached_workflows=max_cached_workflows,
+                 workflow_runner=SandboxedWorkflowRunner() if workflow_sandbox else UnsandboxedWorkflowRunner(),
+                 graceful_shutdown_timeout=graceful_shutdown)
+    documents = documents_worker(client, task_queue, components, mail, documents_concurrency, mail_per_second,
+                                 graceful_shutdown) if serve_documents else None
+    return Workers(org, documents)
 
 
 def build_delivery_worker(client: Client, task_queue: str, components: Components,
@@ -137,12 +187,14 @@ async def delivering(client: Client, task_queue: str, components: Components,
 
 
 def configured_worker(client: Client, settings: Settings, components: Components,
-                      graceful_shutdown: timedelta | None = None) -> Worker:
+                      graceful_shutdown: timedelta | None = None) -> Workers:
     """The worker as the environment configures it (BILLING_*)."""
     return build_worker(client, settings.temporal_task_queue, components,
                         graceful_shutdown=graceful_shutdown or timedelta(seconds=settings.graceful_shutdown_seconds),
                         workflow_sandbox=settings.workflow_sandbox, max_cached_workflows=settings.max_cached_workflows,
-                        stuck_threshold=stuck_after(settings))
+                        stuck_threshold=stuck_after(settings), serve_documents=settings.serve_documents,
+                        documents_concurrency=settings.documents_concurrency,
+                        mail_per_second=settings.mail_per_second)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -85,7 +85,8 @@ def wall_clock_limit() -> float:
     return seconds
 
 
-def run_with_limits(scenario: Scenario, catalog, database_url: str | None, limit: float) -> dict[str, Any]:
+def run_with_limits(scenario: Scenario, catalog, database_url: str | None, limit: float,
+                    pdfs: bool = False) -> dict[str, Any]:
     """run_scenario within the wall-clock limit; SIGTERM, SIGINT and SIGHUP stop it with its
     clean-up (a second signal stops at once). Raises WallClockLimit or Interrupted.
 
@@ -117,7 +118,7 @@ def run_with_limits(scenario: Scenario, catalog, database_url: str | None, limit
                 loop.add_signal_handler(signum, on_signal, signum)
         try:
             async with asyncio.timeout(limit) as budget:
-                return await run.run_scenario(scenario, catalog, database_url)
+                return await run.run_scenario(scenario, catalog, database_url, pdfs=pdfs)
         except TimeoutError:
             if budget.expired():
                 raise WallClockLimit(limit) from None
@@ -145,7 +146,7 @@ def run_with_limits(scenario: Scenario, catalog, database_url: str | None, limit
             backstop.cancel()
 
 
-def run_simulate_command(scenario: Path | None, as_json: bool, example: bool) -> int:
+def run_simulate_command(scenario: Path | None, as_json: bool, example: bool, pdfs: bool = False) -> int:
     """The body of `billing simulate` (workers.cli.operators); returns the exit code.
 
     Exit codes: 0 done; 1 the run failed; 2 the scenario or the configuration is refused (nothing
@@ -184,7 +185,7 @@ def run_simulate_command(scenario: Path | None, as_json: bool, example: bool) ->
         return EXIT_INVALID
     try:
         with _quiet_logging():
-            doc = run_with_limits(parsed, catalog, os.environ.get("BILLING_DATABASE_URL") or None, limit)
+            doc = run_with_limits(parsed, catalog, os.environ.get("BILLING_DATABASE_URL") or None, limit, pdfs)
     except SimulationRefused as err:
         error(f"simulation refused: {err}")
         return EXIT_INVALID

@@ -62,6 +62,7 @@ class _Run:
     rejections: list[Rejection] = field(default_factory=list)
     handle: Any = None
     next_due: datetime | None = None  # the workflow's next step, as of the last settle
+    pdfs: bool = False                # render the invoice PDFs the e-mails carry (--pdf)
 
     @property
     def org_id(self) -> str:
@@ -197,7 +198,7 @@ class _Run:
 
         components = Components(db=self.db, catalog=self.catalog, policy=scenario.policy,
                                 smtp=SmtpConfig(host=self.mail.host, port=self.mail.port),
-                                gateway=SandboxGateway(self.db))
+                                gateway=SandboxGateway(self.db), attach_pdfs=self.pdfs)
         async with build_worker(self.env.client, self.task_queue, components,
                                 graceful_shutdown=timedelta(seconds=10)):
             await start_org_workflow(self.env.client, scenario.org.id, self.task_queue, scenario.org.name,
@@ -240,11 +241,14 @@ def _outcome(task: asyncio.Future) -> Any:
 
 
 async def run_scenario(scenario: Scenario, catalog, database_url: str | None = None,
-                       keep_org: bool = False) -> dict[str, Any]:
+                       keep_org: bool = False, pdfs: bool = False) -> dict[str, Any]:
     """Run a parsed scenario; returns the timeline document of SIMULATE.md. `keep_org` leaves the
-    simulated org in `database_url` (tests that read what the run wrote); the command never does."""
-    from activities.documents import require_pdf_renderer
-    require_pdf_renderer()    # the receipts carry their invoice as a PDF, as in production
+    simulated org in `database_url` (tests that read what the run wrote); the command never does.
+    `pdfs`: the receipts carry their invoice as a PDF, as in production; a dry run renders no
+    document unless asked (`--pdf`)."""
+    if pdfs:
+        from activities.documents import require_pdf_renderer
+        require_pdf_renderer()
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
     from temporalio.testing import WorkflowEnvironment
 
@@ -291,15 +295,16 @@ async def run_scenario(scenario: Scenario, catalog, database_url: str | None = N
         for outcome in (db, env):
             if isinstance(outcome, BaseException):
                 raise outcome
-        return await _Run(scenario, catalog, db, mail, env).execute()
+        return await _Run(scenario, catalog, db, mail, env, pdfs=pdfs).execute()
 
 
-def load_and_run(path: Path, database_url: str | None = None, keep_org: bool = False) -> dict[str, Any]:
+def load_and_run(path: Path, database_url: str | None = None, keep_org: bool = False,
+                 pdfs: bool = False) -> dict[str, Any]:
     """Parse and run a scenario file with the configured catalog and policy (tests, bench)."""
     from workers.simulate.scenario import load_scenario
     catalog, policy = configured()
     scenario = load_scenario(path, catalog, policy)
-    return asyncio.run(run_scenario(scenario, catalog, database_url, keep_org))
+    return asyncio.run(run_scenario(scenario, catalog, database_url, keep_org, pdfs))
 
 
 def max_input_file_mb() -> int:
