@@ -17,7 +17,7 @@ timeout, which only moves the task to another poller, is not one)."""
 
 from collections import Counter
 
-from temporalio.api.enums.v1 import EventType, TimeoutType
+from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import History
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
@@ -50,14 +50,17 @@ def billable_actions(history: History) -> Counter:
             if event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER and not local_in_task:
                 counts["local activities (one per workflow task)"] += 1
                 local_in_task = True
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED or (
-                kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
-                # a sticky queue's schedule-to-start timeout only hands the task to another poller
-                and event.workflow_task_timed_out_event_attributes.timeout_type
-                == TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE):
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
             counts["wasted_tasks"] += 1
+            cause = event.workflow_task_failed_event_attributes.cause
+            counts[f"wasted: failed ({WorkflowTaskFailedCause.Name(cause)})"] += 1
+        elif (kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
+              # a sticky queue's schedule-to-start timeout only hands the task to another poller
+              and event.workflow_task_timed_out_event_attributes.timeout_type == TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE):
+            counts["wasted_tasks"] += 1
+            counts["wasted: timed out"] += 1
     return counts
 
 
 def total(counts: Counter) -> int:
-    return sum(v for k, v in counts.items() if k != "wasted_tasks")
+    return sum(v for k, v in counts.items() if not k.startswith("wasted"))
