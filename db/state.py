@@ -223,6 +223,7 @@ def write_state(session: Session, org: Organisation, sub: Subscription, state: O
     sub.escalated_at, sub.first_response_due = state.escalated_at, state.first_response_due
     sub.determination_due = state.determination_due
     sub.tier_contacts = state.tier_contacts
+    org.auto_allocate_storage = state.auto_allocate_storage
     org.contacts_subscribed, org.contacts_awaiting = state.subscribers.subscribed, state.subscribers.awaiting
     session.flush()
     _write_storage(session, org.id, state, now)

@@ -24,7 +24,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.limits import Limits, check_request_fields
 from domain.renewal import (apply_scheduled, downgrade_not_applied, drop_pending, keep_ledger_from, move_to_free, plan_change_effects,
                             plan_name, start_period, tier_floor, void_pending_invoice, write_off_unpaid_cycles)
-from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason, Resolution
+from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason, Resolution, Switch
 from domain.users import Members, check_member, check_members, check_not_member
 from domain.subscription import OrgSnapshot, Scheduled, StorageHolding, Subscribers, UnitCount, WaitingChange
 
@@ -593,6 +593,17 @@ def _retry_payment(state: OrgSnapshot, req: rq.RetryPaymentRequest, ctx: Context
     return draft.decision("payment retry requested")
 
 
+def _auto_allocate(state: OrgSnapshot, req: rq.AutoAllocateRequest, ctx: Context) -> Decision:
+    draft = _draft("auto_allocate", state, req)
+    on = req.setting == Switch.ON
+    draft.change(auto_allocate_storage=on)
+    if not on:
+        return draft.decision("auto-allocation of storage turned off: units already given stay allocated")
+    # A user already blocked is given free units now, as when units become free (DOMAIN.md).
+    draft.add(check_storage(ctx.key))
+    return draft.decision("auto-allocation of storage turned on: a user over quota is given free units")
+
+
 def _resolve_escalation(state: OrgSnapshot, req: rq.ResolveEscalationRequest, ctx: Context) -> Decision:
     draft = _draft("resolve_escalation", state, req)
     if req.action == Resolution.DOWNGRADE:
@@ -640,6 +651,9 @@ def _operations() -> dict[str, Operation]:
                   rules.check_remove_storage, _remove_storage, ("storage", "remove")),
         Operation("allocate_storage", rq.AllocateStorageRequest, "Allocate a storage unit to a user",
                   rules.check_allocate_storage, _allocate_storage, ("storage", "allocate"), user_field="user"),
+        Operation("auto_allocate", rq.AutoAllocateRequest,
+                  "Turn auto-allocation of storage on or off (on: a user over quota is given free units)",
+                  rules.check_auto_allocate, _auto_allocate, ("storage", "auto-allocate")),
         Operation("set_usage", rq.SetUsageRequest, "Report a user's mailbox usage",
                   rules.check_set_usage, _set_usage, ("usage", "set"), audited=False, user_field="user"),
         Operation("import_usage", rq.ImportUsageRequest,

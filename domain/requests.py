@@ -23,6 +23,7 @@ class Kind(StrEnum):
     ADDON = "addon"            # a flat add-on id of the catalog
     CARD = "card"              # a card number, tokenised before it leaves the CLI or the simulator
     RESOLUTION = "resolution"  # domain.states.Resolution
+    SWITCH = "switch"          # on | off (domain.states.Switch)
     USAGE_ROWS = "usage_rows"  # (user e-mail, GB) pairs: a usage file, read by its own command
     INSTANT = "instant"        # a moment, ISO 8601 with its UTC offset (a scenario: a duration after start)
 
@@ -217,6 +218,14 @@ class CancelDowngradeRequest:
 
 @dataclass(frozen=True)
 class CancelRequest:
+    requested_by: str = _by()
+    reason: str = _reason()
+
+
+@dataclass(frozen=True)
+class AutoAllocateRequest:
+    """Turn auto-allocation of storage on or off (DOMAIN.md, add-ons: opt-in)."""
+    setting: str = arg("on or off", Kind.SWITCH, positional=True)
     requested_by: str = _by()
     reason: str = _reason()
 

@@ -15,7 +15,7 @@ from domain.policy import Policy
 from domain.proration import days_between
 from domain.reports import check_not_ahead
 from domain.subscription import PAID_STATUSES, CatalogFacts, OrgSnapshot
-from domain.states import FREE_PLAN, Cycle, OrgStatus, Resolution
+from domain.states import FREE_PLAN, Cycle, OrgStatus, Resolution, Switch
 
 def _plan(catalog: CatalogFacts, plan_id: str):
     plan = catalog.plan(plan_id)
@@ -327,6 +327,14 @@ def check_retry_payment(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts,
         raise NotAllowed("no open invoice to retry")
     if not org.has_card:
         raise NotAllowed("no card on file to charge")
+
+
+def check_auto_allocate(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.AutoAllocateRequest,
+                        now: datetime) -> None:
+    if req.setting not in set(Switch):
+        raise InvalidInput(f"setting must be on or off, got {shown(req.setting)}")
+    if org.auto_allocate_storage == (req.setting == Switch.ON):
+        raise NotAllowed(f"auto-allocation of storage is already {req.setting} for {org.org_id}")
 
 
 def check_resolve_escalation(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.ResolveEscalationRequest, now: datetime) -> None:

@@ -44,6 +44,12 @@ class ChargeOutcome(StrEnum):
     DECLINED = "declined"
 
 
+class Switch(StrEnum):
+    """A setting turned on or off (auto-allocation of storage)."""
+    ON = "on"
+    OFF = "off"
+
+
 class Resolution(StrEnum):
     """How billing staff resolve an escalation (DOMAIN.md, large accounts): charge the unpaid
     invoices now, give the org more days before the next retry, or write them off and move the

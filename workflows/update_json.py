@@ -38,7 +38,7 @@ def _example_value(item: Field, catalog: Catalog) -> Any:
     if kind == Kind.COUNT:
         return _COUNT_EXAMPLES.get(item.name, item.metadata.get("minimum", 1) or 1)
     examples = {Kind.GB: 2.5, Kind.CYCLE: "yearly", Kind.UNIT_GB: min(catalog.storage_units),
-                Kind.ADDON: min(catalog.flat_addons, default="addon"), Kind.RESOLUTION: Resolution.EXTEND,
+                Kind.ADDON: min(catalog.flat_addons, default="addon"), Kind.RESOLUTION: Resolution.EXTEND, Kind.SWITCH: "on",
                 Kind.USAGE_ROWS: [[_TEXT_EXAMPLES["user"], 2.5]]}
     return examples.get(kind, _TEXT_EXAMPLES.get(item.name, "text"))
 

@@ -42,6 +42,7 @@ BASELINE = {
     "buy_storage": rq.BuyStorageRequest(25, 1),
     "remove_storage": rq.RemoveStorageRequest(25, 1),
     "allocate_storage": rq.AllocateStorageRequest(ADMIN, 25),
+    "auto_allocate": rq.AutoAllocateRequest("on", requested_by=ADMIN),
     "set_usage": rq.SetUsageRequest(ADMIN, 2.5),
     "import_usage": rq.ImportUsageRequest([(ADMIN, 2.5), ("b@ext.test", 1.0)]),
     "buy_addon": rq.BuyAddonRequest("support_essentials"),

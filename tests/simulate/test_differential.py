@@ -56,6 +56,13 @@ def scenario(seed: int) -> dict:
         if name in ("set_usage", "set_contacts"):
             fields |= _report(rng, hours)
         actions.append({"at": f"P{hours // 24}DT{hours % 24}H", "do": name, **fields})
+    # Operations added since the seeds were chosen are drawn apart (the sequences above stay those
+    # the seeds always gave): the setting turned on or off now and then, between two steps.
+    later = random.Random(f"later-{seed}")
+    if actions and later.random() < 0.6:
+        step = later.randrange(len(actions))
+        actions.insert(step, {"at": actions[step]["at"], "do": "auto_allocate",
+                              "setting": later.choice(["on", "off"]), "requested_by": everyone[0]})
     # The run ends between steps (they fall on whole 3-hour marks): a cycle started by a paid change
     # starts a few milliseconds after its mark in the real stack, so a renewal due at `until` exactly
     # would run in the model and not there.
@@ -63,8 +70,11 @@ def scenario(seed: int) -> dict:
             "org": org, "actions": actions}
 
 
+LATER = ("auto_allocate",)
+
+
 def _request(rng: random.Random, everyone: list[str], seed: int) -> tuple[str, dict]:
-    name = rng.choice(sorted(name for name, op in OPERATIONS.items() if op.generated))
+    name = rng.choice(sorted(name for name, op in OPERATIONS.items() if op.generated and name not in LATER))
     someone = rng.choice(everyone)
     staff = {"requested_by": "rina@billing.test", "reason": "call"}
     fields = {

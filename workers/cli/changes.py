@@ -24,7 +24,7 @@ from domain.errors import DomainError
 from domain.operations import OPERATIONS, Operation
 from domain.requests import Kind
 from domain.states import ChargeOutcome
-from workers.cli.choices import BillingCycle, Resolution, complete_addon, complete_plan, complete_unit
+from workers.cli.choices import BillingCycle, Resolution, Switch, complete_addon, complete_plan, complete_unit
 from workers.cli.common import (ExitCode, app, checked_exit, console, database, errors, fail, group, refusal_exit,
                                 settings)
 
@@ -35,7 +35,7 @@ FORMER_TOP_LEVEL = ("upgrade", "add_licences", "add_user", "switch_to_yearly", "
 
 # What a field of a given kind offers on the command line: a fixed set is an Enum, a catalog's
 # ids are completed (workers.cli.choices).
-ENUMS = {Kind.CYCLE: BillingCycle, Kind.RESOLUTION: Resolution}
+ENUMS = {Kind.CYCLE: BillingCycle, Kind.RESOLUTION: Resolution, Kind.SWITCH: Switch}
 COMPLETIONS = {Kind.PLAN: complete_plan, Kind.UNIT_GB: complete_unit, Kind.ADDON: complete_addon}
 
 

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from domain.money import SUPPORTED_CURRENCIES
 from domain.onboarding import LOCALES
-from domain.states import Cycle, OrgStatus, Resolution
+from domain.states import Cycle, OrgStatus, Resolution, Switch
 
 Locale = StrEnum("Locale", {code: code for code in LOCALES})
 Currency = StrEnum("Currency", {code: code for code in SUPPORTED_CURRENCIES})

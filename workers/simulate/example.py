@@ -56,7 +56,7 @@ actions:                             # each at an ISO-8601 duration after start;
 # Other actions: request_downgrade {plan, licences?, requested_by, reason?},
 # cancel_downgrade {requested_by}, cancel {requested_by}, undo_cancel {requested_by},
 # retry_payment {requested_by}, switch_to_yearly, switch_to_monthly (a yearly org: from its renewal),
-# cancel_switch_to_monthly, remove_storage {unit_gb, count},
+# cancel_switch_to_monthly, remove_storage {unit_gb, count}, auto_allocate {setting: "on"|"off"},
 # buy_addon {addon}, remove_addon {addon}, change_tier {contacts}, set_contacts {contacts},
 # resolve_escalation {action: extend|downgrade|retry, requested_by, reason, extend_days?}.
 # Every action also takes requested_by and reason. Reports (set_usage, set_contacts) also take

@@ -23,7 +23,7 @@ from domain.operations import OPERATIONS
 from domain.policy import Policy
 from domain.requests import Kind
 from domain.rules import check_catalog_names
-from domain.states import FREE_PLAN, Cycle, Resolution
+from domain.states import FREE_PLAN, Cycle, Resolution, Switch
 from domain.subscription import CatalogFacts, catalog_facts
 from workers.simulate import fields as read
 from workers.simulate.fields import ScenarioError
@@ -233,6 +233,13 @@ def _action_value(kind: Kind, value: Any, path: str) -> Any:
         return cycle
     if kind == Kind.CARD:
         return read.card_number(value, path)
+    if kind == Kind.SWITCH:
+        if isinstance(value, bool):   # YAML 1.1 reads a bare on/off as a boolean
+            return Switch.ON.value if value else Switch.OFF.value
+        setting = read.string(value, path)
+        if setting not in set(Switch):
+            raise ScenarioError(path, f"{setting!r} is not a setting; use on or off")
+        return setting
     if kind == Kind.RESOLUTION:
         action = read.string(value, path)
         if action not in set(Resolution):
