@@ -1,71 +1,23 @@
 """Charging invoices through a payment gateway, exactly once.
 
-Each attempt carries the idempotency key `org:invoice:attempt`; the gateway answers a
-repeated key with its first result, and the `payments` table's unique key records it once.
-Declines are business outcomes returned to the workflow; gateway outages raise and are
-retried by Temporal, so they never count as a dunning attempt."""
+Each attempt carries the idempotency key `org:invoice:attempt`; the gateway answers a repeated
+key with its first result (the Stripe gateway reads back the PaymentIntent it stored for the key),
+and the `payments` table's unique key records it once. Declines are business outcomes returned to
+the workflow; gateway outages raise and are retried by Temporal, so they never count as a dunning
+attempt. The gateways live in activities/gateways/."""
 
-import hashlib
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
-
-from sqlalchemy import select
 from temporalio import activity
 
-from activities.errors import Unavailable
-from activities.messages import ChargeInput, ChargeResult
 from activities import metrics
+from activities.gateways import (ChargeAttempt, GatewayResult, GatewayUnavailable, PaymentGateway,  # noqa: F401
+                                 idempotency_key)
+from activities.gateways.sandbox import SandboxGateway  # noqa: F401  (where callers have found it)
+from activities.messages import ChargeInput, ChargeResult
 from db.invoices import invoice_by_number, set_invoice_status
-from db.events import record_event
-from db.models import GatewayCharge, Payment, Subscription
+from db.payments import card_on_file, record_payment, recorded_payment
 from db.session import Database
-from domain.cards import sandbox_behaviour
 from domain.credit import settled_without_charge
 from domain.states import ChargeOutcome, InvoiceStatus
-
-
-class GatewayUnavailable(Unavailable):
-    """A timeout or 5xx from the gateway: retried, never a decline. Its text is the cause
-    ("timeout"), shown as "payment gateway: timeout"."""
-    component = "payment gateway"
-    type = "payment_gateway_unavailable"
-
-
-@dataclass(frozen=True)
-class GatewayResult:
-    charge_id: str
-    outcome: ChargeOutcome
-    decline_reason: str | None = None
-
-
-class PaymentGateway(Protocol):
-    def charge(self, token: str, amount: int, currency: str, idempotency_key: str, at: datetime) -> GatewayResult: ...
-
-
-class SandboxGateway:
-    """The default gateway: outcomes follow the test card behind the token; its ledger lives in
-    its own table, as a real gateway's would live on its side."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def charge(self, token: str, amount: int, currency: str, idempotency_key: str, at: datetime) -> GatewayResult:
-        with self.db.transaction() as session:
-            first = session.get(GatewayCharge, idempotency_key)
-            if first is not None:
-                return GatewayResult(first.charge_id, ChargeOutcome(first.outcome), first.decline_reason)
-            behaviour = sandbox_behaviour(token)
-            outcome = ChargeOutcome.SUCCEEDED if behaviour == "ok" else ChargeOutcome.DECLINED
-            charge_id = "ch_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
-            session.add(GatewayCharge(idempotency_key=idempotency_key, charge_id=charge_id, token=token, amount=amount,
-                                      currency=currency, outcome=outcome,
-                                      decline_reason=None if behaviour == "ok" else behaviour, created_at=at))
-            return GatewayResult(charge_id, outcome, None if behaviour == "ok" else behaviour)
-
-
-def idempotency_key(org_id: str, invoice_number: str, attempt: int) -> str:
-    return f"{org_id}:{invoice_number}:{attempt}"
 
 
 class PaymentActivities:
@@ -77,7 +29,7 @@ class PaymentActivities:
         key = idempotency_key(request.org_id, request.invoice_number, request.attempt)
         with self.db.transaction() as session:
             invoice = invoice_by_number(session, request.invoice_number)
-            recorded = session.scalar(select(Payment).where(Payment.idempotency_key == key))
+            recorded = recorded_payment(session, key)
             if recorded is not None:
                 return ChargeResult(invoice.number, request.attempt, ChargeOutcome(recorded.outcome), recorded.amount,
                                     recorded.currency, recorded.decline_reason)
@@ -90,30 +42,20 @@ class PaymentActivities:
             if invoice.status != InvoiceStatus.OPEN:
                 return ChargeResult(invoice.number, request.attempt, ChargeOutcome.DECLINED, invoice.total, invoice.currency,
                                     f"invoice_{invoice.status}")
-            token, brand, last4 = session.execute(
-                select(Subscription.card_token, Subscription.card_brand, Subscription.card_last4)
-                .where(Subscription.org_id == request.org_id)).one()
+            card = card_on_file(session, request.org_id)
             amount, currency = invoice.total, invoice.currency
-        if token is None:
+        if card.token is None:
             result = GatewayResult("", ChargeOutcome.DECLINED, "no_card")
         else:
             if not activity.info().is_local:  # a local activity has no heartbeat (the SDK warns)
                 activity.heartbeat()
-            result = self.gateway.charge(token, amount, currency, key, request.at)
+            result = self.gateway.charge(ChargeAttempt(request.org_id, request.invoice_number, request.attempt,
+                                                       card.token, amount, currency, request.at))
         with self.db.transaction() as session:
             invoice = invoice_by_number(session, request.invoice_number)
-            if session.scalar(select(Payment.id).where(Payment.idempotency_key == key)) is None:
-                session.add(Payment(invoice_id=invoice.id, attempt=request.attempt, idempotency_key=key, amount=amount,
-                                    currency=currency, outcome=result.outcome, decline_reason=result.decline_reason,
-                                    gateway_charge_id=result.charge_id or None, card_brand=brand,
-                                    card_last4=last4, created_at=request.at))
-                record_event(session, request.org_id, request.at, "charge",
-                             {"amount": amount, "currency": currency, "outcome": str(result.outcome),
-                              "reason": result.decline_reason, "invoice": invoice.number,
-                              "attempt": request.attempt}, dedupe_key=f"charge:{key}")
-                newly_recorded = True
-            else:
-                newly_recorded = False
+            newly_recorded = record_payment(session, request.org_id, invoice, request.attempt, key, amount, currency,
+                                            result.outcome, result.decline_reason, result.charge_id or None, card,
+                                            request.at)
             if result.outcome == ChargeOutcome.SUCCEEDED:
                 set_invoice_status(session, invoice, InvoiceStatus.PAID, request.at)
         if newly_recorded:  # counted once the record is committed

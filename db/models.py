@@ -285,6 +285,51 @@ class GatewayCharge(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class StripeCustomer(Base):
+    """The Stripe gateway's record of an org: its Customer, created once, and the PaymentMethod
+    last attached to it, with the card as Stripe described it (never the number)."""
+    __tablename__ = "stripe_customers"
+    org_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(80), unique=True)
+    # The org's card token (a pm_ id, or a test id such as pm_card_visa that Stripe turns into a
+    # new PaymentMethod when attached) and the PaymentMethod attached for it.
+    payment_method_token: Mapped[str | None] = mapped_column(String(80))
+    payment_method_id: Mapped[str | None] = mapped_column(String(80))
+    card_brand: Mapped[str | None] = mapped_column(String(20))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    card_exp_month: Mapped[int | None] = mapped_column(Integer)
+    card_exp_year: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class StripeIntent(Base):
+    """One charge attempt's PaymentIntent, written before Stripe is asked to create it, so a
+    retried attempt reads it back instead of creating another. `stage` moves forward only
+    (creating -> created -> confirming -> settled), each step a guarded update: two workers
+    never both confirm."""
+    __tablename__ = "stripe_payment_intents"
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(80), index=True)
+    invoice_number: Mapped[str] = mapped_column(String(INVOICE_NUMBER_COLUMN))
+    attempt: Mapped[int] = mapped_column(Integer)
+    intent_id: Mapped[str | None] = mapped_column(String(80), unique=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str | None] = mapped_column(String(40))   # Stripe's, as last read
+    decline_reason: Mapped[str | None] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    __table_args__ = (UniqueConstraint("org_id", "invoice_number", "attempt", name="uq_stripe_intent_attempt"),)
+
+
+class StripeEvent(Base):
+    """A webhook event applied: a delivery of the same event id again is ignored."""
+    __tablename__ = "stripe_events"
+    event_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    type: Mapped[str] = mapped_column(String(80))
+    intent_id: Mapped[str | None] = mapped_column(String(80))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class EmailMessage(Base):
     """The outbox: one row per (org, template, occasion). The unique key is what keeps an
     e-mail from being sent twice when the mailer activity is retried."""

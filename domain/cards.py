@@ -14,6 +14,17 @@ SANDBOX_CARDS = {
 }
 
 
+# What a card is to us: a sandbox token, or a Stripe PaymentMethod (its console collects the number).
+CARD_TOKEN_PREFIXES = ("tok_", "pm_")
+
+# The sandbox's test numbers as Stripe's test PaymentMethods, for the demo on BILLING_GATEWAY=stripe
+# (ids that Stripe's test mode and localstripe both know: the card attaches, then charges or declines).
+STRIPE_TEST_PAYMENT_METHODS = {
+    "4242424242424242": "pm_card_visa",
+    "4000000000000341": "pm_card_chargeCustomerFail",
+}
+
+
 @dataclass(frozen=True)
 class CardDetails:
     token: str
@@ -55,6 +66,15 @@ def sandbox_tokenise(raw: str) -> CardDetails:
     if behaviour == "rejected":
         raise CardRejected(f"card ending {number[-4:]} was rejected by the gateway; the previous card stays in place")
     return CardDetails(token=f"tok_sandbox_{behaviour}_{number[-4:]}", brand=brand_of(number), last4=number[-4:])
+
+
+def stripe_test_card(raw: str) -> CardDetails:
+    """A sandbox test number as the Stripe test PaymentMethod that behaves the same way."""
+    number = normalise_number(raw)
+    if number not in STRIPE_TEST_PAYMENT_METHODS:
+        raise InvalidInput(f"card: number ending {number[-4:]} has no Stripe test PaymentMethod here; "
+                           f"use one of {', '.join(n[-4:] for n in STRIPE_TEST_PAYMENT_METHODS)}")
+    return CardDetails(token=STRIPE_TEST_PAYMENT_METHODS[number], brand=brand_of(number), last4=number[-4:])
 
 
 def sandbox_behaviour(token: str) -> str:

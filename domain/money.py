@@ -33,3 +33,13 @@ def format_money(amount: int, currency: str, locale: str) -> str:
     if exponent == 0:
         return format_currency(value, currency, locale=locale, currency_digits=False, format="¤#,##0")
     return format_currency(value, currency, locale=locale)
+
+
+# Stripe counts every currency we sell in with two decimals (IDR included: Rp 1 is 100 in its
+# API), whatever our minor unit is.
+STRIPE_EXPONENT = {"USD": 2, "IDR": 2}
+
+
+def in_stripe_units(amount: int, currency: str) -> int:
+    """An amount in our minor units as Stripe's API counts it."""
+    return amount * 10 ** (STRIPE_EXPONENT[check_currency(currency)] - MINOR_UNIT_EXPONENT[currency])

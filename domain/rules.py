@@ -11,6 +11,7 @@ from domain import requests as rq
 from domain.errors import (BelowUsage, DomainError, InvalidInput, NotAllowed, OutsideDowngradeWindow,
                            PendingChange, StaffOnly, UnknownPlan)
 from domain.limits import check_email, shown  # noqa: F401  (check_email: rules.check_email)
+from domain.cards import CARD_TOKEN_PREFIXES
 from domain.policy import Policy
 from domain.proration import days_between
 from domain.reports import check_not_ahead
@@ -256,8 +257,9 @@ def check_cancel_switch_to_monthly(org: OrgSnapshot, policy: Policy, catalog: Ca
 
 
 def check_update_card(org: OrgSnapshot, policy: Policy, catalog: CatalogFacts, req: rq.UpdateCardRequest, now: datetime) -> None:
-    if not req.token or not req.token.startswith("tok_"):
-        raise InvalidInput("token: a gateway card token (tok_...) is required; card numbers are never accepted here")
+    if not req.token or not req.token.startswith(CARD_TOKEN_PREFIXES):
+        raise InvalidInput("token: a gateway card token (tok_... or a Stripe PaymentMethod pm_...) is required; "
+                           "card numbers are never accepted here")
     if not re.fullmatch(r"\d{4}", req.last4 or ""):
         raise InvalidInput(f"last4 must be four digits, got {req.last4!r}")
 

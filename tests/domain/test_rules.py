@@ -423,11 +423,16 @@ def test_cancel_switch_to_monthly():
 
 @pytest.mark.parametrize("req, text", [
     (rq.UpdateCardRequest("4242424242424242", "visa", "4242"),
-     "token: a gateway card token (tok_...) is required; card numbers are never accepted here"),
+     "token: a gateway card token (tok_... or a Stripe PaymentMethod pm_...) is required; card numbers are never "
+     "accepted here"),
     (rq.UpdateCardRequest("", "visa", "4242"),
-     "token: a gateway card token (tok_...) is required; card numbers are never accepted here"),
+     "token: a gateway card token (tok_... or a Stripe PaymentMethod pm_...) is required; card numbers are never "
+     "accepted here"),
     (rq.UpdateCardRequest("tok_sandbox_ok_4242", "visa", "42"), "last4 must be four digits, got '42'"),
     (rq.UpdateCardRequest("tok_sandbox_ok_4242", "visa", "42a2"), "last4 must be four digits, got '42a2'"),
+    (rq.UpdateCardRequest("card_1Nv0", "visa", "4242"),
+     "token: a gateway card token (tok_... or a Stripe PaymentMethod pm_...) is required; card numbers are never "
+     "accepted here"),
 ])
 def test_update_card_refused(req, text):
     assert refusal(InvalidInput, rules.check_update_card, free_org(), req) == text

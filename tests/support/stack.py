@@ -18,7 +18,7 @@ from activities.mail import SmtpConfig
 from activities.payments import PaymentGateway, SandboxGateway
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from db.orgs import create_org, set_card
-from domain.cards import sandbox_tokenise
+from domain.cards import CardDetails, sandbox_tokenise
 from db.session import Database
 from domain.catalog import Catalog
 from domain.policy import Policy
@@ -63,7 +63,8 @@ class Stack:
         return await self.env.get_current_time()
 
     async def create_org(self, org_id: str | None = None, users: list[tuple[str, float]] | None = None,
-                         start: datetime | None = None, card: str | None = None, **fields) -> str:
+                         start: datetime | None = None, card: str | None = None,
+                         card_details: CardDetails | None = None, **fields) -> str:
         org_id = org_id or f"org{uuid.uuid4().hex[:8]}"
         fields.setdefault("name", f"Org {org_id}")
         fields.setdefault("admin_email", f"admin@{org_id}.test")
@@ -73,8 +74,8 @@ class Stack:
         with self.db.transaction() as session:
             # On a paid plan: moved in, paid for its first cycle (as `billing simulate` creates it).
             create_org(session, paid_for_one_cycle(new, start, "tests"), self.catalog, self.policy, start)
-            if card:
-                details = sandbox_tokenise(card)
+            if card or card_details:   # a number for the sandbox, or what another gateway gave back
+                details = card_details or sandbox_tokenise(card)
                 set_card(session, org_id, details.token, details.brand, details.last4)
         await start_org_workflow(self.client, org_id, self.task_queue, new.name, new.admin_email)
         self.started.append(org_id)

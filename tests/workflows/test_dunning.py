@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from activities.payments import GatewayResult, GatewayUnavailable, SandboxGateway
+from activities.gateways import ChargeAttempt, GatewayResult, GatewayUnavailable
+from activities.gateways.sandbox import SandboxGateway
 from db.models import GatewayCharge, Invoice, OrgEvent, Payment, Subscription
 from domain import requests as rq
 from domain.cards import sandbox_tokenise
@@ -107,11 +108,11 @@ class OutageOnFirstRetry(SandboxGateway):
         super().__init__(db)
         self.outages = 0
 
-    def charge(self, token: str, amount: int, currency: str, idempotency_key: str, at: datetime) -> GatewayResult:
-        if idempotency_key.endswith(":2") and self.outages < 3:
+    def charge(self, attempt: ChargeAttempt) -> GatewayResult:
+        if attempt.attempt == 2 and self.outages < 3:
             self.outages += 1
             raise GatewayUnavailable("503 from the gateway")
-        return super().charge(token, amount, currency, idempotency_key, at)
+        return super().charge(attempt)
 
 
 async def test_gateway_outage_during_a_retry_is_not_a_dunning_attempt(stack):

@@ -4,13 +4,14 @@ what staff decide later settles every one of those invoices (charged, or written
 uncollectible), never voids or skips one. On the time-skipping server, with real PostgreSQL and SMTP."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 
-from activities.payments import SandboxGateway
+from activities.gateways import ChargeAttempt, GatewayResult
+from activities.gateways.sandbox import SandboxGateway
 from db.invoices import statement
 from db.models import Invoice, Payment
 from domain import requests as rq
@@ -27,8 +28,8 @@ class TopUpGateway(SandboxGateway):
     at some point: from then on its charges go through."""
     funded = False
 
-    def charge(self, token, amount, currency, idempotency_key, at):  # noqa: ANN001
-        return super().charge(FUNDED if self.funded else token, amount, currency, idempotency_key, at)
+    def charge(self, attempt: ChargeAttempt) -> GatewayResult:
+        return super().charge(replace(attempt, token=FUNDED) if self.funded else attempt)
 
 
 def large(stack) -> None:

@@ -1,11 +1,12 @@
 """Charges happen exactly once, even when the activity fails after the gateway accepted."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
 
-from activities.payments import GatewayResult, SandboxGateway
+from activities.gateways import ChargeAttempt, GatewayResult
+from activities.gateways.sandbox import SandboxGateway
 from db.models import GatewayCharge, Invoice, Payment
 
 GOOD_CARD = "4242424242424242"
@@ -18,9 +19,9 @@ class AcceptThenCrash(SandboxGateway):
         super().__init__(db)
         self.calls = 0
 
-    def charge(self, token: str, amount: int, currency: str, idempotency_key: str, at: datetime) -> GatewayResult:
+    def charge(self, attempt: ChargeAttempt) -> GatewayResult:
         self.calls += 1
-        result = super().charge(token, amount, currency, idempotency_key, at)
+        result = super().charge(attempt)
         if self.calls == 1:
             raise ConnectionResetError("connection reset after the gateway accepted the charge")
         return result

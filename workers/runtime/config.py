@@ -3,7 +3,7 @@
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -32,6 +32,15 @@ def _split(value: object) -> object:
     if isinstance(value, str):
         return tuple(item.strip() for item in value.split(",") if item.strip())
     return value
+
+
+def _secret(value: SecretStr | None, file: str | None) -> str | None:
+    """A secret from its variable, or from the file its *_FILE variable names (a k8s Secret)."""
+    if value is not None:
+        return value.get_secret_value().strip() or None
+    if file:
+        return Path(file).read_text(encoding="utf-8").strip() or None
+    return None
 
 
 class Settings(BaseSettings):
@@ -83,6 +92,18 @@ class Settings(BaseSettings):
     reconcile_schedule: bool = False
     log_format: str = "text"
     graceful_shutdown_seconds: int = 60
+    # Where charges go: the sandbox (a table of our own, the default) or Stripe (README, "Against
+    # Stripe's test mode"). Stripe's settings keep Stripe's own names; secrets from the
+    # environment or a mounted file, never logged (SecretStr prints as '**********').
+    gateway: Literal["sandbox", "stripe"] = "sandbox"
+    stripe_api_key: SecretStr | None = Field(default=None, validation_alias="STRIPE_API_KEY")
+    stripe_api_key_file: str | None = Field(default=None, validation_alias="STRIPE_API_KEY_FILE")
+    stripe_webhook_secret: SecretStr | None = Field(default=None, validation_alias="STRIPE_WEBHOOK_SECRET")
+    stripe_webhook_secret_file: str | None = Field(default=None, validation_alias="STRIPE_WEBHOOK_SECRET_FILE")
+    stripe_api_base: str | None = Field(default=None, validation_alias="STRIPE_API_BASE")
+    # Stripe's off-session flag on confirm; a test server that lacks it (localstripe) needs false.
+    stripe_off_session: bool = Field(default=True, validation_alias="STRIPE_OFF_SESSION")
+    stripe_timeout_seconds: float = Field(default=30, gt=0, le=120, validation_alias="STRIPE_TIMEOUT_SECONDS")
     # Throughput against safety and memory: docs/reliability.md, "What limits throughput".
     workflow_sandbox: bool = True
     max_cached_workflows: int = Field(default=1000, ge=0)
@@ -134,11 +155,15 @@ class Settings(BaseSettings):
     @property
     def api_key_value(self) -> str | None:
         """The API key, from BILLING_API_KEY or the file BILLING_API_KEY_FILE names (a k8s Secret)."""
-        if self.api_key is not None:
-            return self.api_key.get_secret_value().strip() or None
-        if self.api_key_file:
-            return Path(self.api_key_file).read_text(encoding="utf-8").strip() or None
-        return None
+        return _secret(self.api_key, self.api_key_file)
+
+    @property
+    def stripe_api_key_value(self) -> str | None:
+        return _secret(self.stripe_api_key, self.stripe_api_key_file)
+
+    @property
+    def stripe_webhook_secret_value(self) -> str | None:
+        return _secret(self.stripe_webhook_secret, self.stripe_webhook_secret_file)
 
     @cached_property
     def webhooks(self) -> Webhooks:

@@ -24,13 +24,16 @@ from activities.outages import OUTAGES
 from activities.mail import MailActivities, SmtpConfig
 from activities.webhooks import DeliveryActivities
 from activities.reconcile import DEFAULT_STUCK_AFTER, ReconcileActivities
-from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
+from activities.gateways import PaymentGateway
+from activities.gateways.sandbox import SandboxGateway
+from activities.gateways.stripe import StripeConfig, StripeGateway
+from activities.payments import PaymentActivities
 from db.migrate import upgrade
 from db.orgs import sync_plans
 from db.session import Database
 from domain.catalog import Catalog, load_catalog
 from domain.delivery import Webhooks
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
 from domain.policy import Policy
 from workers.runtime import logs
 from workers.runtime.config import Settings, load_settings
@@ -88,6 +91,17 @@ def smtp_from(settings: Settings) -> SmtpConfig:
                       password=settings.smtp_password, starttls=settings.smtp_starttls, sender=settings.mail_from)
 
 
+def gateway_from(settings: Settings, db: Database) -> PaymentGateway:
+    """BILLING_GATEWAY: the sandbox, or Stripe with its key (never logged)."""
+    if settings.gateway == "stripe":
+        key = settings.stripe_api_key_value
+        if not key:
+            raise InvalidInput("BILLING_GATEWAY=stripe needs STRIPE_API_KEY or STRIPE_API_KEY_FILE")
+        return StripeGateway(db, StripeConfig(key, settings.stripe_api_base, settings.stripe_off_session,
+                                              settings.stripe_timeout_seconds))
+    return SandboxGateway(db)
+
+
 def components_from(settings: Settings, migrate: bool = True) -> Components:
     require_pdf_renderer()   # receipts carry a PDF: a worker that cannot render one does not start
     catalog = load_catalog(settings.catalog_path)
@@ -97,7 +111,7 @@ def components_from(settings: Settings, migrate: bool = True) -> Components:
     with db.transaction() as session:
         sync_plans(session, catalog)
     return Components(db=db, catalog=catalog, policy=settings.policy, smtp=smtp_from(settings),
-                      gateway=SandboxGateway(db), seller=settings.seller, pdf=PdfRenderer(settings.pdf_processes),
+                      gateway=gateway_from(settings, db), seller=settings.seller, pdf=PdfRenderer(settings.pdf_processes),
                       webhooks=settings.webhooks)
 
 

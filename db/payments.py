@@ -1,0 +1,142 @@
+"""Payments as stored: the attempts we record (payments), the sandbox gateway's ledger, and the
+Stripe gateway's records (its customers, each attempt's PaymentIntent, the webhook events
+applied). Rows and queries only: what a charge means is decided in activities/ and domain/."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.events import record_event
+from db.models import GatewayCharge, Invoice, Payment, StripeCustomer, StripeEvent, StripeIntent, Subscription
+from domain.states import ChargeOutcome
+
+
+@dataclass(frozen=True)
+class CardOnFile:
+    token: str | None
+    brand: str | None
+    last4: str | None
+
+
+def card_on_file(session: Session, org_id: str) -> CardOnFile:
+    token, brand, last4 = session.execute(
+        select(Subscription.card_token, Subscription.card_brand, Subscription.card_last4)
+        .where(Subscription.org_id == org_id)).one()
+    return CardOnFile(token, brand, last4)
+
+
+def recorded_payment(session: Session, key: str) -> Payment | None:
+    return session.scalar(select(Payment).where(Payment.idempotency_key == key))
+
+
+def record_payment(session: Session, org_id: str, invoice: Invoice, attempt: int, key: str, amount: int,
+                   currency: str, outcome: ChargeOutcome, reason: str | None, charge_id: str | None,
+                   card: CardOnFile, at: datetime) -> bool:
+    """The attempt's payment row and its timeline event, once per key; False if already there."""
+    if session.scalar(select(Payment.id).where(Payment.idempotency_key == key)) is not None:
+        return False
+    session.add(Payment(invoice_id=invoice.id, attempt=attempt, idempotency_key=key, amount=amount,
+                        currency=currency, outcome=outcome, decline_reason=reason, gateway_charge_id=charge_id,
+                        card_brand=card.brand, card_last4=card.last4, created_at=at))
+    record_event(session, org_id, at, "charge",
+                 {"amount": amount, "currency": currency, "outcome": str(outcome), "reason": reason,
+                  "invoice": invoice.number, "attempt": attempt}, dedupe_key=f"charge:{key}")
+    return True
+
+
+# The sandbox gateway's ledger.
+
+def sandbox_charge(session: Session, key: str) -> GatewayCharge | None:
+    return session.get(GatewayCharge, key)
+
+
+def add_sandbox_charge(session: Session, charge: GatewayCharge) -> None:
+    session.add(charge)
+
+
+# The Stripe gateway's records.
+
+def stripe_customer(session: Session, org_id: str) -> StripeCustomer | None:
+    return session.get(StripeCustomer, org_id)
+
+
+def save_stripe_customer(session: Session, org_id: str, customer_id: str, at: datetime) -> StripeCustomer:
+    row = StripeCustomer(org_id=org_id, customer_id=customer_id, created_at=at)
+    session.add(row)
+    return row
+
+
+def save_attached_card(session: Session, org_id: str, token: str, payment_method_id: str, brand: str | None,
+                       last4: str | None, exp_month: int | None, exp_year: int | None) -> None:
+    row = session.get(StripeCustomer, org_id)
+    row.payment_method_token, row.payment_method_id = token, payment_method_id
+    row.card_brand, row.card_last4, row.card_exp_month, row.card_exp_year = brand, last4, exp_month, exp_year
+
+
+def intent_row(session: Session, key: str) -> StripeIntent | None:
+    return session.get(StripeIntent, key)
+
+
+def intent_by_id(session: Session, intent_id: str) -> StripeIntent | None:
+    return session.scalar(select(StripeIntent).where(StripeIntent.intent_id == intent_id))
+
+
+def succeeded_intent(session: Session, org_id: str, invoice_number: str) -> str | None:
+    """An intent of the invoice that Stripe reported succeeded (by an answer or a webhook), if any."""
+    return session.scalar(select(StripeIntent.intent_id).where(
+        StripeIntent.org_id == org_id, StripeIntent.invoice_number == invoice_number,
+        StripeIntent.status == "succeeded").limit(1))
+
+
+def claim_intent(session: Session, key: str, org_id: str, invoice_number: str, attempt: int,
+                 at: datetime) -> StripeIntent:
+    """The attempt's row, inserted at stage 'creating' if it is not there yet (the unique keys
+    keep one per attempt whoever inserts first)."""
+    row = session.get(StripeIntent, key)
+    if row is not None:
+        return row
+    row = StripeIntent(idempotency_key=key, org_id=org_id, invoice_number=invoice_number, attempt=attempt,
+                       stage="creating", created_at=at, updated_at=at)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        row = session.get(StripeIntent, key)
+    return row
+
+
+def advance_intent(session: Session, key: str, from_stages: tuple[str, ...], to_stage: str, at: datetime,
+                   stale_before: datetime | None = None, **values: object) -> bool:
+    """Move the attempt's row to `to_stage` if it is still at one of `from_stages` (or at
+    `to_stage` itself since before `stale_before`): True for the one caller that moved it."""
+    condition = StripeIntent.stage.in_(from_stages)
+    if stale_before is not None:
+        condition = condition | ((StripeIntent.stage == to_stage) & (StripeIntent.updated_at < stale_before))
+    moved = session.execute(update(StripeIntent).where(StripeIntent.idempotency_key == key, condition)
+                            .values(stage=to_stage, updated_at=at, **values)
+                            .execution_options(synchronize_session=False))
+    return moved.rowcount == 1
+
+
+def note_intent_status(session: Session, intent_id: str, status: str, reason: str | None, at: datetime) -> bool:
+    moved = session.execute(update(StripeIntent).where(StripeIntent.intent_id == intent_id)
+                            .values(status=status, decline_reason=reason, updated_at=at)
+                            .execution_options(synchronize_session=False))
+    return moved.rowcount == 1
+
+
+def seen_event(session: Session, event_id: str) -> bool:
+    return session.get(StripeEvent, event_id) is not None
+
+
+def first_delivery(session: Session, event_id: str, type_: str, intent_id: str | None, at: datetime) -> bool:
+    """Record a webhook event by its id: False when it was recorded before (a redelivery)."""
+    try:
+        with session.begin_nested():
+            session.add(StripeEvent(event_id=event_id, type=type_, intent_id=intent_id, received_at=at))
+    except IntegrityError:
+        return False
+    return True
