@@ -60,3 +60,14 @@ class OrgStateView:
     # run), and those of them not yet applied with their effects (e-mails, storage enforcement).
     reports_received: int = 0
     reports_waiting: int = 0
+
+
+# A payment's outcome that a gateway reported after its charge had been answered (a webhook).
+PAYMENT_SIGNAL = "payment_settled"
+
+
+@dataclass(frozen=True)
+class PaymentNotice:
+    invoice_number: str
+    attempt: int
+    succeeded: bool

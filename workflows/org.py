@@ -41,7 +41,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows import update_json
     from workflows.updates import HANDING_OVER, UPDATES, unknown_update
-    from workflows.messages import REPORT_SIGNALS, ChangeOutcome, Opening, OrgStateView, OrgWorkflowInput
+    from workflows.messages import (PAYMENT_SIGNAL, REPORT_SIGNALS, ChangeOutcome, Opening, OrgStateView,
+                                    OrgWorkflowInput, PaymentNotice)
 
 # Patches against 1.0 (docs/reliability.md): since 1.1 e-mails are regular activities on the
 # documents' task queue (workflows/calls.py, `send`).
@@ -88,6 +89,7 @@ class OrgWorkflow:
         self._reports_in_flight = 0      # taken from the queue, their effects not yet carried out
         self._opening = input.opening
         self._opened: ChangeOutcome | None = None   # the answer to `opening`, once the first payment is decided
+        self._paid_late = False   # the dunning invoice's payment succeeded after its decline (payment_settled)
 
     # ---- the policy loop -------------------------------------------------------------------
 
@@ -104,7 +106,7 @@ class OrgWorkflow:
         while not self._continue_as_new:
             self._publish()
             assert self.step is not None
-            if not await self._sleep_until(self.step.due):
+            if not await self._sleep_until(self.step.due) and not self._paid_late:
                 if self._reports:
                     await self._apply_reports()
                 # Woken by a change: decide again on the fresh snapshot, in a new run if this
@@ -116,7 +118,8 @@ class OrgWorkflow:
                 continue
             async with self._lock:
                 step = self._next_step()
-                if step.due is not None and step.due <= workflow.now():
+                retry_now, self._paid_late = self._paid_late and step.kind == StepKind.RETRY_PAYMENT, False
+                if step.due is not None and (step.due <= workflow.now() or retry_now):
                     await self._perform(step)
             if workflow.info().is_continue_as_new_suggested():
                 self._continue_as_new = True
@@ -364,6 +367,13 @@ class OrgWorkflow:
                                  decline_reason=charge.reason if charge else None)
 
     # ---- usage reports and contact counts -------------------------------------------------------
+
+    @workflow.signal(name=PAYMENT_SIGNAL)
+    def payment_settled(self, notice: PaymentNotice) -> None:
+        """A declined charge of the dunning invoice succeeded later (the customer authenticated
+        it): the invoice is charged again now, and the gateway answers with that payment."""
+        if notice.succeeded and self.org is not None and self.org.dunning_invoice == notice.invoice_number:
+            self._paid_late = self._changed = True
 
     @workflow.signal(name="usage_reported")
     def usage_reported(self, payload: Any = None) -> None:

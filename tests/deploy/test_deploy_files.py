@@ -287,6 +287,8 @@ def test_k8s_secret_is_a_template():
         "BILLING_SMTP_PASSWORD": "REPLACE_ME",
         "BILLING_TEMPORAL_API_KEY": "REPLACE_ME",
         "BILLING_API_KEY": "REPLACE_ME",
+        "STRIPE_API_KEY": "REPLACE_ME",
+        "STRIPE_WEBHOOK_SECRET": "REPLACE_ME",
     }
     assert "secret manager" in (K8S / "secret.yaml").read_text(encoding="utf-8")
     (configmap,) = _documents(K8S / "configmap.yaml")
@@ -385,7 +387,8 @@ def test_search_attributes_documented_in_readme():
 def test_every_billing_variable_in_deploy_is_a_setting(compose):
     """Settings ignore unknown variables, so a misspelt name would silently fall back to the default."""
     from workers.runtime.config import Settings
-    known = {f"BILLING_{name.upper()}" for name in Settings.model_fields}
+    known = {field.validation_alias if isinstance(field.validation_alias, str) else f"BILLING_{name.upper()}"
+             for name, field in Settings.model_fields.items()}
     (configmap,) = _documents(K8S / "configmap.yaml")
     (secret,) = _documents(K8S / "secret.yaml")
     compose_env = _env_dict(compose["x-billing-env"])

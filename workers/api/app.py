@@ -3,7 +3,7 @@
 import hmac
 import logging
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,6 +22,10 @@ class Service:
     """What every route may use; kept in `app.state.service`."""
     db: Database
     api_key: str | None
+    # Stripe's webhook signing secret (STRIPE_WEBHOOK_SECRET or _FILE), and what signals the org
+    # workflows (workers/api/stripe_webhooks.py).
+    stripe_webhook_secret: str | None = None
+    org_signals: Any = None
 
 
 def error(status: int, message: str) -> JSONResponse:

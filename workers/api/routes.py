@@ -2,7 +2,9 @@
 
 from starlette.routing import BaseRoute
 
+from workers.api import stripe_webhooks
 from workers.api.entitlements import ENTITLEMENT_ROUTES
 
 ROUTES: list[BaseRoute] = []
 ROUTES += ENTITLEMENT_ROUTES
+ROUTES += stripe_webhooks.ROUTES   # POST /webhooks/stripe: signed by Stripe, not behind the API key

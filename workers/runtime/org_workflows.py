@@ -8,6 +8,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.subscription import OrgSnapshot
 from workflows import search_attributes as sa
+from workflows.messages import PaymentNotice
 from workflows.org import OrgWorkflow
 from workflows.starter import org_handle, start_org_workflow
 
@@ -29,6 +30,9 @@ class TemporalOrgWorkflows:
 
     async def snapshot(self, org_id: str) -> OrgSnapshot:
         return (await org_handle(self.client, org_id).query(OrgWorkflow.state)).snapshot
+
+    async def payment_settled(self, org_id: str, notice: PaymentNotice) -> None:
+        await org_handle(self.client, org_id).signal(OrgWorkflow.payment_settled, notice)
 
     def next_action_at(self, description: WorkflowExecutionDescription) -> datetime | None:
         return description.typed_search_attributes.get(sa.NEXT_ACTION_AT)
