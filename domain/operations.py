@@ -17,7 +17,7 @@ from domain import reports
 from domain import requests as rq
 from domain import rules
 from domain.billing import Line, charges, held_items, total
-from domain.cards import sandbox_tokenise
+from domain.cards import CardDetails, sandbox_tokenise
 from domain.decisions import (ChargePurpose, Context, Decision, Draft, InvoiceDraft, UserChange, UserChangeKind,
                               check_storage, collect, send)
 from domain.errors import DomainError, InvalidInput
@@ -467,7 +467,10 @@ def _count_contacts(draft: Draft, contacts: int, ctx: Context) -> None:
 def _tokenised_card(values: dict[str, Any]) -> rq.UpdateCardRequest:
     """A card number is tokenised here, as the gateway's card form would: it never goes further
     (raises CardRejected or InvalidInput)."""
-    card = sandbox_tokenise(str(values["card"]))
+    if values.get("payment_method"):   # Stripe's card form gave an id; its card was read back from Stripe
+        card = CardDetails(str(values["payment_method"]), values.get("brand") or "", values.get("last4") or "")
+    else:
+        card = sandbox_tokenise(str(values["card"]))
     return rq.UpdateCardRequest(card.token, card.brand, card.last4, values.get("requested_by", ""),
                                 values.get("reason", ""))
 

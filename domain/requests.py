@@ -198,6 +198,9 @@ class UpdateCardRequest:
 class UpdateCardInput:
     """What a person types: the number, tokenised by the CLI or the simulator (domain.cards)."""
     card: str = arg("Card number (tokenised here, never stored)", Kind.CARD)
+    payment_method: str | None = arg("A Stripe PaymentMethod id (pm_...) from the console's card form, instead "
+                                     "of a number (BILLING_GATEWAY=stripe); its brand and last four are read "
+                                     "back from Stripe", default=None)
     requested_by: str = _by()
     reason: str = _reason()
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.markup import escape
+from temporalio.exceptions import ApplicationError
 from typer.core import TyperCommand
 
 from domain import requests as rq
@@ -117,6 +118,25 @@ def read_card_number() -> str:
     return number
 
 
+def read_back_payment_method(payment_method: str) -> dict[str, str]:
+    """The brand and last four of a Stripe PaymentMethod, as Stripe describes it (never a number)."""
+    from activities.gateways import GatewayUnavailable
+    from workers.runtime.worker import gateway_from
+    configured = settings()
+    if configured.gateway != "stripe":
+        fail("--payment-method: a Stripe PaymentMethod needs BILLING_GATEWAY=stripe (and STRIPE_API_KEY); "
+             "the sandbox takes a card number on standard input", ExitCode.USAGE)
+    try:
+        card = gateway_from(configured, db=None).describe(payment_method)   # a StripeGateway here
+    except DomainError as err:
+        fail(err.message, ExitCode.USAGE)
+    except GatewayUnavailable as err:
+        fail(f"Stripe unreachable: {err} (check STRIPE_API_BASE and the network)", ExitCode.UNAVAILABLE)
+    except ApplicationError as err:   # Stripe refused: no such PaymentMethod, a wrong key
+        fail(f"--payment-method {payment_method}: {err.message}", ExitCode.REFUSED)
+    return {"brand": card.brand, "last4": card.last4}
+
+
 def _card_fields(operation: Operation) -> list[str]:
     return [item.name for item in fields(operation.inputs) if item.metadata.get("kind") == Kind.CARD]
 
@@ -137,7 +157,15 @@ def _operation_command(operation: Operation) -> Callable[..., None]:
     card_fields = _card_fields(operation)
 
     def command(org_id: str, **values: Any) -> None:
-        for name in card_fields:
+        if values.get("payment_method"):   # no number: the gateway's card form took it
+            values.update(read_back_payment_method(values["payment_method"]), card="")
+            card_fields_to_read = []
+        else:
+            card_fields_to_read = card_fields
+            if card_fields and settings().gateway != "sandbox":
+                fail(f"a card number goes to the sandbox gateway only; with BILLING_GATEWAY={settings().gateway} "
+                     f"pass --payment-method pm_... from the console's card form", ExitCode.USAGE)
+        for name in card_fields_to_read:
             if values[name] is not None:
                 fail(f"--{name}: a card number is not taken on the command line (it would stay in the shell "
                      f"history); pipe it: echo NUMBER | billing {' '.join(operation.cli)} {org_id}", ExitCode.USAGE)

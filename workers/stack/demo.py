@@ -11,7 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from dateutil.relativedelta import relativedelta
 from temporalio.client import Client
@@ -19,7 +19,7 @@ from temporalio.client import Client
 from db.orgs import create_org, set_card
 from db.queries import org_exists
 from domain import requests as rq
-from domain.cards import sandbox_tokenise
+from domain.cards import CardDetails, sandbox_tokenise
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.periods import anchor_renewing_at, require_utc
 from domain.policy import Policy
@@ -260,10 +260,12 @@ def _requester(who: str, org: NewOrg, policy: Policy) -> str | None:
 
 
 async def seed_demo(client: Client, components, task_queue: str, now: datetime,  # noqa: ANN001
-                    demos: list[DemoOrg] = DEMO_ORGS) -> list[str]:
+                    demos: list[DemoOrg] = DEMO_ORGS,
+                    card_for: Callable[[str], CardDetails] = sandbox_tokenise) -> list[str]:
     """Create the demo orgs missing from the database, start their workflows and send their
     Updates (one org's in order, the orgs side by side). An org already there (a second
-    `make run`) is left as it is. Returns the ids created."""
+    `make run`) is left as it is. `card_for`: a test number as the gateway keeps it (the
+    sandbox's token, or Stripe's test PaymentMethod). Returns the ids created."""
     created: list[Planned] = []
     for plan in plan_demo(now.replace(microsecond=0), components.policy, demos):
         org = validate_new_org(plan.org, components.catalog)
@@ -273,7 +275,7 @@ async def seed_demo(client: Client, components, task_queue: str, now: datetime, 
             create_org(session, paid_for_one_cycle(org, plan.started, "demo"), components.catalog, components.policy,
                        plan.started)
             if plan.demo.card:
-                card = sandbox_tokenise(plan.demo.card)
+                card = card_for(plan.demo.card)
                 set_card(session, org.id, card.token, card.brand, card.last4)
         await start_org_workflow(client, org.id, task_queue, org.name, org.admin_email)
         created.append(plan)

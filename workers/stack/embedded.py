@@ -26,6 +26,7 @@ from workers.runtime.schedules import create_reconcile_schedule
 from workers.runtime.search_attributes import dev_server_flags
 from workers.runtime.temporal import DATA_CONVERTER
 from workers.runtime.worker import components_from, configured_worker, delivering
+from domain.cards import sandbox_tokenise, stripe_test_card
 from workers.stack.demo import seed_demo
 from workers.stack.ports import Port, PortBusy, check_free
 from workers.stack.smtp_capture import start_capture
@@ -85,7 +86,9 @@ async def main(args: argparse.Namespace) -> None:
             loop.add_signal_handler(sig, stop.set)
         # With BILLING_WEBHOOK_URL and BILLING_WEBHOOK_SECRET set, entitlements are delivered too.
         async with worker, delivering(client, settings.temporal_task_queue, components, timedelta(seconds=10)):
-            created = await seed_demo(client, components, settings.temporal_task_queue, datetime.now(timezone.utc))
+            card_for = stripe_test_card if settings.gateway == "stripe" else sandbox_tokenise
+            created = await seed_demo(client, components, settings.temporal_task_queue, datetime.now(timezone.utc),
+                                      card_for=card_for)
             if created:
                 log.info("demo orgs started: %s", ", ".join(created))
             await create_reconcile_schedule(client, settings.temporal_task_queue)
