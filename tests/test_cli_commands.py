@@ -260,3 +260,34 @@ def test_temporal_down_at_the_address_of_the_temporal_cli_settings_names_both(sq
     assert done.returncode == 3 and done.stdout == "" and done.stderr.splitlines() == [
         "error: Temporal unreachable at 127.0.0.1:2 (Connection refused); check BILLING_TEMPORAL_ADDRESS or "
         "TEMPORAL_ADDRESS (or the temporal CLI profile)"], done
+
+
+def _commands(command, path=()):
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+    else:
+        yield path, command
+
+
+def test_every_command_s_summary_in_its_group_s_list_is_a_whole_sentence():
+    """`billing org --help` listed `address` as "Set the billing address printed on the org's invoices
+    and statements (from now on: an" (the first line of a summary wrapped over two)."""
+    import typer.main
+    cut = {" ".join(path): (command.help or "").strip().split("\n\n")[0]
+           for path, command in _commands(typer.main.get_command(app)) if not command.hidden}
+    assert {path: summary for path, summary in cut.items() if "\n" in summary} == {}
+    shown = help_of("org")
+    assert "Set the billing address printed on the org's invoices and statements." in shown.output
+
+
+@pytest.mark.parametrize("argv", [
+    ["org", "history", "nosuch"], ["org", "address", "nosuch", "1 Main St"], ["org", "tax", "nosuch", "--country", "ID"],
+    ["invoice", "list", "nosuch"], ["invoice", "statement", "nosuch", "--from", "2026-01-01", "--to", "2026-02-01",
+                                    "--json"]])
+def test_an_unknown_org_is_one_line_naming_the_setting_to_check(sqlite_url, argv):
+    """README: every error names the problem and the setting to check (address, tax and statement
+    said "unknown org 'nosuch'" alone)."""
+    result = CliRunner().invoke(app, argv, env={"BILLING_DATABASE_URL": sqlite_url, "COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert result.output == "error: unknown org 'nosuch' in the database (BILLING_DATABASE_URL)\n", result.output

@@ -225,8 +225,10 @@ _register()
 @group("usage").command("import")
 def usage_import(org_id: str = typer.Argument(..., help="Org id"),
                  file: Path = typer.Argument(..., help="CSV file: email,storage_gb (a header line is optional)")) -> None:
-    """Import usage from a CSV file, all or nothing: the whole file is checked first (a bad row
-    refuses it, naming the line), then sent as one Update (a few for a very large file)."""
+    """Import usage from a CSV file, all or nothing (a bad row refuses the whole file).
+
+    The whole file is checked first (a bad row refuses it, naming the line), then sent as one
+    Update (a few for a very large file)."""
     import re
     from workers.runtime.operations import OperationRefused, send_operation
     from workers.runtime.temporal import connect

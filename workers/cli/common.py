@@ -83,6 +83,9 @@ def fail(message: str, code: int = ExitCode.REFUSED) -> NoReturn:
     raise typer.Exit(int(code))
 
 
+IN_THE_DATABASE = " in the database (BILLING_DATABASE_URL)"   # an unknown org: the setting to check
+
+
 def checked_exit(err) -> int:  # noqa: ANN001  (domain.errors.DomainError)
     """A check run before anything is sent or written: a bad value is bad usage (2), any other
     refusal 1 (domain.errors.BAD_VALUE_TYPES is the classification)."""

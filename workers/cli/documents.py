@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from domain.limits import shown
-from workers.cli.common import (JSON_OPTION_HELP, ExitCode, app, console, database, errors, fail, group,
+from workers.cli.common import (IN_THE_DATABASE, JSON_OPTION_HELP, ExitCode, app, console, database, errors, fail, group,
                                 print_json, settings, to_jsonable)
 
 invoice_app = group("invoice")
@@ -28,7 +28,7 @@ def invoice_list(org_id: str = typer.Argument(..., help="Org id"),
     with database().transaction() as session:
         locale = org_locale(session, org_id)
         if locale is None:
-            fail(f"unknown org {shown(org_id)} in the database (BILLING_DATABASE_URL)")
+            fail(f"unknown org {shown(org_id)}{IN_THE_DATABASE}")
         documents = [invoice_document(session, number) for number in invoice_numbers(session, org_id)]
     if as_json:
         print_json([{key: value for key, value in to_jsonable(doc).items() if key not in ("buyer", "lines")}
@@ -157,8 +157,9 @@ def statement_render(org_id: str = typer.Argument(..., help="Org id"),
                      pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the statement as PDF here (- for standard output)"),
                      html: Optional[Path] = typer.Option(None, "--html", help="Write the statement as HTML here (- for standard output)"),
                      as_json: bool = typer.Option(False, "--json", help="Print the statement as JSON")) -> None:
-    """Statement of account: every invoice and payment between two days, with the opening and
-    closing balance the org owes (what finance asks for at month end)."""
+    """Statement of account: every invoice and payment between two days, with the balances.
+
+    The opening and closing balance the org owes (what finance asks for at month end)."""
     from datetime import date, timedelta
     from db.invoices import statement
     first, last = _day(start, "--from"), _day(end, "--to")
@@ -174,8 +175,8 @@ def statement_render(org_id: str = typer.Argument(..., help="Org id"),
     with database().transaction() as session:
         try:
             found = statement(session, org_id, first, end_of_range)
-        except LookupError as err:
-            fail(str(err))
+        except LookupError as err:   # an unknown org
+            fail(f"{err}{IN_THE_DATABASE}")
     outputs = _rendered(_documents().statement_html(found), html, pdf) if pdf or html else []
     if as_json:
         print_json({**to_jsonable(found), "closing": found.closing})

@@ -12,7 +12,7 @@ from domain.limits import cut, shown
 from domain.states import ChargeOutcome
 from workers.cli.choices import Currency, ListedCycle, Locale, Status, BillingCycle, complete_new_org_plan, \
     complete_plan
-from workers.cli.common import (JSON_OPTION_HELP, ExitCode, checked_exit, console, database, fail, group, note, print_json,
+from workers.cli.common import (IN_THE_DATABASE, JSON_OPTION_HELP, ExitCode, checked_exit, console, database, fail, group, note, print_json,
                                 settings, to_jsonable)
 
 org_app = group("org")
@@ -30,8 +30,9 @@ def parse_user(spec: str, index: int):
 
 def refused(err: DomainError, prefix: str = "") -> None:
     """A domain refusal before anything is written: a bad value is bad usage (2), anything else a
-    refusal (1)."""
-    fail(prefix + err.message, checked_exit(err))
+    refusal (1); an org the database does not have is named with the setting to check."""
+    from domain.errors import UnknownOrg
+    fail(prefix + err.message + (IN_THE_DATABASE if isinstance(err, UnknownOrg) else ""), checked_exit(err))
 
 
 COUNTRY_HELP = ("The buyer's country, ISO 3166 alpha-2 (ID, US, ...): its tax rules apply to the org's invoices "
@@ -274,7 +275,7 @@ def org_history(org_id: str = typer.Argument(..., help="Org id"),
     from db.queries import event_log, org_exists
     with database().transaction() as session:
         if not org_exists(session, org_id):
-            fail(f"unknown org {shown(org_id)} in the database (BILLING_DATABASE_URL)")
+            fail(f"unknown org {shown(org_id)}{IN_THE_DATABASE}")
         events = [{"at": event.at, "event": event.type, "details": event.data, "by": event.actor or None,
                    "reason": event.reason or None}
                   for event in event_log(session, org_id, by_time=True) if event.type != "operation"]
@@ -295,8 +296,10 @@ def org_history(org_id: str = typer.Argument(..., help="Org id"),
 def org_address(org_id: str = typer.Argument(..., help="Org id"),
                 address: str = typer.Argument(..., help="The billing address; \\n between lines; '' clears it"),
                 by: Optional[str] = typer.Option(None, "--by", help="Who asks (audit log)")) -> None:
-    """Set the billing address printed on the org's invoices and statements (from now on: an
-    invoice is rendered with the address the org has when it is downloaded or e-mailed)."""
+    """Set the billing address printed on the org's invoices and statements.
+
+    From now on: an invoice is rendered with the address the org has when it is downloaded or
+    e-mailed."""
     from db.orgs import set_billing_address
     from domain.onboarding import check_billing_address
     try:
@@ -315,8 +318,10 @@ def org_tax(org_id: str = typer.Argument(..., help="Org id"),
             tax_id: Optional[str] = typer.Option(None, "--tax-id", help=TAX_ID_HELP + "; '' clears it; "
                                                                         "left out, the org keeps its own"),
             by: Optional[str] = typer.Option(None, "--by", help="Who asks (audit log)")) -> None:
-    """Set the buyer's country and tax number. The invoices issued from now on are taxed by the
-    country's rules and print the tax number; those issued before keep the tax they were issued with."""
+    """Set the buyer's country and tax number (the tax of invoices issued from now on).
+
+    The invoices issued from now on are taxed by the country's rules and print the tax number;
+    those issued before keep the tax they were issued with."""
     from db.orgs import set_tax_details, tax_details
     from domain.tax import check_country, check_tax_id
     try:
