@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/entitlements.py                 # 10,000 changes over 1,000 orgs
     .venv/bin/python bench/entitlements.py --changes 2000 --orgs 200 --threads 4
+    .venv/bin/python bench/entitlements.py --drain --orgs 10000   # a backlog of 10,000 orgs' versions
 
 N trial orgs with two users each are created (each one's first version is stored and delivered
 before the clock starts); then `--changes` usage reports are decided by the production activity
@@ -14,7 +15,8 @@ the reference receiver (bench/platform_receiver.py, its own process, verifying e
 Measured: changes decided per second; messages delivered and their rate; change -> delivered
 (the version's decision time to the arrival at the receiver of that version or a later one of
 the same org: the latest wins, so a version superseded before it was sent counts as delivered by
-its successor) p99."""
+its successor) p99. With --drain: no change; the orgs' first versions wait until every org is
+created, then the delivery starts: messages/s to drain the backlog."""
 
 import argparse
 import asyncio
@@ -52,7 +54,7 @@ async def deliver_until(delivery: DeliveryActivities, done: asyncio.Event) -> No
         await ActivityEnvironment().run(delivery.deliver_entitlements, "platform")
 
 
-async def bench(orgs: int, changes: int, threads: int) -> None:
+async def bench(orgs: int, changes: int, threads: int, drain: bool = False) -> None:
     catalog, policy = load_catalog(), Policy()
     name, url = create_pg_database("billing_bench")
     receiver, webhooks, out = start_receiver()
@@ -71,12 +73,22 @@ async def bench(orgs: int, changes: int, threads: int) -> None:
                         users=[NewUser(f"u@{org_id}.test", 1.0)]), catalog), catalog, policy, start)
         delivery = DeliveryActivities(db, webhooks, run_seconds=5)
         done = asyncio.Event()
+        drained = time.time()
         delivering = asyncio.create_task(deliver_until(delivery, done))
         while True:   # every org's first version delivered before the clock starts
             await asyncio.sleep(0.5)
             with db.transaction() as session:
                 if backlog(session, "platform")[0] == 0:
                     break
+        if drain:
+            done.set()
+            await delivering
+            receiver.terminate()
+            receiver.wait(30)
+            arrivals = [at for _, _, at, _ in json.loads(out.read_text())["log"]]
+            print(f"{len(arrivals)} orgs' versions waiting, delivered in {max(arrivals) - drained:.1f} s: "
+                  f"{len(arrivals) / (max(arrivals) - drained):.0f}/s (load average {os.getloadavg()[0]:.1f})")
+            return
         billing = BillingActivities(db, catalog, policy)
 
         def change(i: int) -> None:
@@ -120,5 +132,6 @@ if __name__ == "__main__":
     parser.add_argument("--orgs", type=int, default=1000)
     parser.add_argument("--changes", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--drain", action="store_true", help="deliver a backlog of every org's first version")
     args = parser.parse_args()
-    asyncio.run(bench(args.orgs, args.changes, args.threads))
+    asyncio.run(bench(args.orgs, args.changes, args.threads, args.drain))

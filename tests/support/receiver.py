@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 from standardwebhooks import Webhook, WebhookVerificationError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -43,7 +43,10 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/webhooks/billing"
 
     async def _receive(self, request: Request) -> JSONResponse:
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:   # the sender gave up (its timeout): nothing to answer
+            return JSONResponse({}, status_code=499)
         try:
             message = Webhook(self.secret).verify(body, dict(request.headers))
         except WebhookVerificationError as err:
