@@ -616,6 +616,9 @@ def _resolve_escalation(state: OrgSnapshot, req: rq.ResolveEscalationRequest, ct
         return draft.decision(f"escalation resolved: {', '.join(unpaid)} written off, org moved to the free plan")
     if req.action == Resolution.EXTEND:
         retry_at = ctx.now + timedelta(days=req.extend_days)
+        # The audit log says how long the grace runs and when it ends, not only that it was extended.
+        draft.event("grace_extended", by=req.requested_by, extend_days=req.extend_days, retry_at=retry_at.isoformat(),
+                    invoices=state.unpaid_cycles)
         draft.change(escalated_at=None, first_response_due=None, determination_due=None, next_retry_at=retry_at)
         draft.set_status(OrgStatus.PAST_DUE)
         return draft.decision(f"escalation resolved: grace extended, payment retried on {retry_at:%Y-%m-%d}")

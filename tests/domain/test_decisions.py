@@ -134,6 +134,15 @@ def test_a_staff_retry_charges_every_unpaid_cycle_oldest_first():
         (ChargePurpose.EXTRA, "INV-7", 6), (ChargePurpose.EXTRA, "INV-8", 2)]
 
 
+def test_a_grace_extension_records_its_days_and_when_the_retry_comes():
+    made = decision("resolve_escalation", escalated_with_arrears(),
+                    rq.ResolveEscalationRequest("extend", requested_by=STAFF, reason="promised", extend_days=12))
+    [extended] = [e for e in made.events if e.type == "grace_extended"]
+    assert (extended.actor, extended.data) == (STAFF, {"extend_days": 12, "retry_at": "2026-04-22T09:00:00+00:00",
+                                                       "invoices": ["INV-7", "INV-8"]})
+    assert made.state.next_retry_at == utc(2026, 4, 22, 9)
+
+
 def test_the_dunning_invoice_paid_with_a_later_cycle_unpaid_keeps_the_org_escalated_on_that_one():
     paid = PaidInvoice("INV-7", InvoiceKind.RENEWAL, 45000)
     made = invoice_paid(escalated_with_arrears(), paid, ctx())

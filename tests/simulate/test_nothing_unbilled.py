@@ -80,6 +80,12 @@ def test_2c_an_escalated_org_that_pays_settles_its_cycles_oldest_first_one_recei
     assert doc["final"]["status"] == "active" and doc["final"]["open_invoice"] is None
 
 
+def test_2d_a_grace_extended_by_staff_is_recorded_with_its_days_and_its_end(runs):
+    doc = runs("5")
+    assert events(doc, "grace_extended") == [{"at": at("2026-06-04 09:00"), "type": "grace_extended", "extend_days": 12,
+                                              "retry_at": at("2026-06-16 09:00"), "by": "rina@billing.test"}]
+
+
 def test_3_an_org_starting_on_a_paid_plan_is_an_existing_customer_moved_in(runs):
     """SIMULATE.md: paid through `start` plus one cycle, no charge at `start`; the timeline says so."""
     doc = runs("2")

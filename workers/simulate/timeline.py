@@ -36,12 +36,13 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "change_repriced": ("change", "invoice"),
     "scheduled_change_adjusted": ("notice",),
     "downgrade_dropped": ("to", "licences", "why"),
+    "grace_extended": ("extend_days", "retry_at", "by"),
     "contacts": ("subscribed", "awaiting_upgrade"),
     "storage_auto_allocated": ("user", "unit_gb"),
     "storage_auto_released": ("user", "unit_gb"),
     "cycle_changed": ("from", "to"),
 }
-TIME_FIELDS = ("first_response_due", "determination_due", "paid_through")
+TIME_FIELDS = ("first_response_due", "determination_due", "paid_through", "retry_at")
 
 
 @dataclass
