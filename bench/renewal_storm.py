@@ -7,6 +7,7 @@
     .venv/bin/python bench/renewal_storm.py 10000 --no-sandbox --lead 420   # ~45 min here
     .venv/bin/python bench/renewal_storm.py 500 --profile out.prof   # cProfile the storm (event loop)
     .venv/bin/python bench/renewal_storm.py 500 --delivery both      # entitlement webhooks off, then on
+    .venv/bin/python bench/renewal_storm.py 500 --gateway sandbox stripe   # Stripe against localstripe too
 
 For each size: a fresh PostgreSQL database (BILLING_TEST_PG_URL's server, default the local
 one), N monthly orgs created in bulk, 10% of them with the declining card 4000000000000341, one
@@ -60,14 +61,13 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from actions import billable_actions, total as total_actions  # noqa: E402
 from activities.mail import SmtpConfig  # noqa: E402
 from activities.documents import PdfRenderer  # noqa: E402
-from activities.payments import SandboxGateway  # noqa: E402
+from storm_gateway import storm_gateway  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import EmailMessage, Invoice, Payment, Subscription  # noqa: E402
 from domain.states import InvoiceKind  # noqa: E402
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org  # noqa: E402
 from db.orgs import create_org, sync_plans
 from db.session import Database  # noqa: E402
-from domain.cards import sandbox_tokenise  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402
 from domain.policy import Policy  # noqa: E402
 from workers.runtime.binaries import temporal_cli  # noqa: E402
@@ -207,10 +207,11 @@ def percentile(values: list[float], p: float) -> float:
 
 # ---- setting up --------------------------------------------------------------------------------
 
-def create_orgs(db: Database, catalog, policy: Policy, n: int, decline_share: float, prefix: str) -> list[str]:
+def create_orgs(db: Database, catalog, policy: Policy, n: int, decline_share: float, prefix: str,
+                card_for: Callable) -> list[str]:
     """Monthly Standard orgs with two users each; every 1/decline_share-th has the declining card."""
     placeholder = datetime.now(timezone.utc) - relativedelta(months=1) + timedelta(days=1)
-    good, declining = sandbox_tokenise(GOOD), sandbox_tokenise(DECLINING)
+    good, declining = card_for(GOOD), card_for(DECLINING)
     every = round(1 / decline_share) if decline_share > 0 else 0
     org_ids = [f"{prefix}{i:05d}" for i in range(n)]
     for start in range(0, n, 500):
@@ -397,6 +398,9 @@ class StormResult:
     @property
     def actions_per_renewal(self) -> float:
         return total_actions(self.actions) / self.actions_sampled if self.actions_sampled else float("nan")
+    gateway: str = "sandbox"
+    gateway_calls: int | None = None       # requests sent to Stripe in the storm
+    intents_succeeded: int | None = None   # succeeded PaymentIntents listed on the server
 
     @property
     def regular_activities_per_s(self) -> float:
@@ -404,7 +408,8 @@ class StormResult:
 
 
 async def storm(n: int, decline_share: float, lead: float | None, options: WorkerOptions, keep: bool,
-                profile: str | None, history_sample: int = 200, delivery: bool = False) -> StormResult:
+                profile: str | None, history_sample: int = 200, delivery: bool = False,
+                gateway_name: str = "sandbox") -> StormResult:
     catalog, policy = load_catalog(), Policy()
     name, url = create_pg_database("billing_bench")
     smtp, smtp_port = start_smtp_sink()
@@ -414,13 +419,14 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
                                                 interceptors=[Tracing(trace)])
     server_pid = dev_server_pid(env.client.service_client.config.target_host)
     db = Database(url)
+    payments = storm_gateway(gateway_name, db)
     try:
         t0 = time.perf_counter()
         upgrade(url)
         with db.transaction() as session:
             sync_plans(session, catalog)
         prefix = f"s{uuid.uuid4().hex[:4]}"
-        org_ids = create_orgs(db, catalog, policy, n, decline_share, prefix)
+        org_ids = create_orgs(db, catalog, policy, n, decline_share, prefix, payments.card_for)
         queue = f"storm-{prefix}"
         await start_workflows(env.client, org_ids, queue)
         setup = time.perf_counter() - t0
@@ -432,12 +438,13 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
         due_wall = due.timestamp()
 
         components = Components(db=db, catalog=catalog, policy=policy, smtp=SmtpConfig(port=smtp_port),
-                                gateway=SandboxGateway(db),
+                                gateway=payments.gateway,
                                 pdf=PdfRenderer(0 if options.documents_process else options.pdf_processes),
                                 webhooks=webhooks)
         documents = (start_documents_worker(url, env.client.service_client.config.target_host, queue, smtp_port,
                                             options.pdf_processes) if options.documents_process else None)
         sent = SentMail(db, prefix)
+        calls_before = payments.calls()
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         server_before = proc_cpu_seconds(server_pid) if server_pid else 0.0
         profiler = None
@@ -519,8 +526,11 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             worker_cpu_s=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
             + renderers_cpu, renderers_cpu_s=renderers_cpu + documents_cpu,
             server_cpu_s=server_after - server_before, reruns=reruns, actions=actions, actions_sampled=sampled,
-            delivery=delivery, delivered=figures[0], versions=figures[1], delivered_p99=figures[2])
+            delivery=delivery, delivered=figures[0], versions=figures[1], delivered_p99=figures[2],
+            gateway=gateway_name, gateway_calls=None if calls_before is None else payments.calls() - calls_before,
+            intents_succeeded=payments.succeeded_intents(prefix))
     finally:
+        payments.close()
         await env.shutdown()
         db.dispose()
         smtp.terminate()
@@ -573,6 +583,8 @@ def print_table(results: list[StormResult]) -> None:
          + (f"{r.floor_actions_per_workflow:.0f}" if r.floor_actions_per_workflow else "-") + ")"),
         ("worker RSS now / peak, MB", lambda r: f"{r.rss_mb:.0f} / {r.rss_peak_mb:.0f}"),
         ("exactly once (ledger)", lambda r: "yes" if r.ledger and r.ledger.exactly_once else "NO"),
+        ("gateway: calls per renewal; succeeded intents", lambda r: r.gateway if r.gateway_calls is None else
+         f"stripe: {r.gateway_calls / r.orgs:.2f}; {r.intents_succeeded}"),
         ("", lambda r: ""),
         ("setup: create + start, s", lambda r: f"{r.setup_s:.0f}"),
         ("warm-up: load all orgs, s", lambda r: f"{r.warmup_s:.1f}" + ("" if r.warm_before_due else " LATE")),
@@ -625,6 +637,8 @@ async def main() -> None:
     parser.add_argument("--profile", help="cProfile the storm into this file (one size only)")
     parser.add_argument("--delivery", choices=["off", "on", "both"], default="off",
                         help="entitlement webhooks to a local receiver during the storm (both: off, then on)")
+    parser.add_argument("--gateway", nargs="+", choices=("sandbox", "stripe"), default=["sandbox"],
+                        help="each storm on each gateway (stripe: against localstripe, bench/storm_gateway.py)")
     args = parser.parse_args()
     if not args.no_precompile:
         import floor
@@ -633,12 +647,12 @@ async def main() -> None:
                             max_cached_workflows=args.max_cached, pdf_processes=args.pdf_processes,
                             documents_process=not args.documents_in_worker)
     results = []
-    for n in args.orgs:
-        print(f"storm of {n} orgs, worker: {options.describe()} (load average {os.getloadavg()[0]:.1f})",
+    for gateway, n in [(gateway, n) for gateway in args.gateway for n in args.orgs]:
+        print(f"storm of {n} orgs on the {gateway} gateway, worker: {options.describe()} (load average {os.getloadavg()[0]:.1f})",
               flush=True)
         for delivery in {"off": [False], "on": [True], "both": [False, True]}[args.delivery]:
             result = await storm(n, args.decline_share, args.lead, options, args.keep, args.profile,
-                                 args.history_sample, delivery)
+                                 args.history_sample, delivery, gateway)
             if args.floor:
                 result.floor_workflows_per_s, result.floor_actions_per_workflow = await floor_rate(n, options)
             results.append(result)
