@@ -1,6 +1,8 @@
 """Activity inputs and results. Frozen dataclasses; new fields get defaults."""
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -120,6 +122,12 @@ class SentReport(CarriesRequest):
     stamped with its time and identity when it arrived."""
     request: Any
     operation: str = ""
+
+
+def reports_key(batch: list[SentReport]) -> str:
+    """A batch's business key, from what its reports are (each stamped with its identity)."""
+    text = json.dumps([[report.operation, asdict(report.request)] for report in batch], sort_keys=True)
+    return f"reports:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
 @dataclass(frozen=True)

@@ -56,10 +56,12 @@ async def load_org(org_id: str) -> OrgContext:
         retry_policy=INFRA_RETRY, summary="load org")
 
 
-async def execute(method: Callable[..., Any], arg: Any, summary: str) -> Any:
+async def execute(method: Callable[..., Any], arg: Any, summary: str, limit: timedelta | None = None) -> Any:
     """Every effect and step is idempotent by business key (the decision's key, the charge's
     org, invoice and attempt, the e-mail's key), so a local attempt that timed out may be
-    followed by a regular one."""
+    followed by a regular one. `limit`: inside an Update (a charge while a person waits), the
+    regular attempts end after this long, and the Update is answered `unavailable`; the step's
+    key makes the next try of it (the next retry) read back what this one did."""
     try:
         return await workflow.execute_local_activity_method(
             method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LOCAL_ATTEMPTS,
@@ -73,8 +75,17 @@ async def execute(method: Callable[..., Any], arg: Any, summary: str) -> Any:
                    if isinstance(cause, ApplicationError) and cause.type else {})   # an outage's, counted
         workflow.logger.warning("%s: local attempts failed (%s); retrying as a regular activity",
                                 summary, cause, extra=failure)
-    return await workflow.execute_activity_method(method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                                                  retry_policy=INFRA_RETRY, summary=summary)
+    if limit is None:
+        return await workflow.execute_activity_method(method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                                                      retry_policy=INFRA_RETRY, summary=summary)
+    try:
+        return await workflow.execute_activity_method(method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                                                      schedule_to_close_timeout=limit, retry_policy=INFRA_RETRY,
+                                                      summary=summary)
+    except ActivityError as err:
+        raise _unavailable(err, f"{summary} not known within {limit.seconds // 60} minutes",
+                           "it is read back at the next retry; `billing org show` tells the org's state",
+                           "the payment gateway") from None
 
 
 async def decide(method: Callable[..., Any], arg: Any, summary: str, what: str) -> StepResult:
@@ -87,12 +98,18 @@ async def decide(method: Callable[..., Any], arg: Any, summary: str, what: str) 
             method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, schedule_to_close_timeout=CHANGE_TIMEOUT,
             retry_policy=INFRA_RETRY, summary=summary)
     except ActivityError as err:
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.non_retryable:
-            raise cause from None   # a refusal or a data error: the answer
-        # A retryable failure (an outage) or a timeout, whose own cause is the last attempt's failure.
-        last = cause.cause if isinstance(cause, ActivityTimedOut) and cause.cause is not None else cause
-        reason = (" ".join(last.message.split()) if isinstance(last, ApplicationError) and last.message
-                  else f"the database did not answer within {CHANGE_TIMEOUT.seconds // 60} minutes")
-        raise ApplicationError(f"{what} not done: {reason}; try again later (`billing org show` "
-                               "tells whether it was applied)", type="unavailable") from None
+        raise _unavailable(err, f"{what} not done", "try again later (`billing org show` tells whether it was "
+                                                    "applied)", "the database") from None
+
+
+def _unavailable(err: ActivityError, what: str, then: str, silent: str) -> ApplicationError:
+    """A refusal or a data error is the answer as it is; an outage or a timeout answers
+    `unavailable`, naming the last attempt's failure."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        return cause
+    # A retryable failure (an outage) or a timeout, whose own cause is the last attempt's failure.
+    last = cause.cause if isinstance(cause, ActivityTimedOut) and cause.cause is not None else cause
+    reason = (" ".join(last.message.split()) if isinstance(last, ApplicationError) and last.message
+              else f"{silent} did not answer within {CHANGE_TIMEOUT.seconds // 60} minutes")
+    return ApplicationError(f"{what}: {reason}; {then}", type="unavailable")

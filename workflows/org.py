@@ -10,9 +10,6 @@ continues-as-new after each renewal, so the history of an org stays small howeve
 it lives."""
 
 import asyncio
-import hashlib
-import json
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
@@ -25,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
     from activities.messages import (ChangeInput, ChargeInput, ChargeResult, DunningUpdate, EmailRequest, InvoiceInfo,
                                      InvoiceOp, OpeningInput, OrgContext, OrgOp, RenewalInput, ReportsInput, SentReport,
-                                     StepResult)
+                                     StepResult, reports_key)
     from activities.payments import PaymentActivities
     from domain import emails, reports
     from domain.decisions import Charge, ChargePurpose, EffectKind, Email, FinalAction
@@ -89,7 +86,7 @@ class OrgWorkflow:
         self._reports_in_flight = 0      # taken from the queue, their effects not yet carried out
         self._opening = input.opening
         self._opened: ChangeOutcome | None = None   # the answer to `opening`, once the first payment is decided
-        self._paid_late = False   # the dunning invoice's payment succeeded after its decline (payment_settled)
+        self._paid_late = False   # payment_settled: the dunning invoice was paid after its decline
 
     # ---- the policy loop -------------------------------------------------------------------
 
@@ -270,7 +267,8 @@ class OrgWorkflow:
         number = charge.invoice or issued.number
         result = await calls.execute(PaymentActivities.charge_invoice,
                                      ChargeInput(self.org_id, number, charge.attempt, workflow.now()),
-                                     f"charge {number} attempt {charge.attempt}")
+                                     f"charge {number} attempt {charge.attempt}",   # an Update's waits at most:
+                                     limit=calls.CHANGE_TIMEOUT if workflow.current_update_info() else None)
         if result.outcome == ChargeOutcome.SUCCEEDED:
             settled = await calls.execute(BillingActivities.settle_paid_invoice,
                                           InvoiceOp(self.org_id, number, workflow.now()), f"settle {number}")
@@ -370,8 +368,7 @@ class OrgWorkflow:
 
     @workflow.signal(name=PAYMENT_SIGNAL)
     def payment_settled(self, notice: PaymentNotice) -> None:
-        """A declined charge of the dunning invoice succeeded later (the customer authenticated
-        it): the invoice is charged again now, and the gateway answers with that payment."""
+        """The dunning invoice's declined charge succeeded later: charged again now, answered with it."""
         if notice.succeeded and self.org is not None and self.org.dunning_invoice == notice.invoice_number:
             self._paid_late = self._changed = True
 
@@ -417,7 +414,7 @@ class OrgWorkflow:
             batch = self._reports[:size]
             if not batch:
                 return
-            key = _reports_key(batch)
+            key = reports_key(batch)
             try:
                 result = await calls.decide(BillingActivities.apply_reports,
                                             ReportsInput(self.org_id, batch, key, workflow.now()),
@@ -487,12 +484,6 @@ class OrgWorkflow:
             workflow.upsert_search_attributes(updates)
         when = f"at {self.step.due:%Y-%m-%d %H:%M} UTC" if self.step.due else "no timer"
         workflow.set_current_details(f"**{org.status}** on {org.plan}: next, {self.step.summary} ({when})")
-
-
-def _reports_key(batch: list[SentReport]) -> str:
-    """A batch's business key, from what its reports are (each stamped with its identity)."""
-    text = json.dumps([[report.operation, asdict(report.request)] for report in batch], sort_keys=True)
-    return f"reports:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
 # One Update per operation (workflows/updates.py): the SDK finds them as the class's methods.

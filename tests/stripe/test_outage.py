@@ -1,5 +1,6 @@
 """Stripe down (the localstripe process stopped) while a renewal is charged: an outage, retried
-until the server is back, never a decline; then the renewal is paid once."""
+until the server is back, never a decline; then the renewal is paid once. While a new card's
+charge waits for it: the Update is answered within its time limit."""
 
 import asyncio
 import time
@@ -8,8 +9,13 @@ from datetime import timedelta
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 
+import pytest
+
+from domain import requests as rq
 from tests.stripe.conftest import intents_for
-from tests.stripe.test_charges import VISA, invoices, payments
+from tests.stripe.test_charges import DECLINING, VISA, invoices, payments, renewed
+from workers.runtime.operations import OperationRefused
+from workflows import calls
 
 OUTAGE_SECONDS = 12
 
@@ -46,3 +52,34 @@ async def test_stripe_down_is_an_outage_retried_not_a_decline(stack, stripe_gate
     assert [(attempt, outcome) for attempt, outcome, _, _ in payments(stack.db, org_id)] == [(1, "succeeded")]
     assert state.snapshot.status == "active" and state.snapshot.dunning_attempts == 0
     assert not smtp_sink.for_org(org_id, "payment_failed")
+
+
+async def test_a_new_card_while_stripe_is_down_is_answered_within_the_time_limit(stack, stripe_gateway, localstripe,
+                                                                               on_server, smtp_sink):
+    """An Update's charge waits at most CHANGE_TIMEOUT: the admin is answered `unavailable`
+    (the card is saved); the next retry reads back that attempt and pays once."""
+    async with stack.worker():
+        org_id, state = await renewed(stack, DECLINING)
+        assert state.snapshot.status == "past_due"
+        localstripe.stop()
+        sending = asyncio.create_task(stack.send(org_id, rq.UpdateCardRequest(VISA.token, VISA.brand, VISA.last4)))
+        skipped = timedelta(0)
+        while not sending.done() and skipped < 5 * calls.CHANGE_TIMEOUT:   # the test server skips the wait
+            await stack.env.sleep(timedelta(seconds=30))
+            skipped += timedelta(seconds=30)
+        with pytest.raises(OperationRefused) as refused:
+            await asyncio.wait_for(sending, 60)
+        assert calls.CHANGE_TIMEOUT <= skipped <= calls.CHANGE_TIMEOUT + timedelta(minutes=2)
+        localstripe.start()
+        await stack.advance_to(state.snapshot.next_retry_at + timedelta(hours=1))
+        after = await stack.state(org_id)
+
+    assert refused.value.type == "unavailable"
+    assert str(refused.value).startswith(f"charge INV-{org_id}-0001 attempt 2 not known within 2 minutes: "
+                                         "payment gateway: ")
+    assert str(refused.value).endswith("it is read back at the next retry; `billing org show` tells the org's state")
+    assert after.snapshot.status == "active" and after.snapshot.card_last4 == "4242"
+    assert [status for _, status, _ in invoices(stack.db, org_id)] == ["paid"]
+    assert [pi.metadata["attempt"] for pi in intents_for(on_server, org_id) if pi.status == "succeeded"] == ["2"]
+    assert [(a, outcome) for a, outcome, _, _ in payments(stack.db, org_id)] == [(1, "declined"), (2, "succeeded")]
+    assert len(smtp_sink.for_org(org_id, "receipt")) == 1
