@@ -166,7 +166,7 @@ class SentMail:
         self.db, self.prefix = db, prefix
         self.seen: dict[str, tuple[float, str]] = {}
 
-    def _poll(self) -> None:
+    def poll(self) -> None:
         with self.db.transaction() as session:
             rows = session.execute(select(EmailMessage.org_id, EmailMessage.template).where(
                 EmailMessage.org_id.like(f"{self.prefix}%"), EmailMessage.template.in_(self.FINALS),
@@ -178,7 +178,7 @@ class SentMail:
     async def wait_for(self, count: int) -> None:
         while len(self.seen) < count:
             await asyncio.sleep(0.5)
-            await asyncio.to_thread(self._poll)
+            await asyncio.to_thread(self.poll)
 
 
 def dev_server_pid(target: str) -> int | None:
@@ -252,6 +252,26 @@ def start_smtp_sink() -> tuple[subprocess.Popen, int]:
     process = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink",
                                 "-l", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return process, port
+
+
+def print_charged(n: int, due_wall: float, trace: Trace, cpu_before, server_pid: int | None, server_before: float,
+                  sent: "SentMail") -> None:
+    """The charge side as soon as every org is charged (the receipts follow on the documents'
+    queue, at the SMTP provider's pace: a long storm may be stopped here and still say this)."""
+    charged: dict[str, float] = {}
+    for t, kind, org, _ in trace.done:
+        if kind == "charge_invoice" and t >= due_wall:
+            charged.setdefault(org, t - due_wall)
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    worker = (cpu.ru_utime + cpu.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    server = (proc_cpu_seconds(server_pid) - server_before) if server_pid else 0.0
+    reruns = count_reruns([entry for entry in trace.done if entry[0] >= due_wall])
+    sent.poll()
+    print(f"  all {n} charged: {n / max(charged.values()):.1f} renewals/s, due -> charged p50 / p99 "
+          f"{percentile(list(charged.values()), 50):.1f} / {percentile(list(charged.values()), 99):.1f} s; "
+          f"CPU so far worker {1000 * worker / n:.0f} / dev server {1000 * server / n:.0f} ms per renewal; steps run "
+          f"twice {sum(reruns.values())}; final e-mails sent so far {len(sent.seen)} (load average "
+          f"{os.getloadavg()[0]:.1f})", flush=True)
 
 
 # ---- what ran twice, and what Temporal Cloud would bill ----------------------------------------
@@ -466,6 +486,7 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
                 profiler = cProfile.Profile()
                 profiler.enable()
             await trace.wait_for(n, lambda t, kind, org, template: kind == "charge_invoice" and t >= due_wall)
+            print_charged(n, due_wall, trace, cpu_before, server_pid, server_before, sent)
             await sent.wait_for(n)
             # Every org continues as new after its renewal (paid or not): wait for the new runs to load.
             await trace.wait_for(n, lambda t, kind, org, template: kind == "load_org" and t >= due_wall)

@@ -168,6 +168,11 @@ def build_worker(client: Client, task_queue: str, components: Components, max_th
                  interceptors=[ReadableFailures(components.places(client), OUTAGES.succeeded)],
                  max_concurrent_activities=max_threads,
                  max_concurrent_local_activities=max_threads,
+                 # No more workflow tasks taken at once than local activities can run: under load, a
+                 # task taken beyond that waits for a slot or the loop, outlives its timeout, and its
+                 # local activities (a charge among them) run again in its retry (137 at 2,000 orgs,
+                 # issue 27). The others wait in the server's queue, where waiting costs nothing.
+                 max_concurrent_workflow_tasks=max_threads,
                  max_cached_workflows=max_cached_workflows,
                  workflow_runner=SandboxedWorkflowRunner() if workflow_sandbox else UnsandboxedWorkflowRunner(),
                  graceful_shutdown_timeout=graceful_shutdown)
