@@ -69,6 +69,18 @@ def save_stripe_customer(session: Session, org_id: str, customer_id: str, at: da
     return row
 
 
+def card_expiry(session: Session, org_id: str) -> tuple[int, int] | None:
+    """(month, year) of the org's card as Stripe described it when attached, if the card on the
+    subscription is the one attached (the sandbox keeps no expiry)."""
+    found = session.execute(select(StripeCustomer.card_exp_month, StripeCustomer.card_exp_year)
+                            .join(Subscription, Subscription.org_id == StripeCustomer.org_id)
+                            .where(StripeCustomer.org_id == org_id,
+                                   StripeCustomer.payment_method_token == Subscription.card_token)).first()
+    if found is None or found[0] is None or found[1] is None:
+        return None
+    return found[0], found[1]
+
+
 def save_attached_card(session: Session, org_id: str, token: str, payment_method_id: str, brand: str | None,
                        last4: str | None, exp_month: int | None, exp_year: int | None) -> None:
     row = session.get(StripeCustomer, org_id)

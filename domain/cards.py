@@ -95,3 +95,12 @@ def card_label(brand: str | None, last4: str | None) -> str | None:
         return None
     name = BRAND_NAMES.get(brand or "")
     return f"{name} •••• {last4}" if name else f"•••• {last4}"
+
+
+def card_with_expiry(brand: str | None, last4: str | None, expiry: tuple[int, int] | None) -> str | None:
+    """The card as staff see it: "Visa •••• 4242, expires 12/2031" (no expiry when none is kept)."""
+    label = card_label(brand, last4)
+    if label is None or expiry is None:
+        return label
+    month, year = expiry
+    return f"{label}, expires {month:02d}/{year}"

@@ -64,3 +64,36 @@ def test_dunning_list_shows_attempts_and_next_retry(cli_env, sqlite_db, catalog)
     assert result.exit_code == 0
     line = next(row for row in result.output.splitlines() if "late" in row)
     assert "past_due" in line and "INV-late-0001" in line and "2026-03-01 09:00" in line and " 1 " in line
+
+
+def test_show_prints_the_card_with_its_expiry_when_stripe_described_it(cli_env, sqlite_db, catalog):
+    from datetime import datetime, timezone
+
+    from db.orgs import create_org, set_card
+    from db.payments import save_attached_card, save_stripe_customer
+    from domain.onboarding import NewOrg, paid_for_one_cycle, validate_new_org
+    from domain.policy import Policy
+
+    start = datetime(2026, 1, 31, 9, 0, tzinfo=timezone.utc)
+    for org_id in ("onstripe", "sandboxed"):
+        org = validate_new_org(NewOrg(id=org_id, name="Card Co", admin_email=f"admin@{org_id}.test", users=[],
+                                      plan="standard", cycle="monthly"), catalog)
+        with sqlite_db.transaction() as session:
+            create_org(session, paid_for_one_cycle(org, start, "tests"), catalog, Policy(), start)
+    with sqlite_db.transaction() as session:
+        set_card(session, "onstripe", "pm_card_visa", "visa", "4242")
+        save_stripe_customer(session, "onstripe", "cus_1", start)
+    with sqlite_db.transaction() as session:
+        save_attached_card(session, "onstripe", "pm_card_visa", "pm_1", "visa", "4242", 3, 2031)
+        set_card(session, "sandboxed", "tok_sandbox_ok_4444", "mastercard", "4444")
+
+    shown = CliRunner().invoke(app, ["org", "show", "onstripe"], env={"COLUMNS": "200"})
+    as_json = CliRunner().invoke(app, ["org", "show", "onstripe", "--json"], env={"COLUMNS": "200"})
+    sandboxed = CliRunner().invoke(app, ["org", "show", "sandboxed"], env={"COLUMNS": "200"})
+
+    assert shown.exit_code == 0, shown.output
+    [line] = [row for row in shown.output.splitlines() if " card " in row]
+    assert "Visa •••• 4242, expires 03/2031" in line
+    assert '"card_expiry": "03/2031"' in as_json.output
+    [line] = [row for row in sandboxed.output.splitlines() if " card " in row]
+    assert "Mastercard •••• 4444" in line and "expires" not in line

@@ -215,7 +215,9 @@ def org_show(org_id: str = typer.Argument(..., help="Org id"),
     data = to_jsonable(snapshot)
     data["next_action"], data["next_action_at"] = next_action, to_jsonable(next_at)
     held = _holdings(snapshot)
+    expiry = _card_expiry(org_id)
     if as_json:
+        data["card_expiry"] = f"{expiry[0]:02d}/{expiry[1]}" if expiry else None
         data["holdings"] = to_jsonable(held)
         data["source"] = source
         print_json(data)
@@ -225,6 +227,8 @@ def org_show(org_id: str = typer.Argument(..., help="Org id"),
                                    if snapshot.pending else None)
     data["contacts"] = (f"{snapshot.subscribers.subscribed} subscribed, {snapshot.subscribers.awaiting} awaiting "
                         f"upgrade (tier {snapshot.tier_contacts or 'none'})" if snapshot.contacts else None)
+    from domain.cards import card_with_expiry
+    data["card"] = card_with_expiry(snapshot.card_brand, snapshot.card_last4, expiry)
     table = Table(title=f"org {org_id}", show_header=False)
     data["holdings"] = ", ".join(f"{h.name} x{h.quantity}" + (f" (paid to {h.paid_through:%Y-%m-%d})"
                                                               if h.paid_through else " (unpaid)")
@@ -234,13 +238,23 @@ def org_show(org_id: str = typer.Argument(..., help="Org id"),
     if snapshot.credit:
         from domain.money import format_money
         data["credit"] = f"{format_money(snapshot.credit, snapshot.currency, 'en')} (used by the next invoices)"
-    for key in ("name", "admin_email", "country", "tax_id", "status", "plan", "cycle", "licences", "user_count", "renews_at",
+    for key in ("name", "admin_email", "country", "tax_id", "status", "plan", "cycle", "licences", "user_count", "card", "renews_at",
                 "trial_ends_at", "holdings", "credit", "contacts", "scheduled", "waiting_for_payment", "dunning_invoice",
                 "dunning_attempts", "arrears", "next_retry_at", "blocked_users", "next_action", "next_action_at"):
         value = data.get(key)
         if value not in (None, [], "", 0):
             table.add_row(key, str(value))
     console.print(table)
+
+
+def _card_expiry(org_id: str) -> tuple[int, int] | None:
+    """Kept by the Stripe gateway when the card was attached; None when the database is out of reach."""
+    from db.payments import card_expiry
+    try:
+        with database().transaction() as session:
+            return card_expiry(session, org_id)
+    except Exception:  # noqa: BLE001  (the rest of the view is still worth printing)
+        return None
 
 
 def _holdings(snapshot):
