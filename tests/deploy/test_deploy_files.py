@@ -132,6 +132,8 @@ def test_compose_worker_service(compose):
     assert env["BILLING_TEMPORAL_ADDRESS"] == "temporal:7233"
     assert env["BILLING_TEMPORAL_TASK_QUEUE"] == "billing-orgs"
     assert env["BILLING_SMTP_HOST"] == "mailpit"
+    # The entitlement webhooks follow the caller's environment (unset: none are sent).
+    assert {"BILLING_WEBHOOK_URL", "BILLING_WEBHOOK_SECRET"} <= set(env)
     depends = worker["depends_on"]
     assert depends["temporal"]["condition"] == "service_healthy"
     assert depends["migrate"]["condition"] == "service_completed_successfully"
@@ -289,12 +291,15 @@ def test_k8s_secret_is_a_template():
         "BILLING_API_KEY": "REPLACE_ME",
         "STRIPE_API_KEY": "REPLACE_ME",
         "STRIPE_WEBHOOK_SECRET": "REPLACE_ME",
+        "BILLING_WEBHOOK_SECRET": "REPLACE_ME",
     }
     assert "secret manager" in (K8S / "secret.yaml").read_text(encoding="utf-8")
     (configmap,) = _documents(K8S / "configmap.yaml")
     for key in configmap["data"]:
         assert key.startswith("BILLING_")
         assert key not in secret["stringData"], f"{key} is secret and must not be in the ConfigMap"
+    # The entitlement webhooks are configured in deploy: where they go, and (secret) how they are signed.
+    assert configmap["data"]["BILLING_WEBHOOK_URL"].startswith("https://")
 
 
 def test_k8s_job_and_service():
