@@ -6,7 +6,7 @@ events for the audit log and timeline, and the effects the workflow carries out 
 (e-mails, storage enforcement, charges), in order. db/ persists the first five; the workflow
 reads `effects`. Every value is a frozen dataclass, so it crosses activity boundaries typed."""
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Mapping
@@ -289,6 +289,22 @@ class Draft:
                 self.change(credit=self.state.credit - applied)
         return Decision(self.state, message, invoice, self.invoice_updates, self.users, self.events,
                         self.effects, self.card_token, dict(self.reported))
+
+
+def public(request: Any) -> dict[str, Any]:
+    """A request's fields as the audit log keeps them: who asked, why and card tokens apart."""
+    data = asdict(request)
+    for private in ("requested_by", "reason", "token"):
+        data.pop(private, None)
+    return data
+
+
+def audited(name: str, state: OrgSnapshot, request: Any) -> Draft:
+    """A draft for an accepted request: every one is in the audit log (who, when, what and why)."""
+    draft = Draft(state)
+    draft.event("request", by=getattr(request, "requested_by", ""), why=getattr(request, "reason", ""),
+                operation=name, **public(request))
+    return draft
 
 
 def no_change(state: OrgSnapshot, message: str) -> Decision:

@@ -11,7 +11,7 @@ from domain.cards import card_label
 from domain.decisions import (ChargePurpose, Context, Decision, Draft, EmailLine, FinalAction, check_storage,
                               final_dunning_action, no_change, send)
 from domain.lifecycle import is_large_account, next_retry_after
-from domain.operations import apply_paid
+from domain.purchases import apply_paid
 from domain.renewal import move_to_free, plan_name, write_off_unpaid_cycles
 from domain.states import TRIAL_PLAN, InvoiceKind, InvoiceStatus, OrgStatus, PlanChangeReason
 from domain.subscription import IN_DUNNING, OrgSnapshot

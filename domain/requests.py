@@ -4,7 +4,7 @@ Each field says what kind of value it takes and how it is written on the command
 commands and the `billing simulate` actions are generated from these fields (domain.operations
 registers each request with its check and decision)."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -29,6 +29,12 @@ class Kind(StrEnum):
 
 
 _REQUIRED = object()
+
+
+def request_from(request_type: type, payload: dict[str, Any]) -> Any:
+    """A request of `request_type` from its JSON form; keys it has no field for are left out."""
+    known = {f.name for f in fields(request_type)}
+    return request_type(**{k: v for k, v in payload.items() if k in known})
 
 
 def arg(help: str, kind: Kind = Kind.TEXT, *, positional: bool = False, flag: str | None = None,
