@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	# Byte-code, as `pip install .` leaves in the deploy image: with PYTHONDONTWRITEBYTECODE set
 	# (this machine, CI) the workflow sandbox would compile workflows/org.py for every run.
-	$(PY) -m compileall -q domain db workflows activities workers
+	$(PY) -m compileall -q domain db services workflows activities workers
 	touch $@
 
 .PHONY: install run clean-var test bench

@@ -25,7 +25,6 @@ from aiosmtplib.errors import SMTPConnectError, SMTPResponseException
 from babel.dates import format_date
 from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
-from sqlalchemy import select
 from temporalio import activity
 
 from activities.messages import EmailRequest, EmailResult
@@ -34,6 +33,7 @@ from activities.errors import database_reason, database_unavailable
 from activities.templates import TEMPLATES_DIR
 from db.events import record_event
 from db.models import EmailMessage, Organisation
+from db.outbox import claim
 from db.orgs import record_trial_reminder
 from db.session import Database
 from domain.money import format_money
@@ -150,23 +150,8 @@ class MailActivities:
     def _claim(self, request: EmailRequest) -> tuple[Organisation, list[EmailMessage]]:
         """Create the outbox rows (once) and return those not yet delivered."""
         with self.db.transaction() as session:
-            org = session.get(Organisation, request.org_id)
-            if org is None:
-                raise LookupError(f"unknown org {request.org_id}")
-            recipients = [r.strip().lower() for r in (request.to or [org.admin_email])]
-            pending = []
-            for recipient in dict.fromkeys(recipients):
-                row = session.scalar(select(EmailMessage).where(
-                    EmailMessage.org_id == org.id, EmailMessage.template == request.template,
-                    EmailMessage.occasion == request.occasion, EmailMessage.recipient == recipient))
-                if row is None:
-                    row = EmailMessage(org_id=org.id, template=request.template, occasion=request.occasion,
-                                       recipient=recipient, status="pending", requested_at=request.at,
-                                       message_id=message_id(org.id, request.template, request.occasion, recipient))
-                    session.add(row)
-                    session.flush()
-                if row.status != "sent":
-                    pending.append(row)
+            org, pending = claim(session, request.org_id, request.template, request.occasion, request.to, request.at,
+                                 message_id)
             session.expunge_all()
             return org, pending
 

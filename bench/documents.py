@@ -29,7 +29,8 @@ from activities.messages import ChargeInput, InvoiceOp, RenewalInput  # noqa: E4
 from activities.payments import PaymentActivities, SandboxGateway  # noqa: E402
 from db.invoices import invoice_document, statement  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
-from db.orgs import create_org, set_card, sync_plans  # noqa: E402
+from db.orgs import set_card, sync_plans  # noqa: E402
+from services.orgs import create_org
 from db.session import Database  # noqa: E402
 from domain.cards import sandbox_tokenise  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402

@@ -36,7 +36,7 @@ if not workflow.unsafe.in_sandbox():  # the sandbox re-imports this module for e
 with workflow.unsafe.imports_passed_through():
     from workers.runtime.binaries import temporal_cli  # noqa: E402
 
-PACKAGES = ("domain", "db", "workflows", "activities", "workers", "bench")
+PACKAGES = ("domain", "db", "services", "workflows", "activities", "workers", "bench")
 
 
 def precompile() -> None:

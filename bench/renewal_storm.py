@@ -66,7 +66,8 @@ from db.migrate import upgrade  # noqa: E402
 from db.models import EmailMessage, Invoice, Payment, Subscription  # noqa: E402
 from domain.states import InvoiceKind  # noqa: E402
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org  # noqa: E402
-from db.orgs import create_org, sync_plans
+from db.orgs import sync_plans
+from services.orgs import create_org
 from db.session import Database  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402
 from domain.policy import Policy  # noqa: E402

@@ -14,7 +14,7 @@ from db.migrate import upgrade  # noqa: E402
 from db.models import Subscription  # noqa: E402
 from db.orgs import sync_plans  # noqa: E402
 from db.session import Database  # noqa: E402
-from db.storage import enforce_storage  # noqa: E402
+from services.storage import enforce_storage  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402
 from tests.support.bulk import create_large_org  # noqa: E402
 from tests.support.databases import create_pg_database, drop_pg_database  # noqa: E402

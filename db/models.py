@@ -9,7 +9,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, I
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from domain.states import ChargeOutcome, Cycle, InvoiceKind, InvoiceStatus, OrgStatus
+from domain.states import BlockReason, ChargeOutcome, Cycle, InvoiceKind, InvoiceStatus, OrgStatus
 
 
 class UtcDateTime(TypeDecorator):
@@ -32,8 +32,8 @@ class UtcDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def _enum(cls: type) -> Enum:
-    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+def _enum(cls: type, length: int = 32) -> Enum:
+    return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
 
 
 # A report's identity: a sender's report_id (at most 100 characters), or a decision's business key.
@@ -91,7 +91,7 @@ class User(Base):
     storage_mb: Mapped[int] = mapped_column(BigInteger, default=0)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
-    blocked_reason: Mapped[str | None] = mapped_column(String(20))
+    blocked_reason: Mapped[BlockReason | None] = mapped_column(_enum(BlockReason, length=20))
     # When the user was blocked: auto-allocation serves who has waited longest first.
     blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Order of arrival; "newest first" for the free plan's user cap.

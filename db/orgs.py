@@ -1,24 +1,20 @@
-"""Creating orgs, and the org list. An org's state is read and written by db.state."""
+"""An org's rows: written when it is created (services.orgs), deleted when its opening is
+declined, and the org list. An org's state is read and written by db.state."""
 
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from db.entitlements import store_entitlements
 from db.events import record_event
 from db.models import (Base, EntitlementVersion, GatewayCharge, Invoice, OpeningAttempt, Organisation, PlanRow,
                        Subscription, User)
 from db.state import get_org, write_state
-from db.storage import enforce_storage
 from domain.cards import CardDetails
 from domain.catalog import Catalog
-from domain.errors import InvalidInput
-from domain.onboarding import NewOrg, gb_to_mb, opening_state
-from domain.periods import require_utc
+from domain.onboarding import NewOrg
 from domain.subscription import OrgSnapshot
-from domain.policy import Policy
-from domain.storage import MB_PER_GB
+from domain.storage import MB_PER_GB, gb_to_mb
 
 
 def sync_plans(session: Session, catalog: Catalog) -> None:
@@ -32,30 +28,8 @@ def sync_plans(session: Session, catalog: Catalog) -> None:
     session.flush()
 
 
-def create_org(session: Session, org: NewOrg, catalog: Catalog, policy: Policy, now: datetime) -> None:
-    """Write a validated org. `now` is when its life starts (the trial start, or the moment an
-    existing customer moves in, its current cycle paid elsewhere: audited with who vouched and
-    until when)."""
-    now = require_utc(now)
-    _require_new(session, org.id)
-    sync_plans(session, catalog)
-    state = opening_state(org, catalog, policy, now)
-    insert_org(session, org, state, now)
-    record_event(session, org.id, now, "org_created", {"plan": org.plan, "users": len(org.users)})
-    record_event(session, org.id, now, "status", {"status": str(state.status)})
-    if org.paid_through is not None:
-        # Its first renewal here is the paid-through date.
-        record_event(session, org.id, now, "moved_in", {"paid_through": org.paid_through.isoformat()},
-                     actor=org.moved_in_by, reason="existing customer moved in; its current cycle was paid elsewhere")
-    # A user already over the plan's quota (or beyond the free plan's cap) is blocked from the start.
-    enforce_storage(session, org.id, catalog, now)
-    store_entitlements(session, state, catalog, now)
-    session.flush()
-
-
-def _require_new(session: Session, org_id: str) -> None:
-    if session.get(Organisation, org_id) is not None:
-        raise InvalidInput(f"id: an org with id {org_id!r} already exists")
+def org_exists(session: Session, org_id: str) -> bool:
+    return session.get(Organisation, org_id) is not None
 
 
 def insert_org(session: Session, org: NewOrg, state: OrgSnapshot, now: datetime) -> None:
@@ -75,9 +49,8 @@ def insert_org(session: Session, org: NewOrg, state: OrgSnapshot, now: datetime)
 
 
 def start_opening(session: Session, org: NewOrg, catalog: Catalog, card: CardDetails, now: datetime) -> int:
-    """A new customer's org is being opened (domain.onboarding.open_paid): refused when the id is
-    taken, else the number of this attempt at opening it, kept with its card."""
-    _require_new(session, org.id)
+    """A new customer's org is being opened (domain.onboarding.open_paid): the number of this
+    attempt at opening it, kept with its card."""
     sync_plans(session, catalog)
     attempt = (session.scalar(select(func.max(OpeningAttempt.attempt)).where(OpeningAttempt.org_id == org.id))
                or 0) + 1
@@ -91,6 +64,10 @@ def end_opening(session: Session, org_id: str, outcome: str, reason: str | None 
     for row in session.scalars(select(OpeningAttempt).where(OpeningAttempt.org_id == org_id,
                                                             OpeningAttempt.outcome == "pending")):
         row.outcome, row.decline_reason = outcome, reason
+
+
+def invoice_of(session: Session, org_id: str, number: str) -> Invoice | None:
+    return session.scalar(select(Invoice).where(Invoice.number == number, Invoice.org_id == org_id))
 
 
 def delete_org(session: Session, org_id: str) -> None:

@@ -4,7 +4,7 @@ onto rows (units and add-ons one row each, the ledger, invoices, users, events).
 
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.events import record_event
@@ -13,10 +13,10 @@ from db.models import (BUSINESS_KEY_COLUMN, BilledSpanRow, Invoice, OrgAddon, Or
                        Subscription, User)
 from domain.credit import account_credit
 from domain.decisions import Decision, UserChange, UserChangeKind, numbered
-from domain.errors import NotAllowed, UnknownOrg
+from domain.errors import UnknownOrg
 from domain.lifecycle import is_large_account
 from domain.limits import bounded, shown
-from domain.onboarding import gb_to_mb
+from domain.storage import gb_to_mb
 from domain.policy import Policy
 from domain.reports import CONTACTS, Stamp
 from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus
@@ -174,9 +174,11 @@ def _ledgers(session: Session, org_ids: list[str] | Select) -> dict[str, list[Bi
 
 # ---- writing a decision -------------------------------------------------------------------------
 
-def persist(session: Session, org_id: str, decision: Decision, now: datetime, key: str) -> InvoiceRef | None:
+def persist(session: Session, org_id: str, decision: Decision, now: datetime,
+            key: str) -> tuple[InvoiceRef | None, OrgSnapshot]:
     """Write what the decision changes, in the caller's transaction. `key`, the business key of
-    the request or step, names the decision's invoice: a retried activity finds it again."""
+    the request or step, names the decision's invoice: a retried activity finds it again. Returns
+    the invoice written and the state as written (its new spans and waiting change numbered)."""
     org, sub = get_org(session, org_id)
     state, ref = decision.state, None
     for event in decision.events:
@@ -195,7 +197,12 @@ def persist(session: Session, org_id: str, decision: Decision, now: datetime, ke
         org.contacts_reported_at, org.contacts_report_id = contacts.at, contacts.id
     _change_users(session, org_id, decision.users, decision.reported, now)
     write_state(session, org, sub, state, now)
-    return ref
+    return ref, state
+
+
+def version_of(session: Session, org_id: str) -> int:
+    """The org's version as this transaction left it (bumped by every write)."""
+    return get_org(session, org_id)[1].version
 
 
 def write_state(session: Session, org: Organisation, sub: Subscription, state: OrgSnapshot, now: datetime) -> None:
@@ -265,12 +272,32 @@ def _write_addons(session: Session, org_id: str, state: OrgSnapshot) -> None:
 
 
 def _write_ledger(session: Session, org_id: str, state: OrgSnapshot) -> None:
-    session.execute(delete(BilledSpanRow).where(BilledSpanRow.org_id == org_id))
+    """The ledger updated, not rewritten: a span still in the state keeps its row (the same item,
+    quantity, days and amount are the same span), its invoice set when it changed; spans gone are
+    deleted, new ones inserted after the others (the state's order: kept spans, then new ones)."""
+    stored: dict[tuple, list[BilledSpanRow]] = {}
+    for row in session.scalars(select(BilledSpanRow).where(BilledSpanRow.org_id == org_id).order_by(BilledSpanRow.id)):
+        stored.setdefault(_span_key(row.item_kind, row.item_code, row.quantity, row.start, row.end, row.amount),
+                          []).append(row)
     ids = {number: invoice_by_number(session, number).id for number in {s.invoice for s in state.ledger if s.invoice}}
     for span in state.ledger:
-        session.add(BilledSpanRow(org_id=org_id, item_kind=str(span.item.kind), item_code=span.item.code,
-                                  quantity=span.quantity, start=span.start, end=span.end, amount=span.amount,
-                                  invoice_id=ids.get(span.invoice)))
+        rows = stored.get(_span_key(str(span.item.kind), span.item.code, span.quantity, span.start, span.end,
+                                    span.amount))
+        if rows:
+            row = rows.pop(0)
+            if row.invoice_id != ids.get(span.invoice):
+                row.invoice_id = ids.get(span.invoice)
+        else:
+            session.add(BilledSpanRow(org_id=org_id, item_kind=str(span.item.kind), item_code=span.item.code,
+                                      quantity=span.quantity, start=span.start, end=span.end, amount=span.amount,
+                                      invoice_id=ids.get(span.invoice)))
+    for rows in stored.values():
+        for row in rows:
+            session.delete(row)
+
+
+def _span_key(kind: str, code: str, quantity: int, start: datetime, end: datetime, amount: int) -> tuple:
+    return kind, code, quantity, start, end, amount
 
 
 class StoredUsers:
@@ -336,7 +363,7 @@ def _change_users(session: Session, org_id: str, changes: list[UserChange], repo
             unit = session.scalar(select(StorageUnit).where(
                 StorageUnit.org_id == org_id, StorageUnit.size_gb == change.unit_gb, StorageUnit.user_id.is_(None))
                 .order_by(StorageUnit.remove_at_period_end, StorageUnit.id).limit(1))
-            if user is None or unit is None:
-                raise NotAllowed(f"no unallocated {change.unit_gb} GB unit left for {change.email}; buy one first")
+            if user is None or unit is None:  # the decision checked both on this transaction's state
+                raise LookupError(f"no user {change.email} or no unallocated {change.unit_gb} GB unit to allocate")
             unit.user_id = user.id
             session.flush()

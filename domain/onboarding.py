@@ -19,7 +19,6 @@ from domain.limits import Limits, check_gb, check_text, check_whole, shown
 from domain.rules import check_email
 from domain.renewal import bill_period, start_period
 from domain.states import FREE_PLAN, TRIAL_PLAN, Cycle, InvoiceKind, OrgStatus
-from domain.storage import MB_PER_GB
 from domain.subscription import OrgSnapshot
 from domain.tax import check_country, check_tax_id
 
@@ -43,10 +42,6 @@ def check_billing_address(address: str) -> str | None:
     if any(unicodedata.category(ch).startswith("C") for ch in text.replace("\n", "")):
         raise InvalidInput("billing address: control characters are not allowed")
     return text
-
-
-def gb_to_mb(gb: float) -> int:
-    return int(round(gb * MB_PER_GB))
 
 
 @dataclass(frozen=True)

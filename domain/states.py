@@ -65,6 +65,12 @@ class Resolution(StrEnum):
         return f"{', '.join(first)} or {last}"
 
 
+class BlockReason(StrEnum):
+    """Why a user is blocked (DOMAIN.md, storage blocking)."""
+    STORAGE = "storage"       # over their storage quota
+    USER_CAP = "user_cap"     # beyond the plan's user cap
+
+
 class PlanChangeReason(StrEnum):
     TRIAL_EXPIRED = "trial_expired"
     TRIAL_CONVERTED = "trial_converted"

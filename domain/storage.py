@@ -10,16 +10,23 @@ as its user no longer needs it; then every user over their storage quota, the on
 longest first, is given as many free units as it takes to cover their usage, the smallest first
 (a unit the others already cover without is given back), or none when all the free units
 together cannot cover it. It runs whenever enforcement runs: on a usage report, a plan change, and
-once units become free (bought, or released). db/storage.py reads the users and writes the
-verdict in bulk."""
+once units become free (bought, or released). `carried_out` applies it inside a decision, to
+the users the unit of work read once (services.storage); db/storage.py writes the verdict in bulk."""
 
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from domain.decisions import Email
+from domain.decisions import Decision, Effect, EffectKind, Email, Event, StorageCheck, UserChangeKind, send
+from domain.states import BlockReason
+from domain.subscription import OrgSnapshot, StorageHolding
 
 MB_PER_GB = 1024
 _LONG_AGO = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def gb_to_mb(gb: float) -> int:
+    return int(round(gb * MB_PER_GB))
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class MailboxUser:
     # 1-based place among the org's users: the admin first, then by order of arrival.
     rank: int
     blocked: bool = False
-    blocked_reason: str | None = None
+    blocked_reason: BlockReason | None = None
     blocked_at: datetime | None = None    # None while unblocked (or blocked before it was kept)
     auto_units: tuple[int, ...] = ()      # sizes (GB) of the units auto-allocation gave them
 
@@ -40,7 +47,7 @@ class BlockedUser:
     email: str
     usage_mb: int
     quota_mb: int
-    reason: str  # storage | user_cap
+    reason: BlockReason
 
 
 @dataclass(frozen=True)
@@ -63,11 +70,11 @@ class Verdict:
         return bool(self.blocked or self.reblocked or self.unblocked or self.auto_allocated or self.released)
 
 
-def _reason(user: MailboxUser, allocated_mb: int, quota_mb: int, user_cap: int | None) -> str | None:
+def _reason(user: MailboxUser, allocated_mb: int, quota_mb: int, user_cap: int | None) -> BlockReason | None:
     if user.usage_mb > quota_mb + allocated_mb:
-        return "storage"
+        return BlockReason.STORAGE
     if user_cap is not None and user.rank > user_cap:
-        return "user_cap"
+        return BlockReason.USER_CAP
     return None
 
 
@@ -113,7 +120,7 @@ def enforce(users: list[MailboxUser], plan_quota_gb: int, user_cap: int | None, 
                     pool[size] = pool.get(size, 0) + 1
                     released.append(AutoAllocation(user.email, size))
         for user in sorted(users, key=_waiting_order):
-            if _reason(user, allocated[user.email], quota_mb, user_cap) != "storage":
+            if _reason(user, allocated[user.email], quota_mb, user_cap) != BlockReason.STORAGE:
                 continue
             if user_cap is not None and user.rank > user_cap:
                 continue  # beyond the user cap a unit would unblock nothing
@@ -159,3 +166,173 @@ def storage_emails(verdict: Verdict, occasion: str, admin_email: str, announce: 
     for user in verdict.unblocked:
         emails.append(Email("user_unblocked", f"unblocked:{occasion}:{user}", values={"user": user}))
     return emails
+
+
+# ---- inside a decision ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mailbox:
+    """A user as storage enforcement reads them (their row, the units allocated to them)."""
+    email: str
+    usage_mb: int
+    allocated_mb: int
+    seq: int                              # order of arrival
+    is_admin: bool = False
+    blocked: bool = False
+    blocked_reason: BlockReason | None = None
+    blocked_at: datetime | None = None
+    auto_units: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Every user's place in the org: who keeps a seat under a user cap, who is listed blocked."""
+    seq: int
+    email: str
+    is_admin: bool = False
+    blocked: bool = False
+
+
+@dataclass(frozen=True)
+class Mailboxes:
+    """What a decision's storage checks read, loaded once (services.storage): the users they name
+    (every user for a whole-org check; with auto-allocation, those waiting for a unit too) and
+    every user's arrival."""
+    users: list[Mailbox]
+    arrivals: list[Arrival]
+
+
+def checks_of(decision: Decision) -> list[StorageCheck]:
+    """The storage checks a decision asks for, one per occasion (a later one with the same
+    occasion repeats the first's e-mails: its outcome is the occasion's)."""
+    checks: dict[str, StorageCheck] = {}
+    for effect in decision.effects:
+        if effect.kind == EffectKind.STORAGE_CHECK:
+            checks.setdefault(effect.storage.occasion, effect.storage)
+    return list(checks.values())
+
+
+def scope_of(checks: list[StorageCheck]) -> list[str] | None:
+    """The users the checks name; None: every user."""
+    named: set[str] = set()
+    for check in checks:
+        if check.only is None:
+            return None
+        named.update(check.only)
+    return sorted(named)
+
+
+def free_units(state: OrgSnapshot) -> dict[int, int]:
+    """Unallocated units not ending at the renewal: what auto-allocation may give."""
+    return {h.unit_gb: state.storage_removable(h.unit_gb) for h in state.storage
+            if state.storage_removable(h.unit_gb) > 0}
+
+
+def _after(mailboxes: Mailboxes, decision: Decision) -> tuple[dict[str, Mailbox], list[Arrival]]:
+    """The users and arrivals once the decision's user changes are written (storage enforcement
+    runs on the users as the decision leaves them)."""
+    users = {user.email: user for user in mailboxes.users}
+    arrivals = list(mailboxes.arrivals)
+    for change in decision.users:
+        if change.kind == UserChangeKind.ADD:
+            seq = max((arrival.seq for arrival in arrivals), default=0) + 1
+            users[change.email] = Mailbox(change.email, gb_to_mb(change.storage_gb), 0, seq)
+            arrivals.append(Arrival(seq, change.email))
+        elif change.email in users and change.kind == UserChangeKind.SET_USAGE:
+            users[change.email] = replace(users[change.email], usage_mb=gb_to_mb(change.storage_gb))
+        elif change.email in users and change.kind == UserChangeKind.ALLOCATE:
+            user = users[change.email]
+            users[change.email] = replace(user, allocated_mb=user.allocated_mb + change.unit_gb * MB_PER_GB)
+    return users, arrivals
+
+
+def _ranks(arrivals: list[Arrival]) -> tuple[int, list[int]]:
+    """The admins' count and the others' arrivals, sorted: "newest first, never the admin"."""
+    return sum(a.is_admin for a in arrivals), sorted(a.seq for a in arrivals if not a.is_admin)
+
+
+def _rank(user: Mailbox, admins: int, others: list[int]) -> int:
+    """1-based place among the org's users: the admin first, then by order of arrival."""
+    return 1 if user.is_admin else admins + bisect_left(others, user.seq) + 1
+
+
+def carried_out(decision: Decision, mailboxes: Mailboxes, quota_gb: int, user_cap: int | None, now: datetime
+                ) -> tuple[Decision, list[Verdict]]:
+    """The decision with its storage checks carried out (DOMAIN.md, storage blocking): each
+    replaced by the e-mails its verdict sends, the state saying who is blocked and which units
+    auto-allocation moved; the verdicts, for the database to write."""
+    state = decision.state
+    auto = state.auto_allocate_storage
+    users, arrivals = _after(mailboxes, decision)
+    admins, others = _ranks(arrivals)
+    pool = free_units(state)
+    sent: dict[str, list[Effect]] = {}
+    effects, verdicts = [], []
+    for effect in decision.effects:
+        if effect.kind != EffectKind.STORAGE_CHECK:
+            effects.append(effect)
+            continue
+        check = effect.storage
+        if check.occasion not in sent:
+            only = check.only
+            checked = [MailboxUser(u.email, u.usage_mb, u.allocated_mb, _rank(u, admins, others), u.blocked,
+                                   u.blocked_reason, u.blocked_at, u.auto_units if auto else ())
+                       for u in sorted(users.values(), key=lambda u: _rank(u, admins, others))
+                       if only is None or u.email in only or (auto and u.blocked_reason == BlockReason.STORAGE)]
+            verdict = enforce(checked, quota_gb, user_cap, auto, pool)
+            users, pool = _applied(verdict, users, pool, now)
+            verdicts.append(verdict)
+            sent[check.occasion] = [send(email) for email in storage_emails(
+                verdict, check.occasion, state.admin_email, check.announce, sum(pool.values()))]
+        effects += sent[check.occasion]
+    return replace(decision, state=_state_after(state, verdicts, users, arrivals), effects=effects), verdicts
+
+
+def _applied(verdict: Verdict, users: dict[str, Mailbox], pool: dict[int, int], now: datetime
+             ) -> tuple[dict[str, Mailbox], dict[int, int]]:
+    """The users and the free units once `verdict` is carried out."""
+    users, pool = dict(users), dict(pool)
+    for moved, sign in [(a, -1) for a in verdict.released] + [(a, 1) for a in verdict.auto_allocated]:
+        user = users[moved.email]
+        units = list(user.auto_units)
+        if sign > 0:
+            units.append(moved.unit_gb)
+        else:
+            units.remove(moved.unit_gb)
+        users[moved.email] = replace(user, allocated_mb=user.allocated_mb + sign * moved.unit_gb * MB_PER_GB,
+                                     auto_units=tuple(sorted(units)))
+        pool[moved.unit_gb] = pool.get(moved.unit_gb, 0) - sign
+    for blocked in verdict.blocked:
+        users[blocked.email] = replace(users[blocked.email], blocked=True, blocked_reason=blocked.reason,
+                                       blocked_at=now)
+    for blocked in verdict.reblocked:
+        users[blocked.email] = replace(users[blocked.email], blocked_reason=blocked.reason)
+    for email in verdict.unblocked:
+        users[email] = replace(users[email], blocked=False, blocked_reason=None, blocked_at=None)
+    return users, {size: count for size, count in pool.items() if count > 0}
+
+
+def _state_after(state: OrgSnapshot, verdicts: list[Verdict], users: dict[str, Mailbox],
+                 arrivals: list[Arrival]) -> OrgSnapshot:
+    """Who is blocked (in order of arrival) and how many units of each size are allocated."""
+    if not verdicts:
+        return state
+    blocked = [a.email for a in sorted(arrivals, key=lambda a: a.seq)
+               if (users[a.email].blocked if a.email in users else a.blocked)]
+    moved: dict[int, int] = {}
+    for verdict in verdicts:
+        for allocation in verdict.auto_allocated:
+            moved[allocation.unit_gb] = moved.get(allocation.unit_gb, 0) + 1
+        for release in verdict.released:
+            moved[release.unit_gb] = moved.get(release.unit_gb, 0) - 1
+    storage = [StorageHolding(h.unit_gb, h.owned, h.allocated + moved.get(h.unit_gb, 0)) for h in state.storage]
+    return state.with_changes(blocked_users=blocked, storage=storage)
+
+
+def verdict_events(verdict: Verdict) -> list[Event]:
+    """The audit log's entries for a verdict, in the order it is carried out."""
+    return ([Event("storage_auto_released", {"user": r.email, "unit_gb": r.unit_gb}) for r in verdict.released]
+            + [Event("storage_auto_allocated", {"user": a.email, "unit_gb": a.unit_gb})
+               for a in verdict.auto_allocated]
+            + [Event("user_blocked", {"user": b.email, "reason": str(b.reason)}) for b in verdict.blocked]
+            + [Event("user_unblocked", {"user": email}) for email in verdict.unblocked])

@@ -13,7 +13,7 @@ from importlib.metadata import version
 import pytest
 from typer.testing import CliRunner
 
-from db.orgs import create_org
+from services.orgs import create_org
 from domain.onboarding import NewOrg, paid_for_one_cycle, validate_new_org
 from domain.operations import OPERATIONS
 from db.models import Organisation

@@ -47,7 +47,7 @@ def test_dunning_list_shows_attempts_and_next_retry(cli_env, sqlite_db, catalog)
     from activities.billing import BillingActivities
     from activities.messages import DunningUpdate, RenewalInput
     from domain.onboarding import NewOrg, paid_for_one_cycle, validate_new_org
-    from db.orgs import create_org
+    from services.orgs import create_org
     from domain.policy import Policy
 
     start = datetime(2026, 1, 31, 9, 0, tzinfo=timezone.utc)

@@ -28,7 +28,8 @@ from activities.payments import PaymentActivities, SandboxGateway
 from db.invoices import InvoiceDocument, invoice_by_number, invoice_document, paid_invoice, set_invoice_status, statement
 from db.models import Invoice, OrgEvent, Payment
 from db.session import Database
-from db.orgs import create_org, set_card
+from db.orgs import set_card
+from services.orgs import create_org
 from domain import emails
 from domain.decisions import EmailLine
 from domain.storage import AutoAllocation, BlockedUser, Verdict, storage_emails

@@ -18,7 +18,8 @@ from activities.billing import BillingActivities
 from activities.errors import readable_failure
 from activities.messages import ChangeInput, SentReport
 from db.models import Subscription
-from db.orgs import create_org, set_card
+from db.orgs import set_card
+from services.orgs import create_org
 from db.state import StoredUsers, load_state
 from domain import reports
 from domain import requests as rq

@@ -6,7 +6,7 @@ from activities.billing import BillingActivities
 from activities.documents import SAMPLE_SELLER, Documents
 from activities.messages import RenewalInput
 from db.invoices import invoice_document
-from db.orgs import create_org
+from services.orgs import create_org
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.policy import Policy
 

@@ -13,7 +13,7 @@ from domain.decisions import EmailLine
 from domain.storage import BlockedUser, Verdict, storage_emails
 from domain.subscription import Item
 from domain.onboarding import NewOrg, validate_new_org
-from db.orgs import create_org
+from services.orgs import create_org
 from db.state import load_state
 from domain.policy import Policy
 

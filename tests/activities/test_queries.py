@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import event
 
-from db.orgs import create_org
+from services.orgs import create_org
 from db.queries import org_states
 from db.state import load_state
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 
 from db.models import Subscription, User
-from db.storage import enforce_storage
+from services.storage import enforce_storage
 from tests.support.bulk import create_large_org
 
 AT = datetime(2026, 6, 1, tzinfo=timezone.utc)

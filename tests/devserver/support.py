@@ -11,7 +11,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
 
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
-from db.orgs import create_org
+from services.orgs import create_org
 from db.state import load_state
 from domain.periods import anchor_renewing_at
 from domain.subscription import OrgSnapshot

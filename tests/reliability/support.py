@@ -21,7 +21,8 @@ from temporalio.client import Client
 
 from db.models import EmailMessage, GatewayCharge, Invoice, Payment
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
-from db.orgs import create_org, set_card
+from db.orgs import set_card
+from services.orgs import create_org
 from db.session import Database
 from domain.catalog import Catalog
 from domain.cards import sandbox_tokenise

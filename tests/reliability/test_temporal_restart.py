@@ -15,7 +15,7 @@ from activities.mail import SmtpConfig
 from activities.payments import SandboxGateway
 from db.models import EmailMessage, Subscription
 from domain.onboarding import NewOrg, validate_new_org
-from db.orgs import create_org
+from services.orgs import create_org
 from domain.policy import Policy
 from tests.reliability.support import (DevServer, assert_exactly_once, due_in, now_utc, paid_renewals, renewal_org,
                                        wait_until)

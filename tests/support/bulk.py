@@ -6,7 +6,7 @@ from sqlalchemy import insert
 
 from db.models import User
 from domain.onboarding import NewOrg, paid_for_one_cycle, validate_new_org
-from db.orgs import create_org
+from services.orgs import create_org
 from domain.policy import Policy
 
 

@@ -18,7 +18,7 @@ from domain.decisions import (ChargePurpose, Context, Decision, Effect, EffectKi
                               StorageCheck, UserChangeKind, numbered)
 from domain.errors import DomainError
 from domain.lifecycle import StepKind, is_large_account, next_step
-from domain.onboarding import PAID_BEFORE, NewOrg, gb_to_mb, open_paid, opening_state
+from domain.onboarding import PAID_BEFORE, NewOrg, open_paid, opening_state
 from domain.operations import OPERATIONS, decide
 from domain import reports
 from domain.users import Roster
@@ -27,7 +27,7 @@ from domain.payments import Decline, PaidInvoice, charge_declined, escalate, inv
 from domain.policy import Policy
 from domain.renewal import end_trial, plan_name, renew
 from domain.states import InvoiceKind, InvoiceStatus
-from domain.storage import MB_PER_GB, MailboxUser, enforce, storage_emails
+from domain.storage import MB_PER_GB, MailboxUser, enforce, gb_to_mb, storage_emails
 from domain.subscription import IN_DUNNING, OrgSnapshot, UnpaidCycle, catalog_facts
 
 

@@ -17,7 +17,8 @@ from temporalio.worker import Worker
 from activities.mail import SmtpConfig
 from activities.payments import PaymentGateway, SandboxGateway
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
-from db.orgs import create_org, set_card
+from db.orgs import set_card
+from services.orgs import create_org
 from domain.cards import CardDetails, sandbox_tokenise
 from db.session import Database
 from domain.catalog import Catalog

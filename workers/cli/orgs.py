@@ -101,7 +101,8 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
         return
 
     async def create() -> None:
-        from db.orgs import create_org, set_card
+        from db.orgs import set_card
+        from services.orgs import create_org
         from workers.runtime.temporal import connect
         from workflows.starter import start_org_workflow
         client = await connect(config)   # Temporal first: when it is down, nothing is saved (exit 3)

@@ -174,7 +174,8 @@ class _Run:
     async def execute(self) -> dict[str, Any]:
         from activities.mail import SmtpConfig
         from activities.payments import SandboxGateway
-        from db.orgs import create_org, set_card
+        from db.orgs import set_card
+        from services.orgs import create_org
         from domain.onboarding import paid_for_one_cycle
         from workers.runtime.worker import Components, build_worker
         from workflows.org import OrgWorkflow

@@ -16,7 +16,8 @@ from typing import Any, Callable
 from dateutil.relativedelta import relativedelta
 from temporalio.client import Client
 
-from db.orgs import create_org, set_card
+from db.orgs import set_card
+from services.orgs import create_org
 from db.queries import org_exists
 from domain import requests as rq
 from domain.cards import CardDetails, sandbox_tokenise

@@ -1,0 +1,3 @@
+"""The application layer: one org's unit of work (load once -> decide, pure -> persist once ->
+record the outcome by its business key), used by the activities, the CLI and the simulator alike.
+Below it db/ maps rows and domain/ decides; above it activities/ and workers/ call it."""
