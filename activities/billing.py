@@ -12,7 +12,6 @@ from activities.messages import (ChangeInput, DunningUpdate, InvoiceInfo, Invoic
 from db.session import Database
 from domain.catalog import Catalog
 from domain.decisions import ChargePurpose
-from domain.operations import operation_of
 from domain.payments import Decline, charge_declined, escalate, write_off_and_free
 from domain.policy import Policy
 from domain.renewal import end_trial, renew
@@ -115,8 +114,8 @@ class BillingActivities:
     @activity.defn
     @data_errors_are_final
     def apply_change(self, change: ChangeInput) -> StepResult:
-        return self._decide(change.org_id, change.key, change.at, operation_of(change.request).name,
-                            steps.change(change.org_id, change.request, self.catalog))
+        what, step = steps.change(change.org_id, change.request, self.catalog)
+        return self._decide(change.org_id, change.key, change.at, what, step)
 
     @activity.defn
     @data_errors_are_final

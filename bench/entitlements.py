@@ -39,7 +39,8 @@ from activities.messages import ChangeInput  # noqa: E402
 from activities.webhooks import DeliveryActivities  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.entitlements import backlog  # noqa: E402
-from db.orgs import create_org, sync_plans  # noqa: E402
+from db.orgs import sync_plans  # noqa: E402
+from services.orgs import create_org  # noqa: E402
 from db.session import Database  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402
 from domain.onboarding import NewOrg, NewUser, validate_new_org  # noqa: E402

@@ -16,8 +16,8 @@ from domain.onboarding import NewOrg, open_paid, opening_state
 from domain.periods import require_utc
 from domain.policy import Policy
 from domain.states import InvoiceKind, InvoiceStatus
-from domain.storage import Arrival, Mailbox, Mailboxes, gb_to_mb
-from services.storage import enforced, write_verdicts
+from domain.storage import Arrival, Mailbox, Mailboxes, carried_out, gb_to_mb
+from services.storage import write_verdicts
 from services.unit_of_work import Outcome, OrgUnitOfWork
 
 # The business key of a new customer's opening (one per org: a declined one leaves no org behind).
@@ -43,8 +43,10 @@ def create_org(session: Session, org: NewOrg, catalog: Catalog, policy: Policy, 
     # start: the users are the new org's, known without reading them back.
     users = [Mailbox(user.email, gb_to_mb(user.storage_gb), 0, seq, user.email == org.admin_email)
              for seq, user in enumerate(org.users, start=1)]
-    _, verdicts = enforced(Decision(state, effects=[check_storage("created")]),
-                           Mailboxes(users, [Arrival(u.seq, u.email, u.is_admin) for u in users]), catalog, now)
+    plan = catalog.plans[state.plan]
+    _, verdicts = carried_out(Decision(state, effects=[check_storage("created")]),
+                              Mailboxes(users, [Arrival(u.seq, u.email, u.is_admin) for u in users]),
+                              plan.quota_gb, plan.user_cap, now)
     write_verdicts(session, org.id, verdicts, now)
     store_entitlements(session, state, catalog, now)
     session.flush()

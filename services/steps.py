@@ -20,16 +20,16 @@ from domain.subscription import OrgSnapshot, catalog_facts
 from services.unit_of_work import Step
 
 
-def change(org_id: str, request: Any, catalog: Catalog) -> Step:
+def change(org_id: str, request: Any, catalog: Catalog) -> tuple[str, Step]:
     """An operation's request, checked again on the stored state (a change applied since the
-    workflow's own check counts) and its users on the stored ones."""
+    workflow's own check counts) and its users on the stored ones; named by its operation."""
     operation = operation_of(request)
 
     def step(session: Session, state: OrgSnapshot, ctx: Context) -> Decision:
         ctx = replace(ctx, reported=reported_stamps(session, org_id, reports.subjects(operation.name, request)))
         return decide(operation, state, request, ctx, catalog_facts(catalog, state.currency),
                       StoredUsers(session, org_id))
-    return step
+    return operation.name, step
 
 
 def reports_sent(org_id: str, sent: list[tuple[str, Any]], catalog: Catalog) -> Step:

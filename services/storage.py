@@ -12,7 +12,7 @@ from domain import storage
 from domain.catalog import Catalog
 from domain.decisions import Decision, check_storage
 from domain.policy import Policy
-from domain.storage import Mailboxes, Verdict
+from domain.storage import Verdict
 
 
 def carried_out(session: Session, org_id: str, decision: Decision, catalog: Catalog,
@@ -22,13 +22,8 @@ def carried_out(session: Session, org_id: str, decision: Decision, catalog: Cata
     if not checks:
         return decision, []
     state = decision.state
+    plan = catalog.plans[state.plan]
     mailboxes = load_mailboxes(session, org_id, storage.scope_of(checks), state.auto_allocate_storage)
-    return enforced(decision, mailboxes, catalog, at)
-
-
-def enforced(decision: Decision, mailboxes: Mailboxes, catalog: Catalog,
-             at: datetime) -> tuple[Decision, list[Verdict]]:
-    plan = catalog.plans[decision.state.plan]
     return storage.carried_out(decision, mailboxes, plan.quota_gb, plan.user_cap, at)
 
 

@@ -20,10 +20,11 @@ from activities.messages import ChargeInput, EmailRequest, InvoiceOp, RenewalInp
 from activities.payments import PaymentActivities, SandboxGateway
 from db.invoices import create_invoice, statement
 from db.models import GatewayCharge, OrgEvent, Organisation, Payment
-from db.orgs import create_org, set_card
+from db.orgs import set_card
 from db.state import load_state
 from domain import emails
 from domain.billing import Line
+from services.orgs import create_org
 from domain.cards import sandbox_tokenise
 from domain.decisions import Draft, EffectKind, InvoiceDraft
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org

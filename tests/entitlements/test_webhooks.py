@@ -13,7 +13,7 @@ from activities.billing import BillingActivities
 from activities.messages import ChangeInput
 from activities.webhooks import ENDPOINT_GONE, DeliveryActivities, signed
 from db.entitlements import current_document, documents, forget_deliveries
-from db.orgs import create_org
+from services.orgs import create_org
 from domain.delivery import Endpoint, Retry, Webhooks
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.requests import AddUserRequest, SetUsageRequest

@@ -117,7 +117,7 @@ class OrgModel:
         self.state = self._reload(state)
         # A first cycle paid before the org reached us (moved in on a paid plan): billed, not invoiced.
         self.paid_before = [span for span in state.ledger if span.invoice == PAID_BEFORE]
-        self._check_storage(StorageCheck("created"), send=False)  # as db/orgs.create_org does
+        self._check_storage(StorageCheck("created"), send=False)  # as services.orgs.create_org does
         self._note_day()
 
     # ---- requests --------------------------------------------------------------------------------
