@@ -69,7 +69,8 @@ def test_dunning_list_shows_attempts_and_next_retry(cli_env, sqlite_db, catalog)
 def test_show_prints_the_card_with_its_expiry_when_stripe_described_it(cli_env, sqlite_db, catalog):
     from datetime import datetime, timezone
 
-    from db.orgs import create_org, set_card
+    from db.orgs import set_card
+    from services.orgs import create_org
     from db.payments import save_attached_card, save_stripe_customer
     from domain.onboarding import NewOrg, paid_for_one_cycle, validate_new_org
     from domain.policy import Policy
