@@ -252,6 +252,12 @@ class OrgSnapshot:
         return ([self.dunning_invoice] if self.dunning_invoice else []) + [u.invoice for u in self.arrears]
 
     @property
+    def next_attempts(self) -> dict[str, int]:
+        """The attempt number each unpaid cycle's next charge takes, oldest cycle first."""
+        return {**({self.dunning_invoice: self.dunning_attempts + 1} if self.dunning_invoice else {}),
+                **{unpaid.invoice: unpaid.attempts + 1 for unpaid in self.arrears}}
+
+    @property
     def contacts(self) -> int:
         return self.subscribers.total
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from activities.messages import SentReport
+from activities.messages import ChargeResult, SentReport
 from domain.cards import CardDetails
 from domain.onboarding import NewOrg
 from domain.states import ChargeOutcome
@@ -46,6 +46,19 @@ class ChangeOutcome:
     amount: int | None = None
     payment: ChargeOutcome | None = None  # None when nothing was charged
     decline_reason: str | None = None
+
+    @classmethod
+    def of(cls, message: str, org: OrgSnapshot, charge: ChargeResult | None) -> "ChangeOutcome":
+        """A change's answer: its decision's message, and the charge it made, if any."""
+        if charge is None:
+            return cls(message=message, status=str(org.status))
+        if charge.outcome == ChargeOutcome.SUCCEEDED:
+            message += f"; paid {charge.invoice_number}"
+        else:
+            message += (f"; payment of {charge.invoice_number} declined ({charge.reason})"
+                        + ("; the change waits for payment" if org.pending else ""))
+        return cls(message=message, status=str(org.status), invoice=charge.invoice_number, amount=charge.amount,
+                   payment=charge.outcome, decline_reason=charge.reason)
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,9 @@ with workflow.unsafe.imports_passed_through():
                                     OrgWorkflowInput, PaymentNotice)
 
 # Patches against 1.0 (docs/reliability.md): since 1.1 e-mails are regular activities on the
-# documents' task queue (workflows/calls.py, `send`).
+# documents' task queue (workflows/calls.py, `send`); since 1.2 a scheduled retry pays oldest first.
 MAIL_ON_DOCUMENTS_QUEUE = "mail-on-documents-queue"
+DUNNING_OLDEST_FIRST = "dunning-oldest-first"
 
 # Temporal refuses Updates beyond 2,000 in one run; a run hands over to a new one well before.
 UPDATES_PER_RUN = 1000
@@ -86,6 +87,7 @@ class OrgWorkflow:
         self._reports_in_flight = 0      # taken from the queue, their effects not yet carried out
         self._opening = input.opening
         self._opened: ChangeOutcome | None = None   # the answer to `opening`, once the first payment is decided
+        self._final_after: list[tuple[FinalAction, ChargeResult]] | None = None   # during a retry: deferred
         self._paid_late = False   # payment_settled: the dunning invoice was paid after its decline
 
     # ---- the policy loop -------------------------------------------------------------------
@@ -223,10 +225,9 @@ class OrgWorkflow:
             op = OrgOp(self.org_id, workflow.now(), key=f"trial_end:{self.org.trial_ends_at.isoformat()}")
             if self.org.trial_choice_plan:
                 result = await calls.execute(BillingActivities.convert_trial, op, "convert trial to the chosen plan")
-                await self._carry_out(result)
             else:
                 result = await calls.execute(BillingActivities.expire_trial, op, "trial expired: move to free")
-                await self._carry_out(result)
+            await self._carry_out(result)
             self._continue_as_new = True
         elif step.kind == StepKind.RENEW:
             period_start = self.org.renews_at
@@ -237,13 +238,24 @@ class OrgWorkflow:
             self._continue_as_new = True
         elif step.kind == StepKind.RETRY_PAYMENT:
             org = self.org
-            # Cycles invoiced since dunning began are charged again with it; the dunning invoice
-            # last: its outcome moves the ladder (and may end dunning).
-            for unpaid in org.arrears:
-                await self._collect(Charge(ChargePurpose.EXTRA, unpaid.invoice, unpaid.attempts + 1), None)
-            await self._collect(Charge(ChargePurpose.RETRY, org.dunning_invoice, org.dunning_attempts + 1), None)
+            if workflow.patched(DUNNING_OLDEST_FIRST):   # every unpaid cycle, oldest first
+                await self._retry_oldest_first(org)
+            else:   # 1.0 and 1.1: the arrears first, the dunning invoice (its outcome moves the ladder) last
+                for unpaid in org.arrears:
+                    await self._collect(Charge(ChargePurpose.EXTRA, unpaid.invoice, unpaid.attempts + 1), None)
+                await self._collect(Charge(ChargePurpose.RETRY, org.dunning_invoice, org.dunning_attempts + 1), None)
             # Dunning ended (paid, or the final action): a new run starts from the outcome.
             self._continue_as_new = self.org.status not in (OrgStatus.PAST_DUE, OrgStatus.ESCALATED)
+
+    async def _retry_oldest_first(self, org: OrgSnapshot) -> None:
+        """The invoice dunning is on at its turn moves the ladder; its final action waits for the rest."""
+        self._final_after = []
+        for number, attempt in org.next_attempts.items():
+            purpose = ChargePurpose.RETRY if number == self.org.dunning_invoice else ChargePurpose.EXTRA
+            await self._collect(Charge(purpose, number, attempt), None)
+        deferred, self._final_after = self._final_after, None
+        for action, declined in deferred:
+            await self._final_action(action, declined)
 
     # ---- effects of a decision ---------------------------------------------------------------
 
@@ -258,6 +270,8 @@ class OrgWorkflow:
                 await self._send(effect.email)
             elif effect.kind == EffectKind.CHARGE:
                 charge = await self._collect(effect.charge, result.invoice)
+            elif effect.kind == EffectKind.FINAL_DUNNING_ACTION and self._final_after is not None:
+                self._final_after.append((effect.final_action, declined))   # a retry's other cycles first
             elif effect.kind == EffectKind.FINAL_DUNNING_ACTION:
                 await self._final_action(effect.final_action, declined)
         return charge
@@ -284,11 +298,10 @@ class OrgWorkflow:
                                reason=result.reason, purpose=charge.purpose)
         if charge.purpose == ChargePurpose.CYCLE:
             declined = await calls.execute(BillingActivities.enter_dunning, update, f"enter dunning on {number}")
-            await self._carry_out(declined, result)
         else:
             declined = await calls.execute(BillingActivities.record_failed_attempt, update,
                                            f"attempt {result.attempt} on {number} declined")
-            await self._carry_out(declined, result)
+        await self._carry_out(declined, result)
         return result
 
     async def _final_action(self, action: FinalAction, charge: ChargeResult) -> None:
@@ -297,11 +310,10 @@ class OrgWorkflow:
                                amount=charge.amount, reason=charge.reason)
         if action == FinalAction.ESCALATE:
             result = await calls.execute(BillingActivities.escalate, update, "escalate to billing staff (S1-Critical)")
-            await self._carry_out(result)
         else:
             result = await calls.execute(BillingActivities.write_off_and_free, update,
                                          f"write off {charge.invoice_number}, move to free")
-            await self._carry_out(result)
+        await self._carry_out(result)
 
     async def _send(self, email: Email) -> None:
         request, summary = EmailRequest.of(self.org_id, workflow.now(), email), f"e-mail {email.template}"
@@ -353,16 +365,7 @@ class OrgWorkflow:
             charge = await self._carry_out(result)
             self._changed = True
             self._publish()
-            message = result.message
-            if charge is not None:
-                message += (f"; paid {charge.invoice_number}" if charge.outcome == ChargeOutcome.SUCCEEDED else
-                            f"; payment of {charge.invoice_number} declined ({charge.reason})"
-                            + ("; the change waits for payment" if self.org.pending else ""))
-            return ChangeOutcome(message=message, status=str(self.org.status),
-                                 invoice=charge.invoice_number if charge else None,
-                                 amount=charge.amount if charge else None,
-                                 payment=charge.outcome if charge else None,
-                                 decline_reason=charge.reason if charge else None)
+            return ChangeOutcome.of(result.message, self.org, charge)
 
     # ---- usage reports and contact counts -------------------------------------------------------
 

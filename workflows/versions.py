@@ -5,7 +5,7 @@ CURRENT is this code's version: a deployment that changes the workflow's command
 `workflow.patched`) records its histories under a new version and raises it. OLDEST_REPLAYED is
 the oldest version whose runs this code still replays; it rises when a patch is retired."""
 
-CURRENT = "1.1"
+CURRENT = "1.2"
 OLDEST_REPLAYED = "1.0"
 
 

@@ -119,7 +119,17 @@ async def test_a_downgrade_writes_off_every_unpaid_cycle_and_the_statement_shows
     assert found.closing == 0
 
 
-async def test_grace_extended_then_paid_at_the_retry_settles_every_unpaid_cycle(stack):
+def charged_in_order(db, org_id: str) -> list[tuple[str, int, str]]:
+    """Every charge of the org as it was recorded: (invoice, attempt, outcome)."""
+    with db.transaction() as session:
+        return [(number, p.attempt, str(p.outcome)) for p, number in session.execute(
+            select(Payment, Invoice.number).join(Invoice, Payment.invoice_id == Invoice.id)
+            .where(Invoice.org_id == org_id).order_by(Payment.id))]
+
+
+async def retried_after_grace(stack, funded: bool):
+    """The escalated org renewed once more, given 5 days of grace by staff, its account topped up
+    (or not) meanwhile: its state after the scheduled retry that ends the grace."""
     stack.gateway = gateway = TopUpGateway(stack.db)
     large(stack)
     async with stack.worker():
@@ -127,10 +137,37 @@ async def test_grace_extended_then_paid_at_the_retry_settles_every_unpaid_cycle(
         await stack.advance_to(renewals[1] + timedelta(hours=1))
         await stack.send(org_id, rq.ResolveEscalationRequest(
             "extend", extend_days=5, requested_by=STAFF, reason="customer promised"))
-        gateway.funded = True
+        gateway.funded = funded
         await stack.advance_to(renewals[1] + timedelta(days=5, hours=2))
-        state = (await stack.state(org_id)).snapshot
+        await stack.settle(org_id)
+        return org_id, (await stack.state(org_id)).snapshot
+
+
+async def test_grace_extended_then_paid_at_the_retry_settles_every_unpaid_cycle_oldest_first(stack, smtp_sink):
+    org_id, state = await retried_after_grace(stack, funded=True)
     assert (state.status, state.dunning_invoice, state.arrears) == ("active", None, [])
     # The second cycle was charged on its renewal date (declined), then with the retry (paid).
-    assert [(b.status, b.attempts) for b in invoices(stack.db, org_id)] == [
+    billed = invoices(stack.db, org_id)
+    assert [(b.status, b.attempts) for b in billed] == [
         ("paid", ["declined"] * 5 + ["succeeded"]), ("paid", ["declined", "succeeded"])]
+    # The scheduled retry paid the oldest cycle first, and its receipt came first.
+    assert charged_in_order(stack.db, org_id)[-2:] == [
+        (billed[0].number, 6, "succeeded"), (billed[1].number, 2, "succeeded")]
+    receipts = smtp_sink.for_org(org_id, "receipt")
+    assert [re.search(r"Invoice: (\S+)", m.part("plain"))[1] for m in receipts] == [billed[0].number, billed[1].number]
+
+
+async def test_grace_extended_then_declined_at_the_retry_charges_oldest_first_then_escalates_again(stack, smtp_sink):
+    org_id, state = await retried_after_grace(stack, funded=False)
+    billed = invoices(stack.db, org_id)
+    # Both cycles charged at the retry, the oldest first; only then is the org escalated again.
+    assert charged_in_order(stack.db, org_id)[-2:] == [
+        (billed[0].number, 6, "declined"), (billed[1].number, 2, "declined")]
+    assert (state.status, state.dunning_invoice, [u.invoice for u in state.arrears]) == (
+        "escalated", billed[0].number, [billed[1].number])
+    assert [b.status for b in billed] == ["open", "open"]
+    # The later cycle's decline is told to the admin before staff hear of the escalation.
+    mails = [(m.template, re.search(r"invoice (INV-[\w-]+)", m.message["Subject"])[1])
+             for m in smtp_sink.for_org(org_id)]
+    assert mails[-3:] == [("payment_failed", billed[1].number), ("payment_failed", billed[0].number),
+                          ("escalation", billed[0].number)]
