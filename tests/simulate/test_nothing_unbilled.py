@@ -86,6 +86,16 @@ def test_2d_a_grace_extended_by_staff_is_recorded_with_its_days_and_its_end(runs
                                               "retry_at": at("2026-06-16 09:00"), "by": "rina@billing.test"}]
 
 
+def test_2e_the_retry_after_an_extended_grace_charges_oldest_first_then_escalates_again(runs):
+    doc = runs("6")
+    retry_at = at("2026-06-07 09:00")
+    timeline = [(e["type"], e.get("invoice") or e.get("status")) for e in doc["events"]
+                if e["at"] == retry_at and e["type"] in ("charge", "status")]
+    assert timeline == [("charge", f"INV-unbilled6-000{n}") for n in (1, 2, 3)] + [("status", "escalated")]
+    assert [e["outcome"] for e in events(doc, "charge") if e["at"] == retry_at] == ["declined"] * 3
+    assert doc["final"]["status"] == "escalated" and doc["final"]["open_invoice"] == "INV-unbilled6-0001"
+
+
 def test_3_an_org_starting_on_a_paid_plan_is_an_existing_customer_moved_in(runs):
     """SIMULATE.md: paid through `start` plus one cycle, no charge at `start`; the timeline says so."""
     doc = runs("2")
