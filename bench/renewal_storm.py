@@ -37,12 +37,10 @@ import argparse
 import asyncio
 import os
 import resource
-import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -51,11 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dateutil.relativedelta import relativedelta  # noqa: E402
-from sqlalchemy import func, select, text, update  # noqa: E402
-from temporalio import activity  # noqa: E402
-from temporalio import client as temporal_client  # noqa: E402
-from temporalio import worker as temporal_worker  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from actions import billable_actions, total as total_actions  # noqa: E402
@@ -63,11 +57,8 @@ from activities.mail import SmtpConfig  # noqa: E402
 from activities.documents import PdfRenderer  # noqa: E402
 from storm_gateway import storm_gateway  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
-from db.models import EmailMessage, Invoice, Payment, Subscription  # noqa: E402
-from domain.states import InvoiceKind  # noqa: E402
-from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org  # noqa: E402
+from db.models import Payment  # noqa: E402
 from db.orgs import sync_plans
-from services.orgs import create_org
 from db.session import Database  # noqa: E402
 from domain.catalog import load_catalog  # noqa: E402
 from domain.policy import Policy  # noqa: E402
@@ -77,182 +68,11 @@ from domain.delivery import Webhooks  # noqa: E402
 from platform_receiver import delivery_figures, start_receiver  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from tests.support.databases import create_pg_database, drop_pg_database  # noqa: E402
-from workflows.starter import start_org_workflow  # noqa: E402
-
-GOOD, DECLINING = "4242424242424242", "4000000000000341"
-
-
-# ---- what the worker did, and when ------------------------------------------------------------
-
-@dataclass
-class Trace:
-    """Wall-clock completion of every activity, by type, with the org it was for."""
-    done: list[tuple[float, str, str, str]] = field(default_factory=list)  # (time, type, org, template)
-    local_types: set[str] = field(default_factory=set)  # run as local activities (no task queue round trip)
-
-    def record(self, activity_type: str, arg: object, is_local: bool) -> None:
-        org_id = getattr(arg, "org_id", arg if isinstance(arg, str) else "")
-        self.done.append((time.time(), activity_type, org_id, getattr(arg, "template", "")))
-        if is_local:
-            self.local_types.add(activity_type)
-
-    async def wait_for(self, count: int, matches: Callable[[float, str, str, str], bool]) -> None:
-        """Until `count` completions match; each one is looked at once (the bench shares the
-        worker's process: rescanning 60,000 entries five times a second would slow the storm)."""
-        seen = found = 0
-        while found < count:
-            await asyncio.sleep(0.2)
-            new, seen = self.done[seen:], len(self.done)
-            found += sum(1 for entry in new if matches(*entry))
-
-
-class Tracing(temporal_client.Interceptor, temporal_worker.Interceptor):
-    """A client interceptor is also used by the workers built on that client."""
-
-    def __init__(self, trace: Trace) -> None:
-        self.trace = trace
-
-    def intercept_activity(self, next: temporal_worker.ActivityInboundInterceptor):  # noqa: A002
-        trace = self.trace
-
-        class Inbound(temporal_worker.ActivityInboundInterceptor):
-            async def execute_activity(self, input: temporal_worker.ExecuteActivityInput):  # noqa: A002
-                result = await self.next.execute_activity(input)
-                info = activity.info()
-                trace.record(info.activity_type, input.args[0] if input.args else None, info.is_local)
-                return result
-        return Inbound(next)
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """A process and its live descendants (the documents worker and its PDF processes)."""
-    children: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(proc.name))
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            total += proc_cpu_seconds(current)
-        except OSError:
-            continue
-        todo.extend(children.get(current, []))
-    return total
-
-
-def start_documents_worker(db_url: str, temporal: str, queue: str, smtp_port: int, pdf_processes: int
-                           ) -> subprocess.Popen:
-    env = {**os.environ, "BILLING_DATABASE_URL": db_url, "BILLING_TEMPORAL_ADDRESS": temporal,
-           "BILLING_TEMPORAL_TASK_QUEUE": queue, "BILLING_SMTP_PORT": str(smtp_port),
-           "BILLING_PDF_PROCESSES": str(pdf_processes), "BILLING_GRACEFUL_SHUTDOWN_SECONDS": "10"}
-    return subprocess.Popen([sys.executable, "-m", "workers.runtime.documents"], cwd=ROOT, env=env)
-
-
-class SentMail:
-    """When each org's final e-mail (receipt or payment_failed) was marked sent, wall clock, read
-    from the outbox twice a second: the documents worker may be another process."""
-    FINALS = ("receipt", "payment_failed")
-
-    def __init__(self, db: Database, prefix: str) -> None:
-        self.db, self.prefix = db, prefix
-        self.seen: dict[str, tuple[float, str]] = {}
-
-    def poll(self) -> None:
-        with self.db.transaction() as session:
-            rows = session.execute(select(EmailMessage.org_id, EmailMessage.template).where(
-                EmailMessage.org_id.like(f"{self.prefix}%"), EmailMessage.template.in_(self.FINALS),
-                EmailMessage.status == "sent")).all()
-        now = time.time()
-        for org_id, template in rows:
-            self.seen.setdefault(org_id, (now, template))
-
-    async def wait_for(self, count: int) -> None:
-        while len(self.seen) < count:
-            await asyncio.sleep(0.5)
-            await asyncio.to_thread(self.poll)
-
-
-def dev_server_pid(target: str) -> int | None:
-    """The embedded dev server's process, found by the port it serves."""
-    port = target.rsplit(":", 1)[-1]
-    for proc in Path("/proc").iterdir():
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if b"start-dev" in args and port.encode() in args:
-            return int(proc.name)
-    return None
-
-
-def rss_mb() -> tuple[float, float]:
-    """(current, peak) resident set of this process, in MB."""
-    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))] if ordered else float("nan")
-
-
-# ---- setting up --------------------------------------------------------------------------------
-
-def create_orgs(db: Database, catalog, policy: Policy, n: int, decline_share: float, prefix: str,
-                card_for: Callable) -> list[str]:
-    """Monthly Standard orgs with two users each; every 1/decline_share-th has the declining card."""
-    placeholder = datetime.now(timezone.utc) - relativedelta(months=1) + timedelta(days=1)
-    good, declining = card_for(GOOD), card_for(DECLINING)
-    every = round(1 / decline_share) if decline_share > 0 else 0
-    org_ids = [f"{prefix}{i:05d}" for i in range(n)]
-    for start in range(0, n, 500):
-        batch = org_ids[start:start + 500]
-        with db.transaction() as session:
-            for org_id in batch:
-                create_org(session, paid_for_one_cycle(validate_new_org(NewOrg(
-                    id=org_id, name=f"Storm {org_id}", admin_email=f"admin@{org_id}.test",
-                    users=[NewUser(f"user@{org_id}.test", 2.0)], plan="standard", cycle="monthly"), catalog),
-                    placeholder, "bench"), catalog, policy, placeholder)
-        with db.transaction() as session:
-            for i, org_id in enumerate(batch, start=start):
-                card = declining if every and i % every == every - 1 else good
-                session.execute(update(Subscription).where(Subscription.org_id == org_id).values(
-                    card_token=card.token, card_brand=card.brand, card_last4=card.last4))
-    return org_ids
-
-
-def set_renewal(db: Database, org_ids: list[str], due: datetime) -> None:
-    start = due - relativedelta(months=1)
-    with db.transaction() as session:
-        session.execute(update(Subscription).where(Subscription.org_id.in_(org_ids))
-                        .values(cycle_anchor=start, period_start=start, renews_at=due))
-
-
-async def start_workflows(client, org_ids: list[str], task_queue: str, concurrency: int = 64) -> None:
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def one(org_id: str) -> None:
-        async with semaphore:
-            await start_org_workflow(client, org_id, task_queue)
-    await asyncio.gather(*(one(o) for o in org_ids))
-
-
-def start_smtp_sink() -> tuple[subprocess.Popen, int]:
-    from tests.support.smtp import free_port
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink",
-                                "-l", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, port
+from storm_measures import (Ledger, SentMail, Trace, Tracing, check_ledger, count_reruns,  # noqa: E402
+                            dev_server_pid, percentile, proc_cpu_seconds, renewal_actions, rss_mb,
+                            tree_cpu_seconds)
+from storm_setup import (create_orgs, set_renewal, start_documents_worker, start_smtp_sink,  # noqa: E402
+                         start_workflows)
 
 
 def print_charged(n: int, due_wall: float, trace: Trace, cpu_before, server_pid: int | None, server_before: float,
@@ -273,86 +93,6 @@ def print_charged(n: int, due_wall: float, trace: Trace, cpu_before, server_pid:
           f"CPU so far worker {1000 * worker / n:.0f} / dev server {1000 * server / n:.0f} ms per renewal; steps run "
           f"twice {sum(reruns.values())}; final e-mails sent so far {len(sent.seen)} (load average "
           f"{os.getloadavg()[0]:.1f})", flush=True)
-
-
-# ---- what ran twice, and what Temporal Cloud would bill ----------------------------------------
-
-def count_reruns(storm_events: list[tuple[float, str, str, str]]) -> dict[str, int]:
-    """Executions beyond the first of each org's step in the storm (its charge, open-renewal,
-    settle, e-mail by template, the new run's load): each ran twice because a workflow task (or
-    an activity attempt) ended before its result was recorded."""
-    runs = Counter((kind, org, template) for _, kind, org, template in storm_events)
-    reruns: Counter = Counter()
-    for (kind, _, _), count in runs.items():
-        if count > 1:
-            reruns[kind] += count - 1
-    return dict(reruns)
-
-
-async def renewal_actions(client, org_ids: list[str], sample: int) -> tuple[Counter, int]:
-    """Billable actions of the runs that renewed, for `sample` orgs spread over the storm: each
-    org's current run was continued from the run that renewed; that run is one whole cycle."""
-    from workflows.messages import workflow_id_for
-    step = max(1, len(org_ids) // sample) if sample else 0
-    chosen = org_ids[::step][:sample] if step else []
-    counts: Counter = Counter()
-    for org_id in chosen:
-        wid = workflow_id_for(org_id)
-        current = await client.get_workflow_handle(wid).fetch_history()
-        renewed_run = current.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
-        renewed = await client.get_workflow_handle(wid, run_id=renewed_run).fetch_history()
-        counts.update(billable_actions(renewed))
-    return counts, len(chosen)
-
-
-# ---- exactly once -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Ledger:
-    """What the storm left in the database, org by org: one renewal invoice, one charge on it,
-    one receipt or payment_failed e-mail sent; nothing twice."""
-    orgs: int
-    charges: int
-    declined: int
-    renewal_invoices: int
-    orgs_not_one_invoice: int
-    invoices_charged_twice: int
-    final_emails_sent: int
-    orgs_not_one_final_email: int
-
-    @property
-    def exactly_once(self) -> bool:
-        return (self.charges == self.renewal_invoices == self.final_emails_sent == self.orgs
-                and not (self.orgs_not_one_invoice or self.invoices_charged_twice or self.orgs_not_one_final_email))
-
-    def describe(self) -> str:
-        verdict = "exactly once" if self.exactly_once else "NOT EXACTLY ONCE"
-        return (f"{verdict}: {self.charges} charges ({self.declined} declined) on {self.renewal_invoices} renewal "
-                f"invoices, {self.final_emails_sent} receipt/payment_failed e-mails sent; orgs without exactly "
-                f"one invoice {self.orgs_not_one_invoice}, invoices charged twice {self.invoices_charged_twice}, "
-                f"orgs without exactly one e-mail {self.orgs_not_one_final_email}")
-
-
-def check_ledger(db: Database, org_ids: list[str]) -> Ledger:
-    finals = ("receipt", "payment_failed")
-    with db.transaction() as session:
-        invoices = dict(session.execute(select(Invoice.org_id, func.count()).where(
-            Invoice.org_id.in_(org_ids), Invoice.kind == InvoiceKind.RENEWAL).group_by(Invoice.org_id)).all())
-        per_invoice = session.execute(select(Payment.invoice_id, func.count()).join(
-            Invoice, Invoice.id == Payment.invoice_id).where(Invoice.org_id.in_(org_ids)).group_by(
-            Payment.invoice_id)).all()
-        declined = session.scalar(select(func.count()).select_from(Payment).join(
-            Invoice, Invoice.id == Payment.invoice_id).where(Invoice.org_id.in_(org_ids),
-                                                            Payment.outcome == "declined"))
-        emails = dict(session.execute(select(EmailMessage.org_id, func.count()).where(
-            EmailMessage.org_id.in_(org_ids), EmailMessage.template.in_(finals),
-            EmailMessage.status == "sent").group_by(EmailMessage.org_id)).all())
-    return Ledger(orgs=len(org_ids), charges=sum(count for _, count in per_invoice), declined=declined,
-                  renewal_invoices=sum(invoices.values()),
-                  orgs_not_one_invoice=sum(1 for org in org_ids if invoices.get(org) != 1),
-                  invoices_charged_twice=sum(1 for _, count in per_invoice if count > 1),
-                  final_emails_sent=sum(emails.values()),
-                  orgs_not_one_final_email=sum(1 for org in org_ids if emails.get(org) != 1))
 
 
 # ---- one storm ---------------------------------------------------------------------------------
