@@ -218,6 +218,10 @@ class OrgLife(RuleBasedStateMachine):
     def cancel_switch_to_monthly(self):
         self.send("cancel_switch_to_monthly", rq.CancelSwitchToMonthlyRequest())
 
+    @rule(setting=st.sampled_from(["on", "off"]))
+    def auto_allocate(self, setting):
+        self.send("auto_allocate", rq.AutoAllocateRequest(setting, requested_by="admin@acme.test", reason="asked"))
+
     @rule(card=st.sampled_from(sorted(CARDS)))
     def update_card(self, card):
         token = CARDS[card]
