@@ -100,7 +100,38 @@ def succeeded_intent(session: Session, org_id: str, invoice_number: str) -> str 
     """An intent of the invoice that Stripe reported succeeded (by an answer or a webhook), if any."""
     return session.scalar(select(StripeIntent.intent_id).where(
         StripeIntent.org_id == org_id, StripeIntent.invoice_number == invoice_number,
-        StripeIntent.status == "succeeded").limit(1))
+        StripeIntent.status == "succeeded", StripeIntent.stage != "refunded")
+        .order_by(StripeIntent.attempt).limit(1))
+
+
+def other_intents(session: Session, org_id: str, invoice_number: str, paid_intent_id: str,
+                  statuses: tuple[str, ...]) -> list[StripeIntent]:
+    """The invoice's other intents, not refunded, whose status (as last read) is one of `statuses`
+    or not read yet."""
+    return list(session.scalars(select(StripeIntent).where(
+        StripeIntent.org_id == org_id, StripeIntent.invoice_number == invoice_number,
+        StripeIntent.intent_id.is_not(None), StripeIntent.intent_id != paid_intent_id,
+        StripeIntent.stage != "refunded",
+        StripeIntent.status.in_(statuses) | StripeIntent.status.is_(None)).order_by(StripeIntent.attempt)))
+
+
+def refunded_intent(session: Session, intent_id: str) -> bool:
+    return session.scalar(select(StripeIntent.stage).where(StripeIntent.intent_id == intent_id)) == "refunded"
+
+
+def mark_refunded(session: Session, intent_id: str, at: datetime) -> bool:
+    moved = session.execute(update(StripeIntent).where(StripeIntent.intent_id == intent_id,
+                                                       StripeIntent.stage != "refunded")
+                            .values(stage="refunded", status="succeeded", updated_at=at)
+                            .execution_options(synchronize_session=False))
+    return moved.rowcount == 1
+
+
+def paying_charge(session: Session, org_id: str, invoice_number: str) -> str | None:
+    """The gateway's id of the charge that paid the invoice (a PaymentIntent's id on Stripe), if any."""
+    return session.scalar(select(Payment.gateway_charge_id).join(Invoice, Invoice.id == Payment.invoice_id).where(
+        Invoice.org_id == org_id, Invoice.number == invoice_number,
+        Payment.outcome == ChargeOutcome.SUCCEEDED).limit(1))
 
 
 def claim_intent(session: Session, key: str, org_id: str, invoice_number: str, attempt: int,

@@ -7,7 +7,11 @@ intent back instead of creating another; only the worker that moves the row from
 worker died before asking) is claimed again and confirmed then. A server that ignores
 idempotency keys (localstripe) may see a second intent created after a crash before the id was
 stored: it is never confirmed. Outcomes: succeeded -> paid; a decline or `authentication_required`
--> declined with the reason; `processing` -> not known yet, read back on the next try."""
+-> declined with the reason; `processing` -> not known yet, read back on the next try.
+
+Once an invoice is paid through one intent, its other intents still open are cancelled on Stripe
+(a customer authenticating one later would pay twice); one that succeeded anyway (authenticated
+before the cancel, or reported late by a webhook) is refunded and ops are told."""
 
 import logging
 import re
@@ -16,10 +20,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import stripe
+from temporalio.exceptions import ApplicationError
 
-from activities.gateways import ChargeAttempt, GatewayResult, GatewayUnavailable, gateway_refused
+from activities.gateways import ChargeAttempt, GatewayResult, GatewayUnavailable, gateway_refused, idempotency_key
 from db import payments as rows
 from db.session import Database
+from db.events import record_event
 from domain.cards import CardDetails
 from domain.money import in_stripe_units
 from domain.states import ChargeOutcome
@@ -30,6 +36,8 @@ log = logging.getLogger("billing.stripe")
 STALE_CONFIRM = timedelta(minutes=5)
 # Statuses whose outcome is not known yet: read back on the activity's next try (or by a webhook).
 PENDING = ("processing", "requires_capture", "requires_confirmation")
+# Statuses in which an intent can still be confirmed into money: cancelled once the invoice is paid.
+OPEN = ("requires_action", "requires_confirmation", "requires_payment_method")
 _SECRET = re.compile(r"(sk|rk|whsec)_[A-Za-z0-9_*]+")
 
 
@@ -103,10 +111,12 @@ class StripeGateway:
         key, now = attempt.key, _now()
         with self.db.transaction() as session:
             paid = rows.succeeded_intent(session, attempt.org_id, attempt.invoice_number)
-            if paid is not None:   # an earlier attempt succeeded after all (authenticated later): no new charge
-                return GatewayResult(paid, ChargeOutcome.SUCCEEDED)
-            row = rows.claim_intent(session, key, attempt.org_id, attempt.invoice_number, attempt.attempt, now)
-            stage, intent_id, status, reason = row.stage, row.intent_id, row.status, row.decline_reason
+            if paid is None:
+                row = rows.claim_intent(session, key, attempt.org_id, attempt.invoice_number, attempt.attempt, now)
+                stage, intent_id, status, reason = row.stage, row.intent_id, row.status, row.decline_reason
+        if paid is not None:   # an earlier attempt succeeded after all (authenticated later): no new charge
+            self.close_other_intents(attempt.org_id, attempt.invoice_number, paid)
+            return GatewayResult(paid, ChargeOutcome.SUCCEEDED)
         if stage == "settled":
             outcome, _ = outcome_of(status or "", None)
             return GatewayResult(intent_id or "", outcome, reason)
@@ -195,4 +205,48 @@ class StripeGateway:
         with self.db.transaction() as session:
             rows.advance_intent(session, key, ("created", "confirming"), "settled", _now(), status=status,
                                 decline_reason=reason)
+            row = rows.intent_row(session, key)
+            org_id, invoice_number = row.org_id, row.invoice_number
+        if outcome == ChargeOutcome.SUCCEEDED:   # raises if Stripe is out of reach: the retry closes them
+            self.close_other_intents(org_id, invoice_number, intent_id)
         return GatewayResult(intent_id, outcome, reason)
+
+    def close_other_intents(self, org_id: str, invoice_number: str, paid_intent_id: str) -> None:
+        """The invoice is paid by `paid_intent_id`: cancel its other open intents on Stripe; refund
+        any that succeeded all the same."""
+        with self.db.transaction() as session:
+            others = [(row.idempotency_key, row.intent_id, row.attempt) for row in
+                      rows.other_intents(session, org_id, invoice_number, paid_intent_id, (*OPEN, "succeeded"))]
+        for key, intent_id, attempt in others:
+            try:
+                intent = self._call(self.client.v1.payment_intents.cancel, intent_id,
+                                    options={"idempotency_key": f"{key}:cancel"})
+            except (UnexpectedState, ApplicationError):   # moved on (succeeded, canceled): read it back
+                intent = self._call(self.client.v1.payment_intents.retrieve, intent_id)
+            with self.db.transaction() as session:
+                rows.note_intent_status(session, intent_id, intent.status, None, _now())
+            if intent.status == "succeeded":
+                self.refund_duplicate(org_id, invoice_number, attempt, intent_id, paid_intent_id)
+            else:
+                log.info("payment intent %s of %s (attempt %s) %s: the invoice was paid by %s", intent_id,
+                         invoice_number, attempt, intent.status, paid_intent_id)
+
+    def refund_duplicate(self, org_id: str, invoice_number: str, attempt: int, intent_id: str,
+                         paid_by: str) -> None:
+        """A second payment of an invoice already paid by `paid_by`: refunded in full, once (key
+        org:invoice:attempt:refund), kept as `refunded`, and told to ops (an event and a log line)."""
+        with self.db.transaction() as session:
+            if rows.refunded_intent(session, intent_id):
+                return
+        key = f"{idempotency_key(org_id, invoice_number, attempt)}:refund"
+        refund = self._call(self.client.v1.refunds.create, params={"payment_intent": intent_id},
+                            options={"idempotency_key": key})
+        now = _now()
+        with self.db.transaction() as session:
+            rows.mark_refunded(session, intent_id, now)
+            record_event(session, org_id, now, "duplicate_payment_refunded",
+                         {"invoice": invoice_number, "attempt": attempt, "payment_intent": intent_id,
+                          "refund": refund.id, "amount": refund.amount, "currency": refund.currency,
+                          "paid_by": paid_by}, dedupe_key=f"refund:{key}")
+        log.warning("payment intent %s (%s attempt %s of org %s) succeeded after %s paid the invoice: refunded "
+                    "in full (%s)", intent_id, invoice_number, attempt, org_id, paid_by, refund.id)

@@ -1,14 +1,17 @@
 """Renewals charged through Stripe (localstripe, a real server process): paid, declined, a card
-that needs authentication, a new card then the retry, and exactly one succeeded PaymentIntent per
+that needs authentication, a new card then the retry (the intent left waiting for authentication
+cancelled, so it can no longer be paid), and exactly one succeeded PaymentIntent per
 attempt when the worker loses the answer between create and confirm or after confirm."""
 
 from datetime import timedelta
 
+import pytest
+import stripe
 from sqlalchemy import select
 
 from activities.gateways import ChargeAttempt, GatewayResult
 from activities.gateways.stripe import StripeGateway
-from db.models import Invoice, Payment, StripeCustomer
+from db.models import Invoice, Payment, StripeCustomer, StripeIntent
 from domain import requests as rq
 from domain.cards import CardDetails
 from tests.stripe.conftest import API_KEY, intents_for
@@ -105,9 +108,46 @@ async def test_new_card_then_the_retry_is_paid(stack, stripe_gateway, on_server,
     assert "paid" in answer.message
     assert [status for _, status, _ in invoices(stack.db, org_id)] == ["paid"]
     intents = sorted(intents_for(on_server, org_id), key=lambda pi: pi.metadata["attempt"])
-    assert [(pi.metadata["attempt"], pi.status) for pi in intents] == [("1", "requires_payment_method"),
-                                                                        ("2", "succeeded")]
+    # the declined intent could still be paid with another card: cancelled once the invoice is paid
+    assert [(pi.metadata["attempt"], pi.status) for pi in intents] == [("1", "canceled"), ("2", "succeeded")]
     assert state.snapshot.status == "active"
+    assert len(smtp_sink.for_org(org_id, "receipt")) == 1
+
+
+def needing_authentication(on_server) -> CardDetails:
+    """A 3-D Secure card: localstripe leaves its intent at requires_action."""
+    card = on_server.v1.payment_methods.create(params={
+        "type": "card", "card": {"number": "4000002760003184", "exp_month": 12, "exp_year": 2031, "cvc": "123"}})
+    return CardDetails(card.id, "visa", "3184")
+
+
+def stored_statuses(db, org_id: str) -> list[tuple[int, str | None, str]]:
+    with db.transaction() as session:
+        return [(row.attempt, row.status, row.stage) for row in
+                session.scalars(select(StripeIntent).where(StripeIntent.org_id == org_id).order_by(StripeIntent.attempt))]
+
+
+async def test_new_card_pays_and_the_intent_waiting_for_authentication_is_cancelled(stack, stripe_gateway, on_server,
+                                                                                   smtp_sink):
+    async with stack.worker():
+        org_id, state = await renewed(stack, needing_authentication(on_server))
+        assert state.snapshot.status == "past_due"
+        [waiting] = intents_for(on_server, org_id)
+        assert waiting.status == "requires_action"
+        answer = await stack.send(org_id, rq.UpdateCardRequest(VISA.token, VISA.brand, VISA.last4, "admin@x.test"))
+        state = await stack.state(org_id)
+
+    assert "paid" in answer.message and state.snapshot.status == "active"
+    assert [status for _, status, _ in invoices(stack.db, org_id)] == ["paid"]
+    assert on_server.v1.payment_intents.retrieve(waiting.id).status == "canceled"
+    with pytest.raises(stripe.StripeError):   # the customer can no longer pay it
+        on_server.v1.payment_intents.confirm(waiting.id)
+    assert on_server.v1.payment_intents.retrieve(waiting.id).status == "canceled"
+    [paid] = [pi for pi in intents_for(on_server, org_id) if pi.status == "succeeded"]
+    assert paid.metadata["attempt"] == "2"
+    assert stored_statuses(stack.db, org_id) == [(1, "canceled", "settled"), (2, "succeeded", "settled")]
+    assert payments(stack.db, org_id) == [(1, "declined", "authentication_required", waiting.id),
+                                          (2, "succeeded", None, paid.id)]
     assert len(smtp_sink.for_org(org_id, "receipt")) == 1
 
 

@@ -1,9 +1,11 @@
 """POST /webhooks/stripe over real HTTP: localstripe delivers a signed payment_intent.succeeded
 when a customer authenticates a charge that was declined for it; the org's workflow is signalled
 and the invoice is paid with that payment (no second charge). A redelivery is applied once; a bad
-signature gets 400 and changes nothing."""
+signature gets 400 and changes nothing. A payment authenticated after another one paid the invoice
+is refunded, kept as refunded, and told to ops."""
 
 import asyncio
+import logging
 import hashlib
 import hmac
 import json
@@ -13,10 +15,13 @@ import urllib.request
 
 from sqlalchemy import func, select
 
+from activities.gateways.stripe import StripeGateway
 from db.models import StripeEvent, Subscription
+from db.queries import event_log
+from domain import requests as rq
 from domain.cards import CardDetails
 from tests.stripe.conftest import API_KEY, intents_for
-from tests.stripe.test_charges import invoices, payments, renewed
+from tests.stripe.test_charges import VISA, invoices, needing_authentication, payments, renewed, stored_statuses
 from tests.support.http import call, serving
 from workers.api.app import Service, create_app
 from workers.api.routes import ROUTES
@@ -90,6 +95,57 @@ async def test_payment_authenticated_later_is_paid_once_and_a_redelivery_is_igno
     assert [forged.status, unsigned.status] == [400, 400]
     assert forged.body == {"error": "bad Stripe-Signature (or not a Stripe event): nothing was applied"}
     assert events_recorded(stack.db) == 1
+
+
+class NeverCloses(StripeGateway):
+    """A gateway that leaves the invoice's other intents open once it is paid (a cancel that never
+    reached Stripe), so the customer can still authenticate the old one."""
+
+    def __init__(self, gateway: StripeGateway) -> None:
+        self.__dict__.update(gateway.__dict__)
+
+    def close_other_intents(self, org_id: str, invoice_number: str, paid_intent_id: str) -> None:
+        pass
+
+
+async def test_payment_authenticated_after_the_invoice_was_paid_is_refunded_and_ops_are_told(
+        stack, stripe_gateway, localstripe, on_server, smtp_sink, caplog):
+    stack.gateway = gateway = NeverCloses(stripe_gateway)
+    service = Service(db=stack.db, api_key=None, stripe_webhook_secret=SECRET,
+                      org_signals=TemporalOrgWorkflows(stack.client, stack.task_queue), stripe_gateway=gateway)
+    async with stack.worker(), serving(create_app(service, ROUTES)) as url:
+        localstripe.register_webhook(f"{url}/webhooks/stripe", SECRET)
+        org_id, state = await renewed(stack, needing_authentication(on_server))
+        [waiting] = intents_for(on_server, org_id)
+        await stack.send(org_id, rq.UpdateCardRequest(VISA.token, VISA.brand, VISA.last4, "admin@x.test"))
+        with caplog.at_level(logging.WARNING, logger="billing.stripe"):
+            await asyncio.to_thread(authenticate, localstripe, waiting)
+            for _ in range(300):   # localstripe delivers about a second later
+                if stored_statuses(stack.db, org_id)[0][2] == "refunded":
+                    break
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        state = await stack.state(org_id)
+
+    [paid] = [pi for pi in intents_for(on_server, org_id) if pi.metadata["attempt"] == "2"]
+    assert (paid.status, on_server.v1.payment_intents.retrieve(waiting.id).status) == ("succeeded", "succeeded")
+    [refund] = [r for r in on_server.v1.refunds.list(params={"limit": 100}).data if r.payment_intent == waiting.id]
+    assert (refund.amount, refund.currency, refund.status) == (600, "usd", "succeeded")
+    assert stored_statuses(stack.db, org_id) == [(1, "succeeded", "refunded"), (2, "succeeded", "settled")]
+    assert [status for _, status, _ in invoices(stack.db, org_id)] == ["paid"]
+    assert payments(stack.db, org_id) == [(1, "declined", "authentication_required", waiting.id),
+                                          (2, "succeeded", None, paid.id)]   # no second settle
+    assert state.snapshot.status == "active"
+    assert len(smtp_sink.for_org(org_id, "receipt")) == 1
+    with stack.db.transaction() as session:
+        [told] = [e for e in event_log(session, org_id) if e.type == "duplicate_payment_refunded"]
+    assert told.data == {"invoice": f"INV-{org_id}-0001", "attempt": 1, "payment_intent": waiting.id,
+                         "refund": refund.id, "amount": 600, "currency": "usd", "paid_by": paid.id}
+    [line] = [r.getMessage() for r in caplog.records if "refunded" in r.getMessage()]
+    assert line.startswith(f"payment intent {waiting.id} (INV-{org_id}-0001 attempt 1 of org {org_id}) succeeded "
+                           f"after {paid.id} paid the invoice: refunded in full")
+    with stack.db.transaction() as session:   # both payments' events applied, each once
+        assert sorted(session.scalars(select(StripeEvent.intent_id))) == sorted([waiting.id, paid.id])
 
 
 async def test_bad_signature_is_refused_and_changes_nothing(sqlite_db):

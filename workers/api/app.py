@@ -26,6 +26,8 @@ class Service:
     # workflows (workers/api/stripe_webhooks.py).
     stripe_webhook_secret: str | None = None
     org_signals: Any = None
+    # The Stripe gateway (BILLING_GATEWAY=stripe): refunds a second payment of a paid invoice.
+    stripe_gateway: Any = None
 
 
 def error(status: int, message: str) -> JSONResponse:

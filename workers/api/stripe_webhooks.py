@@ -5,7 +5,9 @@ not by the API key: a bad signature gets 400 and changes nothing. An event id al
 acknowledged and ignored (stripe_events). The intent's status is kept on its attempt's row; a
 `payment_intent.succeeded` signals the org's workflow (found by the intent's metadata), which
 charges the open invoice again at once and is answered with that payment (activities/gateways/
-stripe.py), so a charge declined for authentication and authenticated later is paid once.
+stripe.py), so a charge declined for authentication and authenticated later is paid once. A
+`payment_intent.succeeded` for an invoice already paid by another intent is not a second settle:
+it is refunded in full through the Stripe gateway and ops are told (activities/gateways/stripe.py).
 Temporal unreachable: 503, nothing recorded, and Stripe delivers again."""
 
 import asyncio
@@ -20,6 +22,7 @@ from starlette.routing import Route
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.gateways import GatewayUnavailable
 from activities.gateways.stripe import decline_reason
 from db import payments as rows
 from workers.api.app import error, service_of
@@ -59,6 +62,25 @@ def _record(db, event_id: str, event_type: str, intent_id: str) -> bool:  # noqa
         return rows.first_delivery(session, event_id, event_type, intent_id, datetime.now(timezone.utc))
 
 
+def _paid_by(db, org_id: str, invoice: str) -> str | None:  # noqa: ANN001
+    with db.transaction() as session:
+        return rows.paying_charge(session, org_id, invoice)
+
+
+async def _refund_second_payment(service, event, org_id: str, invoice: str, attempt: int,  # noqa: ANN001
+                                 paid_by: str) -> Response:
+    intent_id = event.data.object.id
+    if service.stripe_gateway is None:
+        return error(503, f"payment intent {intent_id} paid {invoice}, already paid by {paid_by}, and this service "
+                          "cannot refund it (BILLING_GATEWAY=stripe with STRIPE_API_KEY); deliver again")
+    try:
+        await asyncio.to_thread(service.stripe_gateway.refund_duplicate, org_id, invoice, attempt, intent_id, paid_by)
+    except GatewayUnavailable as err:
+        return error(503, f"the refund of payment intent {intent_id} did not reach Stripe ({err}); deliver again")
+    applied = await asyncio.to_thread(_record, service.db, event.id, event.type, intent_id)
+    return JSONResponse({"event": event.id, "applied": applied, "duplicate": not applied, "refunded": intent_id})
+
+
 async def stripe_webhook(request: Request) -> Response:
     service = service_of(request)
     if not service.stripe_webhook_secret:
@@ -84,6 +106,10 @@ async def stripe_webhook(request: Request) -> Response:
     # The status first: the charge the signal starts reads it. Both steps may run twice (two
     # deliveries at once, or one after a 503) and change nothing the second time.
     await asyncio.to_thread(_note_status, db, intent.id, intent.status, reason)
+    if event.type == "payment_intent.succeeded":
+        paid_by = await asyncio.to_thread(_paid_by, db, org_id, invoice)
+        if paid_by is not None and paid_by != intent.id:   # a second payment: refunded, not settled
+            return await _refund_second_payment(service, event, org_id, invoice, int(attempt), paid_by)
     if event.type == "payment_intent.succeeded" and service.org_signals is not None:
         try:
             await service.org_signals.payment_settled(org_id, PaymentNotice(invoice, int(attempt), True))
