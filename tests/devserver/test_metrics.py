@@ -27,6 +27,7 @@ from workers.runtime.gauges import OrgGauges
 from workers.runtime.org_workflows import TemporalOrgWorkflows
 from workers.runtime.temporal import worker_runtime
 from workers.runtime.worker import build_worker, run_worker
+from workflows.calls import documents_queue
 from workflows.reconcile import ReconcileWorkflow
 
 pytestmark = [pytest.mark.devserver, pytest.mark.postgres]
@@ -68,8 +69,10 @@ async def test_prometheus_endpoint_serves_business_counters_after_charges(dev_st
             assert value(samples, "billing_charges_total", outcome="succeeded", **ours) == 1
             assert value(samples, "billing_charges_total", outcome="declined", **ours) == 1
             assert value(samples, "billing_dunning_total", event="entered", **ours) == 1
-            assert value(samples, "billing_emails_sent_total", template="receipt", **ours) == 1
-            assert value(samples, "billing_emails_sent_total", template="payment_failed", **ours) == 1
+            # E-mails are sent on the documents' queue (workflows.calls.documents_queue).
+            documents = {"task_queue": documents_queue(stack.task_queue)}
+            assert value(samples, "billing_emails_sent_total", template="receipt", **documents) == 1
+            assert value(samples, "billing_emails_sent_total", template="payment_failed", **documents) == 1
             return text, samples
         text, samples = await eventually(exported, timeout=5)
 

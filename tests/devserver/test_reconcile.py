@@ -110,8 +110,8 @@ class RenewalFailsFor(Components):
     would) for one org: its renewal is retried without limit and never runs."""
     org_id: str = ""
 
-    def activities(self) -> list:
-        real = super().activities()
+    def activities(self, mail=None) -> list:  # noqa: ANN001  (as Components.activities)
+        real = super().activities(mail)
         renew = next(fn for fn in real if fn.__name__ == "open_renewal")
 
         @activity.defn(name="open_renewal")
