@@ -2,7 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-PYTEST_WORKERS ?= 2
+# Three: most of the suite waits on servers and timers (real outages of 30-60 s), not the CPU.
+PYTEST_WORKERS ?= 3
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
