@@ -214,7 +214,7 @@ def test_a_port_setting_out_of_range_is_one_line_naming_it_exit_2(sqlite_url, se
     assert code == 2 and len(lines) == 1 and lines[0].startswith(message), lines
 
 
-@pytest.mark.parametrize("process", ["workers.runtime.worker", "workers.api"])
+@pytest.mark.parametrize("process", ["workers.runtime.worker", "workers.runtime.documents", "workers.api"])
 def test_a_process_with_a_port_setting_out_of_range_stops_in_one_line(process, sqlite_url):
     import os
     import subprocess

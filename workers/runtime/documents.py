@@ -9,12 +9,9 @@ import logging
 import signal
 from datetime import timedelta
 
-from activities.documents import PdfRendererMissing
-from domain.errors import DomainError
-from workers.runtime import logs
 from workers.runtime.config import Settings
 from workers.runtime.temporal import connect
-from workers.runtime.worker import components_from, documents_worker
+from workers.runtime.worker import components_from, documents_worker, start
 from workflows.calls import documents_queue
 
 log = logging.getLogger("billing.documents")
@@ -40,16 +37,7 @@ async def run_documents_worker(settings: Settings, stop: asyncio.Event | None = 
 
 
 def main() -> None:
-    settings = Settings()
-    logs.configure(settings.log_format)
-    try:
-        asyncio.run(run_documents_worker(settings))
-    except DomainError as err:
-        log.error("cannot start: %s", err.message)
-        raise SystemExit(2) from None
-    except PdfRendererMissing as err:
-        log.error("cannot start: %s", err)
-        raise SystemExit(2) from None
+    start(run_documents_worker)
 
 
 if __name__ == "__main__":

@@ -243,17 +243,23 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     log.info("worker stopped")
 
 
-def main() -> None:
+def start(run) -> None:  # noqa: ANN001  (run: Settings -> a coroutine serving until stopped)
+    """A worker process's start, whichever queue it serves: a bad setting, catalog, policy or a
+    missing PDF renderer stops it in one line, exit 2."""
     settings = load_settings()
     logs.configure(settings.log_format)
     try:
-        asyncio.run(run_worker(settings))
+        asyncio.run(run(settings))
     except DomainError as err:  # a bad catalog or policy: say what, do not start
         log.error("cannot start: %s", err.message)
         raise SystemExit(2) from None
     except PdfRendererMissing as err:
         log.error("cannot start: %s", err)
         raise SystemExit(2) from None
+
+
+def main() -> None:
+    start(run_worker)
 
 
 if __name__ == "__main__":
