@@ -284,7 +284,7 @@ def test_every_command_s_summary_in_its_group_s_list_is_a_whole_sentence():
 @pytest.mark.parametrize("argv", [
     ["org", "history", "nosuch"], ["org", "address", "nosuch", "1 Main St"], ["org", "tax", "nosuch", "--country", "ID"],
     ["invoice", "list", "nosuch"], ["invoice", "statement", "nosuch", "--from", "2026-01-01", "--to", "2026-02-01",
-                                    "--json"]])
+                                    "--json"], ["org", "entitlements", "nosuch"], ["webhook", "resend", "nosuch"]])
 def test_an_unknown_org_is_one_line_naming_the_setting_to_check(sqlite_url, argv):
     """README: every error names the problem and the setting to check (address, tax and statement
     said "unknown org 'nosuch'" alone)."""

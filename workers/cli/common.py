@@ -86,6 +86,12 @@ def fail(message: str, code: int = ExitCode.REFUSED) -> NoReturn:
 IN_THE_DATABASE = " in the database (BILLING_DATABASE_URL)"   # an unknown org: the setting to check
 
 
+def unknown_org(org_id: str) -> NoReturn:
+    """An org the database does not have: exit 1, its id cut to a line, the setting to check."""
+    from domain.limits import shown
+    fail(f"unknown org {shown(org_id)}{IN_THE_DATABASE}")
+
+
 def checked_exit(err) -> int:  # noqa: ANN001  (domain.errors.DomainError)
     """A check run before anything is sent or written: a bad value is bad usage (2), any other
     refusal 1 (domain.errors.BAD_VALUE_TYPES is the classification)."""

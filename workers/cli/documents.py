@@ -11,9 +11,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from domain.limits import shown
-from workers.cli.common import (IN_THE_DATABASE, JSON_OPTION_HELP, ExitCode, app, console, database, errors, fail, group,
-                                print_json, settings, to_jsonable)
+from workers.cli.common import (JSON_OPTION_HELP, ExitCode, app, console, database, errors, fail, group, print_json,
+                                settings, to_jsonable, unknown_org)
 
 invoice_app = group("invoice")
 
@@ -28,7 +27,7 @@ def invoice_list(org_id: str = typer.Argument(..., help="Org id"),
     with database().transaction() as session:
         locale = org_locale(session, org_id)
         if locale is None:
-            fail(f"unknown org {shown(org_id)}{IN_THE_DATABASE}")
+            unknown_org(org_id)
         documents = [invoice_document(session, number) for number in invoice_numbers(session, org_id)]
     if as_json:
         print_json([{key: value for key, value in to_jsonable(doc).items() if key not in ("buyer", "lines")}
@@ -175,8 +174,8 @@ def statement_render(org_id: str = typer.Argument(..., help="Org id"),
     with database().transaction() as session:
         try:
             found = statement(session, org_id, first, end_of_range)
-        except LookupError as err:   # an unknown org
-            fail(f"{err}{IN_THE_DATABASE}")
+        except LookupError:   # an unknown org
+            unknown_org(org_id)
     outputs = _rendered(_documents().statement_html(found), html, pdf) if pdf or html else []
     if as_json:
         print_json({**to_jsonable(found), "closing": found.closing})

@@ -13,7 +13,7 @@ from domain.states import ChargeOutcome
 from workers.cli.choices import Currency, ListedCycle, Locale, Status, BillingCycle, complete_new_org_plan, \
     complete_plan
 from workers.cli.common import (IN_THE_DATABASE, JSON_OPTION_HELP, ExitCode, checked_exit, console, database, fail, group, note, print_json,
-                                settings, to_jsonable)
+                                settings, to_jsonable, unknown_org)
 
 org_app = group("org")
 
@@ -290,7 +290,7 @@ def org_history(org_id: str = typer.Argument(..., help="Org id"),
     from db.queries import event_log, org_exists
     with database().transaction() as session:
         if not org_exists(session, org_id):
-            fail(f"unknown org {shown(org_id)}{IN_THE_DATABASE}")
+            unknown_org(org_id)
         events = [{"at": event.at, "event": event.type, "details": event.data, "by": event.actor or None,
                    "reason": event.reason or None}
                   for event in event_log(session, org_id, by_time=True) if event.type != "operation"]

@@ -9,8 +9,8 @@ from rich.table import Table
 from domain.delivery import EndpointState
 from domain.entitlements import blocked_users
 from domain.errors import DomainError
-from domain.limits import shown
-from workers.cli.common import JSON_OPTION_HELP, ExitCode, console, database, fail, group, print_json, settings
+from workers.cli.common import (JSON_OPTION_HELP, ExitCode, console, database, fail, group, print_json, settings,
+                                unknown_org)
 
 org_app = group("org")
 webhook_app = group("webhook")
@@ -31,7 +31,7 @@ def org_entitlements(org_id: str = typer.Argument(..., help="Org id"),
     with database().transaction() as session:
         document = current_document(session, org_id)
     if document is None:
-        fail(f"unknown org {shown(org_id)} in the database (BILLING_DATABASE_URL)")
+        unknown_org(org_id)
     if as_json:
         print_json(document)
         return
@@ -100,7 +100,7 @@ def webhook_resend(org_id: str = typer.Argument(..., help="Org id")) -> None:
     with database().transaction() as session:
         document = current_document(session, org_id)
         if document is None:
-            fail(f"unknown org {shown(org_id)} in the database (BILLING_DATABASE_URL)")
+            unknown_org(org_id)
         forget_deliveries(session, org_id)
     console.print(f"entitlements of {org_id} (version {document['version']}) will be sent again to every endpoint",
                   highlight=False)
