@@ -40,12 +40,16 @@ async def test_the_api_answers_the_current_version_behind_the_key(sqlite_db, cat
         key = {"Authorization": "Bearer k3y"}
         answer = await call("GET", f"{url}/v1/orgs/acme/entitlements", headers=key)
         unknown = await call("GET", f"{url}/v1/orgs/nobody/entitlements", headers=key)
+        unknown_long = await call("GET", f"{url}/v1/orgs/{'x' * 5000}/entitlements", headers=key)
         keyless = await call("GET", f"{url}/v1/orgs/acme/entitlements")
     assert answer.status == 200 and answer.body == expected and expected["version"] == 3
     jsonschema.validate(answer.body, SCHEMA)
     assert answer.headers["etag"] == '"3"'
     assert [u["email"] for u in answer.body["users"] if u["blocked"]] == ["b@acme.test"]
     assert (unknown.status, unknown.body) == (404, {"error": "unknown org 'nobody'"})
+    # Named cut to a line, as the CLI names it (it was echoed whole).
+    assert (unknown_long.status, unknown_long.body) == (404, {"error": "unknown org 'xxxxxxxxxxxxxxxxxxxxxxxxxxx... "
+                                                                       "(5000 characters)"})
     assert keyless.status == 401
 
 

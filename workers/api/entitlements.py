@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from db.entitlements import current_document
+from domain.limits import shown
 from workers.api.app import api_key_required, error, service_of
 
 
@@ -21,7 +22,7 @@ async def org_entitlements(request: Request) -> Response:
             return current_document(session, org_id)
     document = await asyncio.to_thread(read)
     if document is None:
-        return error(404, f"unknown org {org_id!r}")
+        return error(404, f"unknown org {shown(org_id)}")
     return JSONResponse(document, headers={"ETag": f'"{document["version"]}"'})
 
 
