@@ -80,16 +80,29 @@ def _receipt(state: OrgSnapshot, invoice: PaidInvoice):
                           invoice.period_end, invoice.credit_applied)
 
 
-def _final_note(state: OrgSnapshot, next_retry: datetime | None, ctx: Context) -> str | None:
-    """Before the last retry, say what its failure would mean."""
-    started = state.dunning_started_at
-    if next_retry is None or started is None or next_retry != started + timedelta(days=ctx.policy.retry_days[-1]):
+def _final_action(state: OrgSnapshot, ctx: Context) -> FinalAction:
+    """What follows the last retry declined. Our choice (DOMAIN.md): a large account is never
+    downgraded for non-payment; it is escalated to billing staff."""
+    large = is_large_account(max(state.licences, state.user_count), ctx.policy)
+    return FinalAction.ESCALATE if large else FinalAction.FREE
+
+
+# The payment_failed e-mail's word for each final action.
+_TOLD = {FinalAction.FREE: "free", FinalAction.ESCALATE: "escalated"}
+
+
+def _final_note(state: OrgSnapshot, ctx: Context) -> str | None:
+    """What a payment_failed e-mail tells the admin follows (its `final_action`): once escalated,
+    that staff will call; with no retry left (the final action comes next), or before the last
+    one (the ladder's, or a grace's), what its failure means. None while more retries follow."""
+    if state.status == OrgStatus.ESCALATED:
+        return _TOLD[FinalAction.ESCALATE]
+    if state.status not in IN_DUNNING or state.dunning_started_at is None:
         return None
-    return "escalated" if _large(state, ctx) else "free"
-
-
-def _large(state: OrgSnapshot, ctx: Context) -> bool:
-    return is_large_account(max(state.licences, state.user_count), ctx.policy)
+    if state.next_retry_at is not None and next_retry_after(state.dunning_started_at, ctx.policy,
+                                                            state.dunning_retries_done + 1) is not None:
+        return None
+    return _TOLD[_final_action(state, ctx)]
 
 
 def charge_declined(state: OrgSnapshot, decline: Decline, purpose: ChargePurpose, ctx: Context) -> Decision:
@@ -104,36 +117,34 @@ def charge_declined(state: OrgSnapshot, decline: Decline, purpose: ChargePurpose
         draft.set_status(OrgStatus.PAST_DUE)
         draft.event("dunning", event="entered", invoice=decline.invoice)
         draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason,
-                                             next_retry, _final_note(draft.state, next_retry, ctx))))
+                                             next_retry, _final_note(draft.state, ctx))))
         return draft.decision(f"payment of {decline.invoice} declined: past due, next retry {next_retry:%Y-%m-%d}")
     if purpose == ChargePurpose.CHANGE:
         if state.pending is not None:
             draft.change(pending=_with_attempts(state, decline.attempt))
         return draft.decision(f"payment of {decline.invoice} declined; the change waits for payment")
     if decline.invoice != state.dunning_invoice:
-        return _cycle_left_unpaid(state, decline, purpose)
+        return _cycle_left_unpaid(state, decline, purpose, ctx)
     if state.dunning_attempts >= decline.attempt:
         return no_change(state, "attempt already recorded")
     draft.change(dunning_attempts=decline.attempt)
     if purpose == ChargePurpose.EXTRA:
         # An extra attempt (card update, staff retry) counts but does not move the ladder on.
-        final = None if state.next_retry_at else ("escalated" if state.status == OrgStatus.ESCALATED else None)
         draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason,
-                                             state.next_retry_at, final)))
+                                             state.next_retry_at, _final_note(state, ctx))))
         return draft.decision(f"payment of {decline.invoice} declined")
     retries_done = state.dunning_retries_done + 1
     next_retry = next_retry_after(state.dunning_started_at, ctx.policy, retries_done)
     draft.change(dunning_retries_done=retries_done, next_retry_at=next_retry)
     if next_retry is not None:
         draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason,
-                                             next_retry, _final_note(draft.state, next_retry, ctx))))
+                                             next_retry, _final_note(draft.state, ctx))))
         return draft.decision(f"retry {retries_done} declined; next retry {next_retry:%Y-%m-%d}")
-    # Our choice (DOMAIN.md): a large account is never downgraded for non-payment.
-    draft.add(final_dunning_action(FinalAction.ESCALATE if _large(state, ctx) else FinalAction.FREE))
+    draft.add(final_dunning_action(_final_action(state, ctx)))
     return draft.decision(f"last retry of {decline.invoice} declined")
 
 
-def _cycle_left_unpaid(state: OrgSnapshot, decline: Decline, purpose: ChargePurpose) -> Decision:
+def _cycle_left_unpaid(state: OrgSnapshot, decline: Decline, purpose: ChargePurpose, ctx: Context) -> Decision:
     """A later cycle's invoice declined while the org is past due or escalated: it stays unpaid
     beside the dunning invoice, to be charged with it at the next retry, or settled by staff."""
     if state.status not in IN_DUNNING or decline.invoice not in state.unpaid_cycles:
@@ -143,10 +154,9 @@ def _cycle_left_unpaid(state: OrgSnapshot, decline: Decline, purpose: ChargePurp
                           if unpaid.invoice == decline.invoice else unpaid for unpaid in state.arrears])
     if purpose == ChargePurpose.IN_DUNNING:
         draft.event("dunning", event="cycle_unpaid", invoice=decline.invoice)
-    escalated = state.status == OrgStatus.ESCALATED
+    next_retry = None if state.status == OrgStatus.ESCALATED else state.next_retry_at
     draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason,
-                                         None if escalated else state.next_retry_at,
-                                         "escalated" if escalated else None)))
+                                         next_retry, _final_note(state, ctx))))
     return draft.decision(f"payment of {decline.invoice} declined; it stays unpaid with {state.dunning_invoice}")
 
 
@@ -163,7 +173,7 @@ def write_off_and_free(state: OrgSnapshot, decline: Decline, ctx: Context) -> De
     write_off_unpaid_cycles(draft)
     draft.event("dunning", event="final", invoice=decline.invoice)
     draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason, None,
-                                         "free")))
+                                         _TOLD[FinalAction.FREE])))
     move_to_free(draft, PlanChangeReason.PAYMENT_FAILED, ctx)
     return draft.decision(f"{decline.invoice} written off; moved to the free plan")
 
@@ -181,7 +191,7 @@ def escalate(state: OrgSnapshot, decline: Decline, ctx: Context) -> Decision:
     draft.event("escalated", severity="S1", reason="payment_failed", invoice=decline.invoice,
                 first_response_due=first.isoformat(), determination_due=determination.isoformat())
     draft.add(send(emails.payment_failed(decline.invoice, decline.attempt, decline.amount, decline.reason, None,
-                                         "escalated")))
+                                         _TOLD[FinalAction.ESCALATE])))
     draft.add(send(emails.escalation(decline.invoice, decline.attempt, policy.staff_notify_email, state.licences,
                                      decline.amount, first, determination)))
     return draft.decision("escalated to billing staff (S1-Critical)")

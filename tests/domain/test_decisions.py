@@ -120,6 +120,52 @@ def test_a_decline_at_the_last_retry_of_a_large_account_escalates_instead_of_dow
     assert [(e.kind, e.final_action) for e in made.effects] == [(EffectKind.FINAL_DUNNING_ACTION, "escalate")]
 
 
+def told_next(made) -> list[tuple[str, str | None, str | None]]:
+    """Each payment_failed e-mail's invoice, next retry (ISO day) and what it says follows it."""
+    return [(e.email.values["invoice_number"], e.email.dates["next_retry_on"].date().isoformat()
+             if "next_retry_on" in e.email.dates else None, e.email.values["final_action"])
+            for e in made.effects if e.kind == EffectKind.EMAIL and e.email.template == "payment_failed"]
+
+
+def in_dunning(licences: int, retries_done: int, next_retry_at, **changes):
+    """Past due on INV-7 since March 31 (retries on days 1, 3, 5, 7), `retries_done` retries declined."""
+    return active_org(**{**dict(status=OrgStatus.PAST_DUE, licences=licences, user_count=licences,
+                                dunning_invoice="INV-7", dunning_attempts=retries_done + 1,
+                                dunning_retries_done=retries_done, dunning_started_at=utc(2026, 3, 31, 9),
+                                next_retry_at=next_retry_at), **changes})
+
+
+@pytest.mark.parametrize("licences, final", [(3, "free"), (150, "escalated")])
+def test_every_decline_before_the_last_retry_says_what_its_failure_means(licences, final):
+    """DOMAIN.md: a large account is escalated, any other moved to the free plan; the admin is told
+    so before the last retry, whichever charge was declined (it was said only after the ladder's
+    third retry: not after a card update declined, nor during a grace staff gave)."""
+    last_rung = in_dunning(licences, 3, utc(2026, 4, 7, 9))
+    card_update = charge_declined(last_rung, Decline("INV-7", 5, 45000, "card_declined"), ChargePurpose.EXTRA,
+                                  ctx(utc(2026, 4, 6, 9)))
+    assert told_next(card_update) == [("INV-7", "2026-04-07", final)]
+    grace = in_dunning(licences, 4, utc(2026, 4, 22, 9), dunning_attempts=6)
+    during_grace = charge_declined(grace, Decline("INV-7", 7, 45000, "card_declined"), ChargePurpose.EXTRA,
+                                   ctx(utc(2026, 4, 15, 9)))
+    assert told_next(during_grace) == [("INV-7", "2026-04-22", final)]
+    earlier = in_dunning(licences, 1, utc(2026, 4, 3, 9))
+    card_update_earlier = charge_declined(earlier, Decline("INV-7", 3, 45000, "card_declined"), ChargePurpose.EXTRA,
+                                          ctx(utc(2026, 4, 2, 9)))
+    assert told_next(card_update_earlier) == [("INV-7", "2026-04-03", None)]   # more retries follow
+
+
+@pytest.mark.parametrize("licences, final", [(3, "free"), (150, "escalated")])
+def test_a_later_cycle_declined_at_the_last_retry_says_what_comes_next(licences, final):
+    """The last retry charges the later unpaid cycles after the dunning invoice: their e-mails say
+    the final action that follows (they said only "update your card")."""
+    org = in_dunning(licences, 4, utc(2026, 4, 22, 9), dunning_attempts=6, arrears=[UnpaidCycle("INV-8", 1)])
+    now = ctx(utc(2026, 4, 22, 9))
+    last = charge_declined(org, Decline("INV-7", 7, 45000, "card_declined"), ChargePurpose.RETRY, now)
+    assert [e.kind for e in last.effects] == [EffectKind.FINAL_DUNNING_ACTION]
+    later = charge_declined(last.state, Decline("INV-8", 2, 45000, "card_declined"), ChargePurpose.RETRY, now)
+    assert told_next(later) == [("INV-8", None, final)]
+
+
 def escalated_with_arrears(**changes):
     """Escalated on INV-7 (March 31's cycle), then served April 30's cycle, invoiced as INV-8 and unpaid."""
     return active_org(**{**dict(status=OrgStatus.ESCALATED, licences=150, user_count=150, dunning_invoice="INV-7",

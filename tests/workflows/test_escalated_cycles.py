@@ -171,3 +171,6 @@ async def test_grace_extended_then_declined_at_the_retry_charges_oldest_first_th
              for m in smtp_sink.for_org(org_id)]
     assert mails[-3:] == [("payment_failed", billed[1].number), ("payment_failed", billed[0].number),
                           ("escalation", billed[0].number)]
+    # The grace's retry was the last: the later cycle's e-mail says what follows, not only "update your card".
+    later = [m for m in smtp_sink.for_org(org_id, "payment_failed") if billed[1].number in m.message["Subject"]][-1]
+    assert "our billing team will contact you" in later.part("plain").lower()
