@@ -6,7 +6,7 @@ intent back instead of creating another; only the worker that moves the row from
 `confirming` confirms, so two never do; an intent still unconfirmed long after its claim (its
 worker died before asking) is claimed again and confirmed then. A server that ignores
 idempotency keys (localstripe) may see a second intent created after a crash before the id was
-stored: it is never confirmed. Outcomes: succeeded -> paid; a decline or `authentication_required`
+stored: it is never confirmed (and, when two tries raced, cancelled by the one stored second). Outcomes: succeeded -> paid; a decline or `authentication_required`
 -> declined with the reason; `processing` -> not known yet, read back on the next try.
 
 Once an invoice is paid through one intent, its other intents still open are cancelled on Stripe
@@ -161,9 +161,22 @@ class StripeGateway:
                                    status=intent.status):
                 return intent.id
             stored = rows.intent_row(session, attempt.key).intent_id
-        log.warning("payment intent %s created for %s but %s was stored first: it is never confirmed",
-                    intent.id, attempt.key, stored)
+        if intent.id != stored:   # Stripe replays a key's intent; a server ignoring keys made a second
+            self._cancel_unstored(attempt.key, intent.id, stored)
         return stored
+
+    def _cancel_unstored(self, key: str, intent_id: str, stored: str) -> None:
+        """Another try of the attempt stored its intent first: this one, known to no row, is
+        cancelled now (later, when the invoice is paid, nothing would find it). Best effort: it is
+        never confirmed either way, and the stored intent's charge goes on."""
+        try:
+            self._call(self.client.v1.payment_intents.cancel, intent_id,
+                       options={"idempotency_key": f"{key}:cancel:{intent_id}"})
+        except (GatewayUnavailable, UnexpectedState, ApplicationError) as err:
+            log.warning("payment intent %s created for %s but %s was stored first: not cancelled (%s); it is "
+                        "never confirmed", intent_id, key, stored, err)
+            return
+        log.warning("payment intent %s created for %s but %s was stored first: cancelled", intent_id, key, stored)
 
     def _confirm_once(self, attempt: ChargeAttempt, intent_id: str) -> GatewayResult:
         key, now = attempt.key, _now()

@@ -4,7 +4,9 @@ it, and the test's own client for reading what the server holds."""
 import pytest
 import stripe
 
+from activities.gateways import ChargeAttempt
 from activities.gateways.stripe import StripeConfig, StripeGateway
+from db import payments as payments_rows
 from tests.support.localstripe import LocalStripe
 
 API_KEY = "sk_test_billing_4f9c2e7a1b"
@@ -39,3 +41,19 @@ def intents_for(client: stripe.StripeClient, org_id: str) -> list:
         if not page.has_more:
             return found
         after = page.data[-1].id
+
+
+class RacedAtCreate:
+    """A second worker charges the same attempt while the first one's create is on the wire, and
+    stores its intent first: the first worker's store (db.payments.advance_intent) waits for it."""
+
+    def __init__(self, monkeypatch, rival: StripeGateway, attempt: ChargeAttempt) -> None:
+        self.store, self.rival, self.attempt = payments_rows.advance_intent, rival, attempt
+        self.raced, self.rival_result = False, None
+        monkeypatch.setattr(payments_rows, "advance_intent", self.advance_intent)
+
+    def advance_intent(self, session, key, from_stages, to_stage, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if to_stage == "created" and not self.raced:   # the first store waits; the rival's goes through
+            self.raced = True
+            self.rival_result = self.rival.charge(self.attempt)
+        return self.store(session, key, from_stages, to_stage, *args, **kwargs)

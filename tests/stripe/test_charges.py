@@ -3,18 +3,20 @@ that needs authentication, a new card then the retry (the intent left waiting fo
 cancelled, so it can no longer be paid), and exactly one succeeded PaymentIntent per
 attempt when the worker loses the answer between create and confirm or after confirm."""
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import stripe
 from sqlalchemy import select
 
 from activities.gateways import ChargeAttempt, GatewayResult
-from activities.gateways.stripe import StripeGateway
+from activities.gateways.stripe import StripeConfig, StripeGateway
 from db.models import Invoice, Payment, StripeCustomer, StripeIntent
 from domain import requests as rq
 from domain.cards import CardDetails
-from tests.stripe.conftest import API_KEY, intents_for
+from domain.states import ChargeOutcome
+from tests.stripe.conftest import API_KEY, RacedAtCreate, intents_for
 
 VISA = CardDetails("pm_card_visa", "visa", "4242")
 DECLINING = CardDetails("pm_card_chargeCustomerFail", "visa", "0341")
@@ -192,3 +194,20 @@ async def test_lost_between_create_and_confirm_charges_once(stack, stripe_gatewa
 
 async def test_lost_after_confirm_charges_once(stack, stripe_gateway, on_server):
     await crash_once(stack, stripe_gateway, on_server, "confirm")
+
+
+async def test_two_tries_creating_at_once_leave_one_intent_open_and_the_other_cancelled(pg_db, localstripe, on_server,
+                                                                                         monkeypatch):
+    """localstripe ignores idempotency keys: two tries of one attempt racing make two intents. The
+    one stored is charged once; the other, known to no row, is cancelled at once (it stayed at
+    requires_confirmation on the server, and nothing found it when the invoice was paid)."""
+    def gateway() -> StripeGateway:
+        return StripeGateway(pg_db, StripeConfig(API_KEY, localstripe.url, off_session=False, timeout_seconds=5))
+    attempt = ChargeAttempt("race", "INV-race-0001", 1, "pm_card_visa", 900, "USD", datetime.now(timezone.utc))
+    race = RacedAtCreate(monkeypatch, gateway(), attempt)
+    result = await asyncio.to_thread(gateway().charge, attempt)
+    assert race.rival_result.outcome == result.outcome == ChargeOutcome.SUCCEEDED
+    assert race.rival_result.charge_id == result.charge_id
+    intents = {pi.id: pi.status for pi in intents_for(on_server, "race")}
+    assert len(intents) == 2 and intents.pop(result.charge_id) == "succeeded"
+    assert list(intents.values()) == ["canceled"]

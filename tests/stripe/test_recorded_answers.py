@@ -14,6 +14,7 @@ from activities.gateways import ChargeAttempt, GatewayUnavailable
 from activities.gateways.stripe import StripeConfig, StripeGateway
 from db.models import StripeIntent
 from domain.states import ChargeOutcome
+from tests.stripe.conftest import RacedAtCreate
 from tests.stripe.recorded import RecordedStripe
 from tests.support.http import serving
 
@@ -100,3 +101,19 @@ async def test_processing_is_read_back_until_it_settles(pg_db):
     assert "is processing" in str(outcomes[0])
     assert outcomes[2].outcome == ChargeOutcome.SUCCEEDED
     assert len(server.to("/confirm")) == 1
+
+
+async def test_two_tries_creating_at_once_get_the_same_intent_and_cancel_nothing(pg_db, monkeypatch):
+    """Stripe replays the key's intent to the second create: the try that stored second confirms
+    nothing and cancels nothing (the cancel is for a server that made a second intent)."""
+    server = RecordedStripe({**SETUP, "POST /v1/payment_intents/*/confirm": [(200, "payment_intent_succeeded")],
+                             "GET /v1/payment_intents/*": [(200, "payment_intent_succeeded")]})
+    async with serving(server.app()) as url:
+        def gateway() -> StripeGateway:
+            return StripeGateway(pg_db, StripeConfig(KEY, url, off_session=True, timeout_seconds=5))
+        race = RacedAtCreate(monkeypatch, gateway(), ATTEMPT)
+        result = await asyncio.to_thread(gateway().charge, ATTEMPT)
+    assert result.outcome == race.rival_result.outcome == ChargeOutcome.SUCCEEDED
+    assert result.charge_id == race.rival_result.charge_id == "pi_3QRecordedIntent01"
+    assert len(server.to("/v1/payment_intents")) == 2 and len(server.to("/confirm")) == 1
+    assert server.to("/cancel") == []
