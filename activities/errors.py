@@ -58,7 +58,8 @@ def as_application_error(err: DomainError) -> ApplicationError:
     return ApplicationError(err.message, type=err.type, non_retryable=True)
 
 
-def _one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Text from outside (a server's answer, an exception) as one line, cut at `limit`."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -134,15 +135,15 @@ def _database_failure(err: BaseException, place: str) -> ApplicationError:
     if database_unavailable(err):
         # With an SQLSTATE the server answered (statement timeout, deadlock, shutting down).
         heading = "database unavailable" if getattr(cause, "pgcode", None) else "database unreachable"
-        return ApplicationError(_one_line(f"{heading}: {reason}{_at(place)}"), type="database_unavailable")
-    return ApplicationError(_one_line(f"database error: {type(cause).__name__}: {reason}{_at(place)}"),
+        return ApplicationError(one_line(f"{heading}: {reason}{_at(place)}"), type="database_unavailable")
+    return ApplicationError(one_line(f"database error: {type(cause).__name__}: {reason}{_at(place)}"),
                             type="database_error")
 
 
 def _smtp_failure(err: BaseException, place: str) -> ApplicationError:
     from aiosmtplib.errors import SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError
     if isinstance(err, SMTPResponseException):
-        return ApplicationError(_one_line(f"SMTP server refused: {err.code} {err.message}{_at(place)}"),
+        return ApplicationError(one_line(f"SMTP server refused: {err.code} {err.message}{_at(place)}"),
                                 type="smtp_refused")
     errno = getattr(err.__cause__, "errno", None)
     if errno:
@@ -153,7 +154,7 @@ def _smtp_failure(err: BaseException, place: str) -> ApplicationError:
         reason = "server disconnected"
     else:
         reason = _first_line(str(err)) or type(err).__name__
-    return ApplicationError(_one_line(f"SMTP unreachable: {reason}{_at(place)}"), type="smtp_unavailable")
+    return ApplicationError(one_line(f"SMTP unreachable: {reason}{_at(place)}"), type="smtp_unavailable")
 
 
 def readable_failure(err: BaseException, places: Places = Places()) -> ApplicationError:
@@ -170,13 +171,13 @@ def readable_failure(err: BaseException, places: Places = Places()) -> Applicati
     if isinstance(err, SMTPException):
         return _smtp_failure(err, places.smtp)
     if isinstance(err, Unavailable):
-        return ApplicationError(_one_line(f"{err.component}: {_first_line(str(err)) or 'unavailable'}"),
+        return ApplicationError(one_line(f"{err.component}: {_first_line(str(err)) or 'unavailable'}"),
                                 type=err.type)
     if isinstance(err, RPCError):
-        return ApplicationError(_one_line(f"Temporal unreachable: {err.status.name.lower()}: {err.message}"
+        return ApplicationError(one_line(f"Temporal unreachable: {err.status.name.lower()}: {err.message}"
                                           f"{_at(places.temporal)}"), type="temporal_unavailable")
     # Anything else is a bug or an outage nobody named yet: retried, as the SDK would.
-    return ApplicationError(_one_line(str(err)) or type(err).__name__, type=type(err).__name__)
+    return ApplicationError(one_line(str(err)) or type(err).__name__, type=type(err).__name__)
 
 
 # Set on a failure the interceptor has logged: the SDK's own warning for it (with a traceback,

@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 from temporalio import activity
 
 from activities import metrics
+from activities.errors import one_line
 from db.entitlements import backlog, endpoint_row, mark_delivered, save_endpoint, undelivered, Undelivered
 from db.session import Database
 from domain.delivery import Endpoint, EndpointState, Webhooks
@@ -34,6 +35,7 @@ RUN_SECONDS = 300.0
 POLL_SECONDS = 0.25
 GAUGE_SECONDS = 5.0
 ENDPOINT_GONE = -1
+ERROR_LIMIT = 300   # characters of an endpoint's last error kept
 
 
 def message_id(org_id: str, version: int) -> str:
@@ -113,10 +115,11 @@ class DeliveryActivities:
         try:
             answer = await http.post(endpoint.url, content=body, headers=headers)
         except httpx.HTTPError as err:
-            return Sent(version.org_id, version.version, f"{type(err).__name__}: {err}"[:500] or type(err).__name__)
+            return Sent(version.org_id, version.version, one_line(f"{type(err).__name__}: {err}", ERROR_LIMIT))
         if 200 <= answer.status_code < 300:
             return Sent(version.org_id, version.version)
-        return Sent(version.org_id, version.version, f"HTTP {answer.status_code}: {answer.text[:200]}")
+        # The receiver's body (often an HTML error page) is shown in `billing webhook status` and the log.
+        return Sent(version.org_id, version.version, one_line(f"HTTP {answer.status_code}: {answer.text}", ERROR_LIMIT))
 
     def _record(self, endpoint: Endpoint, sent: list[Sent]) -> None:
         now, retry = _now(), self.webhooks.retry

@@ -6,8 +6,9 @@ intent back instead of creating another; only the worker that moves the row from
 `confirming` confirms, so two never do; an intent still unconfirmed long after its claim (its
 worker died before asking) is claimed again and confirmed then. A server that ignores
 idempotency keys (localstripe) may see a second intent created after a crash before the id was
-stored: it is never confirmed (and, when two tries raced, cancelled by the one stored second). Outcomes: succeeded -> paid; a decline or `authentication_required`
--> declined with the reason; `processing` -> not known yet, read back on the next try.
+stored: it is never confirmed (and, when two tries raced, cancelled by the one stored second).
+Outcomes: succeeded -> paid; a decline or `authentication_required` -> declined with the reason;
+`processing` -> not known yet, read back on the next try.
 
 Once an invoice is paid through one intent, its other intents still open are cancelled on Stripe
 (a customer authenticating one later would pay twice); one that succeeded anyway (authenticated
@@ -22,6 +23,7 @@ from typing import Any, Callable
 import stripe
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import one_line
 from activities.gateways import ChargeAttempt, GatewayResult, GatewayUnavailable, gateway_refused, idempotency_key
 from db import payments as rows
 from db.session import Database
@@ -58,8 +60,7 @@ def _now() -> datetime:
 
 
 def _one_line(err: stripe.StripeError) -> str:
-    text = err.user_message or str(err) or type(err).__name__
-    return _SECRET.sub("[redacted]", " ".join(str(text).split()))[:300]
+    return _SECRET.sub("[redacted]", one_line(str(err.user_message or str(err) or type(err).__name__), 300))
 
 
 def decline_reason(error: Any) -> str:

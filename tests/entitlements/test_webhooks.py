@@ -7,16 +7,20 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import httpx
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 from temporalio.testing import ActivityEnvironment
 
 from activities.billing import BillingActivities
 from activities.messages import ChangeInput
-from activities.webhooks import ENDPOINT_GONE, DeliveryActivities, signed
-from db.entitlements import current_document, documents, forget_deliveries
+from activities.webhooks import ENDPOINT_GONE, ERROR_LIMIT, DeliveryActivities, signed
+from db.entitlements import current_document, documents, endpoint_rows, forget_deliveries
 from services.orgs import create_org
 from domain.delivery import Endpoint, Retry, Webhooks
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.requests import AddUserRequest, SetUsageRequest
+from tests.support.http import serving
 from tests.support.receiver import Receiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -111,3 +115,25 @@ async def test_duplicates_reordering_resending_and_coalescing_change_nothing(sql
 async def test_an_endpoint_no_longer_configured_ends_its_delivery(sqlite_db):
     delivery = DeliveryActivities(sqlite_db, Webhooks(), run_seconds=30)
     assert await ActivityEnvironment().run(delivery.deliver_entitlements, "gone") == ENDPOINT_GONE
+
+
+async def test_an_endpoint_answering_an_error_page_keeps_one_line_of_it(sqlite_db, catalog):
+    """A proxy's HTML error page (several lines, long) is kept and shown as one line, cut: `billing
+    webhook status` printed it across rows and the log line broke."""
+    from domain.policy import Policy
+    trial_org(sqlite_db, catalog, Policy(billing_staff=("rina@billing.test",)), "acme")
+    page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n" + "<p>upstream down</p>\n" * 100 + "</body>"
+
+    async def bad_gateway(request):  # noqa: ANN001
+        return HTMLResponse(page, status_code=502)
+    async with serving(Starlette(routes=[Route("/hook", bad_gateway, methods=["POST"])])) as url:
+        endpoint = Endpoint("platform", f"{url}/hook", (SECRET,))
+        delivery = DeliveryActivities(sqlite_db, Webhooks(endpoints=(endpoint,)))
+        async with httpx.AsyncClient() as http:
+            [sent] = await delivery.deliver_round(http, endpoint)
+    with sqlite_db.transaction() as session:
+        [row] = endpoint_rows(session)
+        error = row.last_error
+    assert sent.error == error
+    assert error.startswith("HTTP 502: <html> <head><title>502 Bad Gateway</title></head> <body> <p>upstream down")
+    assert "\n" not in error and len(error) <= ERROR_LIMIT
