@@ -36,7 +36,7 @@ def record_payment(session: Session, org_id: str, invoice: Invoice, attempt: int
                    currency: str, outcome: ChargeOutcome, reason: str | None, charge_id: str | None,
                    card: CardOnFile, at: datetime) -> bool:
     """The attempt's payment row and its timeline event, once per key; False if already there."""
-    if session.scalar(select(Payment.id).where(Payment.idempotency_key == key)) is not None:
+    if recorded_payment(session, key) is not None:
         return False
     session.add(Payment(invoice_id=invoice.id, attempt=attempt, idempotency_key=key, amount=amount,
                         currency=currency, outcome=outcome, decline_reason=reason, gateway_charge_id=charge_id,
@@ -90,10 +90,6 @@ def save_attached_card(session: Session, org_id: str, token: str, payment_method
 
 def intent_row(session: Session, key: str) -> StripeIntent | None:
     return session.get(StripeIntent, key)
-
-
-def intent_by_id(session: Session, intent_id: str) -> StripeIntent | None:
-    return session.scalar(select(StripeIntent).where(StripeIntent.intent_id == intent_id))
 
 
 def succeeded_intent(session: Session, org_id: str, invoice_number: str) -> str | None:

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 import typer
 from rich.table import Table
 
+from domain.catalog import FEATURE_FLAGS
 from domain.delivery import EndpointState
 from domain.entitlements import blocked_users
 from domain.errors import DomainError
@@ -36,7 +37,7 @@ def org_entitlements(org_id: str = typer.Argument(..., help="Org id"),
         print_json(document)
         return
     plan, features = document["plan"], document["plan"]["features"]
-    switched_on = [name for name in ("archiving", "ediscovery", "smime", "web_only") if features[name]]
+    switched_on = [name for name in FEATURE_FLAGS if features[name]]
     console.print(f"{org_id}: version {document['version']} as of {document['as_of']}", highlight=False)
     console.print(f"plan {plan['id']} ({plan['name']}), {document['status']}, {document['licences']} licences; "
                   f"features: {', '.join(switched_on) or 'none'}; domains: {features['domains'] or 'no limit'}; "
