@@ -304,9 +304,9 @@ class StripeCustomer(Base):
 
 class StripeIntent(Base):
     """One charge attempt's PaymentIntent, written before Stripe is asked to create it, so a
-    retried attempt reads it back instead of creating another. `stage` moves forward only
-    (creating -> created -> confirming -> settled, and settled -> refunded for a second payment of
-    a paid invoice), each step a guarded update: two workers never both confirm."""
+    retried attempt reads it back instead of creating another. `stage` (domain.states.IntentStage)
+    moves forward only (creating -> created -> confirming -> settled, and settled -> refunded for a
+    second payment of a paid invoice), each step a guarded update: two workers never both confirm."""
     __tablename__ = "stripe_payment_intents"
     idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(80), index=True)

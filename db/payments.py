@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from db.events import record_event
 from db.models import GatewayCharge, Invoice, Payment, StripeCustomer, StripeEvent, StripeIntent, Subscription
-from domain.states import ChargeOutcome
+from domain.states import ChargeOutcome, IntentStage
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def succeeded_intent(session: Session, org_id: str, invoice_number: str) -> str 
     """An intent of the invoice that Stripe reported succeeded (by an answer or a webhook), if any."""
     return session.scalar(select(StripeIntent.intent_id).where(
         StripeIntent.org_id == org_id, StripeIntent.invoice_number == invoice_number,
-        StripeIntent.status == "succeeded", StripeIntent.stage != "refunded")
+        StripeIntent.status == "succeeded", StripeIntent.stage != IntentStage.REFUNDED)
         .order_by(StripeIntent.attempt).limit(1))
 
 
@@ -107,18 +107,18 @@ def other_intents(session: Session, org_id: str, invoice_number: str, paid_inten
     return list(session.scalars(select(StripeIntent).where(
         StripeIntent.org_id == org_id, StripeIntent.invoice_number == invoice_number,
         StripeIntent.intent_id.is_not(None), StripeIntent.intent_id != paid_intent_id,
-        StripeIntent.stage != "refunded",
+        StripeIntent.stage != IntentStage.REFUNDED,
         StripeIntent.status.in_(statuses) | StripeIntent.status.is_(None)).order_by(StripeIntent.attempt)))
 
 
 def refunded_intent(session: Session, intent_id: str) -> bool:
-    return session.scalar(select(StripeIntent.stage).where(StripeIntent.intent_id == intent_id)) == "refunded"
+    return session.scalar(select(StripeIntent.stage).where(StripeIntent.intent_id == intent_id)) == IntentStage.REFUNDED
 
 
 def mark_refunded(session: Session, intent_id: str, at: datetime) -> bool:
     moved = session.execute(update(StripeIntent).where(StripeIntent.intent_id == intent_id,
-                                                       StripeIntent.stage != "refunded")
-                            .values(stage="refunded", status="succeeded", updated_at=at)
+                                                       StripeIntent.stage != IntentStage.REFUNDED)
+                            .values(stage=IntentStage.REFUNDED, status="succeeded", updated_at=at)
                             .execution_options(synchronize_session=False))
     return moved.rowcount == 1
 
@@ -132,13 +132,13 @@ def paying_charge(session: Session, org_id: str, invoice_number: str) -> str | N
 
 def claim_intent(session: Session, key: str, org_id: str, invoice_number: str, attempt: int,
                  at: datetime) -> StripeIntent:
-    """The attempt's row, inserted at stage 'creating' if it is not there yet (the unique keys
+    """The attempt's row, inserted at stage `creating` if it is not there yet (the unique keys
     keep one per attempt whoever inserts first)."""
     row = session.get(StripeIntent, key)
     if row is not None:
         return row
     row = StripeIntent(idempotency_key=key, org_id=org_id, invoice_number=invoice_number, attempt=attempt,
-                       stage="creating", created_at=at, updated_at=at)
+                       stage=IntentStage.CREATING, created_at=at, updated_at=at)
     try:
         with session.begin_nested():
             session.add(row)
@@ -147,8 +147,8 @@ def claim_intent(session: Session, key: str, org_id: str, invoice_number: str, a
     return row
 
 
-def advance_intent(session: Session, key: str, from_stages: tuple[str, ...], to_stage: str, at: datetime,
-                   stale_before: datetime | None = None, **values: object) -> bool:
+def advance_intent(session: Session, key: str, from_stages: tuple[IntentStage, ...], to_stage: IntentStage,
+                   at: datetime, stale_before: datetime | None = None, **values: object) -> bool:
     """Move the attempt's row to `to_stage` if it is still at one of `from_stages` (or at
     `to_stage` itself since before `stale_before`): True for the one caller that moved it."""
     condition = StripeIntent.stage.in_(from_stages)

@@ -44,6 +44,16 @@ class ChargeOutcome(StrEnum):
     DECLINED = "declined"
 
 
+class IntentStage(StrEnum):
+    """Where one charge attempt's Stripe PaymentIntent is on our side (db.models.StripeIntent): each
+    step a guarded update, so two workers never both create-and-store or confirm."""
+    CREATING = "creating"       # the row written; Stripe asked (or about to be asked) to create it
+    CREATED = "created"         # its id stored: only this intent is ever confirmed
+    CONFIRMING = "confirming"   # one worker claimed the confirm
+    SETTLED = "settled"         # its outcome known
+    REFUNDED = "refunded"       # a second payment of a paid invoice, refunded in full
+
+
 class Switch(StrEnum):
     """A setting turned on or off (auto-allocation of storage)."""
     ON = "on"

@@ -30,7 +30,7 @@ from db.session import Database
 from db.events import record_event
 from domain.cards import CardDetails
 from domain.money import in_stripe_units
-from domain.states import ChargeOutcome
+from domain.states import ChargeOutcome, IntentStage
 
 log = logging.getLogger("billing.stripe")
 
@@ -118,7 +118,7 @@ class StripeGateway:
         if paid is not None:   # an earlier attempt succeeded after all (authenticated later): no new charge
             self.close_other_intents(attempt.org_id, attempt.invoice_number, paid)
             return GatewayResult(paid, ChargeOutcome.SUCCEEDED)
-        if stage == "settled":
+        if stage == IntentStage.SETTLED:
             outcome, _ = outcome_of(status or "", None)
             return GatewayResult(intent_id or "", outcome, reason)
         if intent_id is None:
@@ -158,8 +158,8 @@ class StripeGateway:
             "metadata": {"org": attempt.org_id, "invoice": attempt.invoice_number, "attempt": str(attempt.attempt)},
         }, options={"idempotency_key": attempt.key})
         with self.db.transaction() as session:
-            if rows.advance_intent(session, attempt.key, ("creating",), "created", _now(), intent_id=intent.id,
-                                   status=intent.status):
+            if rows.advance_intent(session, attempt.key, (IntentStage.CREATING,), IntentStage.CREATED, _now(),
+                                   intent_id=intent.id, status=intent.status):
                 return intent.id
             stored = rows.intent_row(session, attempt.key).intent_id
         if intent.id != stored:   # Stripe replays a key's intent; a server ignoring keys made a second
@@ -182,13 +182,14 @@ class StripeGateway:
     def _confirm_once(self, attempt: ChargeAttempt, intent_id: str) -> GatewayResult:
         key, now = attempt.key, _now()
         with self.db.transaction() as session:
-            claimed = rows.advance_intent(session, key, ("created",), "confirming", now)
+            claimed = rows.advance_intent(session, key, (IntentStage.CREATED,), IntentStage.CONFIRMING, now)
         if not claimed:   # confirmed before (its answer lost), or being confirmed: read it back
             intent = self._call(self.client.v1.payment_intents.retrieve, intent_id)
             if intent.status != "requires_confirmation":
                 return self._settle(key, intent.id, intent.status, intent.last_payment_error)
             with self.db.transaction() as session:   # never asked: its claimant died before asking
-                claimed = rows.advance_intent(session, key, (), "confirming", now, stale_before=now - STALE_CONFIRM)
+                claimed = rows.advance_intent(session, key, (), IntentStage.CONFIRMING, now,
+                                               stale_before=now - STALE_CONFIRM)
             if not claimed:
                 raise GatewayUnavailable(f"payment intent {intent_id} is being confirmed; its outcome is read back")
         params = {"off_session": True} if self.off_session else {}
@@ -202,7 +203,7 @@ class StripeGateway:
             # Asked, no answer: the next try confirms again, and Stripe refuses a second confirm of
             # an intent the first one moved on (read back below).
             with self.db.transaction() as session:
-                rows.advance_intent(session, key, ("confirming",), "created", _now())
+                rows.advance_intent(session, key, (IntentStage.CONFIRMING,), IntentStage.CREATED, _now())
             raise
         except UnexpectedState:
             intent = self._call(self.client.v1.payment_intents.retrieve, intent_id)
@@ -217,8 +218,8 @@ class StripeGateway:
         if status != "requires_action" and error and decline_reason(error) == "authentication_required":
             reason = "authentication_required"
         with self.db.transaction() as session:
-            rows.advance_intent(session, key, ("created", "confirming"), "settled", _now(), status=status,
-                                decline_reason=reason)
+            rows.advance_intent(session, key, (IntentStage.CREATED, IntentStage.CONFIRMING), IntentStage.SETTLED,
+                                _now(), status=status, decline_reason=reason)
             row = rows.intent_row(session, key)
             org_id, invoice_number = row.org_id, row.invoice_number
         if outcome == ChargeOutcome.SUCCEEDED:   # raises if Stripe is out of reach: the retry closes them
