@@ -29,6 +29,7 @@ from db import payments as rows
 from db.session import Database
 from db.events import record_event
 from domain.cards import CardDetails
+from domain.errors import InvalidInput
 from domain.money import in_stripe_units
 from domain.states import ChargeOutcome, IntentStage
 
@@ -105,7 +106,11 @@ class StripeGateway:
 
     def describe(self, payment_method: str) -> CardDetails:
         """A PaymentMethod as we keep it: its id, brand and last four (read back from Stripe)."""
-        card = self._call(self.client.v1.payment_methods.retrieve, payment_method).card
+        method = self._call(self.client.v1.payment_methods.retrieve, payment_method)
+        card = getattr(method, "card", None)   # only a card has one; renewals are charged to a card
+        if card is None:
+            raise InvalidInput(f"payment method {payment_method} is {method.type}, not a card: renewals are "
+                               "charged to a card", field="payment_method")
         return CardDetails(token=payment_method, brand=card.brand, last4=card.last4)
 
     def charge(self, attempt: ChargeAttempt) -> GatewayResult:
