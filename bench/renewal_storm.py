@@ -4,19 +4,23 @@
     .venv/bin/python bench/renewal_storm.py 2000 --floor      # also run bench/floor.py with as many
                                                               # workflows as orgs, for the ratio
     .venv/bin/python bench/renewal_storm.py 500 --no-sandbox  # as deployed (BILLING_WORKFLOW_SANDBOX=false)
-    .venv/bin/python bench/renewal_storm.py 10000 --no-sandbox --lead 420   # ~45 min here
+    .venv/bin/python bench/renewal_storm.py 10000 --no-sandbox --floor      # ~45 min on a quiet machine
+    .venv/bin/python bench/renewal_storm.py 10000 --stop-after warm-up      # setup and warm-up times only
     .venv/bin/python bench/renewal_storm.py 500 --profile out.prof   # cProfile the storm (event loop)
     .venv/bin/python bench/renewal_storm.py 500 --delivery both      # entitlement webhooks off, then on
     .venv/bin/python bench/renewal_storm.py 500 --gateway sandbox stripe   # Stripe against localstripe too
 
 For each size: a fresh PostgreSQL database (BILLING_TEST_PG_URL's server, default the local
-one), N monthly orgs created in bulk, 10% of them with the declining card 4000000000000341, one
-OrgLifecycle workflow each on the embedded dev server (in memory), an SMTP sink in its own
-process, and the production worker in this process (workers.runtime.worker.build_worker: 16 activity
-threads; --no-sandbox and --max-cached as BILLING_WORKFLOW_SANDBOX and
-BILLING_MAX_CACHED_WORKFLOWS). The workflows are started before the worker polls; then every
-org's renewal is set to the same instant, far enough ahead for the worker to load every org and
-go to sleep first.
+one), N monthly orgs created in bulk (one per card through services.orgs.create_org, the others
+copies of its rows: bench/storm_setup.create_orgs, 10,000 in seconds), 10% of them with the
+declining card 4000000000000341, one OrgLifecycle workflow each on the embedded dev server (in
+memory), an SMTP sink in its own process, and the production worker in this process
+(workers.runtime.worker.build_worker: 16 activity threads; --no-sandbox and --max-cached as
+BILLING_WORKFLOW_SANDBOX and BILLING_MAX_CACHED_WORKFLOWS). The workflows are started before the
+worker polls; then every org's renewal is set to the same instant, far enough ahead for the
+worker to load every org and go to sleep first (--lead). Each storm prints how long each phase
+took (setup, worker start -> due, due -> every org renewed and reloaded, ledger and histories,
+floor), to plan a long run.
 
 Measured from the due instant, wall clock: when each org's charge activity finished (charged),
 and when its renewal finished (receipt or payment-failed e-mail sent); the workflow-time lag
@@ -87,11 +91,10 @@ def print_charged(n: int, due_wall: float, trace: Trace, cpu_before, server_pid:
     worker = (cpu.ru_utime + cpu.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     server = (proc_cpu_seconds(server_pid) - server_before) if server_pid else 0.0
     reruns = count_reruns([entry for entry in trace.done if entry[0] >= due_wall])
-    sent.poll()
     print(f"  all {n} charged: {n / max(charged.values()):.1f} renewals/s, due -> charged p50 / p99 "
           f"{percentile(list(charged.values()), 50):.1f} / {percentile(list(charged.values()), 99):.1f} s; "
           f"CPU so far worker {1000 * worker / n:.0f} / dev server {1000 * server / n:.0f} ms per renewal; steps run "
-          f"twice {sum(reruns.values())}; final e-mails sent so far {len(sent.seen)} (load average "
+          f"twice {sum(reruns.values())}; final e-mails sent so far {sent.sent} (load average "
           f"{os.getloadavg()[0]:.1f})", flush=True)
 
 
@@ -168,9 +171,20 @@ class StormResult:
         return self.activities_per_s * (1 - self.local_per_renewal / self.activities_per_renewal)
 
 
-async def storm(n: int, decline_share: float, lead: float | None, options: WorkerOptions, keep: bool,
+def default_lead(n: int, previous: "StormResult | None") -> float:
+    """Seconds from the worker's start to the due instant: time to load every org first. 1.5
+    times what the previous size took per org (the same machine, a little slower per org with
+    more orgs), or 10 + n/20 s for the first size (10,000 orgs loaded in 342 s here at load 5,
+    384 s on a quiet machine before: 510 s)."""
+    if previous is None:
+        return 10 + n / 20
+    return 10 + 1.5 * n * previous.warmup_s / previous.orgs
+
+
+async def storm(n: int, decline_share: float, lead: float, options: WorkerOptions, keep: bool,
                 profile: str | None, history_sample: int = 200, delivery: bool = False,
-                gateway_name: str = "sandbox") -> StormResult:
+                gateway_name: str = "sandbox", stop_after: str | None = None) -> StormResult | None:
+    """One storm; None when stopped after `stop_after` (setup, warm-up)."""
     catalog, policy = load_catalog(), Policy()
     name, url = create_pg_database("billing_bench")
     smtp, smtp_port = start_smtp_sink()
@@ -181,6 +195,7 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
     server_pid = dev_server_pid(env.client.service_client.config.target_host)
     db = Database(url)
     payments = storm_gateway(gateway_name, db)
+    documents = None
     try:
         t0 = time.perf_counter()
         upgrade(url)
@@ -191,8 +206,10 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
         queue = f"storm-{prefix}"
         await start_workflows(env.client, org_ids, queue)
         setup = time.perf_counter() - t0
+        print(f"  setup: {n} orgs created and their workflows started in {setup:.1f}s", flush=True)
+        if stop_after == "setup":
+            return None
         # Every org renews at the same instant, once the worker has had time to load them all.
-        lead = lead if lead is not None else 10 + n / 15
         due = datetime.now(timezone.utc) + timedelta(seconds=lead)
         due = due.replace(microsecond=0) + timedelta(seconds=1)
         set_renewal(db, org_ids, due)
@@ -220,7 +237,10 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             warm_before_due = time.time() < due_wall
             print(f"  warm-up: {n} orgs loaded in {warmup:.1f}s; "
                   f"{'sleeping until' if warm_before_due else 'LATE for'} the due instant", flush=True)
+            if stop_after == "warm-up":
+                return None
             await asyncio.sleep(max(0.0, due_wall - time.time()))
+            sending = asyncio.create_task(sent.wait_for(n))   # watched from the due instant
             documents_before = tree_cpu_seconds(documents.pid) if documents else 0.0
             if profile:
                 import cProfile
@@ -228,13 +248,14 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
                 profiler.enable()
             await trace.wait_for(n, lambda t, kind, org, template: kind == "charge_invoice" and t >= due_wall)
             print_charged(n, due_wall, trace, cpu_before, server_pid, server_before, sent)
-            await sent.wait_for(n)
+            await sending
             # Every org continues as new after its renewal (paid or not): wait for the new runs to load.
             await trace.wait_for(n, lambda t, kind, org, template: kind == "load_org" and t >= due_wall)
             if profiler:
                 profiler.disable()
                 profiler.dump_stats(profile)
             rss_now, rss_peak = rss_mb()
+            renewed = time.time()
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
         server_after = proc_cpu_seconds(server_pid) if server_pid else 0.0
         documents_cpu = 0.0
@@ -263,6 +284,9 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
         reruns = count_reruns(storm_events)
         print(f"  steps run twice: {sum(reruns.values())} {reruns or ''}", flush=True)
         actions, sampled = await renewal_actions(env.client, org_ids, history_sample)
+        print(f"  phases: setup {setup:.0f} s, worker start -> due {due_wall - worker_start:.0f} s (warm-up "
+              f"{warmup:.0f} s), due -> every org renewed and reloaded {renewed - due_wall:.0f} s, ledger and "
+              f"{sampled} histories {time.time() - renewed:.0f} s", flush=True)
         figures = (0, 0, None)
         if receiver is not None:
             await asyncio.sleep(5)   # the last versions' deliveries
@@ -292,6 +316,9 @@ async def storm(n: int, decline_share: float, lead: float | None, options: Worke
             gateway=gateway_name, gateway_calls=None if calls_before is None else payments.calls() - calls_before,
             intents_succeeded=payments.succeeded_intents(prefix))
     finally:
+        if documents is not None and documents.poll() is None:
+            documents.terminate()
+            documents.wait(30)
         payments.close()
         await env.shutdown()
         db.dispose()
@@ -379,8 +406,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("orgs", type=int, nargs="*", default=[500, 2000])
     parser.add_argument("--decline-share", type=float, default=0.10)
-    parser.add_argument("--lead", type=float, help="seconds from the worker start to the due instant "
-                        "(default 10 + orgs/15: time to load every org first)")
+    parser.add_argument("--lead", type=float, help="seconds from the worker start to the due instant (default: "
+                        "1.5 x the previous size's warm-up per org, 10 + orgs/20 for the first: time to load every org first)")
     parser.add_argument("--max-threads", type=int, default=16, help="worker activity threads (build_worker's default)")
     parser.add_argument("--max-cached", type=int, default=1000,
                         help="BILLING_MAX_CACHED_WORKFLOWS: the worker's workflow cache (default 1000, the SDK's)")
@@ -396,6 +423,9 @@ async def main() -> None:
                         help="renewed runs whose histories are read for the billable actions (default 200)")
     parser.add_argument("--no-precompile", action="store_true",
                         help="leave the project without .pyc files (a checkout with PYTHONDONTWRITEBYTECODE=1)")
+    parser.add_argument("--stop-after", choices=("setup", "warm-up"),
+                        help="end each storm there (its time printed): setup (orgs created, workflows started), or "
+                        "warm-up (every org loaded by the worker)")
     parser.add_argument("--profile", help="cProfile the storm into this file (one size only)")
     parser.add_argument("--delivery", choices=["off", "on", "both"], default="off",
                         help="entitlement webhooks to a local receiver during the storm (both: off, then on)")
@@ -409,14 +439,22 @@ async def main() -> None:
                             max_cached_workflows=args.max_cached, pdf_processes=args.pdf_processes,
                             documents_process=not args.documents_in_worker)
     results = []
+    previous = None
     for gateway, n in [(gateway, n) for gateway in args.gateway for n in args.orgs]:
         print(f"storm of {n} orgs on the {gateway} gateway, worker: {options.describe()} (load average {os.getloadavg()[0]:.1f})",
               flush=True)
         for delivery in {"off": [False], "on": [True], "both": [False, True]}[args.delivery]:
-            result = await storm(n, args.decline_share, args.lead, options, args.keep, args.profile,
-                                 args.history_sample, delivery, gateway)
+            lead = args.lead if args.lead is not None else default_lead(n, previous)
+            result = await storm(n, args.decline_share, lead, options, args.keep, args.profile,
+                                 args.history_sample, delivery, gateway, args.stop_after)
+            if result is None:
+                continue
+            previous = result
             if args.floor:
+                began = time.perf_counter()
                 result.floor_workflows_per_s, result.floor_actions_per_workflow = await floor_rate(n, options)
+                print(f"  floor: {n} workflows in {time.perf_counter() - began:.0f} s (start, drain, one history)",
+                      flush=True)
             results.append(result)
             print_table([result])
     if len(results) > 1:

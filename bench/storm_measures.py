@@ -3,6 +3,7 @@ of the processes, the e-mails marked sent, the steps that ran twice, Temporal Cl
 actions, and what the storm left in the ledger (exactly once). Used by bench/renewal_storm.py."""
 
 import asyncio
+import bisect
 import os
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from temporalio import client as temporal_client
 from temporalio import worker as temporal_worker
 
 from actions import billable_actions
-from db.models import EmailMessage, Invoice, Payment
+from db.models import EmailMessage, Invoice, OrgEvent, Payment
 from db.session import Database
 from domain.states import InvoiceKind
 
@@ -90,27 +91,44 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 class SentMail:
-    """When each org's final e-mail (receipt or payment_failed) was marked sent, wall clock, read
-    from the outbox twice a second: the documents worker may be another process."""
+    """When each org's final e-mail (receipt or payment_failed) was marked sent, wall clock: the
+    documents worker may be another process. Twice a second it reads two numbers (the final
+    e-mails sent, and the newest org event's id with the time it was read); once all are sent,
+    each e-mail's `email` event (written as it was marked sent) is given the time of the first
+    read that saw its id. Reading the outbox's rows at every poll would cost the worker's process
+    more the more orgs there are (10,000 rows twice a second at the end of a 10,000-org storm)."""
     FINALS = ("receipt", "payment_failed")
 
     def __init__(self, db: Database, prefix: str) -> None:
         self.db, self.prefix = db, prefix
+        self.sent = 0
+        self.marks: list[tuple[float, int]] = []   # (wall clock, newest org event id then)
         self.seen: dict[str, tuple[float, str]] = {}
 
     def poll(self) -> None:
         with self.db.transaction() as session:
-            rows = session.execute(select(EmailMessage.org_id, EmailMessage.template).where(
-                EmailMessage.org_id.like(f"{self.prefix}%"), EmailMessage.template.in_(self.FINALS),
-                EmailMessage.status == "sent")).all()
-        now = time.time()
-        for org_id, template in rows:
-            self.seen.setdefault(org_id, (now, template))
+            self.sent = session.scalar(select(func.count()).select_from(EmailMessage).where(
+                EmailMessage.org_id.startswith(self.prefix), EmailMessage.template.in_(self.FINALS),
+                EmailMessage.status == "sent"))
+            newest = session.scalar(select(func.max(OrgEvent.id))) or 0
+        self.marks.append((time.time(), newest))
 
     async def wait_for(self, count: int) -> None:
-        while len(self.seen) < count:
+        while self.sent < count:
             await asyncio.sleep(0.5)
             await asyncio.to_thread(self.poll)
+        self._times()
+
+    def _times(self) -> None:
+        ids = [event_id for _, event_id in self.marks]
+        with self.db.transaction() as session:
+            events = session.execute(select(OrgEvent.id, OrgEvent.org_id, OrgEvent.data).where(
+                OrgEvent.org_id.startswith(self.prefix), OrgEvent.type == "email").order_by(OrgEvent.id)).all()
+        for event_id, org_id, data in events:
+            if data.get("template") in self.FINALS:
+                first = bisect.bisect_left(ids, event_id)
+                if first < len(self.marks):
+                    self.seen.setdefault(org_id, (self.marks[first][0], data["template"]))
 
 
 def dev_server_pid(target: str) -> int | None:
