@@ -76,6 +76,9 @@ async def test_the_cli_shows_entitlements_and_each_endpoints_state_and_resends(s
     assert resent.code == 0 and "version 3" in resent.out
     assert json.loads((await billing("webhook", "status", "--json", **env)).out)["endpoints"][0]["pending_orgs"] == 1
     assert (await billing("webhook", "resend", "nobody", **env)).code == 1
+    # The table: the endpoint's row, its oldest undelivered version's moment to the second.
+    [row] = [line for line in (await billing("webhook", "status", **env)).out.splitlines() if "default" in line]
+    assert "healthy" in row and f"{START:%Y-%m-%d %H:%M:%S}" in row
 
     bad = await billing("webhook", "status", **{**env, "BILLING_WEBHOOK_SECRET": "s3cret"})
     assert (bad.code, bad.err_lines) == (2, ["error: BILLING_WEBHOOK.secrets[0]: a webhook secret starts with "

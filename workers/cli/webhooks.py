@@ -54,21 +54,27 @@ def org_entitlements(org_id: str = typer.Argument(..., help="Org id"),
     console.print(table)
 
 
+def _moment(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M:%S}" if at else ""
+
+
 @webhook_app.command("status")
 def webhook_status(as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
     """Each endpoint's state (healthy, retrying, failing), orgs waiting, failures, next attempt."""
     from db.entitlements import backlog, endpoint_rows
     webhooks = _configured()
     now = datetime.now(timezone.utc)
+    configured = {endpoint.name: endpoint.url for endpoint in webhooks.endpoints}
     with database().transaction() as session:
         rows = {row.name: row for row in endpoint_rows(session)}
-        names = [e.name for e in webhooks.endpoints] + sorted(set(rows) - {e.name for e in webhooks.endpoints})
+        # The configured endpoints first, then those the database still remembers (configured before).
+        names = [*configured, *sorted(set(rows) - set(configured))]
         found = []
         for name in names:
             row, (waiting, oldest) = rows.get(name), backlog(session, name)
             found.append({
-                "endpoint": name, "configured": name in {e.name for e in webhooks.endpoints},
-                "url": next((e.url for e in webhooks.endpoints if e.name == name), row.url if row else None),
+                "endpoint": name, "configured": name in configured,
+                "url": configured.get(name, row.url if row else None),
                 "state": row.state if row else str(EndpointState.HEALTHY), "pending_orgs": waiting,
                 "oldest_undelivered": oldest, "oldest_undelivered_seconds": int((now - oldest).total_seconds())
                 if oldest else None, "failures": row.failures if row else 0,
@@ -86,11 +92,10 @@ def webhook_status(as_json: bool = typer.Option(False, "--json", help=JSON_OPTIO
     table = Table(title="webhook endpoints")
     for column in ("endpoint", "state", "pending orgs", "oldest undelivered", "failures", "last error", "next attempt"):
         table.add_column(column)
-    for e in found:
-        table.add_row(e["endpoint"] + ("" if e["configured"] else " (not configured)"), e["state"],
-                      str(e["pending_orgs"]), f"{e['oldest_undelivered']:%Y-%m-%d %H:%M:%S}" if e["oldest_undelivered"]
-                      else "", str(e["failures"]), (e["last_error"] or "")[:80],
-                      f"{e['next_attempt_at']:%Y-%m-%d %H:%M:%S}" if e["next_attempt_at"] else "")
+    for endpoint in found:
+        table.add_row(endpoint["endpoint"] + ("" if endpoint["configured"] else " (not configured)"), endpoint["state"],
+                      str(endpoint["pending_orgs"]), _moment(endpoint["oldest_undelivered"]), str(endpoint["failures"]),
+                      (endpoint["last_error"] or "")[:80], _moment(endpoint["next_attempt_at"]))
     console.print(table)
 
 
