@@ -67,6 +67,11 @@ def test_a_csv_with_a_byte_order_mark_is_read():
     (b"a@x.test,1\nb@x.test,2\nA@X.test,3\n", "line 3: user a@x.test is reported twice (first at line 1)"),
     (b"a@x.test,1,extra\n", "line 1: expected 2 columns (email,storage_gb), got 3"),
     (("x" * 300 + "@x.test,1\n").encode(), "line 1: user: an e-mail address has at most 254 characters"),
+    # a header naming another size column: its numbers are not GB (5120 MB would block the mailbox)
+    (b"email,storage_mb\na@x.test,5120\n", "line 1: the header names the columns 'email,storage_mb'; "
+                                           "expected email,storage_gb (mailbox sizes in GB)"),
+    (b"user,gb\na@x.test,5\n", "line 1: the header names the columns 'user,gb'; expected email,storage_gb"),
+    (b"email\na@x.test,5\n", "line 1: the header names the columns 'email'; expected email,storage_gb"),
 ])
 def test_usage_import_refuses_a_bad_file_whole_naming_the_line(cli, tmp_path, content, message):
     path = tmp_path / "usage.csv"

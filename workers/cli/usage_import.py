@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 
 from domain.errors import InvalidInput
-from domain.limits import ROWS_PER_UPDATE, Limits, check_usage_rows, utf8_text
+from domain.limits import ROWS_PER_UPDATE, Limits, check_usage_rows, shown, utf8_text
 
 # Temporal refuses a payload over 2 MiB (2,097,152 bytes): a batch stays under it, with room for the
 # Update's envelope.
@@ -17,6 +17,7 @@ BATCH_BYTES = 1_900_000
 
 
 HEADERS = ("email", "user")  # a first line naming the columns: email,storage_gb or user,storage_gb
+SIZE_COLUMN = "storage_gb"
 
 
 class UsageImportError(ValueError):
@@ -59,7 +60,12 @@ def parse_usage_csv(text: str, limits: Limits = Limits()) -> UsageFile:
             if not row or all(not cell.strip() for cell in row):
                 continue
             if not raw and row[0].strip().lower() in HEADERS:
-                continue  # header
+                # A header naming another size column (storage_mb, gb...) says its numbers are not
+                # what they would be taken for: mailbox sizes in GB.
+                if [cell.strip().lower() for cell in row[1:]] != [SIZE_COLUMN]:
+                    raise UsageImportError(f"line {line}: the header names the columns {shown(','.join(row), 60)}; "
+                                           f"expected email,{SIZE_COLUMN} (mailbox sizes in GB); nothing was imported")
+                continue
             if len(row) != 2:
                 raise UsageImportError(f"line {line}: expected 2 columns (email,storage_gb), got {len(row)}; "
                                        "nothing was imported")
