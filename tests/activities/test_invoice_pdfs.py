@@ -78,3 +78,21 @@ def test_invoice_render_reads_the_kept_pdf_and_a_new_state_renders_anew(sqlite_d
     assert "Void" in text_of(void)[0] and "Void" not in text_of(paid)[0]
     with sqlite_db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(InvoicePdf)) == 2
+
+
+def test_invoice_render_without_the_pdf_renderer_is_one_line_and_writes_neither_file(sqlite_db, catalog, tmp_path,
+                                                                                      monkeypatch):
+    import activities.documents
+    monkeypatch.setenv("BILLING_DATABASE_URL", sqlite_db.url)
+    number = paid_renewal(sqlite_db, catalog, "nopango", locale="en", currency="USD")
+
+    def missing() -> None:
+        raise activities.documents.PdfRendererMissing("PDF rendering needs Pango: apt-get install libpango-1.0-0")
+    monkeypatch.setattr(activities.documents, "require_pdf_renderer", missing)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = CliRunner().invoke(app, ["invoice", "render", number, "--html", str(out / "a.html"),
+                                      "--pdf", str(out / "a.pdf")], env={"COLUMNS": "200"})
+    assert (result.exit_code, result.output) == (
+        1, "error: PDF rendering needs Pango: apt-get install libpango-1.0-0\n")
+    assert list(out.iterdir()) == [] and kept(sqlite_db) == []

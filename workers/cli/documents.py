@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 from rich.table import Table
@@ -79,15 +79,17 @@ def _writable(*paths: Path | None) -> None:
             fail(f"cannot write {path}: permission denied", ExitCode.USAGE)
 
 
-def _rendered(html: str, html_path: Path | None, pdf_path: Path | None) -> list[tuple[Path, bytes]]:
-    """Every output asked for, in memory: nothing is written until all of them rendered."""
+def _rendered(html: str, html_path: Path | None, pdf_path: Path | None,
+              as_pdf: Callable[[], bytes] | None = None) -> list[tuple[Path, bytes]]:
+    """Every output asked for, in memory: nothing is written until all of them rendered. The PDF
+    is `as_pdf()` when given (an invoice's, kept in the database), else the HTML's."""
     from activities.documents import PdfRendererMissing, pdf
     outputs = []
     if html_path is not None:
         outputs.append((html_path, html.encode("utf-8")))
     if pdf_path is not None:
         try:
-            outputs.append((pdf_path, pdf(html)))
+            outputs.append((pdf_path, as_pdf() if as_pdf else pdf(html)))
         except PdfRendererMissing as err:
             fail(str(err))
     return outputs
@@ -125,13 +127,7 @@ def invoice_render(number: str = typer.Argument(..., help="Invoice number, e.g. 
         except LookupError as err:
             fail(str(err))
     documents = _documents(keep_pdfs=True)
-    outputs = _rendered(documents.invoice_html(document), html, None)
-    if pdf is not None:
-        from activities.documents import PdfRendererMissing
-        try:
-            outputs.append((pdf, documents.invoice_pdf(document)))
-        except PdfRendererMissing as err:
-            fail(str(err))
+    outputs = _rendered(documents.invoice_html(document), html, pdf, lambda: documents.invoice_pdf(document))
     written = _write(outputs)
     if written:   # on stderr: standard output may be carrying the document
         errors.print(f"invoice {number} written to {' and '.join(written)}", highlight=False, soft_wrap=True)
