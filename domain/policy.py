@@ -7,6 +7,14 @@ from dataclasses import dataclass, field
 from domain.limits import Limits
 
 
+class PolicyError(ValueError):
+    """A policy that cannot hold, with the field each problem is about (a setting names it)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = tuple(problems)
+
+
 @dataclass(frozen=True)
 class Policy:
     trial_days: int = 15
@@ -29,17 +37,18 @@ class Policy:
     def __post_init__(self) -> None:
         problems = []
         if self.trial_days <= 0:
-            problems.append(f"trial_days must be positive, got {self.trial_days}")
+            problems.append(("trial_days", f"trial_days must be positive, got {self.trial_days}"))
         if any(d <= 0 or d >= self.trial_days for d in self.trial_reminder_days):
-            problems.append("trial_reminder_days must each be between 1 and trial_days - 1")
+            problems.append(("trial_reminder_days", "trial_reminder_days must each be between 1 and trial_days - 1"))
         if not self.retry_days or any(d <= 0 for d in self.retry_days) or list(self.retry_days) != sorted(set(self.retry_days)):
-            problems.append(f"retry_days must be positive, strictly increasing days, got {list(self.retry_days)}")
+            problems.append(("retry_days",
+                             f"retry_days must be positive, strictly increasing days, got {list(self.retry_days)}"))
         if not 0 <= self.downgrade_window_min_days <= self.downgrade_window_max_days:
-            problems.append("downgrade window must satisfy 0 <= min days <= max days")
+            problems.append(("downgrade_window_min_days", "downgrade window must satisfy 0 <= min days <= max days"))
         if self.large_account_licences <= 0:
-            problems.append("large_account_licences must be positive")
+            problems.append(("large_account_licences", "large_account_licences must be positive"))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise PolicyError(problems)
 
     def is_staff(self, email: str) -> bool:
         if self.billing_staff is None:

@@ -219,6 +219,36 @@ def test_a_port_setting_out_of_range_is_one_line_naming_it_exit_2(sqlite_url, se
     assert code == 2 and len(lines) == 1 and lines[0].startswith(message), lines
 
 
+@pytest.mark.parametrize("setting, value, message", [
+    ("BILLING_TRIAL_DAYS", "0", "error: BILLING_TRIAL_DAYS: trial_days must be positive, got 0; "
+                                "BILLING_TRIAL_REMINDER_DAYS: trial_reminder_days must each be between 1 and"),
+    ("BILLING_RETRY_DAYS", "3,1", "error: BILLING_RETRY_DAYS: retry_days must be positive, strictly increasing days, "
+                                  "got [3, 1]"),
+    ("BILLING_DOWNGRADE_WINDOW_MIN_DAYS", "40", "error: BILLING_DOWNGRADE_WINDOW_MIN_DAYS: downgrade window must "
+                                                "satisfy 0 <= min days <= max days"),
+    ("BILLING_LARGE_ACCOUNT_LICENCES", "0", "error: BILLING_LARGE_ACCOUNT_LICENCES: large_account_licences must be "
+                                            "positive"),
+])
+def test_a_policy_setting_out_of_range_is_one_line_naming_it_exit_2(sqlite_url, setting, value, message):
+    """BILLING_TRIAL_DAYS=0 gave a Python traceback, exit 1: the policy was checked only when a
+    command first used it (after its other checks)."""
+    code, lines = _billing("org", "create", "acme", "--name", "Acme", "--admin", "admin@acme.test",
+                           BILLING_DATABASE_URL=sqlite_url, **{setting: value})
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(message), lines
+    assert orgs(sqlite_url) == 0
+
+
+def test_a_worker_with_a_policy_setting_out_of_range_stops_in_one_line(sqlite_url):
+    import os
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "workers.runtime.worker"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "BILLING_DATABASE_URL": sqlite_url,
+                                             "BILLING_RETRY_DAYS": "0,3"})
+    assert result.returncode == 2 and result.stderr == ("cannot start: BILLING_RETRY_DAYS: retry_days must be "
+                                                        "positive, strictly increasing days, got [0, 3]\n")
+
+
 @pytest.mark.parametrize("process", ["workers.runtime.worker", "workers.runtime.documents", "workers.api"])
 def test_a_process_with_a_port_setting_out_of_range_stops_in_one_line(process, sqlite_url):
     import os

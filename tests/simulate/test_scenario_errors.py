@@ -157,6 +157,21 @@ def test_a_file_past_the_size_limit_is_refused_unread_in_one_line(tmp_path, limi
                              "billing may be (BILLING_MAX_INPUT_FILE_MB); nothing was read\n")
 
 
+@pytest.mark.parametrize("setting, value, message", [
+    ("BILLING_METRICS_PORT", "99999", "BILLING_METRICS_PORT: Input should be less than 65536"),
+    ("BILLING_LARGE_ACCOUNT_LICENCES", "abc", "BILLING_LARGE_ACCOUNT_LICENCES: Input should be a valid integer, "
+                                              "unable to parse string as an integer"),
+    ("BILLING_RETRY_DAYS", "0,0", "BILLING_RETRY_DAYS: retry_days must be positive, strictly increasing days, "
+                                  "got [0, 0]"),
+])
+def test_a_setting_out_of_range_is_refused_in_one_line_naming_it_exit_2(tmp_path, setting, value, message):
+    """It was exit 1, `simulation failed: configuration: 1 validation error for Settings; ...`
+    with pydantic's field name and its web link; the configuration is refused before anything runs."""
+    result = simulate(scenario(tmp_path), "--json", env={setting: value})
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == f"simulation refused: {message}\n"
+
+
 def test_a_gateway_rejected_card_is_not_a_scenario_error(tmp_path, monkeypatch):
     """4000000000000002 is a well-formed test card the gateway refuses when it is set: at run
     time that is an `action_rejected` event, so the file itself is valid."""

@@ -5,7 +5,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 import yaml
 
@@ -13,7 +13,7 @@ from activities.documents import SAMPLE_SELLER, Seller
 from domain.delivery import DEFAULT_ENDPOINT, Endpoint, Retry, Webhooks, endpoint, endpoints_from
 from domain.errors import InvalidInput
 from domain.limits import Limits
-from domain.policy import Policy
+from domain.policy import Policy, PolicyError
 from workers.runtime.files import MAX_INPUT_FILE_MB
 
 
@@ -152,6 +152,16 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
 
+    @model_validator(mode="after")
+    def _policy_holds(self) -> "Settings":
+        """A policy that cannot hold stops the process or command at its start, naming the settings,
+        as any other setting out of range does (it failed later, with a traceback, where first used)."""
+        try:
+            self._policy()
+        except PolicyError as err:
+            raise ValueError("; ".join(f"BILLING_{field.upper()}: {message}" for field, message in err.problems)) from None
+        return self
+
     @property
     def api_key_value(self) -> str | None:
         """The API key, from BILLING_API_KEY or the file BILLING_API_KEY_FILE names (a k8s Secret)."""
@@ -197,6 +207,9 @@ class Settings(BaseSettings):
 
     @cached_property
     def policy(self) -> Policy:
+        return self._policy()
+
+    def _policy(self) -> Policy:
         return Policy(trial_days=self.trial_days, trial_reminder_days=tuple(self.trial_reminder_days),
                       retry_days=tuple(self.retry_days), downgrade_window_min_days=self.downgrade_window_min_days,
                       downgrade_window_max_days=self.downgrade_window_max_days,
@@ -212,8 +225,10 @@ class Settings(BaseSettings):
 def setting_error(err: ValidationError) -> str:
     """A settings error in one line naming the setting: `BILLING_SMTP_PORT: Input should be less than 65536`."""
     problem = err.errors()[0]
-    name = f"BILLING_{str(problem['loc'][0]).upper()}" if problem.get("loc") else "a BILLING_ setting"
-    return f"{name}: {problem['msg'].removeprefix('Value error, ')}"
+    message = problem['msg'].removeprefix('Value error, ')
+    if not problem.get("loc"):
+        return message  # a check across settings (the policy) names them itself
+    return f"BILLING_{str(problem['loc'][0]).upper()}: {message}"
 
 
 def load_settings() -> "Settings":

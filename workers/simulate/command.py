@@ -156,6 +156,9 @@ def run_simulate_command(scenario: Path | None, as_json: bool, example: bool, pd
         from workers.simulate.example import EXAMPLE
         sys.stdout.write(EXAMPLE)
         return EXIT_OK
+    from pydantic import ValidationError
+    from domain.errors import CatalogError
+    from workers.runtime.config import setting_error
     from workers.simulate.scenario import ScenarioError, load_scenario
 
     def error(message: str) -> None:  # plain, unwrapped: one line a script can read
@@ -175,6 +178,12 @@ def run_simulate_command(scenario: Path | None, as_json: bool, example: bool, pd
     try:
         catalog, policy = run.configured()
         file_limit = run.max_input_file_mb()
+    except ValidationError as err:  # a BILLING_ setting out of range: refused before anything runs
+        error(f"simulation refused: {setting_error(err)}")
+        return EXIT_INVALID
+    except CatalogError as err:
+        error(f"simulation refused: {err.message}")
+        return EXIT_INVALID
     except Exception as err:  # noqa: BLE001
         error(f"simulation failed: configuration: {err}")
         return EXIT_FAILED
