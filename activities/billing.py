@@ -11,13 +11,13 @@ from activities.messages import (ChangeInput, DunningUpdate, InvoiceInfo, Invoic
                                  RenewalInput, ReportsInput, StepResult)
 from db.session import Database
 from domain.catalog import Catalog
-from domain.decisions import ChargePurpose
-from domain.payments import Decline, charge_declined, escalate, write_off_and_free
+from domain.payments import Decline
 from domain.policy import Policy
-from domain.renewal import end_trial, renew
-from services import orgs, steps
+from domain.steps import (Change, Declined, DunningEntered, Escalation, Paid, Renewal, Reports, Step, TrialEnd,
+                          WriteOff)
+from services import orgs
 from services.reads import org_context
-from services.unit_of_work import Outcome, OrgUnitOfWork, Step
+from services.unit_of_work import Outcome, OrgUnitOfWork
 
 
 def _decline(update: DunningUpdate) -> Decline:
@@ -33,13 +33,20 @@ def _result(outcome: Outcome) -> StepResult:
                       outcome.effects, outcome.users_added)
 
 
+def _counted(outcome: Outcome, dunning: str) -> Outcome:
+    """A dunning transition counted when decided (a retry's recorded answer is not counted again)."""
+    if outcome.decided_on is not None:
+        metrics.dunning(dunning)
+    return outcome
+
+
 class BillingActivities:
     def __init__(self, db: Database, catalog: Catalog, policy: Policy) -> None:
         self.db, self.catalog, self.policy = db, catalog, policy
         self.unit = OrgUnitOfWork(db, catalog, policy)
 
-    def _decide(self, org_id: str, key: str, at, what: str, step: Step) -> StepResult:
-        return _result(self.unit.decide(org_id, key, at, what, step))
+    def _decide(self, org_id: str, key: str, at, step: Step) -> StepResult:
+        return _result(self.unit.decide(org_id, key, at, step))
 
     @activity.defn
     def load_org(self, org_id: str) -> OrgContext:
@@ -61,66 +68,53 @@ class BillingActivities:
 
     @activity.defn
     def expire_trial(self, op: OrgOp) -> StepResult:
-        return self._decide(op.org_id, op.key, op.at, "end_trial", lambda _, state, ctx: end_trial(state, ctx))
+        return self._decide(op.org_id, op.key, op.at, TrialEnd())
 
     @activity.defn
     def convert_trial(self, op: OrgOp) -> StepResult:
-        return self._decide(op.org_id, op.key, op.at, "end_trial", lambda _, state, ctx: end_trial(state, ctx))
+        return self._decide(op.org_id, op.key, op.at, TrialEnd())
 
     @activity.defn
     def open_renewal(self, request: RenewalInput) -> StepResult:
-        return self._decide(request.org_id, f"renewal:{request.period_start.isoformat()}", request.at, "renew",
-                            lambda _, state, ctx: renew(state, request.period_start, ctx))
+        return self._decide(request.org_id, f"renewal:{request.period_start.isoformat()}", request.at,
+                            Renewal(request.period_start))
 
     @activity.defn
     def settle_paid_invoice(self, op: InvoiceOp) -> StepResult:
-        paid = steps.paid(op.org_id, op.invoice_number)
-
-        def step(session, state, ctx):
-            if state.dunning_invoice == op.invoice_number:
-                metrics.dunning("recovered")
-            return paid(session, state, ctx)
-        return self._decide(op.org_id, f"settle:{op.invoice_number}", op.at, "invoice_paid", step)
+        outcome = self.unit.decide(op.org_id, f"settle:{op.invoice_number}", op.at, Paid(op.invoice_number))
+        if outcome.decided_on is not None and outcome.decided_on.dunning_invoice == op.invoice_number:
+            metrics.dunning("recovered")
+        return _result(outcome)
 
     @activity.defn
     def enter_dunning(self, update: DunningUpdate) -> StepResult:
-        def step(_, state, ctx):
-            metrics.dunning("entered")
-            return charge_declined(state, _decline(update), ChargePurpose.CYCLE, ctx)
-        return self._decide(update.org_id, f"dunning:{update.invoice_number}", update.at, "enter_dunning", step)
+        return _result(_counted(self.unit.decide(update.org_id, f"dunning:{update.invoice_number}", update.at,
+                                                 DunningEntered(_decline(update))), "entered"))
 
     @activity.defn
     def record_failed_attempt(self, update: DunningUpdate) -> StepResult:
         return self._decide(update.org_id, f"declined:{update.invoice_number}:{update.attempt}", update.at,
-                            "charge_declined",
-                            lambda _, state, ctx: charge_declined(state, _decline(update), update.purpose, ctx))
+                            Declined(_decline(update), update.purpose))
 
     @activity.defn
     def write_off_and_free(self, update: DunningUpdate) -> StepResult:
-        def step(_, state, ctx):
-            metrics.dunning("final")
-            return write_off_and_free(state, _decline(update), ctx)
-        return self._decide(update.org_id, f"final:{update.invoice_number}", update.at, "write_off_and_free", step)
+        return _result(_counted(self.unit.decide(update.org_id, f"final:{update.invoice_number}", update.at,
+                                                 WriteOff(_decline(update))), "final"))
 
     @activity.defn
     def escalate(self, update: DunningUpdate) -> StepResult:
-        def step(_, state, ctx):
-            metrics.dunning("escalated")
-            return escalate(state, _decline(update), ctx)
         # Escalated again on the same invoice after staff extended the grace: a new escalation.
-        return self._decide(update.org_id, f"escalate:{update.invoice_number}:{update.attempt}", update.at,
-                            "escalate", step)
+        return _result(_counted(self.unit.decide(update.org_id, f"escalate:{update.invoice_number}:{update.attempt}",
+                                                 update.at, Escalation(_decline(update))), "escalated"))
 
     @activity.defn
     @data_errors_are_final
     def apply_change(self, change: ChangeInput) -> StepResult:
-        what, step = steps.change(change.org_id, change.request, self.catalog)
-        return self._decide(change.org_id, change.key, change.at, what, step)
+        return self._decide(change.org_id, change.key, change.at, Change(change.request))
 
     @activity.defn
     @data_errors_are_final
     def apply_reports(self, batch: ReportsInput) -> StepResult:
         """Usage reports and contact counts that arrived as signals, decided at once."""
-        sent = [(report.operation, report.request) for report in batch.reports]
-        return self._decide(batch.org_id, batch.key, batch.at, "apply_reports",
-                            steps.reports_sent(batch.org_id, sent, self.catalog))
+        return self._decide(batch.org_id, batch.key, batch.at,
+                            Reports([(report.operation, report.request) for report in batch.reports]))

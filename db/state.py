@@ -2,21 +2,24 @@
 back. No business rule lives here: what changes is the decision's; this module only maps it
 onto rows (units and add-ons one row each, the ledger, invoices, users, events)."""
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.events import record_event
-from db.invoices import InvoiceRef, create_invoice, invoice_by_number, set_invoice_status
+from db.invoices import InvoiceRef, create_invoice, invoice_by_number, paid_invoice, set_invoice_status
 from db.models import (BUSINESS_KEY_COLUMN, BilledSpanRow, Invoice, OrgAddon, Organisation, Payment, StorageUnit,
                        Subscription, User)
+from db.storage import load_mailboxes, write_verdicts
 from domain.credit import account_credit
 from domain.decisions import Decision, UserChange, UserChangeKind, numbered
 from domain.errors import UnknownOrg
 from domain.lifecycle import is_large_account
 from domain.limits import bounded, shown
-from domain.storage import gb_to_mb
+from domain.payments import PaidInvoice
+from domain.storage import Mailboxes, Verdict, gb_to_mb
 from domain.policy import Policy
 from domain.reports import CONTACTS, Stamp
 from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus
@@ -174,11 +177,13 @@ def _ledgers(session: Session, org_ids: list[str] | Select) -> dict[str, list[Bi
 
 # ---- writing a decision -------------------------------------------------------------------------
 
-def persist(session: Session, org_id: str, decision: Decision, now: datetime,
-            key: str) -> tuple[InvoiceRef | None, OrgSnapshot]:
-    """Write what the decision changes, in the caller's transaction. `key`, the business key of
-    the request or step, names the decision's invoice: a retried activity finds it again. Returns
-    the invoice written and the state as written (its new spans and waiting change numbered)."""
+def persist(session: Session, org_id: str, decision: Decision, verdicts: list[Verdict], now: datetime, key: str,
+            policy: Policy) -> tuple[InvoiceRef | None, OrgSnapshot]:
+    """Write what the decision changes, in the caller's transaction, then its storage verdicts.
+    `key`, the business key of the request or step, names the decision's invoice: a retried
+    activity finds it again. Returns the invoice written and the state as a fresh read would give
+    it (its new spans and waiting change numbered, its version bumped by the writes, a holding of
+    no units no holding, whether it is a large account for its licences now)."""
     org, sub = get_org(session, org_id)
     state, ref = decision.state, None
     for event in decision.events:
@@ -197,12 +202,9 @@ def persist(session: Session, org_id: str, decision: Decision, now: datetime,
         org.contacts_reported_at, org.contacts_report_id = contacts.at, contacts.id
     _change_users(session, org_id, decision.users, decision.reported, now)
     write_state(session, org, sub, state, now)
-    return ref, state
-
-
-def version_of(session: Session, org_id: str) -> int:
-    """The org's version as this transaction left it (bumped by every write)."""
-    return get_org(session, org_id)[1].version
+    write_verdicts(session, org_id, verdicts, now)
+    return ref, replace(state, version=sub.version, storage=[h for h in state.storage if h.owned],
+                        large_account=is_large_account(max(state.licences, state.user_count), policy))
 
 
 def write_state(session: Session, org: Organisation, sub: Subscription, state: OrgSnapshot, now: datetime) -> None:
@@ -300,8 +302,9 @@ def _span_key(kind: str, code: str, quantity: int, start: datetime, end: datetim
     return kind, code, quantity, start, end, amount
 
 
-class StoredUsers:
-    """The org's users as the decision checks them (domain.users.Members): the database's word."""
+class StoredOrg:
+    """What a decision reads of the org besides its state, when it asks (domain.steps.Stored):
+    the database's word on its users, the reports applied, its mailboxes and its invoices."""
 
     def __init__(self, session: Session, org_id: str) -> None:
         self.session, self.org_id = session, org_id
@@ -317,20 +320,25 @@ class StoredUsers:
                 User.org_id == self.org_id, User.email.in_(wanted[first:first + 1000]))))
         return [email for email in wanted if email not in known]
 
+    def reported(self, subjects: list[str]) -> dict[str, Stamp]:
+        stamps: dict[str, Stamp] = {}
+        if CONTACTS in subjects:
+            org = self.session.get(Organisation, self.org_id)
+            if org is not None and org.contacts_reported_at is not None:
+                stamps[CONTACTS] = Stamp(org.contacts_reported_at, org.contacts_report_id or "")
+        emails = [subject for subject in subjects if subject != CONTACTS]
+        for first in range(0, len(emails), 1000):
+            rows = self.session.execute(select(User.email, User.usage_reported_at, User.usage_report_id).where(
+                User.org_id == self.org_id, User.email.in_(emails[first:first + 1000]),
+                User.usage_reported_at.is_not(None)))
+            stamps.update({email: Stamp(at, report_id or "") for email, at, report_id in rows})
+        return stamps
 
-def reported_stamps(session: Session, org_id: str, subjects: list[str]) -> dict[str, Stamp]:
-    """The newest report applied for each of `subjects` (users' addresses, or CONTACTS) that has one."""
-    stamps: dict[str, Stamp] = {}
-    if CONTACTS in subjects:
-        org = session.get(Organisation, org_id)
-        if org is not None and org.contacts_reported_at is not None:
-            stamps[CONTACTS] = Stamp(org.contacts_reported_at, org.contacts_report_id or "")
-    emails = [subject for subject in subjects if subject != CONTACTS]
-    for first in range(0, len(emails), 1000):
-        rows = session.execute(select(User.email, User.usage_reported_at, User.usage_report_id).where(
-            User.org_id == org_id, User.email.in_(emails[first:first + 1000]), User.usage_reported_at.is_not(None)))
-        stamps.update({email: Stamp(at, report_id or "") for email, at, report_id in rows})
-    return stamps
+    def mailboxes(self, only: list[str] | None, waiting: bool) -> Mailboxes:
+        return load_mailboxes(self.session, self.org_id, only, waiting)
+
+    def paid_invoice(self, number: str) -> PaidInvoice:
+        return paid_invoice(self.session, number)
 
 
 def roster(session: Session, org_id: str) -> Roster:

@@ -6,9 +6,10 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db.events import record_event
 from db.models import StorageUnit, Subscription, User
 from domain.states import BlockReason
-from domain.storage import MB_PER_GB, Arrival, Mailbox, Mailboxes, Verdict
+from domain.storage import MB_PER_GB, Arrival, Mailbox, Mailboxes, Verdict, verdict_events
 
 CHUNK = 500
 
@@ -36,6 +37,14 @@ def load_mailboxes(session: Session, org_id: str, only: list[str] | None, waitin
     arrivals = [Arrival(seq, email, is_admin, blocked) for seq, email, is_admin, blocked in session.execute(
         select(User.seq, User.email, User.is_admin, User.blocked).where(User.org_id == org_id))]
     return Mailboxes(users, arrivals)
+
+
+def write_verdicts(session: Session, org_id: str, verdicts: list[Verdict], at: datetime) -> None:
+    """Each verdict written, with its entries in the audit log."""
+    for verdict in verdicts:
+        write_verdict(session, org_id, verdict, at)
+        for event in verdict_events(verdict):
+            record_event(session, org_id, at, event.type, event.data)
 
 
 def write_verdict(session: Session, org_id: str, verdict: Verdict, now: datetime) -> None:

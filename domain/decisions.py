@@ -209,6 +209,8 @@ class Decision:
     card_token: str | None = None
     # The stamp of each report applied (domain.reports), stored with the value it set.
     reported: dict[str, Stamp] = field(default_factory=dict)
+    # A new customer's first cycle paid: the attempt at opening the org ends, paid.
+    opening_paid: bool = False
 
 
 class Draft:

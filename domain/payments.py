@@ -72,6 +72,7 @@ def invoice_paid(state: OrgSnapshot, invoice: PaidInvoice, ctx: Context) -> Deci
     if invoice.kind == InvoiceKind.OPENING:
         # The org opens now that its first cycle is paid: a user already over quota is blocked.
         draft.add(check_storage(ctx.key))
+        return replace(draft.decision(f"paid {invoice.number}"), opening_paid=True)
     return draft.decision(f"paid {invoice.number}")
 
 

@@ -10,13 +10,16 @@ as its user no longer needs it; then every user over their storage quota, the on
 longest first, is given as many free units as it takes to cover their usage, the smallest first
 (a unit the others already cover without is given back), or none when all the free units
 together cannot cover it. It runs whenever enforcement runs: on a usage report, a plan change, and
-once units become free (bought, or released). `carried_out` applies it inside a decision, to
-the users the unit of work read once (services.storage); db/storage.py writes the verdict in bulk."""
+once units become free (bought, or released). `enforced` applies it inside a decision, to the
+users its checks name, read once (`StoredMailboxes`: db.state.StoredOrg); db/storage.py writes
+the verdict in bulk."""
 
 from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Protocol
 
+from domain.catalog import Catalog
 from domain.decisions import Decision, Effect, EffectKind, Email, Event, StorageCheck, UserChangeKind, send
 from domain.states import BlockReason
 from domain.subscription import OrgSnapshot, StorageHolding
@@ -195,11 +198,31 @@ class Arrival:
 
 @dataclass(frozen=True)
 class Mailboxes:
-    """What a decision's storage checks read, loaded once (services.storage): the users they name
+    """What a decision's storage checks read, loaded once (`StoredMailboxes`): the users they name
     (every user for a whole-org check; with auto-allocation, those waiting for a unit too) and
     every user's arrival."""
     users: list[Mailbox]
     arrivals: list[Arrival]
+
+
+class StoredMailboxes(Protocol):
+    def mailboxes(self, only: list[str] | None, waiting: bool) -> Mailboxes:
+        """The users `only` names (every user when None) and, `waiting`, those blocked for
+        storage (auto-allocation may serve them), with every user's arrival."""
+        ...
+
+
+def enforced(decision: Decision, stored: StoredMailboxes, catalog: Catalog, now: datetime
+             ) -> tuple[Decision, list[Verdict]]:
+    """The decision with its storage checks carried out on the users they name, read once when
+    it has any; and their verdicts, for the database to write."""
+    checks = checks_of(decision)
+    if not checks:
+        return decision, []
+    state = decision.state
+    plan = catalog.plans[state.plan]
+    return carried_out(decision, stored.mailboxes(scope_of(checks), state.auto_allocate_storage), plan.quota_gb,
+                       plan.user_cap, now)
 
 
 def checks_of(decision: Decision) -> list[StorageCheck]:

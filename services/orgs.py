@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from db.entitlements import store_entitlements
 from db.events import record_event
 from db.orgs import delete_org, end_opening, insert_org, invoice_of, org_exists, start_opening, sync_plans
+from db.storage import write_verdicts
 from domain.cards import CardDetails
 from domain.catalog import Catalog
 from domain.decisions import Context, Decision, check_storage
@@ -17,7 +18,6 @@ from domain.periods import require_utc
 from domain.policy import Policy
 from domain.states import InvoiceKind, InvoiceStatus
 from domain.storage import Arrival, Mailbox, Mailboxes, carried_out, gb_to_mb
-from services.storage import write_verdicts
 from services.unit_of_work import Outcome, OrgUnitOfWork
 
 # The business key of a new customer's opening (one per org: a declined one leaves no org behind).
@@ -62,7 +62,7 @@ def open_account(unit: OrgUnitOfWork, org: NewOrg, card: CardDetails, at: dateti
         _require_new(session, org.id)
         attempt = start_opening(session, org, unit.catalog, card, at)
         decision = open_paid(org, card, attempt, Context(at, unit.policy, unit.catalog, OPENING_KEY))
-        # The rows first, the ledger with the invoice that bills it (services.unit_of_work.persist).
+        # The rows first, the ledger with the invoice that bills it (services.unit_of_work, its commit).
         insert_org(session, org, decision.state.with_changes(ledger=[]), at)
         return unit.carry_out(session, org.id, OPENING_KEY, at, "open_account", decision)
 

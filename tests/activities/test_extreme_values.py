@@ -20,7 +20,7 @@ from activities.messages import ChangeInput, SentReport
 from db.models import Subscription
 from db.orgs import set_card
 from services.orgs import create_org
-from db.state import StoredUsers, load_state
+from db.state import StoredOrg, load_state
 from domain import reports
 from domain import requests as rq
 from domain.cards import sandbox_tokenise
@@ -106,7 +106,7 @@ def test_an_extreme_value_is_refused_or_applied_never_left_pending(org, catalog,
         state = load_state(session, "ext", policy)
         try:
             operation.validate(state, policy, catalog_facts(catalog, state.currency), request, NOW,
-                               StoredUsers(session, "ext"))
+                               StoredOrg(session, "ext"))
         except DomainError:
             return  # refused by the validator: the workflow answers at once
     before = _version(db)

@@ -272,13 +272,13 @@ def usage_import(org_id: str = typer.Argument(..., help="Org id"),
 
 
 def _all_users_known(org_id: str, usage) -> None:
-    """The decision's own check of a usage file's users (db.state.StoredUsers), on the whole file."""
-    from db.state import StoredUsers
+    """The decision's own check of a usage file's users (db.state.StoredOrg), on the whole file."""
+    from db.state import StoredOrg
     from domain.errors import DomainError
     from domain.users import check_member
     emails = [email for email, _ in usage.rows]
     with database().transaction() as session:
-        users = StoredUsers(session, org_id)
+        users = StoredOrg(session, org_id)
         missing = users.unknown(emails)
         if missing:
             try:
