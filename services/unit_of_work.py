@@ -50,10 +50,9 @@ class OrgUnitOfWork:
         """Decide `step` for the org once per business `key`."""
         with self.db.transaction() as session:
             recorded = recorded_outcome(session, org_id, key)
-            state = load_state(session, org_id, self.policy)
+            state, stored = load_state(session, org_id, self.policy), StoredOrg(session, org_id)
             if recorded is not None:  # retried after its commit: what it answered, on the state as stored
                 return _replayed(recorded, state)
-            stored = StoredOrg(session, org_id)
             decision, verdicts = decided(step, state, stored, Context(at, self.policy, self.catalog, key))
             return self._commit(session, org_id, key, at, step.name, decision, verdicts, state)
 
