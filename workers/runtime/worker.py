@@ -26,7 +26,6 @@ from activities.webhooks import DeliveryActivities
 from activities.reconcile import DEFAULT_STUCK_AFTER, ReconcileActivities
 from activities.gateways import PaymentGateway
 from activities.gateways.sandbox import SandboxGateway
-from activities.gateways.stripe import StripeConfig, StripeGateway
 from activities.payments import PaymentActivities
 from db.migrate import upgrade
 from db.orgs import sync_plans
@@ -94,6 +93,9 @@ def smtp_from(settings: Settings) -> SmtpConfig:
 def gateway_from(settings: Settings, db: Database) -> PaymentGateway:
     """BILLING_GATEWAY: the sandbox, or Stripe with its key (never logged)."""
     if settings.gateway == "stripe":
+        # Imported here: the Stripe SDK takes a good part of a second to import on a loaded machine,
+        # which the sandbox's users (`billing simulate`, tests) never need.
+        from activities.gateways.stripe import StripeConfig, StripeGateway
         key = settings.stripe_api_key_value
         if not key:
             raise InvalidInput("BILLING_GATEWAY=stripe needs STRIPE_API_KEY or STRIPE_API_KEY_FILE")
