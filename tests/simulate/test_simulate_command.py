@@ -1,11 +1,12 @@
-"""`billing simulate --example`, the readable table, and a run on PostgreSQL."""
+"""`billing simulate --example`, the readable table, a run on PostgreSQL, and the workflows in or out
+of the SDK's sandbox."""
 
 import json
 
 import pytest
 import yaml
 
-from tests.simulate.conftest import at, brief, events, simulate
+from tests.simulate.conftest import EXAMPLES, at, brief, events, simulate
 
 SIMULATE_MD_EXAMPLE = """\
 start: "2026-01-31T09:00:00+00:00"
@@ -213,3 +214,12 @@ def test_a_start_long_ago_keeps_its_calendar(tmp_path):
         (at("1601-02-28 00:00"), 2000, "renewal"),    # 2 x $10.00
     ]
     assert doc["final"]["renews_at"] == at("1602-02-28 00:00")
+
+
+def test_outside_the_sandbox_as_deployed_the_timeline_is_the_same():
+    """BILLING_WORKFLOW_SANDBOX=false (the deploy files' setting) runs the workflows outside the
+    SDK's sandbox, for less CPU per simulated year: what the run prints does not change."""
+    scenario = EXAMPLES / "dunning-recovered.yaml"
+    sandboxed = simulate(scenario, "--json", env={"BILLING_WORKFLOW_SANDBOX": "true"}).doc
+    as_deployed = simulate(scenario, "--json", env={"BILLING_WORKFLOW_SANDBOX": "false"}).doc
+    assert events(as_deployed, "charge") and as_deployed == sandboxed

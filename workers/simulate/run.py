@@ -6,7 +6,9 @@ The scenario (SIMULATE.md, parsed in workers.simulate.scenario) runs against:
 - a real database: a fresh SQLite file, or BILLING_DATABASE_URL when it holds no org
   (workers.simulate.database);
 - a real SMTP conversation with a capture server on loopback (workers.simulate.mail);
-- the sandbox payment gateway.
+- the sandbox payment gateway;
+- the workflows inside the SDK's sandbox or outside it, as BILLING_WORKFLOW_SANDBOX says (the
+  worker's setting; the deploy files say outside).
 There is no model of the rules here: actions are the same Updates the CLI sends, and the
 timeline is read back from the org's event log (workers.simulate.timeline).
 
@@ -46,6 +48,11 @@ log = logging.getLogger("billing.simulate")
 
 SETTLE_TIMEOUT_SECONDS = 60.0   # real time allowed for the workflow to finish what is due at one instant
 FAILING_TASK_SECONDS = 10.0     # real time a workflow task may keep failing before the run gives up
+# Real time between two looks at a busy workflow: from 2 ms, doubling, at most 5 ms. A look is a
+# description (and, once that looks idle, the run's history): about a millisecond of CPU here and
+# on the test server. Each settle waits some part of a pause more than the workflow needs: with
+# at most 20 ms, ~0.5 s of an org-year's 72 instants (docs/reliability.md, "`billing simulate`").
+FIRST_LOOK_SECONDS, MAX_LOOK_SECONDS = 0.002, 0.005
 
 
 @dataclass
@@ -63,6 +70,7 @@ class _Run:
     handle: Any = None
     next_due: datetime | None = None  # the workflow's next step, as of the last settle
     pdfs: bool = False                # render the invoice PDFs the e-mails carry (--pdf)
+    workflow_sandbox: bool = True     # BILLING_WORKFLOW_SANDBOX, as the worker reads it
 
     @property
     def org_id(self) -> str:
@@ -94,7 +102,7 @@ class _Run:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_TIMEOUT_SECONDS
         failing_since: float | None = None
-        pause = 0.002
+        pause = FIRST_LOOK_SECONDS
         while True:
             try:
                 problem, due = await workflow_busy(self.env.client, self.workflow_id, self.instant, self.clock)
@@ -114,7 +122,7 @@ class _Run:
                 raise SimulationFailed(f"the org workflow did not settle at {self.clock.text(self.instant)} within "
                                        f"{SETTLE_TIMEOUT_SECONDS:.0f} s: {problem}")
             await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.02)
+            pause = min(pause * 2, MAX_LOOK_SECONDS)
 
     async def _settle_and_mark(self) -> datetime | None:
         """Settle at the current instant, note the last event written; returns the next step's time."""
@@ -201,7 +209,7 @@ class _Run:
                                 smtp=SmtpConfig(host=self.mail.host, port=self.mail.port),
                                 gateway=SandboxGateway(self.db), attach_pdfs=self.pdfs)
         async with build_worker(self.env.client, self.task_queue, components,
-                                graceful_shutdown=timedelta(seconds=10)):
+                                graceful_shutdown=timedelta(seconds=10), workflow_sandbox=self.workflow_sandbox):
             await start_org_workflow(self.env.client, scenario.org.id, self.task_queue, scenario.org.name,
                                      scenario.org.admin_email)
             self.handle = org_handle(self.env.client, scenario.org.id)
@@ -296,7 +304,8 @@ async def run_scenario(scenario: Scenario, catalog, database_url: str | None = N
         for outcome in (db, env):
             if isinstance(outcome, BaseException):
                 raise outcome
-        return await _Run(scenario, catalog, db, mail, env, pdfs=pdfs).execute()
+        return await _Run(scenario, catalog, db, mail, env, pdfs=pdfs,
+                          workflow_sandbox=workflow_sandbox_configured()).execute()
 
 
 def load_and_run(path: Path, database_url: str | None = None, keep_org: bool = False,
@@ -311,6 +320,14 @@ def load_and_run(path: Path, database_url: str | None = None, keep_org: bool = F
 def max_input_file_mb() -> int:
     from workers.runtime.config import Settings
     return Settings().max_input_file_mb
+
+
+def workflow_sandbox_configured() -> bool:
+    """BILLING_WORKFLOW_SANDBOX: the simulator runs the workflows as the worker does, inside the
+    SDK's sandbox or, as deployed, outside it (about a sixth less CPU per simulated year:
+    docs/reliability.md, "`billing simulate`, an org-year")."""
+    from workers.runtime.config import Settings
+    return Settings().workflow_sandbox
 
 
 def configured():
