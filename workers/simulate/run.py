@@ -50,8 +50,9 @@ SETTLE_TIMEOUT_SECONDS = 60.0   # real time allowed for the workflow to finish w
 FAILING_TASK_SECONDS = 10.0     # real time a workflow task may keep failing before the run gives up
 # Real time between two looks at a busy workflow: from 2 ms, doubling, at most 5 ms. A look is a
 # description (and, once that looks idle, the run's history): about a millisecond of CPU here and
-# on the test server. Each settle waits some part of a pause more than the workflow needs: with
-# at most 20 ms, ~0.5 s of an org-year's 72 instants (docs/reliability.md, "`billing simulate`").
+# on the test server. Each settle waits some part of a pause more than the workflow needs: with at
+# most 20 ms, ~0.5 s of an org-year's 72 instants (docs/reliability.md, "`billing simulate`, an
+# org-year").
 FIRST_LOOK_SECONDS, MAX_LOOK_SECONDS = 0.002, 0.005
 
 
@@ -324,7 +325,7 @@ def max_input_file_mb() -> int:
 
 def workflow_sandbox_configured() -> bool:
     """BILLING_WORKFLOW_SANDBOX: the simulator runs the workflows as the worker does, inside the
-    SDK's sandbox or, as deployed, outside it (about a sixth less CPU per simulated year:
+    SDK's sandbox or, as deployed, outside it (12-15% less CPU per simulated year:
     docs/reliability.md, "`billing simulate`, an org-year")."""
     from workers.runtime.config import Settings
     return Settings().workflow_sandbox
