@@ -238,6 +238,26 @@ def test_a_policy_setting_out_of_range_is_one_line_naming_it_exit_2(sqlite_url, 
     assert orgs(sqlite_url) == 0
 
 
+@pytest.mark.parametrize("args", [
+    ("org", "create", "acme", "--name", "Acme", "--admin", "admin@acme.test"),
+    ("org", "upgrade", "acme", "--plan", "standard"),
+    ("org", "list", "--plan", "standard"),
+])
+@pytest.mark.parametrize("catalog, problem", [
+    ("nope.yaml", "catalog file {path}: No such file or directory"),
+    ("bad.yaml", "catalog.plans: must be a mapping that includes the 'free' plan"),
+])
+def test_a_bad_catalog_setting_is_one_line_naming_it_exit_2(sqlite_url, tmp_path, args, catalog, problem):
+    """A missing or broken BILLING_CATALOG_PATH gave a Python traceback, exit 1 (org create, org
+    list), or an `upgrade refused:` line, exit 1, as if a rule had said no."""
+    path = tmp_path / catalog
+    if catalog == "bad.yaml":
+        path.write_text("plans: {}\n", encoding="utf-8")
+    code, lines = _billing(*args, BILLING_DATABASE_URL=sqlite_url, BILLING_CATALOG_PATH=str(path))
+    assert code == 2 and lines == [f"error: BILLING_CATALOG_PATH: {problem.format(path=path)}"], lines
+    assert orgs(sqlite_url) == 0
+
+
 def test_a_worker_with_a_policy_setting_out_of_range_stops_in_one_line(sqlite_url):
     import os
     import subprocess

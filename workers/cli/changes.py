@@ -26,8 +26,8 @@ from domain.operations import OPERATIONS, Operation
 from domain.requests import Kind
 from domain.states import ChargeOutcome
 from workers.cli.choices import BillingCycle, Resolution, Switch, complete_addon, complete_plan, complete_unit
-from workers.cli.common import (ExitCode, app, checked_exit, console, database, errors, fail, group, refusal_exit,
-                                settings)
+from workers.cli.common import (ExitCode, app, checked_exit, configured_catalog, console, database, errors, fail,
+                                group, refusal_exit, settings)
 
 # Operations whose commands were top-level before the noun groups: their former names still work
 # (hidden), for the scripts written against them.
@@ -144,10 +144,9 @@ def _card_fields(operation: Operation) -> list[str]:
 def check_catalog(request: Any) -> None:
     """What the request names in the catalog, checked before sending with the rules' own check
     (domain.rules.check_catalog_names): an unknown plan, storage unit or add-on, a tier out of its steps."""
-    from domain.catalog import load_catalog
     from domain.rules import check_catalog_names
     from domain.subscription import catalog_facts
-    catalog = load_catalog(settings().catalog_path)
+    catalog = configured_catalog()
     currency = next(iter(next(iter(catalog.plans.values())).prices))  # names do not depend on the currency
     check_catalog_names(catalog_facts(catalog, currency), request)
 

@@ -119,6 +119,17 @@ def settings():
     return Settings()
 
 
+def configured_catalog():
+    """The configured catalog: a missing or broken BILLING_CATALOG_PATH is a setting out of range
+    (one line naming it, exit 2), never a refusal by a rule."""
+    from domain.catalog import load_catalog
+    from domain.errors import CatalogError
+    try:
+        return load_catalog(settings().catalog_path)
+    except CatalogError as err:
+        fail(f"BILLING_CATALOG_PATH: {err.message}", ExitCode.USAGE)
+
+
 def database(url: str | None = None):
     """The configured database, which must exist: a command never creates one (only `billing db
     upgrade` does), so a missing SQLite file is exit 3 with nothing created."""

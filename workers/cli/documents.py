@@ -11,8 +11,8 @@ from typing import Callable, Optional
 import typer
 from rich.table import Table
 
-from workers.cli.common import (JSON_OPTION_HELP, ExitCode, app, console, database, errors, fail, group, print_json,
-                                settings, to_jsonable, unknown_org)
+from workers.cli.common import (JSON_OPTION_HELP, ExitCode, app, configured_catalog, console, database, errors, fail,
+                                group, print_json, settings, to_jsonable, unknown_org)
 
 invoice_app = group("invoice")
 
@@ -52,9 +52,8 @@ def _documents(keep_pdfs: bool = False):
     """keep_pdfs: an invoice's PDF is read from, or kept in, the database (rendered once per state
     of the invoice, as the e-mails that carry it are)."""
     from activities.documents import Documents
-    from domain.catalog import load_catalog
     config = settings()
-    return Documents(load_catalog(config.catalog_path), config.seller, db=database() if keep_pdfs else None)
+    return Documents(configured_catalog(), config.seller, db=database() if keep_pdfs else None)
 
 
 STDOUT = Path("-")

@@ -12,8 +12,8 @@ from domain.limits import cut, shown
 from domain.states import ChargeOutcome
 from workers.cli.choices import Currency, ListedCycle, Locale, Status, BillingCycle, complete_new_org_plan, \
     complete_plan
-from workers.cli.common import (IN_THE_DATABASE, JSON_OPTION_HELP, ExitCode, checked_exit, console, database, fail, group, note, print_json,
-                                settings, to_jsonable, unknown_org)
+from workers.cli.common import (IN_THE_DATABASE, JSON_OPTION_HELP, ExitCode, checked_exit, configured_catalog, console,
+                                database, fail, group, note, print_json, settings, to_jsonable, unknown_org)
 
 org_app = group("org")
 
@@ -69,10 +69,9 @@ def org_create(org_id: str = typer.Argument(..., help="Org id: lowercase letters
     On a paid plan a new customer pays its first cycle at once, with the card read from standard
     input or a hidden prompt: a declined card creates nothing. An existing customer moved in from
     another system gives --paid-through instead."""
-    from domain.catalog import load_catalog
     from domain.onboarding import NewOrg, check_paid_through, validate_new_org
     config = settings()
-    catalog = load_catalog(config.catalog_path)
+    catalog = configured_catalog()
     paid = plan in catalog.plans and plan != "free"
     if paid and cycle is None:
         fail(f"--cycle: the paid plan {plan} needs --cycle monthly or --cycle yearly", ExitCode.USAGE)
@@ -260,8 +259,7 @@ def _card_expiry(org_id: str) -> tuple[int, int] | None:
 
 def _holdings(snapshot):
     from domain.billing import holdings
-    from domain.catalog import load_catalog
-    return holdings(snapshot, load_catalog(settings().catalog_path))
+    return holdings(snapshot, configured_catalog())
 
 
 def _scheduled_text(snapshot) -> str | None:
@@ -371,8 +369,7 @@ def org_list(status: list[Status] = typer.Option([], help="Only orgs in this sta
     config = settings()
     before = _moment(next_action_before, "--next-action-before") if next_action_before else None
     if plan:
-        from domain.catalog import load_catalog
-        known = load_catalog(config.catalog_path).plans
+        known = configured_catalog().plans
         for plan_id in plan:
             if plan_id not in known:
                 fail(f"--plan: unknown plan {plan_id!r}; known plans: {', '.join(sorted(known))}", ExitCode.USAGE)

@@ -159,7 +159,8 @@ class Settings(BaseSettings):
         try:
             self._policy()
         except PolicyError as err:
-            raise ValueError("; ".join(f"BILLING_{field.upper()}: {message}" for field, message in err.problems)) from None
+            named = (f"BILLING_{field.upper()}: {message}" for field, message in err.problems)
+            raise ValueError("; ".join(named)) from None
         return self
 
     @property
