@@ -65,19 +65,21 @@ def cut(text: str, width: int = 70) -> str:
 
 
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+# Staff's own addresses may be a local mailbox (billing-staff@localhost): no dot in the domain.
+LOCAL_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 # Unicode's control characters (category Cc) and lone surrogates (Cs), which no database stores.
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def check_email(value: Any, field: str) -> str:
-    """An e-mail address, returned trimmed and in lower case."""
+def check_email(value: Any, field: str, local: bool = False) -> str:
+    """An e-mail address, returned trimmed and in lower case (`local`: a local mailbox will do)."""
     if not isinstance(value, str):
         raise InvalidInput(f"{field}: expected an e-mail address, got {shown(value)}")
     email = value.strip().lower()
     if len(email) > EMAIL_MAX or len(email.partition("@")[0]) > EMAIL_LOCAL_MAX:
         raise InvalidInput(f"{field}: an e-mail address has at most {EMAIL_MAX} characters and "
                            f"{EMAIL_LOCAL_MAX} before the @, got {len(email)}")
-    if not EMAIL.match(email) or CONTROL.search(email):
+    if not (LOCAL_EMAIL if local else EMAIL).match(email) or CONTROL.search(email):
         raise InvalidInput(f"{field}: {shown(value)} is not a valid e-mail address")
     return email
 

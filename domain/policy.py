@@ -4,7 +4,8 @@ and replay stays deterministic."""
 
 from dataclasses import dataclass, field
 
-from domain.limits import Limits
+from domain.errors import InvalidInput
+from domain.limits import Limits, check_email
 
 
 class PolicyError(ValueError):
@@ -47,6 +48,15 @@ class Policy:
             problems.append(("downgrade_window_min_days", "downgrade window must satisfy 0 <= min days <= max days"))
         if self.large_account_licences <= 0:
             problems.append(("large_account_licences", "large_account_licences must be positive"))
+        # The escalation e-mail goes to staff_notify_email: to no address it would be retried for ever.
+        for name, addresses in (("staff_notify_email", (self.staff_notify_email,)),
+                                ("billing_staff", self.billing_staff or ())):
+            for address in addresses:
+                try:
+                    check_email(address, name, local=True)
+                except InvalidInput as err:
+                    problems.append((name, err.message))
+                    break
         if problems:
             raise PolicyError(problems)
 

@@ -228,6 +228,8 @@ def test_a_port_setting_out_of_range_is_one_line_naming_it_exit_2(sqlite_url, se
                                                 "satisfy 0 <= min days <= max days"),
     ("BILLING_LARGE_ACCOUNT_LICENCES", "0", "error: BILLING_LARGE_ACCOUNT_LICENCES: large_account_licences must be "
                                             "positive"),
+    ("BILLING_STAFF_NOTIFY_EMAIL", "billing staff", "error: BILLING_STAFF_NOTIFY_EMAIL: staff_notify_email: "
+                                                    "'billing staff' is not a valid e-mail address"),
 ])
 def test_a_policy_setting_out_of_range_is_one_line_naming_it_exit_2(sqlite_url, setting, value, message):
     """BILLING_TRIAL_DAYS=0 gave a Python traceback, exit 1: the policy was checked only when a

@@ -1,6 +1,6 @@
 import pytest
 
-from domain.policy import Policy
+from domain.policy import Policy, PolicyError
 
 
 def test_defaults_match_domain_md():
@@ -31,6 +31,23 @@ def test_invalid_policy(kwargs, message):
     with pytest.raises(ValueError) as err:
         Policy(**kwargs)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"staff_notify_email": "not an email"}, "staff_notify_email"),
+    ({"staff_notify_email": "billing-staff"}, "staff_notify_email"),
+    ({"billing_staff": ("rina@billing.test", "budi")}, "billing_staff"),
+])
+def test_staff_addresses_must_be_addresses(kwargs, field):
+    """The escalation e-mail goes to staff_notify_email: to no address it is retried for ever."""
+    with pytest.raises(PolicyError) as err:
+        Policy(**kwargs)
+    assert [name for name, _ in err.value.problems] == [field]
+    assert "is not a valid e-mail address" in str(err.value)
+
+
+def test_a_local_mailbox_is_an_address():
+    assert Policy(staff_notify_email="billing-staff@localhost", billing_staff=("billing@localhost",))
 
 
 def test_all_problems_reported_together():

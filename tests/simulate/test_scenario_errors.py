@@ -110,6 +110,11 @@ def test_invalid_scenario_exits_2_naming_the_field(tmp_path, kwargs, field, word
      "policy.trial_days"),
     ("start: '2026-01-31T09:00:00Z'\nuntil: P1D\npolicy: {grace: 3}\norg: {id: a, admin_email: a@a.test}\n",
      "policy.grace"),
+    # an escalation e-mail to no address was retried until the run's time limit, a warning a second
+    ("start: '2026-01-31T09:00:00Z'\nuntil: P1D\npolicy: {staff_notify_email: not an email}\n"
+     "org: {id: a, admin_email: a@a.test}\n", "policy.staff_notify_email"),
+    ("start: '2026-01-31T09:00:00Z'\nuntil: P1D\npolicy: {billing_staff: [rina]}\n"
+     "org: {id: a, admin_email: a@a.test}\n", "policy.billing_staff"),
     ("start: '2026-01-31T09:00:00Z'\nuntil: P1D\norg: {id: a, admin_email: a@a.test}\nactions: {do: cancel}\n",
      "actions"),
 ])

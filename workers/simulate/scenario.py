@@ -20,7 +20,7 @@ from domain.errors import CardRejected, DomainError, InvalidInput
 from domain.limits import Limits, check_request_fields, check_whole, shown, utf8_text
 from domain.onboarding import NewOrg, NewUser, validate_new_org
 from domain.operations import OPERATIONS
-from domain.policy import Policy
+from domain.policy import Policy, PolicyError
 from domain.requests import Kind
 from domain.rules import check_catalog_names
 from domain.states import FREE_PLAN, Cycle, Resolution, Switch
@@ -120,8 +120,9 @@ def parse_policy(raw: Any, base: Policy) -> Policy:
                             f"the window's minimum ({low} days) is above its maximum ({high} days)")
     try:
         return replace(base, **changes)
-    except ValueError as err:  # Policy's own checks, should the ones above miss a case
-        raise ScenarioError("policy", str(err)) from None
+    except PolicyError as err:  # Policy's own checks (the staff's addresses), naming the field
+        field, message = err.problems[0]
+        raise ScenarioError(f"policy.{field}", message.removeprefix(f"{field}: ")) from None
 
 
 # ---- org ----------------------------------------------------------------------------------------
