@@ -219,6 +219,13 @@ def test_a_port_setting_out_of_range_is_one_line_naming_it_exit_2(sqlite_url, se
     assert code == 2 and len(lines) == 1 and lines[0].startswith(message), lines
 
 
+def test_a_log_format_other_than_text_or_json_is_one_line_naming_it_exit_2(sqlite_url):
+    """BILLING_LOG_FORMAT=xml was taken for text without a word (deploy/README.md names the two)."""
+    code, lines = _billing("org", "add-licences", "acme", "2", BILLING_DATABASE_URL=sqlite_url,
+                           BILLING_LOG_FORMAT="xml")
+    assert code == 2 and lines == ["error: BILLING_LOG_FORMAT: Input should be 'text' or 'json'"], lines
+
+
 @pytest.mark.parametrize("setting, value, message", [
     ("BILLING_TRIAL_DAYS", "0", "error: BILLING_TRIAL_DAYS: trial_days must be positive, got 0; "
                                 "BILLING_TRIAL_REMINDER_DAYS: trial_reminder_days must each be between 1 and"),

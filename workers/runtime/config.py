@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     gauge_refresh_seconds: int = Field(default=60, gt=0)
     # The worker creates the nightly reconciliation schedule at start (deploy/ sets it).
     reconcile_schedule: bool = False
-    log_format: str = "text"
+    log_format: Literal["text", "json"] = "text"
     graceful_shutdown_seconds: int = 60
     # Where charges go: the sandbox (a table of our own, the default) or Stripe (README, "Against
     # Stripe's test mode"). Stripe's settings keep Stripe's own names; secrets from the
