@@ -98,3 +98,40 @@ def test_show_prints_the_card_with_its_expiry_when_stripe_described_it(cli_env, 
     assert '"card_expiry": "03/2031"' in as_json.output
     [line] = [row for row in sandboxed.output.splitlines() if " card " in row]
     assert "Mastercard •••• 4444" in line and "expires" not in line
+
+
+def test_show_gives_the_tax_details_billing_org_tax_stored_since_the_workflows_last_step(cli_env, sqlite_db, catalog,
+                                                                                         monkeypatch):
+    """`billing org tax` writes the database (invoices issued from then on read it there); the
+    workflow's state answers with the details of its last step: org show said `country ID` after
+    `--country ''` until the org's next change."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from db.state import load_state
+    from domain.onboarding import NewOrg, paid_for_one_cycle, validate_new_org
+    from domain.policy import Policy
+    from services.orgs import create_org
+    from workers.cli import orgs
+
+    start = datetime(2026, 1, 31, 9, 0, tzinfo=timezone.utc)
+    org = validate_new_org(NewOrg(id="pindah", name="Pindah", admin_email="admin@pindah.test", users=[],
+                                  plan="standard", cycle="monthly", country="ID", tax_id="01.234.567.8-901.000"),
+                           catalog)
+    with sqlite_db.transaction() as session:
+        create_org(session, paid_for_one_cycle(org, start, "tests"), catalog, Policy(), start)
+    with sqlite_db.transaction() as session:
+        as_the_workflow_saw_it = load_state(session, "pindah", Policy())
+
+    async def workflow_state(org_id):
+        return SimpleNamespace(snapshot=as_the_workflow_saw_it, next_action=None, next_action_at=None)
+    monkeypatch.setattr(orgs, "_state", workflow_state)
+    cleared = CliRunner().invoke(app, ["org", "tax", "pindah", "--country", "SG", "--tax-id", ""])
+    assert cleared.exit_code == 0, cleared.output
+
+    shown = CliRunner().invoke(app, ["org", "show", "pindah"], env={"COLUMNS": "200"})
+    as_json = CliRunner().invoke(app, ["org", "show", "pindah", "--json"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    [line] = [row for row in shown.output.splitlines() if " country " in row]
+    assert "SG" in line and not [row for row in shown.output.splitlines() if " tax_id " in row]
+    assert '"country": "SG"' in as_json.output and '"tax_id": null' in as_json.output

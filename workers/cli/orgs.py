@@ -212,6 +212,8 @@ def org_show(org_id: str = typer.Argument(..., help="Org id"),
                 raise
             fail(f"{why}; and {down}", ExitCode.UNAVAILABLE)   # both out of reach: name both
         note(f"the database's view: {why}")
+    if source == "workflow":
+        snapshot = _with_stored_tax_details(org_id, snapshot)
     data = to_jsonable(snapshot)
     data["next_action"], data["next_action_at"] = next_action, to_jsonable(next_at)
     held = _holdings(snapshot)
@@ -245,6 +247,17 @@ def org_show(org_id: str = typer.Argument(..., help="Org id"),
         if value not in (None, [], "", 0):
             table.add_row(key, str(value))
     console.print(table)
+
+
+def _with_stored_tax_details(org_id: str, snapshot):
+    """`billing org tax` writes the buyer's country and tax number to the database, where the
+    next invoice reads them; the workflow's state has those of its last step until the next."""
+    from dataclasses import replace
+
+    from db.orgs import tax_details
+    with database().transaction() as session:
+        country, tax_id = tax_details(session, org_id)
+    return replace(snapshot, country=country, tax_id=tax_id)
 
 
 def _card_expiry(org_id: str) -> tuple[int, int] | None:
