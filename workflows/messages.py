@@ -52,7 +52,11 @@ class ChangeOutcome:
         """A change's answer: its decision's message, and the charge it made, if any."""
         if charge is None:
             return cls(message=message, status=str(org.status))
-        if charge.outcome == ChargeOutcome.SUCCEEDED:
+        if charge.outcome == ChargeOutcome.SUCCEEDED and not charge.amount:
+            # A credit note (a total below zero) or an invoice the account credit covered: no payment.
+            message += (f"; nothing charged: {charge.invoice_number} is settled (a credit note, or covered by the "
+                        "account credit)")
+        elif charge.outcome == ChargeOutcome.SUCCEEDED:
             message += f"; paid {charge.invoice_number}"
         else:
             message += (f"; payment of {charge.invoice_number} declined ({charge.reason})"

@@ -73,6 +73,21 @@ async def test_switch_to_yearly_credits_the_unused_month_and_moves_the_renewal(s
     assert abs(state.snapshot.renews_at - (datetime(2028, 4, 11, 9, 0, tzinfo=timezone.utc) + shift)) < timedelta(minutes=1)
 
 
+async def test_a_switch_that_ends_in_a_credit_note_does_not_say_paid(stack):
+    """The answer said `paid INV-...` for a credit note (the yearly switch crediting more than the
+    year costs): nothing was charged, the amount is kept as credit."""
+    async with stack.worker():
+        org_id = await stack.create_org(plan="standard", cycle="monthly", card=GOOD, users=[("b@x.test", 1.0)])
+        await stack.send(org_id, rq.BuyAddonRequest(addon="support_enhanced"))
+        await stack.send(org_id, rq.RemoveAddonRequest(addon="support_enhanced"))
+        outcome = await stack.send(org_id, rq.SwitchToYearlyRequest())
+        state = await stack.state(org_id)
+    assert state.snapshot.credit > 0
+    assert "paid" not in outcome.message and outcome.amount == 0
+    assert outcome.message.endswith(f"; nothing charged: {outcome.invoice} is settled (a credit note, or covered by "
+                                    "the account credit)"), outcome.message
+
+
 async def test_switch_to_monthly_waits_for_the_yearly_renewal_then_renews_monthly(stack, smtp_sink):
     async with stack.worker():
         org_id = await stack.create_org(plan="standard", cycle="yearly", card=GOOD, users=[("b@x.test", 1.0)])
