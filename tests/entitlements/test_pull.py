@@ -83,3 +83,18 @@ async def test_the_cli_shows_entitlements_and_each_endpoints_state_and_resends(s
     bad = await billing("webhook", "status", **{**env, "BILLING_WEBHOOK_SECRET": "s3cret"})
     assert (bad.code, bad.err_lines) == (2, ["error: BILLING_WEBHOOK.secrets[0]: a webhook secret starts with "
                                              "'whsec_' (Standard Webhooks)"])
+
+
+async def test_resend_with_no_endpoint_configured_says_nothing_is_sent(sqlite_db, catalog):
+    """It answered `will be sent again to every endpoint` with none configured, and forgot the
+    deliveries made: nothing was to be sent."""
+    org_id = blocked_trial(sqlite_db, catalog)
+    with sqlite_db.transaction() as session:
+        mark_delivered(session, "default", org_id, 3, datetime.now(timezone.utc))
+    resent = await billing("webhook", "resend", org_id, BILLING_DATABASE_URL=sqlite_db.url)
+    assert (resent.code, resent.out, resent.err_lines) == (1, "", [
+        "error: nothing to send: no webhook endpoint is configured (BILLING_WEBHOOK_URL, "
+        "BILLING_WEBHOOK_ENDPOINTS_FILE); the mail platform can read version 3 at GET /v1/orgs/acme/entitlements"])
+    env = {"BILLING_DATABASE_URL": sqlite_db.url, "BILLING_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+           "BILLING_WEBHOOK_SECRET": SECRET}
+    assert json.loads((await billing("webhook", "status", "--json", **env)).out)["endpoints"][0]["pending_orgs"] == 0

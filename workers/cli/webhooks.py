@@ -103,10 +103,15 @@ def webhook_status(as_json: bool = typer.Option(False, "--json", help=JSON_OPTIO
 def webhook_resend(org_id: str = typer.Argument(..., help="Org id")) -> None:
     """Send the org's current entitlements again to every endpoint (versions only go up: harmless)."""
     from db.entitlements import current_document, forget_deliveries
+    webhooks = _configured()
     with database().transaction() as session:
         document = current_document(session, org_id)
         if document is None:
             unknown_org(org_id)
+        if not webhooks.endpoints:
+            fail("nothing to send: no webhook endpoint is configured (BILLING_WEBHOOK_URL, "
+                 f"BILLING_WEBHOOK_ENDPOINTS_FILE); the mail platform can read version {document['version']} at "
+                 f"GET /v1/orgs/{org_id}/entitlements")
         forget_deliveries(session, org_id)
     console.print(f"entitlements of {org_id} (version {document['version']}) will be sent again to every endpoint",
                   highlight=False)
