@@ -24,8 +24,9 @@ run: $(VENV)/.installed
 clean-var:
 	rm -rf var
 
+# Whole files to each process, in the order tests/conftest.py gives them: the longest first.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(VENV)/.installed
 	$(PY) bench/simulate_speed.py
