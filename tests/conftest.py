@@ -1,5 +1,7 @@
 from workers.runtime.binaries import temporal_test_server
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -89,20 +91,35 @@ async def ts_env():
     await env.shutdown()
 
 
-@pytest.fixture
-def pg_url():
+# Each test gets its own database, copied from one migrated once per test process: the
+# migrations (about a second each time) run once, not for each of some 300 tests.
+@pytest.fixture(scope="session")
+def migrated_pg_database():
     require_postgres()
-    name, url = create_pg_database()
+    name, url = create_pg_database("billing_migrated")
     upgrade(url)
-    yield url
+    yield name
     drop_pg_database(name)
 
 
 @pytest.fixture
-def sqlite_url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'billing.db'}"
-    upgrade(url)
-    return url
+def pg_url(migrated_pg_database):
+    name, url = create_pg_database(template=migrated_pg_database)
+    yield url
+    drop_pg_database(name)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("migrated") / "billing.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, migrated_sqlite_file):
+    shutil.copyfile(migrated_sqlite_file, tmp_path / "billing.db")
+    return f"sqlite:///{tmp_path / 'billing.db'}"
 
 
 def _database(url: str, catalog) -> Database:

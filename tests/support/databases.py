@@ -31,11 +31,12 @@ def require_postgres() -> None:
                 "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
 
 
-def create_pg_database(prefix: str = "billing_test") -> tuple[str, str]:
+def create_pg_database(prefix: str = "billing_test", template: str | None = None) -> tuple[str, str]:
+    """An empty database, or a copy of `template` (a database nobody is connected to)."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     admin.dispose()
     return name, PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
