@@ -18,11 +18,11 @@ EVERY_DAY = [datetime(year, 1, 1, hour, minute, tzinfo=timezone.utc) + timedelta
              for hour, minute in ((0, 0), (10, 0), (23, 59))]
 
 
-def first_states(now: datetime, catalog, policy: Policy = POLICY) -> dict:
+def first_states(now: datetime, catalog, policy: Policy = POLICY, promised_times_divided_by: int = 1) -> dict:
     """Each demo org's state as created when the demo starts at `now`."""
     return {plan.demo.id: opening_state(paid_for_one_cycle(validate_new_org(plan.org, catalog), plan.started, "demo"),
                                         catalog, policy, plan.started)
-            for plan in plan_demo(now, policy)}
+            for plan in plan_demo(now, policy, promised_times_divided_by=promised_times_divided_by)}
 
 
 def test_the_timed_orgs_keep_their_promise_on_every_day(catalog):
@@ -35,6 +35,18 @@ def test_the_timed_orgs_keep_their_promise_on_every_day(catalog):
             if step.due != now + timedelta(seconds=after):
                 late.append(f"{now:%Y-%m-%d %H:%M}: {org_id} {step.kind} at {step.due}, not {after} s after")
     assert late == []
+
+
+def test_promised_times_divided_by_3_bring_the_timed_orgs_3_times_sooner_and_change_nothing_else(catalog):
+    """`make run`'s times as the demo's test runs it (--promised-times-divided-by 3)."""
+    now = datetime(2026, 1, 31, 23, 59, tzinfo=timezone.utc)
+    as_promised, sooner = first_states(now, catalog), first_states(now, catalog, promised_times_divided_by=3)
+    for org_id, after in (("demo-trial-ending", 20), ("demo-renews-soon", 30), ("demo-ppn", 30),
+                          ("demo-card-declines", 40)):
+        assert next_step(sooner[org_id], POLICY, now).due == now + timedelta(seconds=after), org_id
+        assert next_step(as_promised[org_id], POLICY, now).due == now + timedelta(seconds=3 * after), org_id
+    timed = {"demo-trial-ending", "demo-renews-soon", "demo-ppn", "demo-card-declines"}
+    assert {k: v for k, v in sooner.items() if k not in timed} == {k: v for k, v in as_promised.items() if k not in timed}
 
 
 @pytest.mark.parametrize("now", [datetime(2026, 8, 1, 9, 0, tzinfo=timezone.utc),    # after 31 days of July

@@ -16,7 +16,8 @@ import stripe
 from tests.stripe.conftest import API_KEY, intents_for
 from tests.support.binaries import temporal_cli_or_skip
 from tests.support.smtp import free_port
-from tests.test_demo_stack import REPO, SLACK, connect, has_status, mails
+from tests.test_demo_stack import DIVIDED_BY, REPO, SLACK, after_the_start, connect, has_status, mails
+from workers.stack.demo import DECLINES_AFTER
 
 pytestmark = pytest.mark.devserver
 
@@ -30,13 +31,13 @@ async def test_the_demo_charges_through_stripe(tmp_path, localstripe):
                STRIPE_API_KEY=API_KEY, STRIPE_API_BASE=localstripe.url, STRIPE_OFF_SESSION="false")
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "workers.stack.embedded", "--var", str(var),
-                                    "--ui-port", str(free_port())],
+                                    "--ui-port", str(free_port()), "--promised-times-divided-by", str(DIVIDED_BY)],
                                    cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     started = time.monotonic()
     try:
         client = await connect(address, process, log)
         renewed = declined = False
-        while not (renewed and declined) and time.monotonic() < started + 120 + SLACK:
+        while not (renewed and declined) and time.monotonic() < started + after_the_start(DECLINES_AFTER) + SLACK:
             assert process.poll() is None, log.read_text()[-3000:]
             renewed = renewed or bool(mails(var / "mail", "demo-renews-soon", "receipt"))
             declined = declined or await has_status(client, "demo-card-declines", "past_due")

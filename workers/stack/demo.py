@@ -37,6 +37,7 @@ DECLINING_CARD = "4000000000000341"
 TRIAL_ENDS_AFTER = timedelta(seconds=60)
 RENEWS_SOON_AFTER = timedelta(seconds=90)
 DECLINES_AFTER = timedelta(seconds=120)
+PROMISED_TIMES = (TRIAL_ENDS_AFTER, RENEWS_SOON_AFTER, DECLINES_AFTER)
 
 
 # ---- when each org's life starts, relative to the demo's start -----------------------------------
@@ -241,12 +242,23 @@ class Planned:
     started: datetime
 
 
-def plan_demo(now: datetime, policy: Policy, demos: list[DemoOrg] = DEMO_ORGS) -> list[Planned]:
+def sooner(timing: Timing, promised_times_divided_by: int) -> Timing:
+    """The timing with a time the README promises (PROMISED_TIMES) divided: the timed orgs come
+    true that many times sooner (`python -m workers.stack.embedded --promised-times-divided-by`,
+    for a quicker look, as the demo's own test does); every other timing is left as it is."""
+    if isinstance(timing, (TrialEnds, Renews)) and timing.after in PROMISED_TIMES:
+        return replace(timing, after=timing.after / promised_times_divided_by)
+    return timing
+
+
+def plan_demo(now: datetime, policy: Policy, demos: list[DemoOrg] = DEMO_ORGS,
+              promised_times_divided_by: int = 1) -> list[Planned]:
     """Each demo org as it is created when the demo starts at `now`."""
     planned = []
     for demo in demos:
         cycle = Cycle(demo.org.cycle) if demo.org.cycle else None
-        started, cycle = demo.timing.start(require_utc(now), cycle, policy)
+        timing = sooner(demo.timing, promised_times_divided_by)
+        started, cycle = timing.start(require_utc(now), cycle, policy)
         org = replace(demo.org, cycle=str(cycle)) if cycle is not None else demo.org
         planned.append(Planned(demo, org, started))
     return planned
@@ -262,13 +274,14 @@ def _requester(who: str, org: NewOrg, policy: Policy) -> str | None:
 
 async def seed_demo(client: Client, components, task_queue: str, now: datetime,  # noqa: ANN001
                     demos: list[DemoOrg] = DEMO_ORGS,
-                    card_for: Callable[[str], CardDetails] = sandbox_tokenise) -> list[str]:
+                    card_for: Callable[[str], CardDetails] = sandbox_tokenise,
+                    promised_times_divided_by: int = 1) -> list[str]:
     """Create the demo orgs missing from the database, start their workflows and send their
     Updates (one org's in order, the orgs side by side). An org already there (a second
     `make run`) is left as it is. `card_for`: a test number as the gateway keeps it (the
     sandbox's token, or Stripe's test PaymentMethod). Returns the ids created."""
     created: list[Planned] = []
-    for plan in plan_demo(now.replace(microsecond=0), components.policy, demos):
+    for plan in plan_demo(now.replace(microsecond=0), components.policy, demos, promised_times_divided_by):
         org = validate_new_org(plan.org, components.catalog)
         with components.db.transaction() as session:
             if org_exists(session, org.id):

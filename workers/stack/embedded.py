@@ -35,11 +35,20 @@ from workers.stack.var_dir import VarFromAnotherVersion, claim
 log = logging.getLogger("billing.embedded")
 
 
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m workers.stack.embedded", description=__doc__.splitlines()[0])
     parser.add_argument("--var", type=Path, default=Path("var"),
                         help="folder of the Temporal and billing databases, the logs and the e-mails (var)")
     parser.add_argument("--ui-port", type=int, default=8233, help="port of the Temporal Web UI (8233)")
+    parser.add_argument("--promised-times-divided-by", type=positive, default=1, metavar="N",
+                        help="the timed demo orgs (the README's ~60 s, ~90 s and ~2 min after the start) "
+                             "come true N times sooner (1)")
     return parser.parse_args(argv)
 
 
@@ -88,7 +97,8 @@ async def main(args: argparse.Namespace) -> None:
         async with worker, delivering(client, settings.temporal_task_queue, components, timedelta(seconds=10)):
             card_for = stripe_test_card if settings.gateway == "stripe" else sandbox_tokenise
             created = await seed_demo(client, components, settings.temporal_task_queue, datetime.now(timezone.utc),
-                                      card_for=card_for)
+                                      card_for=card_for,
+                                      promised_times_divided_by=args.promised_times_divided_by)
             if created:
                 log.info("demo orgs started: %s", ", ".join(created))
             await create_reconcile_schedule(client, settings.temporal_task_queue)
