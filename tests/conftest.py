@@ -37,14 +37,14 @@ def pytest_sessionstart(session):
 # around them, instead of a two-minute file starting last and the run waiting for it alone.
 # A file missing here only starts later; the list need not be exact.
 LONGEST_FILES = [
-    "tests/test_demo_stack.py",
-    "tests/stripe/test_demo_on_stripe.py",
     "tests/devserver/test_entitlement_delivery.py",
     "tests/test_cli_operations.py",
     "tests/devserver/test_ui_browser.py",
     "tests/stripe/test_worker_killed.py",
     "tests/devserver/test_usage_updates.py",
     "tests/reliability/test_database_outage.py",
+    "tests/test_demo_stack.py",
+    "tests/stripe/test_demo_on_stripe.py",
     "tests/stripe/test_outage.py",
     "tests/workflows/test_scale.py",
     "tests/test_cli_commands.py",
