@@ -70,9 +70,11 @@ async def test_a_new_card_while_stripe_is_down_is_answered_within_the_time_limit
             skipped += timedelta(seconds=30)
         with pytest.raises(OperationRefused) as refused:
             await asyncio.wait_for(sending, 60)
-        # Measured on the server's clock: it may also skip time on its own while the Update waits.
+        # Answered within the limit, on the server's clock. No lower bound: the time-skipping server
+        # skips time on its own while the Update waits, and the charge's local attempts run on the
+        # worker's clock, so the two clocks part by up to a minute under load (90 s seen for 120).
         waited = await stack.now() - began
-        assert calls.CHANGE_TIMEOUT <= waited <= calls.CHANGE_TIMEOUT + timedelta(minutes=2), waited
+        assert waited <= calls.CHANGE_TIMEOUT + timedelta(minutes=2), waited
         localstripe.start()
         await stack.advance_to(state.snapshot.next_retry_at + timedelta(hours=1))
         after = await stack.state(org_id)
