@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -222,15 +223,16 @@ def _log(failure: ApplicationError, raised: BaseException) -> None:
 
 class _ReadableFailuresInbound(ActivityInboundInterceptor):
     def __init__(self, next: ActivityInboundInterceptor, places: Places,
-                 succeeded: Callable[[str], None] | None) -> None:
+                 succeeded: Callable[[str, float], None] | None) -> None:
         super().__init__(next)
         self.places, self.succeeded = places, succeeded
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        began = time.monotonic()
         try:
             result = await self.next.execute_activity(input)
             if self.succeeded is not None:
-                self.succeeded(activity.info().activity_type)
+                self.succeeded(activity.info().activity_type, began)
             return result
         except (CancelledError, asyncio.CancelledError):
             raise   # the SDK reports a cancellation by its type
@@ -245,10 +247,11 @@ class _ReadableFailuresInbound(ActivityInboundInterceptor):
 
 class ReadableFailures(Interceptor):
     """Applies `readable_failure` and its logging to every activity of the worker it is given to,
-    local activities included. `succeeded` hears the type of every activity that completes (the
-    outage summary: an outage ends when what failed for it succeeds)."""
+    local activities included. `succeeded` hears the type of every activity that completes and when
+    its attempt began, on time.monotonic (the outage summary: an outage ends when what failed for it
+    succeeds in an attempt begun after it started)."""
 
-    def __init__(self, places: Places = Places(), succeeded: Callable[[str], None] | None = None) -> None:
+    def __init__(self, places: Places = Places(), succeeded: Callable[[str, float], None] | None = None) -> None:
         self.places, self.succeeded = places, succeeded
         sdk_log = logging.getLogger("temporalio.activity")
         if not any(isinstance(f, _SdkFailureLogDropped) for f in sdk_log.filters):

@@ -6,8 +6,8 @@ and org ids included), a warning per retry, per slow workflow task and per poll 
 retried. Each of them says the same thing: a component is out. `OutageLog` is a filter on the
 worker's log handler (workers/runtime/logs.py) that lets the first of them through, rewritten to say
 so, counts the rest, reports the count every `report_every` seconds while the outage lasts,
-and writes one line when it ends: at the first success of an activity that had failed for it,
-or, when no activity failed for it (Temporal, whose successful polls nobody sees), once nothing
+and writes one line when it ends: at the first success of an activity that had failed for it
+(an attempt that began after the outage did), or, when no activity failed for it (Temporal, whose successful polls nobody sees), once nothing
 has been counted for `quiet_end` seconds.
 
 A record takes part when it carries `failure_type` (activities/errors.py `outage_of` says which
@@ -132,12 +132,16 @@ class OutageLog(logging.Filter):
         self._start_ticker()
         return True
 
-    def succeeded(self, activity_type: str) -> None:
-        """An activity completed: the outages it had failed for are over."""
+    def succeeded(self, activity_type: str, began: float | None = None) -> None:
+        """An activity completed: the outages it had failed for are over, unless its attempt began
+        (`began`, on this filter's clock) before the outage did: such an attempt may have done its
+        work before the cut and proves nothing (one finished 10 ms after a cut, ended the outage
+        and left its next 34 s told as a second outage)."""
         if not self.open:   # the common case, without the lock
             return
         with self._lock:
-            ended = [e for e in self.open.values() if activity_type in e.activity_types]
+            ended = [e for e in self.open.values()
+                     if activity_type in e.activity_types and (began is None or began >= e.started)]
             for episode in ended:
                 del self.open[episode.name]
         now = self.clock()

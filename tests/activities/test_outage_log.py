@@ -131,3 +131,18 @@ def test_slow_workflow_tasks_count_in_the_outage_they_waited_for_or_on_their_own
     clock[0] += 31
     outages.tick()
     assert lines.text[-1] == "slow workflow tasks (TMPRL1104) over (none for 30 s) after 0 s: 3 slow task(s)"
+
+
+def test_an_attempt_that_began_before_the_outage_does_not_end_it(log):
+    """Seen in CI: an open_renewal that had done its work before the cut completed 10 ms after the
+    first failure and ended the outage; the next 34 s were told as a second outage."""
+    outages, logger, lines, clock = log
+    began_before_the_cut = clock[0] - 0.5
+    activity_failed(logger, "database_unavailable", "database unreachable: server closed the connection")
+    clock[0] += 0.01
+    outages.succeeded("open_renewal", began_before_the_cut)
+    assert list(outages.open) == ["database outage"] and len(lines.text) == 1
+    clock[0] += 34
+    outages.succeeded("open_renewal", clock[0] - 0.2)   # an attempt begun during the outage reached the database
+    assert lines.text[-1] == "database outage over (open_renewal succeeded) after 34 s: 1 failed attempt(s), 1 org(s)"
+    assert outages.open == {}
