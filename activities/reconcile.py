@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExec
 
 from activities import metrics
 from db.orgs import list_org_ids
-from db.state import load_state
+from db.snapshots import load_state
 from db.session import Database
 from domain.policy import Policy
 from domain.subscription import OrgSnapshot

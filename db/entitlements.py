@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from db.events import record_event
-from db.models import EntitlementDelivery, EntitlementVersion, StorageUnit, User, WebhookEndpoint
+from db.models import EntitlementDelivery, EntitlementVersion, OrgEvent, StorageUnit, User, WebhookEndpoint
 from domain.catalog import Catalog
 from domain.entitlements import EntitledUser, blocked_users, digest, entitlements, next_version, versioned
 from domain.subscription import OrgSnapshot
@@ -42,10 +41,11 @@ def store_entitlements(session: Session, state: OrgSnapshot, catalog: Catalog, a
         document = versioned(content, version, at)
         session.add(EntitlementVersion(org_id=org_id, version=version, digest=digest(content), document=document,
                                        created_at=at))
-        # In the org's history (and billing simulate's timeline) beside the change that made it.
-        record_event(session, org_id, at, "entitlements", {"version": version, "plan": content["plan"]["id"],
-                                                           "status": content["status"],
-                                                           "blocked_users": blocked_users(document)})
+        # In the org's history (and billing simulate's timeline) after the change that made it:
+        # the last row of the unit of work's commit.
+        session.add(OrgEvent(org_id=org_id, at=at, type="entitlements",
+                             data={"version": version, "plan": content["plan"]["id"], "status": content["status"],
+                                   "blocked_users": blocked_users(document)}))
         session.flush()
     return version
 

@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import DEDUPE_KEY_COLUMN, OrgEvent
+from db.models import DEDUPE_KEY_COLUMN, OUTCOME_KEY, OrgEvent
+from domain.decisions import Event
 from domain.limits import bounded
 
 
@@ -17,6 +18,12 @@ def record_event(session: Session, org_id: str, at: datetime, type: str, data: d
         return
     session.add(OrgEvent(org_id=org_id, at=at, type=type, data=data or {}, actor=actor or None,
                          reason=reason or None, dedupe_key=dedupe_key))
+
+
+def record_entries(session: Session, org_id: str, at: datetime, entries: list[Event]) -> None:
+    """Audit entries a decision or its writers made (domain.decisions.Event), in order."""
+    for entry in entries:
+        record_event(session, org_id, at, entry.type, dict(entry.data), actor=entry.actor, reason=entry.reason)
 
 
 def already_done(session: Session, operation_key: str) -> bool:
@@ -32,15 +39,11 @@ def mark_done(session: Session, org_id: str, at: datetime, operation_key: str, w
                  dedupe_key=f"op:{operation_key}")
 
 
-def recorded_outcome(session: Session, org_id: str, key: str) -> dict[str, Any] | None:
-    """What a decision activity answered the first time it ran with this business key."""
-    data = session.scalar(select(OrgEvent.data).where(
-        OrgEvent.dedupe_key == bounded(f"op:{org_id}:{key}", DEDUPE_KEY_COLUMN)))
-    return None if data is None else data.get("outcome", {})
-
-
-def record_outcome(session: Session, org_id: str, at: datetime, key: str, what: str, outcome: dict[str, Any]) -> None:
-    """Remember the answer, so an activity retried after its commit repeats it (effects included)
-    instead of deciding again on a state it has already changed."""
+def record_decision(session: Session, org_id: str, at: datetime, entries: list[Event], key: str, what: str,
+                    outcome: dict[str, Any]) -> None:
+    """A decision's audit entries, in order, and its answer, remembered by its business key so a
+    step retried after its commit repeats it (effects included) instead of deciding again on a
+    state it has already changed (db/snapshots.recorded_outcome reads it)."""
+    record_entries(session, org_id, at, entries)
     record_event(session, org_id, at, "operation", {"operation": what, "outcome": outcome},
-                 dedupe_key=f"op:{org_id}:{key}")
+                 dedupe_key=OUTCOME_KEY.format(org_id=org_id, key=key))

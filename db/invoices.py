@@ -1,5 +1,6 @@
 """Invoices as stored: numbering, lines, status changes, and reading one back for the decision
-that follows its payment. The invoice events of the timeline are written here."""
+that follows its payment. A decision's invoices and their timeline entries are written here
+(write_invoices), the entries recorded by the unit of work with the decision's own."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -8,10 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.events import record_event
-from db.models import STATUS_AT, Invoice, InvoiceLine, InvoicePdf, Organisation, Payment
+from db.models import BUSINESS_KEY_COLUMN, STATUS_AT, Invoice, InvoiceLine, InvoicePdf, Organisation, Payment
 from domain.billing import Line
-from domain.decisions import EmailLine, InvoiceDraft
-from domain.limits import shown
+from domain.decisions import Decision, EmailLine, Event, InvoiceDraft
+from domain.limits import bounded, shown
 from domain.payments import PaidInvoice
 from domain.statement import Buyer, IssuedInvoice, ReceivedPayment, Statement
 from domain.statement import statement as statement_of
@@ -27,11 +28,27 @@ class InvoiceRef:
     currency: str
 
 
-def create_invoice(session: Session, org_id: str, business_key: str, draft: InvoiceDraft, currency: str,
-                   now: datetime) -> Invoice:
+def write_invoices(session: Session, org_id: str, key: str, decision: Decision, currency: str, now: datetime
+                   ) -> tuple[InvoiceRef | None, list[Event]]:
+    """A decision's invoices: the status changes it makes, then the invoice it issues, named by
+    the step's business `key` (a retried step finds it again); their entries for the audit log,
+    which the unit of work records with the decision's own."""
+    entries = [entry for update in decision.invoice_updates
+               for entry in _status_set(invoice_by_number(session, update.number), update.status, now)]
+    if decision.invoice is None:
+        return None, entries
+    invoice, issued = issue_invoice(session, org_id, bounded(f"{org_id}:{key}", BUSINESS_KEY_COLUMN),
+                                    decision.invoice, currency, now)
+    return InvoiceRef(invoice.number, invoice.total, invoice.currency), entries + issued
+
+
+def issue_invoice(session: Session, org_id: str, business_key: str, draft: InvoiceDraft, currency: str,
+                  now: datetime) -> tuple[Invoice, list[Event]]:
+    """The invoice numbered and written with its lines, and its audit entry; the one already
+    issued with this business key, and no entry, when there is one."""
     existing = session.scalar(select(Invoice).where(Invoice.business_key == business_key))
     if existing is not None:
-        return existing
+        return existing, []
     sequence = (session.scalar(select(func.count(Invoice.id)).where(Invoice.org_id == org_id)) or 0) + 1
     invoice = Invoice(number=f"INV-{org_id}-{sequence:04d}", org_id=org_id, business_key=business_key, kind=draft.kind,
                       status=InvoiceStatus.OPEN, currency=currency, subtotal=draft.lines_total,
@@ -49,8 +66,7 @@ def create_invoice(session: Session, org_id: str, business_key: str, draft: Invo
                "currency": currency, "status": "open", "kind": str(draft.kind)}
     if draft.credit_applied:
         details["credit_applied"] = draft.credit_applied
-    record_event(session, org_id, now, "invoice", details)
-    return invoice
+    return invoice, [Event("invoice", details)]
 
 
 def invoice_by_number(session: Session, number: str) -> Invoice:
@@ -61,14 +77,19 @@ def invoice_by_number(session: Session, number: str) -> Invoice:
 
 
 def set_invoice_status(session: Session, invoice: Invoice, status: InvoiceStatus, now: datetime) -> None:
+    for entry in _status_set(invoice, status, now):
+        record_event(session, invoice.org_id, now, entry.type, entry.data)
+
+
+def _status_set(invoice: Invoice, status: InvoiceStatus, now: datetime) -> list[Event]:
+    """The invoice's new status and its time; its audit entry (none when it had that status)."""
     if invoice.status == status:
-        return
+        return []
     invoice.status = status
     if status in STATUS_AT:
         setattr(invoice, STATUS_AT[status], now)
-    record_event(session, invoice.org_id, now, "invoice", {"number": invoice.number, "subtotal": invoice.subtotal,
-                                                           "tax": invoice.tax, "total": invoice.total,
-                                                           "currency": invoice.currency, "status": str(status)})
+    return [Event("invoice", {"number": invoice.number, "subtotal": invoice.subtotal, "tax": invoice.tax,
+                              "total": invoice.total, "currency": invoice.currency, "status": str(status)})]
 
 
 def _printed(line: InvoiceLine) -> EmailLine:

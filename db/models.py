@@ -40,6 +40,8 @@ def _enum(cls: type, length: int = 32) -> Enum:
 REPORT_ID_COLUMN = 200
 # Business keys longer than their column keep their start and end with a digest (domain.limits.bounded).
 DEDUPE_KEY_COLUMN = 240
+# The org event holding a step's answer, by org and business key: db/events writes it, db/snapshots reads it.
+OUTCOME_KEY = "op:{org_id}:{key}"
 BUSINESS_KEY_COLUMN = 200
 # INV-<org id>-<sequence>: the longest org id (63) and a sequence of up to 12 digits.
 INVOICE_NUMBER_COLUMN = 80

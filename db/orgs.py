@@ -1,5 +1,5 @@
 """An org's rows: written when it is created (services.orgs), deleted when its opening is
-declined, and the org list. An org's state is read and written by db.state."""
+declined, and the org list. An org's state is read by db.snapshots and written by db.state."""
 
 from datetime import datetime
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Invoice, OrgEvent, Organisation, Subscription
 from db.session import make_engine
-from db.state import load_states
+from db.snapshots import load_states
 from domain.policy import Policy
 from domain.states import OrgStatus
 from domain.subscription import OrgSnapshot

@@ -1,31 +1,23 @@
-"""An org's state (domain.subscription.OrgSnapshot) read from its rows, and a decision written
-back. No business rule lives here: what changes is the decision's; this module only maps it
-onto rows (units and add-ons one row each, the ledger, invoices, users, events)."""
+"""A decision written back onto an org's rows (db/snapshots.py reads them). No business rule
+lives here: what changes is the decision's; this module only maps it onto rows (the org and its
+subscription, users, units and add-ons one row each, the ledger updated, not rewritten)."""
 
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from db.events import record_event
-from db.invoices import InvoiceRef, create_invoice, invoice_by_number, paid_invoice, set_invoice_status
-from db.models import (BUSINESS_KEY_COLUMN, BilledSpanRow, Invoice, OrgAddon, Organisation, Payment, StorageUnit,
-                       Subscription, User)
-from db.storage import load_mailboxes, write_verdicts
-from domain.credit import account_credit
-from domain.decisions import Decision, UserChange, UserChangeKind, numbered
+from db.models import BilledSpanRow, Invoice, OrgAddon, Organisation, StorageUnit, Subscription, User
+from db.storage import write_verdicts
+from domain.decisions import Decision, Event, UserChange, UserChangeKind, numbered
 from domain.errors import UnknownOrg
 from domain.lifecycle import is_large_account
-from domain.limits import bounded, shown
-from domain.payments import PaidInvoice
-from domain.storage import Mailboxes, Verdict, gb_to_mb
+from domain.limits import shown
 from domain.policy import Policy
 from domain.reports import CONTACTS, Stamp
-from domain.states import Cycle, InvoiceKind, InvoiceStatus, OrgStatus
-from domain.users import Roster
-from domain.subscription import (IN_DUNNING, BilledSpan, Item, ItemKind, OrgSnapshot, WaitingChange, Scheduled,
-                                 StorageHolding, Subscribers, UnitCount, UnpaidCycle)
+from domain.storage import Verdict, gb_to_mb
+from domain.subscription import OrgSnapshot
 
 
 def get_org(session: Session, org_id: str) -> tuple[Organisation, Subscription]:
@@ -35,166 +27,15 @@ def get_org(session: Session, org_id: str) -> tuple[Organisation, Subscription]:
     return org, org.subscription
 
 
-def load_state(session: Session, org_id: str, policy: Policy) -> OrgSnapshot:
-    states = load_states(session, [org_id], policy)
-    if not states:
-        raise UnknownOrg(f"unknown org {shown(org_id)}")
-    return states[0]
-
-
-def load_states(session: Session, org_ids: list[str] | Select, policy: Policy) -> list[OrgSnapshot]:
-    """The states of the orgs named (a list of ids, or a query of them), by org id, read in one
-    query per kind of row whatever their number."""
-    orgs = session.execute(select(Organisation, Subscription).join(Subscription)
-                           .where(Organisation.id.in_(org_ids)).order_by(Organisation.id)).all()
-    if not orgs:
-        return []
-    user_counts = dict(session.execute(select(User.org_id, func.count(User.id)).where(User.org_id.in_(org_ids))
-                                       .group_by(User.org_id)).all())
-    blocked = _by_org(session.execute(select(User.org_id, User.email).where(
-        User.org_id.in_(org_ids), User.blocked.is_(True)).order_by(User.seq)))
-    storage = _storage(session, org_ids)
-    addons = _by_org(session.execute(select(OrgAddon.org_id, OrgAddon.addon_id, OrgAddon.remove_at_period_end)
-                                     .where(OrgAddon.org_id.in_(org_ids)).order_by(OrgAddon.addon_id)))
-    dunning_numbers = dict(session.execute(select(Subscription.org_id, Invoice.number)
-                                           .join(Invoice, Invoice.id == Subscription.dunning_invoice_id)
-                                           .where(Subscription.org_id.in_(org_ids))).all())
-    pending, arrears = _pending(session, org_ids), _arrears(session, org_ids)
-    credits, ledgers = _credits(session, org_ids), _ledgers(session, org_ids)
-    states = []
-    for org, sub in orgs:
-        user_count = user_counts.get(org.id, 0)
-        owned, removing = storage.get(org.id, ({}, {}))
-        held_addons = addons.get(org.id, [])
-        scheduled = Scheduled(plan=sub.scheduled_plan, licences=sub.scheduled_licences,
-                              tier=sub.scheduled_tier_contacts, addons=[a for a, ending in held_addons if ending],
-                              storage=[UnitCount(size, n) for size, n in sorted(removing.items()) if n],
-                              cancel=sub.cancel_at_period_end,
-                              cycle=Cycle(sub.scheduled_cycle) if sub.scheduled_cycle else None)
-        states.append(OrgSnapshot(
-            org_id=org.id, name=org.name, admin_email=org.admin_email, locale=org.locale, currency=org.currency,
-            status=OrgStatus(sub.status), plan=sub.plan_id, licences=sub.licences, user_count=user_count,
-            cycle=Cycle(sub.cycle) if sub.cycle else None, cycle_anchor=sub.cycle_anchor,
-            period_start=sub.period_start, renews_at=sub.renews_at, trial_ends_at=sub.trial_ends_at,
-            trial_choice_plan=sub.trial_choice_plan,
-            trial_choice_cycle=Cycle(sub.trial_choice_cycle) if sub.trial_choice_cycle else None,
-            trial_choice_tier=sub.trial_choice_tier,
-            trial_reminders_sent=sorted(sub.trial_reminders_sent or []),
-            card_brand=sub.card_brand, card_last4=sub.card_last4, scheduled=scheduled,
-            pending=_waiting_change(sub, pending.get(org.id)), dunning_invoice=dunning_numbers.get(org.id),
-            dunning_attempts=sub.dunning_attempts, dunning_retries_done=sub.dunning_retries_done,
-            dunning_started_at=sub.dunning_started_at, next_retry_at=sub.next_retry_at,
-            escalated_at=sub.escalated_at, first_response_due=sub.first_response_due,
-            determination_due=sub.determination_due,
-            arrears=arrears.get(org.id, []) if sub.status in IN_DUNNING else [],
-            large_account=is_large_account(max(sub.licences, user_count), policy),
-            blocked_users=[email for (email,) in blocked.get(org.id, [])],
-            storage=[StorageHolding(unit_gb=size, owned=v[0], allocated=v[1]) for size, v in sorted(owned.items())],
-            auto_allocate_storage=org.auto_allocate_storage, tier_contacts=sub.tier_contacts,
-            subscribers=Subscribers(org.contacts_subscribed, org.contacts_awaiting),
-            addons=[a for a, _ in held_addons], ledger=ledgers.get(org.id, []), credit=credits.get(org.id, 0),
-            country=org.country, tax_id=org.tax_id, version=sub.version))
-    return states
-
-
-def _by_org(rows) -> dict[str, list[tuple]]:  # noqa: ANN001  (rows whose first column is the org id)
-    found: dict[str, list[tuple]] = {}
-    for org_id, *rest in rows:
-        found.setdefault(org_id, []).append(tuple(rest))
-    return found
-
-
-def _storage(session: Session, org_ids: list[str] | Select) -> dict[str, tuple[dict[int, list[int]], dict[int, int]]]:
-    """Per org: units owned and allocated per size, and the unallocated ones ending at the renewal."""
-    found: dict[str, tuple[dict[int, list[int]], dict[int, int]]] = {}
-    for org_id, size, user_id, ending in session.execute(
-            select(StorageUnit.org_id, StorageUnit.size_gb, StorageUnit.user_id, StorageUnit.remove_at_period_end)
-            .where(StorageUnit.org_id.in_(org_ids))):
-        owned, removing = found.setdefault(org_id, ({}, {}))
-        counts = owned.setdefault(size, [0, 0])
-        counts[0] += 1
-        counts[1] += user_id is not None
-        removing[size] = removing.get(size, 0) + (bool(ending) and user_id is None)
-    return found
-
-
-def _attempts():
-    return select(func.count(Payment.id)).where(Payment.invoice_id == Invoice.id).scalar_subquery()
-
-
-def _arrears(session: Session, org_ids: list[str] | Select) -> dict[str, list[UnpaidCycle]]:
-    """A past-due or escalated org's renewal invoices still open besides the dunning one: the
-    cycles it was served since (domain.renewal.renew), oldest first."""
-    rows = session.execute(select(Invoice.org_id, Invoice.number, _attempts())
-                           .join(Subscription, Subscription.org_id == Invoice.org_id)
-                           .where(Invoice.org_id.in_(org_ids), Subscription.status.in_(IN_DUNNING),
-                                  Invoice.kind == InvoiceKind.RENEWAL, Invoice.status == InvoiceStatus.OPEN,
-                                  or_(Subscription.dunning_invoice_id.is_(None),
-                                      Invoice.id != Subscription.dunning_invoice_id))
-                           .order_by(Invoice.id))
-    return {org_id: [UnpaidCycle(number, count) for number, count in cycles]
-            for org_id, cycles in _by_org(rows).items()}
-
-
-def _credits(session: Session, org_ids: list[str] | Select) -> dict[str, int]:
-    rows = _by_org(session.execute(select(Invoice.org_id, Invoice.status, Invoice.total, Invoice.credit_applied).where(
-        Invoice.org_id.in_(org_ids), (Invoice.status == InvoiceStatus.CREDITED) | (Invoice.credit_applied != 0))))
-    return {org_id: account_credit((InvoiceStatus(status), total, applied) for status, total, applied in invoices)
-            for org_id, invoices in rows.items()}
-
-
-def _pending(session: Session, org_ids: list[str] | Select) -> dict[str, tuple[str, int, int]]:
-    """Per org with a change waiting for payment: its invoice's number, credit applied and attempts."""
-    rows = session.execute(select(Subscription.org_id, Invoice.number, Invoice.credit_applied, _attempts())
-                           .join(Invoice, Invoice.id == Subscription.pending_invoice_id)
-                           .where(Subscription.org_id.in_(org_ids)))
-    return {org_id: (number, credit_applied or 0, attempts) for org_id, number, credit_applied, attempts in rows}
-
-
-def _waiting_change(sub: Subscription, invoice: tuple[str, int, int] | None) -> WaitingChange | None:
-    change = sub.pending_change
-    if not change or invoice is None:
-        return None
-    number, credit_applied, attempts = invoice
-    priced_at = change.get("priced_at")
-    return WaitingChange(operation=change["operation"], request=change.get("request") or {},
-                         summary=change.get("summary", change["operation"]),
-                         priced_at=datetime.fromisoformat(priced_at) if priced_at else sub.period_start,
-                         invoice=number, total=change.get("total", 0), attempts=attempts,
-                         credit_applied=credit_applied)
-
-
-def _ledgers(session: Session, org_ids: list[str] | Select) -> dict[str, list[BilledSpan]]:
-    rows = session.execute(select(BilledSpanRow, Invoice.number)
-                           .outerjoin(Invoice, Invoice.id == BilledSpanRow.invoice_id)
-                           .where(BilledSpanRow.org_id.in_(org_ids)).order_by(BilledSpanRow.id))
-    found: dict[str, list[BilledSpan]] = {}
-    for row, number in rows:
-        found.setdefault(row.org_id, []).append(BilledSpan(Item(ItemKind(row.item_kind), row.item_code), row.quantity,
-                                                           row.start, row.end, row.amount, number or ""))
-    return found
-
-
-# ---- writing a decision -------------------------------------------------------------------------
-
-def persist(session: Session, org_id: str, decision: Decision, verdicts: list[Verdict], now: datetime, key: str,
-            policy: Policy) -> tuple[InvoiceRef | None, OrgSnapshot]:
-    """Write what the decision changes, in the caller's transaction, then its storage verdicts.
-    `key`, the business key of the request or step, names the decision's invoice: a retried
-    activity finds it again. Returns the invoice written and the state as a fresh read would give
-    it (its new spans and waiting change numbered, its version bumped by the writes, a holding of
-    no units no holding, whether it is a large account for its licences now)."""
+def persist(session: Session, org_id: str, decision: Decision, verdicts: list[Verdict], invoice: str | None,
+            now: datetime, policy: Policy) -> tuple[OrgSnapshot, list[Event]]:
+    """Write what the decision changes in the org's rows, in the caller's transaction, then its
+    storage verdicts (db/storage). `invoice`: the number of the invoice it issued (db/invoices
+    wrote it first), for its new spans and waiting change. Returns the state as a fresh read would
+    give it (its version bumped by the writes, a holding of no units no holding, whether it is a
+    large account for its licences now) and the verdicts' entries for the audit log."""
     org, sub = get_org(session, org_id)
-    state, ref = decision.state, None
-    for event in decision.events:
-        record_event(session, org_id, now, event.type, dict(event.data), actor=event.actor, reason=event.reason)
-    for invoice_update in decision.invoice_updates:
-        set_invoice_status(session, invoice_by_number(session, invoice_update.number), invoice_update.status, now)
-    if decision.invoice is not None:
-        invoice = create_invoice(session, org_id, bounded(f"{org_id}:{key}", BUSINESS_KEY_COLUMN), decision.invoice,
-                                 org.currency, now)
-        state = numbered(state, invoice.number)
-        ref = InvoiceRef(invoice.number, invoice.total, invoice.currency)
+    state = numbered(decision.state, invoice) if invoice else decision.state
     if decision.card_token:
         sub.card_token = decision.card_token
     contacts = decision.reported.get(CONTACTS)
@@ -202,9 +43,9 @@ def persist(session: Session, org_id: str, decision: Decision, verdicts: list[Ve
         org.contacts_reported_at, org.contacts_report_id = contacts.at, contacts.id
     _change_users(session, org_id, decision.users, decision.reported, now)
     write_state(session, org, sub, state, now)
-    write_verdicts(session, org_id, verdicts, now)
-    return ref, replace(state, version=sub.version, storage=[h for h in state.storage if h.owned],
-                        large_account=is_large_account(max(state.licences, state.user_count), policy))
+    entries = write_verdicts(session, org_id, verdicts, now)
+    return replace(state, version=sub.version, storage=[h for h in state.storage if h.owned],
+                   large_account=is_large_account(max(state.licences, state.user_count), policy)), entries
 
 
 def write_state(session: Session, org: Organisation, sub: Subscription, state: OrgSnapshot, now: datetime) -> None:
@@ -225,8 +66,9 @@ def write_state(session: Session, org: Organisation, sub: Subscription, state: O
     else:
         sub.pending_change = {"operation": pending.operation, "request": pending.request, "summary": pending.summary,
                               "priced_at": pending.priced_at.isoformat(), "total": pending.total}
-        sub.pending_invoice_id = invoice_by_number(session, pending.invoice).id
-    sub.dunning_invoice_id = invoice_by_number(session, state.dunning_invoice).id if state.dunning_invoice else None
+        sub.pending_invoice_id = _invoice_ids(session, {pending.invoice})[pending.invoice]
+    sub.dunning_invoice_id = (_invoice_ids(session, {state.dunning_invoice})[state.dunning_invoice]
+                              if state.dunning_invoice else None)
     sub.dunning_attempts, sub.dunning_retries_done = state.dunning_attempts, state.dunning_retries_done
     sub.dunning_started_at, sub.next_retry_at = state.dunning_started_at, state.next_retry_at
     sub.escalated_at, sub.first_response_due = state.escalated_at, state.first_response_due
@@ -281,7 +123,7 @@ def _write_ledger(session: Session, org_id: str, state: OrgSnapshot) -> None:
     for row in session.scalars(select(BilledSpanRow).where(BilledSpanRow.org_id == org_id).order_by(BilledSpanRow.id)):
         stored.setdefault(_span_key(row.item_kind, row.item_code, row.quantity, row.start, row.end, row.amount),
                           []).append(row)
-    ids = {number: invoice_by_number(session, number).id for number in {s.invoice for s in state.ledger if s.invoice}}
+    ids = _invoice_ids(session, {span.invoice for span in state.ledger if span.invoice})
     for span in state.ledger:
         rows = stored.get(_span_key(str(span.item.kind), span.item.code, span.quantity, span.start, span.end,
                                     span.amount))
@@ -298,52 +140,18 @@ def _write_ledger(session: Session, org_id: str, state: OrgSnapshot) -> None:
             session.delete(row)
 
 
+def _invoice_ids(session: Session, numbers: set[str]) -> dict[str, int]:
+    """The ids of the invoices a state names, in one query (db/invoices wrote any new one first)."""
+    ids = dict(session.execute(select(Invoice.number, Invoice.id).where(Invoice.number.in_(numbers))).all()
+               ) if numbers else {}
+    missing = sorted(numbers - ids.keys())
+    if missing:
+        raise LookupError(f"unknown invoice {missing[0]}")
+    return ids
+
+
 def _span_key(kind: str, code: str, quantity: int, start: datetime, end: datetime, amount: int) -> tuple:
     return kind, code, quantity, start, end, amount
-
-
-class StoredOrg:
-    """What a decision reads of the org besides its state, when it asks (domain.steps.Stored):
-    the database's word on its users, the reports applied, its mailboxes and its invoices."""
-
-    def __init__(self, session: Session, org_id: str) -> None:
-        self.session, self.org_id = session, org_id
-
-    def has(self, email: str) -> bool:
-        return not self.unknown([email])
-
-    def unknown(self, emails: list[str]) -> list[str]:
-        wanted = [email.strip().lower() for email in emails]
-        known: set[str] = set()
-        for first in range(0, len(wanted), 1000):
-            known.update(self.session.scalars(select(User.email).where(
-                User.org_id == self.org_id, User.email.in_(wanted[first:first + 1000]))))
-        return [email for email in wanted if email not in known]
-
-    def reported(self, subjects: list[str]) -> dict[str, Stamp]:
-        stamps: dict[str, Stamp] = {}
-        if CONTACTS in subjects:
-            org = self.session.get(Organisation, self.org_id)
-            if org is not None and org.contacts_reported_at is not None:
-                stamps[CONTACTS] = Stamp(org.contacts_reported_at, org.contacts_report_id or "")
-        emails = [subject for subject in subjects if subject != CONTACTS]
-        for first in range(0, len(emails), 1000):
-            rows = self.session.execute(select(User.email, User.usage_reported_at, User.usage_report_id).where(
-                User.org_id == self.org_id, User.email.in_(emails[first:first + 1000]),
-                User.usage_reported_at.is_not(None)))
-            stamps.update({email: Stamp(at, report_id or "") for email, at, report_id in rows})
-        return stamps
-
-    def mailboxes(self, only: list[str] | None, waiting: bool) -> Mailboxes:
-        return load_mailboxes(self.session, self.org_id, only, waiting)
-
-    def paid_invoice(self, number: str) -> PaidInvoice:
-        return paid_invoice(self.session, number)
-
-
-def roster(session: Session, org_id: str) -> Roster:
-    """The org's users as the workflow's validators check them (domain.users)."""
-    return Roster.of(session.scalars(select(User.email).where(User.org_id == org_id)))
 
 
 def _change_users(session: Session, org_id: str, changes: list[UserChange], reported: dict[str, Stamp],

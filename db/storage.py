@@ -6,9 +6,9 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.events import record_event
 from db.models import StorageUnit, Subscription, User
 from domain.states import BlockReason
+from domain.decisions import Event
 from domain.storage import MB_PER_GB, Arrival, Mailbox, Mailboxes, Verdict, verdict_events
 
 CHUNK = 500
@@ -39,12 +39,12 @@ def load_mailboxes(session: Session, org_id: str, only: list[str] | None, waitin
     return Mailboxes(users, arrivals)
 
 
-def write_verdicts(session: Session, org_id: str, verdicts: list[Verdict], at: datetime) -> None:
-    """Each verdict written, with its entries in the audit log."""
+def write_verdicts(session: Session, org_id: str, verdicts: list[Verdict], at: datetime) -> list[Event]:
+    """Each verdict written; their entries for the audit log, in order, for the caller to record
+    (db.events) with the rest of its decision."""
     for verdict in verdicts:
         write_verdict(session, org_id, verdict, at)
-        for event in verdict_events(verdict):
-            record_event(session, org_id, at, event.type, event.data)
+    return [event for verdict in verdicts for event in verdict_events(verdict)]
 
 
 def write_verdict(session: Session, org_id: str, verdict: Verdict, now: datetime) -> None:

@@ -46,6 +46,20 @@ def decided(step: Step, state: OrgSnapshot, stored: Stored, ctx: Context) -> tup
 
 
 @dataclass(frozen=True)
+class Taken:
+    """A decision its caller took (a new customer's opening: domain.onboarding.open_paid, decided
+    before the org's rows exist), carried out and committed like any step's. None: the caller
+    found it committed already (a retry), and the recorded answer stands: it is never asked."""
+    name: str
+    taken: Decision | None
+
+    def decision(self, state: OrgSnapshot, ctx: Context, stored: Stored) -> Decision:
+        if self.taken is None:
+            raise LookupError(f"{self.name}: committed already, its recorded answer stands")
+        return self.taken
+
+
+@dataclass(frozen=True)
 class Change:
     """An operation's request, checked again on the stored state (a change applied since the
     workflow's own check counts) and its users on the stored ones; named by its operation."""

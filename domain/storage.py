@@ -11,7 +11,7 @@ longest first, is given as many free units as it takes to cover their usage, the
 (a unit the others already cover without is given back), or none when all the free units
 together cannot cover it. It runs whenever enforcement runs: on a usage report, a plan change, and
 once units become free (bought, or released). `enforced` applies it inside a decision, to the
-users its checks name, read once (`StoredMailboxes`: db.state.StoredOrg); db/storage.py writes
+users its checks name, read once (`StoredMailboxes`: db.snapshots.StoredOrg); db/storage.py writes
 the verdict in bulk."""
 
 from bisect import bisect_left
@@ -245,12 +245,6 @@ def scope_of(checks: list[StorageCheck]) -> list[str] | None:
     return sorted(named)
 
 
-def free_units(state: OrgSnapshot) -> dict[int, int]:
-    """Unallocated units not ending at the renewal: what auto-allocation may give."""
-    return {h.unit_gb: state.storage_removable(h.unit_gb) for h in state.storage
-            if state.storage_removable(h.unit_gb) > 0}
-
-
 def _after(mailboxes: Mailboxes, decision: Decision) -> tuple[dict[str, Mailbox], list[Arrival]]:
     """The users and arrivals once the decision's user changes are written (storage enforcement
     runs on the users as the decision leaves them)."""
@@ -288,7 +282,7 @@ def carried_out(decision: Decision, mailboxes: Mailboxes, quota_gb: int, user_ca
     auto = state.auto_allocate_storage
     users, arrivals = _after(mailboxes, decision)
     admins, others = _ranks(arrivals)
-    pool = free_units(state)
+    pool = state.free_units
     sent: dict[str, list[Effect]] = {}
     effects, verdicts = [], []
     for effect in decision.effects:

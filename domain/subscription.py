@@ -271,5 +271,11 @@ class OrgSnapshot:
     def storage_removable(self, unit_gb: int) -> int:
         return self.storage_free(unit_gb) - self.scheduled.removing(unit_gb)
 
+    @property
+    def free_units(self) -> dict[int, int]:
+        """Unallocated units not ending at the renewal, by size: what auto-allocation may give."""
+        return {h.unit_gb: self.storage_removable(h.unit_gb) for h in self.storage
+                if self.storage_removable(h.unit_gb) > 0}
+
     def with_changes(self, **changes: Any) -> "OrgSnapshot":
         return replace(self, **changes)

@@ -6,7 +6,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from db.entitlements import store_entitlements
-from db.events import record_event
+from db.events import record_entries, record_event
+from db.snapshots import recorded_outcome
 from db.orgs import delete_org, end_opening, insert_org, invoice_of, org_exists, start_opening, sync_plans
 from db.storage import write_verdicts
 from domain.cards import CardDetails
@@ -17,6 +18,7 @@ from domain.onboarding import NewOrg, open_paid, opening_state
 from domain.periods import require_utc
 from domain.policy import Policy
 from domain.states import InvoiceKind, InvoiceStatus
+from domain.steps import Taken
 from domain.storage import Arrival, Mailbox, Mailboxes, carried_out, gb_to_mb
 from services.unit_of_work import Outcome, OrgUnitOfWork
 
@@ -47,7 +49,7 @@ def create_org(session: Session, org: NewOrg, catalog: Catalog, policy: Policy, 
     _, verdicts = carried_out(Decision(state, effects=[check_storage("created")]),
                               Mailboxes(users, [Arrival(u.seq, u.email, u.is_admin) for u in users]),
                               plan.quota_gb, plan.user_cap, now)
-    write_verdicts(session, org.id, verdicts, now)
+    record_entries(session, org.id, now, write_verdicts(session, org.id, verdicts, now))
     store_entitlements(session, state, catalog, now)
     session.flush()
 
@@ -56,15 +58,14 @@ def open_account(unit: OrgUnitOfWork, org: NewOrg, card: CardDetails, at: dateti
     """Write a new customer's org and its first cycle's invoice, for the workflow to charge
     (domain.onboarding.open_paid). Refused when the id is taken."""
     with unit.db.transaction() as session:
-        recorded = unit.recorded(session, org.id, OPENING_KEY)
-        if recorded is not None:
-            return recorded
-        _require_new(session, org.id)
-        attempt = start_opening(session, org, unit.catalog, card, at)
-        decision = open_paid(org, card, attempt, Context(at, unit.policy, unit.catalog, OPENING_KEY))
-        # The rows first, the ledger with the invoice that bills it (services.unit_of_work, its commit).
-        insert_org(session, org, decision.state.with_changes(ledger=[]), at)
-        return unit.carry_out(session, org.id, OPENING_KEY, at, "open_account", decision)
+        decision = None   # retried after its commit: the unit of work answers what it answered then
+        if recorded_outcome(session, org.id, OPENING_KEY) is None:
+            _require_new(session, org.id)
+            attempt = start_opening(session, org, unit.catalog, card, at)
+            decision = open_paid(org, card, attempt, Context(at, unit.policy, unit.catalog, OPENING_KEY))
+            # The rows first, the ledger with the invoice that bills it (the unit of work's commit).
+            insert_org(session, org, decision.state.with_changes(ledger=[]), at)
+        return unit.decide_in(session, org.id, OPENING_KEY, at, Taken("open_account", decision))
 
 
 def discard_opening(unit: OrgUnitOfWork, org_id: str, invoice_number: str, reason: str | None) -> None:

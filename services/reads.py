@@ -2,7 +2,7 @@
 users' roster."""
 
 from db.session import Database
-from db.state import load_state, roster
+from db.snapshots import load_state, roster
 from domain.catalog import Catalog
 from domain.policy import Policy
 from domain.subscription import CatalogFacts, OrgSnapshot, catalog_facts

@@ -4,7 +4,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from db.state import StoredOrg, load_state
+from db.events import record_entries
+from db.snapshots import StoredOrg, load_state
 from db.storage import write_verdicts
 from domain.catalog import Catalog
 from domain.decisions import Decision, check_storage
@@ -19,5 +20,5 @@ def enforce_storage(session: Session, org_id: str, catalog: Catalog, now: dateti
     state = load_state(session, org_id, Policy())
     _, verdicts = enforced(Decision(state, effects=[check_storage("enforce", users=only)]), StoredOrg(session, org_id),
                            catalog, now)
-    write_verdicts(session, org_id, verdicts, now)
+    record_entries(session, org_id, now, write_verdicts(session, org_id, verdicts, now))
     return verdicts[0]

@@ -108,7 +108,7 @@ def test_show_gives_the_tax_details_billing_org_tax_stored_since_the_workflows_l
     from datetime import datetime, timezone
     from types import SimpleNamespace
 
-    from db.state import load_state
+    from db.snapshots import load_state
     from domain.onboarding import NewOrg, paid_for_one_cycle, validate_new_org
     from domain.policy import Policy
     from services.orgs import create_org

@@ -20,7 +20,7 @@ from activities.messages import ChangeInput, SentReport
 from db.models import Subscription
 from db.orgs import set_card
 from services.orgs import create_org
-from db.state import StoredOrg, load_state
+from db.snapshots import StoredOrg, load_state
 from domain import reports
 from domain import requests as rq
 from domain.cards import sandbox_tokenise

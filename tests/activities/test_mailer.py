@@ -14,7 +14,7 @@ from domain.storage import BlockedUser, Verdict, storage_emails
 from domain.subscription import Item
 from domain.onboarding import NewOrg, validate_new_org
 from services.orgs import create_org
-from db.state import load_state
+from db.snapshots import load_state
 from domain.policy import Policy
 
 AT = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from db.invoices import invoice_document, statement
 from db.migrate import upgrade
 from db.session import Database
-from db.state import load_state
+from db.snapshots import load_state
 from domain.policy import Policy
 from domain.statement import EntryKind
 from domain.states import OrgStatus

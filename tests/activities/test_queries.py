@@ -7,7 +7,7 @@ from sqlalchemy import event
 
 from services.orgs import create_org
 from db.queries import org_states
-from db.state import load_state
+from db.snapshots import load_state
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.policy import Policy
 

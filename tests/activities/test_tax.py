@@ -18,10 +18,10 @@ from activities.documents import SAMPLE_SELLER, Documents, pdf
 from activities.mail import MailActivities, SmtpConfig
 from activities.messages import ChargeInput, EmailRequest, InvoiceOp, RenewalInput
 from activities.payments import PaymentActivities, SandboxGateway
-from db.invoices import create_invoice, statement
+from db.invoices import issue_invoice, statement
 from db.models import GatewayCharge, OrgEvent, Organisation, Payment
 from db.orgs import set_card
-from db.state import load_state
+from db.snapshots import load_state
 from domain import emails
 from domain.billing import Line
 from services.orgs import create_org
@@ -213,7 +213,7 @@ async def test_a_credit_note_e_mail_shows_the_negative_tax_kept_as_credit(pg_db,
         state = load_state(session, "kredit", Policy())
         draft = Draft(state)
         draft.bill(InvoiceDraft(InvoiceKind.CYCLE_SWITCH, [line]), catalog, RENEWAL)
-        invoice = create_invoice(session, "kredit", "note", draft.decision("noted").invoice, "IDR", RENEWAL)
+        invoice, _ = issue_invoice(session, "kredit", "note", draft.decision("noted").invoice, "IDR", RENEWAL)
         number, total = invoice.number, invoice.total
     assert total == -99900
     text, _, page = await _sent(pg_db, catalog, smtp_sink, "kredit",

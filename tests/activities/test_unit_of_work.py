@@ -4,12 +4,12 @@ rewritten."""
 
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from activities.billing import BillingActivities
 from activities.messages import ChangeInput, InvoiceOp, OrgOp, RenewalInput, StepResult
 from db.models import BilledSpanRow, Invoice, User
-from db.state import load_state
+from db.snapshots import load_state
 from domain import requests as rq
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from domain.policy import Policy
@@ -120,3 +120,29 @@ def _spans(db, org_id: str) -> dict[int, tuple]:
                 for row, number in session.execute(
                     select(BilledSpanRow, Invoice.number).outerjoin(Invoice, Invoice.id == BilledSpanRow.invoice_id)
                     .where(BilledSpanRow.org_id == org_id))}
+
+
+def test_an_opening_retried_after_its_commit_answers_as_it_did_and_writes_nothing_again(pg_db, catalog):
+    """A new customer's opening is a decision taken before the org's rows exist (domain.steps.Taken);
+    an activity retried after its transaction committed finds the answer recorded by its key."""
+    from activities.messages import OpeningInput
+    from db.models import OpeningAttempt, OrgEvent
+    from domain.cards import sandbox_tokenise
+
+    new = validate_new_org(NewOrg(id="opened", name="Opened Co", admin_email="admin@opened.test", plan="standard",
+                                  cycle="monthly", users=[NewUser("b@opened.test", 40.0)]), catalog)
+    billing = BillingActivities(pg_db, catalog, POLICY)
+    opening = OpeningInput(new, sandbox_tokenise("4242424242424242"), START)
+    first = _answered_as_stored(pg_db, "opened", billing.open_account(opening))
+    again = billing.open_account(opening)
+
+    assert first.invoice.number == "INV-opened-0001" and first.invoice.total > 0
+    assert again == first and first.snapshot.status == "active"
+    with pg_db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.org_id == "opened")) == 1
+        assert session.scalar(select(func.count()).select_from(OpeningAttempt)
+                              .where(OpeningAttempt.org_id == "opened")) == 1
+        # Written once: the opening's invoice, then its entitlements' first version after its answer.
+        types = list(session.scalars(select(OrgEvent.type).where(OrgEvent.org_id == "opened").order_by(OrgEvent.id)))
+    assert types.count("invoice") == 1 and types.count("entitlements") == 1 and types.count("operation") == 1
+    assert types.index("invoice") < types.index("operation") < types.index("entitlements")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bench.storm_setup import create_orgs, create_storm_org, declines
 from db.models import Base, EntitlementVersion, Invoice, Organisation
-from db.state import load_states
+from db.snapshots import load_states
 from domain.cards import sandbox_tokenise
 from domain.entitlements import content_of, digest
 from domain.policy import Policy

@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from domain.onboarding import NewOrg, NewUser, paid_for_one_cycle, validate_new_org
 from services.orgs import create_org
-from db.state import load_state
+from db.snapshots import load_state
 from domain.periods import anchor_renewing_at
 from domain.subscription import OrgSnapshot
 from domain.states import Cycle

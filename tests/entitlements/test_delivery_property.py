@@ -14,7 +14,7 @@ from activities.billing import BillingActivities
 from activities.messages import ChangeInput, OrgOp
 from activities.webhooks import DeliveryActivities
 from db.entitlements import entitled_users, forget_deliveries
-from db.state import load_state
+from db.snapshots import load_state
 from domain.delivery import Endpoint, Retry, Webhooks
 from domain.entitlements import content_of, entitlements
 from domain.errors import DomainError

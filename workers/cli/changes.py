@@ -271,8 +271,8 @@ def usage_import(org_id: str = typer.Argument(..., help="Org id"),
 
 
 def _all_users_known(org_id: str, usage) -> None:
-    """The decision's own check of a usage file's users (db.state.StoredOrg), on the whole file."""
-    from db.state import StoredOrg
+    """The decision's own check of a usage file's users (db.snapshots.StoredOrg), on the whole file."""
+    from db.snapshots import StoredOrg
     from domain.errors import DomainError
     from domain.users import check_member
     emails = [email for email, _ in usage.rows]

@@ -190,7 +190,7 @@ async def _state(org_id: str):
 def org_show(org_id: str = typer.Argument(..., help="Org id"),
              as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
     """The org's state as its workflow sees it (the database's, when the workflow cannot answer)."""
-    from db.state import load_state
+    from db.snapshots import load_state
     next_action, next_at, source = None, None, "workflow"
     try:
         view = asyncio.run(_state(org_id))
