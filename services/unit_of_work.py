@@ -54,14 +54,15 @@ class OrgUnitOfWork:
 
     def decide_in(self, session: Session, org_id: str, key: str, at: datetime, step: Step) -> Outcome:
         """Decide `step` for the org once per business `key`, in the caller's transaction."""
+        # Load.
         state, stored = load_state(session, org_id, self.policy), StoredOrg(session, org_id)
         recorded = recorded_outcome(session, org_id, key)
         if recorded is not None:  # retried after its commit: what it answered, on the state as stored
             return Outcome(state, recorded["message"], value_to_type(InvoiceRef | None, recorded["invoice"]),
                            value_to_type(list[Effect], recorded["effects"]), recorded.get("users_added", []))
-
+        # Decide.
         decision, verdicts = decided(step, state, stored, Context(at, self.policy, self.catalog, key))
-
+        # Commit, each kind of row once; the entitlements last, derived from the rows as written.
         invoice, invoice_entries = write_invoices(session, org_id, key, decision, state.currency, at)
         written, verdict_entries = persist(session, org_id, decision, verdicts, invoice.number if invoice else None,
                                            at, self.policy)
