@@ -41,8 +41,9 @@ def store_entitlements(session: Session, state: OrgSnapshot, catalog: Catalog, a
         document = versioned(content, version, at)
         session.add(EntitlementVersion(org_id=org_id, version=version, digest=digest(content), document=document,
                                        created_at=at))
-        # In the org's history (and billing simulate's timeline) after the change that made it:
-        # the last row of the unit of work's commit.
+        # In the org's history (and billing simulate's timeline) after the change that made it. The
+        # row is written here, not through db.events.record_event: this is the last write of the
+        # transaction, and the unit of work writes each kind of row once (db/events just before).
         session.add(OrgEvent(org_id=org_id, at=at, type="entitlements",
                              data={"version": version, "plan": content["plan"]["id"], "status": content["status"],
                                    "blocked_users": blocked_users(document)}))

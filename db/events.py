@@ -26,19 +26,6 @@ def record_entries(session: Session, org_id: str, at: datetime, entries: list[Ev
         record_event(session, org_id, at, entry.type, dict(entry.data), actor=entry.actor, reason=entry.reason)
 
 
-def already_done(session: Session, operation_key: str) -> bool:
-    """True when an activity already committed the operation with this business key: the
-    activity was retried after its transaction committed."""
-    return session.scalar(select(OrgEvent.id).where(
-        OrgEvent.dedupe_key == bounded(f"op:{operation_key}", DEDUPE_KEY_COLUMN))) is not None
-
-
-def mark_done(session: Session, org_id: str, at: datetime, operation_key: str, what: str,
-              actor: str | None = None, reason: str | None = None, data: dict[str, Any] | None = None) -> None:
-    record_event(session, org_id, at, "operation", {"operation": what, **(data or {})}, actor=actor, reason=reason,
-                 dedupe_key=f"op:{operation_key}")
-
-
 def record_decision(session: Session, org_id: str, at: datetime, entries: list[Event], key: str, what: str,
                     outcome: dict[str, Any]) -> None:
     """A decision's audit entries, in order, and its answer, remembered by its business key so a

@@ -49,6 +49,7 @@ def persist(session: Session, org_id: str, decision: Decision, verdicts: list[Ve
 
 
 def write_state(session: Session, org: Organisation, sub: Subscription, state: OrgSnapshot, now: datetime) -> None:
+    invoice_ids = _invoice_ids(session, state)
     sub.status, sub.plan_id, sub.licences = state.status, state.plan, state.licences
     sub.cycle, sub.cycle_anchor, sub.period_start, sub.renews_at = (state.cycle, state.cycle_anchor,
                                                                     state.period_start, state.renews_at)
@@ -66,9 +67,8 @@ def write_state(session: Session, org: Organisation, sub: Subscription, state: O
     else:
         sub.pending_change = {"operation": pending.operation, "request": pending.request, "summary": pending.summary,
                               "priced_at": pending.priced_at.isoformat(), "total": pending.total}
-        sub.pending_invoice_id = _invoice_ids(session, {pending.invoice})[pending.invoice]
-    sub.dunning_invoice_id = (_invoice_ids(session, {state.dunning_invoice})[state.dunning_invoice]
-                              if state.dunning_invoice else None)
+        sub.pending_invoice_id = invoice_ids[pending.invoice]
+    sub.dunning_invoice_id = invoice_ids[state.dunning_invoice] if state.dunning_invoice else None
     sub.dunning_attempts, sub.dunning_retries_done = state.dunning_attempts, state.dunning_retries_done
     sub.dunning_started_at, sub.next_retry_at = state.dunning_started_at, state.next_retry_at
     sub.escalated_at, sub.first_response_due = state.escalated_at, state.first_response_due
@@ -79,7 +79,7 @@ def write_state(session: Session, org: Organisation, sub: Subscription, state: O
     session.flush()
     _write_storage(session, org.id, state, now)
     _write_addons(session, org.id, state)
-    _write_ledger(session, org.id, state)
+    _write_ledger(session, org.id, state, invoice_ids)
     sub.version = (sub.version or 0) + 1
 
 
@@ -115,7 +115,7 @@ def _write_addons(session: Session, org_id: str, state: OrgSnapshot) -> None:
         session.add(row)
 
 
-def _write_ledger(session: Session, org_id: str, state: OrgSnapshot) -> None:
+def _write_ledger(session: Session, org_id: str, state: OrgSnapshot, ids: dict[str, int]) -> None:
     """The ledger updated, not rewritten: a span still in the state keeps its row (the same item,
     quantity, days and amount are the same span), its invoice set when it changed; spans gone are
     deleted, new ones inserted after the others (the state's order: kept spans, then new ones)."""
@@ -123,7 +123,6 @@ def _write_ledger(session: Session, org_id: str, state: OrgSnapshot) -> None:
     for row in session.scalars(select(BilledSpanRow).where(BilledSpanRow.org_id == org_id).order_by(BilledSpanRow.id)):
         stored.setdefault(_span_key(row.item_kind, row.item_code, row.quantity, row.start, row.end, row.amount),
                           []).append(row)
-    ids = _invoice_ids(session, {span.invoice for span in state.ledger if span.invoice})
     for span in state.ledger:
         rows = stored.get(_span_key(str(span.item.kind), span.item.code, span.quantity, span.start, span.end,
                                     span.amount))
@@ -140,8 +139,12 @@ def _write_ledger(session: Session, org_id: str, state: OrgSnapshot) -> None:
             session.delete(row)
 
 
-def _invoice_ids(session: Session, numbers: set[str]) -> dict[str, int]:
-    """The ids of the invoices a state names, in one query (db/invoices wrote any new one first)."""
+def _invoice_ids(session: Session, state: OrgSnapshot) -> dict[str, int]:
+    """The ids of the invoices the state names (its waiting change's, its dunning one, its ledger's
+    spans'), in one query; db/invoices wrote any new one first."""
+    numbers = {span.invoice for span in state.ledger if span.invoice}
+    numbers |= {number for number in (state.pending.invoice if state.pending else None, state.dunning_invoice)
+                if number}
     ids = dict(session.execute(select(Invoice.number, Invoice.id).where(Invoice.number.in_(numbers))).all()
                ) if numbers else {}
     missing = sorted(numbers - ids.keys())

@@ -274,8 +274,8 @@ class OrgSnapshot:
     @property
     def free_units(self) -> dict[int, int]:
         """Unallocated units not ending at the renewal, by size: what auto-allocation may give."""
-        return {h.unit_gb: self.storage_removable(h.unit_gb) for h in self.storage
-                if self.storage_removable(h.unit_gb) > 0}
+        removable = {h.unit_gb: self.storage_removable(h.unit_gb) for h in self.storage}
+        return {size: count for size, count in removable.items() if count > 0}
 
     def with_changes(self, **changes: Any) -> "OrgSnapshot":
         return replace(self, **changes)

@@ -38,8 +38,9 @@ class Outcome:
     effects: list[Effect] = field(default_factory=list)
     users_added: list[str] = field(default_factory=list)
     users_blocked: int = 0
-    # The state the step was decided on; None when the answer is the one recorded by a first run
-    # (a retry decides nothing).
+    # The state loaded before deciding (for an opening: the rows just inserted, which the caller's
+    # decision was not taken on); None when the answer is the one a first run recorded (a retry
+    # decides nothing).
     decided_on: OrgSnapshot | None = None
 
 
@@ -54,13 +55,13 @@ class OrgUnitOfWork:
 
     def decide_in(self, session: Session, org_id: str, key: str, at: datetime, step: Step) -> Outcome:
         """Decide `step` for the org once per business `key`, in the caller's transaction."""
-        # Load.
+        # Load everything a step may read, before anything is written.
         state, stored = load_state(session, org_id, self.policy), StoredOrg(session, org_id)
         recorded = recorded_outcome(session, org_id, key)
         if recorded is not None:  # retried after its commit: what it answered, on the state as stored
             return Outcome(state, recorded["message"], value_to_type(InvoiceRef | None, recorded["invoice"]),
                            value_to_type(list[Effect], recorded["effects"]), recorded.get("users_added", []))
-        # Decide.
+        # Decide: pure, so a retry that finds no recorded answer decides the same on the same rows.
         decision, verdicts = decided(step, state, stored, Context(at, self.policy, self.catalog, key))
         # Commit, each kind of row once; the entitlements last, derived from the rows as written.
         invoice, invoice_entries = write_invoices(session, org_id, key, decision, state.currency, at)
@@ -70,7 +71,7 @@ class OrgUnitOfWork:
             end_opening(session, org_id, "paid")
         outcome = Outcome(written, decision.message, invoice, decision.effects,
                           [change.email for change in decision.users if change.kind == UserChangeKind.ADD],
-                          sum(len(verdict.blocked) for verdict in verdicts), state)
+                          sum(len(verdict.blocked) for verdict in verdicts), decided_on=state)
         answer = {"message": outcome.message, "invoice": outcome.invoice, "effects": outcome.effects,
                   "users_added": outcome.users_added}
         record_decision(session, org_id, at, decision.events + invoice_entries + verdict_entries, key, step.name,
