@@ -13,19 +13,13 @@ from db.models import BUSINESS_KEY_COLUMN, STATUS_AT, Invoice, InvoiceLine, Invo
 from domain.billing import Line
 from domain.decisions import Decision, EmailLine, Event, InvoiceDraft
 from domain.limits import bounded, shown
+from domain.org import InvoiceRef
 from domain.payments import PaidInvoice
 from domain.statement import Buyer, IssuedInvoice, ReceivedPayment, Statement
 from domain.statement import statement as statement_of
 from domain.states import ChargeOutcome, InvoiceKind, InvoiceStatus
 from domain.subscription import Item, ItemKind
 from domain.tax import InvoiceTax
-
-
-@dataclass(frozen=True)
-class InvoiceRef:
-    number: str
-    total: int
-    currency: str
 
 
 def write_invoices(session: Session, org_id: str, key: str, decision: Decision, currency: str, now: datetime

@@ -1,6 +1,6 @@
 """An org as a decision reads it: its state (domain.subscription.OrgSnapshot) from its rows, what
 else the decision may ask (StoredOrg), and the answer a step gave the first time it ran with a
-business key. The unit of work (services/unit_of_work.py) loads here; db/state.py writes."""
+business key. The unit of work's store (db/org_store.py) loads here; db/state.py writes."""
 
 from datetime import datetime
 from typing import Any

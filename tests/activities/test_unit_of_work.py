@@ -146,3 +146,21 @@ def test_an_opening_retried_after_its_commit_answers_as_it_did_and_writes_nothin
         types = list(session.scalars(select(OrgEvent.type).where(OrgEvent.org_id == "opened").order_by(OrgEvent.id)))
     assert types.count("invoice") == 1 and types.count("entitlements") == 1 and types.count("operation") == 1
     assert types.index("invoice") < types.index("operation") < types.index("entitlements")
+
+
+def test_a_change_retried_after_its_commit_answers_as_it_did_without_deciding_again(pg_db, catalog):
+    """The answer recorded by the change's key (db.org_store) is the one a retry gets, effects and
+    invoice included; nothing is decided or written twice."""
+    from db.models import OrgEvent
+
+    billing = _org(pg_db, catalog, "again", [NewUser(ADMIN, 1.0)], plan="standard", cycle="monthly", licences=2)
+    change = ChangeInput("again", rq.BuyStorageRequest(25, 1), key="update:again:1", at=START + timedelta(days=3))
+    first = _answered_as_stored(pg_db, "again", billing.apply_change(change))
+    again = billing.apply_change(change)
+
+    assert first.invoice is not None and first.invoice.total > 0 and first.effects
+    assert again == first
+    with pg_db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.org_id == "again")) == 1
+        assert session.scalar(select(func.count()).select_from(OrgEvent).where(
+            OrgEvent.org_id == "again", OrgEvent.type == "operation")) == 1
