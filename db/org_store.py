@@ -41,15 +41,15 @@ class OrgStore:
         self.session.flush()
 
     def _write(self, org: Org) -> None:
-        decided, state, session = org.uncommitted, org.state, self.session
-        assert decided is not None
-        decision, org_id, key, at = decided.decision, state.org_id, decided.ctx.key, decided.ctx.now
+        kept, state, session = org.uncommitted, org.state, self.session
+        assert kept is not None
+        decision, org_id, key, at = kept.decision, state.org_id, kept.ctx.key, kept.ctx.now
         invoice, invoice_entries = write_invoices(session, org_id, key, decision, state.currency, at)
-        written, verdict_entries = persist(session, org_id, decision, decided.verdicts,
+        written, verdict_entries = persist(session, org_id, decision, kept.verdicts,
                                            invoice.number if invoice else None, at, self.policy)
         if decision.opening_paid:
             end_opening(session, org_id, "paid")
-        answer = org.committed(written, invoice)
-        record_decision(session, org_id, at, decision.events + invoice_entries + verdict_entries, key, decided.step,
+        answer = org.written(written, invoice)
+        record_decision(session, org_id, at, decision.events + invoice_entries + verdict_entries, key, kept.step,
                         json.loads(json.dumps(answer, cls=AdvancedJSONEncoder)))
         store_entitlements(session, written, self.catalog, at)

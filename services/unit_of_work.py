@@ -1,11 +1,11 @@
-"""One org's unit of work (cosmicpython's), in one transaction and three phases, each a single
-pass downwards: LOAD the org once (db.org_store: its state, what else a step may read, the answer
-recorded for the step's business key), DECIDE (domain.org: the step, pure, its storage checks
-carried out), COMMIT what was decided (db.org_store writes each kind of row once). A step retried
-after its commit answers what it answered the first time, effects included, without deciding
-again."""
+"""One step of an org's life, run through its unit of work (cosmicpython's service layer), in one
+transaction and three phases, each a single pass downwards: LOAD the org once (db.org_store, the
+unit of work: its state, what else a step may read, the answer recorded for the step's business
+key), DECIDE (domain.org: the step, pure, its storage checks carried out), COMMIT what was decided
+(db.org_store writes each kind of row once). A step retried after its commit answers what it
+answered the first time, effects included, without deciding again."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -14,7 +14,7 @@ from db.org_store import OrgStore
 from db.session import Database
 from domain.catalog import Catalog
 from domain.decisions import Context, Effect
-from domain.org import InvoiceRef, Org
+from domain.org import Answer, InvoiceRef, Org
 from domain.policy import Policy
 from domain.steps import Step
 from domain.subscription import OrgSnapshot
@@ -22,13 +22,11 @@ from domain.subscription import OrgSnapshot
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a step answers: the org's state as stored, the decision's message, the invoice it
-    issued and the effects for the workflow to carry out, in order."""
+    """What a step answers (domain.org.Answer: the decision's message, the invoice it issued, the
+    effects for the workflow to carry out in order, the users it added) with the org's state as
+    stored and what the caller counts."""
     state: OrgSnapshot
-    message: str = ""
-    invoice: InvoiceRef | None = None
-    effects: list[Effect] = field(default_factory=list)
-    users_added: list[str] = field(default_factory=list)
+    answer: Answer
     users_blocked: int = 0
     # The state loaded before deciding (for an opening: the rows just inserted, which the caller's
     # decision was not taken on); None when the answer is the one a first run recorded (a retry
@@ -37,10 +35,25 @@ class Outcome:
 
     @classmethod
     def of(cls, org: Org) -> "Outcome":
-        answer, decided = org.answered, org.decided
-        assert answer is not None, "a step answers once committed"
-        return cls(org.state, answer.message, answer.invoice, answer.effects, answer.users_added,
-                   decided.users_blocked if decided else 0, org.loaded if decided else None)
+        assert org.answered is not None, "a step answers once committed"
+        kept = org.kept
+        return cls(org.state, org.answered, kept.users_blocked if kept else 0, org.loaded if kept else None)
+
+    @property
+    def message(self) -> str:
+        return self.answer.message
+
+    @property
+    def invoice(self) -> InvoiceRef | None:
+        return self.answer.invoice
+
+    @property
+    def effects(self) -> list[Effect]:
+        return self.answer.effects
+
+    @property
+    def users_added(self) -> list[str]:
+        return self.answer.users_added
 
 
 class OrgUnitOfWork:
