@@ -7,7 +7,7 @@ from temporalio import activity
 
 from activities import metrics
 from activities.errors import data_errors_are_final
-from activities.messages import (ChangeInput, DunningUpdate, InvoiceInfo, InvoiceOp, OpeningInput, OrgContext, OrgOp,
+from activities.messages import (ChangeInput, DunningUpdate, InvoiceOp, OpeningInput, OrgContext, OrgOp,
                                  RenewalInput, ReportsInput, StepResult)
 from db.session import Database
 from domain.catalog import Catalog
@@ -27,10 +27,7 @@ def _decline(update: DunningUpdate) -> Decline:
 def _result(outcome: Outcome) -> StepResult:
     if outcome.users_blocked:
         metrics.users_blocked(outcome.users_blocked)
-    invoice = outcome.invoice
-    return StepResult(outcome.state, outcome.message,
-                      InvoiceInfo(invoice.number, invoice.total, invoice.currency) if invoice else None,
-                      outcome.effects, outcome.users_added)
+    return StepResult(outcome.state, outcome.message, outcome.invoice, outcome.effects, outcome.users_added)
 
 
 def _counted(outcome: Outcome, dunning: str) -> Outcome:

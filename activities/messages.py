@@ -11,6 +11,7 @@ from domain.decisions import ChargePurpose, Effect, Email, EmailLine
 from domain.limits import bounded
 from domain.onboarding import NewOrg
 from domain.operations import OPERATIONS, operation_of
+from domain.org import InvoiceRef
 from domain.policy import Policy
 from domain.states import ChargeOutcome
 from domain.subscription import CatalogFacts, OrgSnapshot
@@ -39,13 +40,6 @@ class OpeningInput:
     org: NewOrg
     card: CardDetails
     at: datetime
-
-
-@dataclass(frozen=True)
-class InvoiceInfo:
-    number: str
-    total: int
-    currency: str
 
 
 @dataclass(frozen=True)
@@ -145,7 +139,7 @@ class StepResult:
     invoice it issued and the effects for the workflow to carry out, in order."""
     snapshot: OrgSnapshot
     message: str = ""
-    invoice: InvoiceInfo | None = None
+    invoice: InvoiceRef | None = None
     effects: list[Effect] = field(default_factory=list)
     # Users the decision added: the workflow's roster learns them without reading them back.
     users_added: list[str] = field(default_factory=list)

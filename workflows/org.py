@@ -20,7 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from activities.mail import MailActivities
-    from activities.messages import (ChangeInput, ChargeInput, ChargeResult, DunningUpdate, EmailRequest, InvoiceInfo,
+    from activities.messages import (ChangeInput, ChargeInput, ChargeResult, DunningUpdate, EmailRequest,
                                      InvoiceOp, OpeningInput, OrgContext, OrgOp, RenewalInput, ReportsInput, SentReport,
                                      StepResult, reports_key)
     from activities.payments import PaymentActivities
@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import DomainError
     from domain.lifecycle import Step, StepKind, next_step
     from domain.operations import OPERATIONS, Operation
+    from domain.org import InvoiceRef
     from domain.policy import Policy
     from domain.states import ChargeOutcome, OrgStatus
     from domain.limits import UPDATE_ID_MAX
@@ -276,7 +277,7 @@ class OrgWorkflow:
                 await self._final_action(effect.final_action, declined)
         return charge
 
-    async def _collect(self, charge: Charge, issued: InvoiceInfo | None) -> ChargeResult:
+    async def _collect(self, charge: Charge, issued: InvoiceRef | None) -> ChargeResult:
         """Charge an invoice; the outcome is the next decision: paid, or declined at its rung."""
         number = charge.invoice or issued.number
         result = await calls.execute(PaymentActivities.charge_invoice,
